@@ -1,0 +1,42 @@
+"""ember_xcs: an execution layer for compound AI systems.
+
+Python/LLM operators run on a dataflow graph scheduler; numeric code goes to JAX; one
+`jit` stitches both. This module is the public API: explicit re-exports only.
+"""
+
+from ._errors import CycleError as CycleError
+from ._errors import DuplicateNodeError as DuplicateNodeError
+from ._errors import ExecutionError as ExecutionError
+from ._errors import ExecutionTimeoutError as ExecutionTimeoutError
+from ._errors import FieldMappingError as FieldMappingError
+from ._errors import GraphError as GraphError
+from ._errors import MissingInputError as MissingInputError
+from ._errors import ModelError as ModelError
+from ._errors import NodeExecutionError as NodeExecutionError
+from ._errors import OptionsError as OptionsError
+from ._errors import TraceError as TraceError
+from ._errors import TransformError as TransformError
+from ._errors import UnknownNodeError as UnknownNodeError
+from ._errors import XCSError as XCSError
+from ._options import ExecutionOptions as ExecutionOptions
+from ._options import execution_options as execution_options
+from .graph import Graph as Graph
+from .graph import XCSGraph as XCSGraph
+from .operators import Operator as Operator
+from .operators import op as op
+from .scheduling import EngineScheduler as EngineScheduler
+from .scheduling import ExecutionHooks as ExecutionHooks
+from .scheduling import ExecutionPlan as ExecutionPlan
+from .scheduling import ExecutionResult as ExecutionResult
+from .scheduling import Scheduler as Scheduler
+from .scheduling import Timeline as Timeline
+from .scheduling import execute_graph as execute_graph
+from .scheduling import register_scheduler as register_scheduler
+
+# --- jit (ember_xcs.jit) ---
+
+# --- transforms (ember_xcs.transforms) ---
+
+# --- models live in ember_xcs.models (not re-exported here) ---
+
+__version__ = "0.1.0"

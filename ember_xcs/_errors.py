@@ -1,0 +1,142 @@
+"""The one exception hierarchy of ember_xcs.
+
+Every error the library raises on purpose is an `XCSError`. Messages say what happened in
+the user's own names (node ids, operator names, parameter names) and what to do about it.
+Errors raised while running a user's operator are chained (`raise ... from exc`) so the
+original traceback is never lost.
+
+```
+XCSError
+├── OptionsError            bad or unknown execution option
+├── GraphError              building or validating a Graph
+│   ├── DuplicateNodeError
+│   ├── UnknownNodeError
+│   ├── CycleError
+│   ├── FieldMappingError
+│   └── MissingInputError
+├── ExecutionError          running a graph or plan; names the node
+│   ├── NodeExecutionError  an operator raised
+│   └── ExecutionTimeoutError
+├── TraceError              jit tracing could not continue
+├── TransformError          vmap / pmap / mesh_sharded misuse
+└── ModelError              an LLM backend failed
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+class XCSError(Exception):
+    """Base class of every error ember_xcs raises on purpose."""
+
+
+class OptionsError(XCSError, ValueError):
+    """An execution option is unknown or has an invalid value."""
+
+
+class GraphError(XCSError):
+    """A graph is malformed: bad node ids, edges, mappings or cycles."""
+
+
+class DuplicateNodeError(GraphError):
+    """A node id is used twice in one graph."""
+
+
+class UnknownNodeError(GraphError, KeyError):
+    """An edge or query names a node the graph does not have."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class CycleError(GraphError):
+    """The graph has a cycle, so there is no order to run it in."""
+
+    def __init__(self, cycle: Sequence[str]):
+        self.cycle = list(cycle)
+        path = " -> ".join([*self.cycle, self.cycle[0]]) if self.cycle else "?"
+        super().__init__(f"graph has a cycle: {path}; remove one edge or merge the nodes")
+
+
+class FieldMappingError(GraphError):
+    """A field mapping names a parameter or output field that does not exist."""
+
+
+class MissingInputError(GraphError):
+    """A node has required parameters that no edge or input supplies."""
+
+
+class ExecutionError(XCSError):
+    """Running a graph failed. Carries the node, operator and an input summary.
+
+    **Attributes:**
+
+    - `node_id`: the id of the node that failed (or `None` for graph-level errors).
+    - `operator_name`: a readable name of the node's operator.
+    - `inputs_summary`: a short, truncated description of the node's inputs.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        node_id: str | None = None,
+        operator_name: str | None = None,
+        inputs_summary: str | None = None,
+    ):
+        super().__init__(message)
+        self.node_id = node_id
+        self.operator_name = operator_name
+        self.inputs_summary = inputs_summary
+
+
+class NodeExecutionError(ExecutionError):
+    """An operator raised while running as a node; the original is `__cause__`."""
+
+
+class ExecutionTimeoutError(ExecutionError):
+    """A graph or node deadline passed. `running` lists the nodes still in flight."""
+
+    def __init__(self, message: str, *, running: Sequence[str] = (), **kwargs: Any):
+        super().__init__(message, **kwargs)
+        self.running = list(running)
+
+
+class TraceError(XCSError):
+    """Symbolic tracing could not continue (Python needed a concrete value)."""
+
+
+class TransformError(XCSError):
+    """A transform (vmap, pmap, mesh_sharded) was given inputs it cannot map."""
+
+
+class ModelError(XCSError):
+    """An LLM backend failed. Never carries an API key."""
+
+
+def summarize_value(value: Any, limit: int = 60) -> str:
+    """A short description of `value` for error messages: arrays by shape and dtype."""
+    shape = getattr(value, "shape", None)
+    dtype = getattr(value, "dtype", None)
+    if shape is not None and dtype is not None:
+        return f"{type(value).__name__}[{dtype}{list(shape)}]"
+    if isinstance(value, Mapping):
+        inner = ", ".join(f"{k!r}: {summarize_value(v, 20)}" for k, v in list(value.items())[:4])
+        more = ", ..." if len(value) > 4 else ""
+        return _truncate("{" + inner + more + "}", limit)
+    text = repr(value)
+    return _truncate(text, limit)
+
+
+def summarize_inputs(args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+    """Summarise call arguments as `(arg0, key=value)` with each value shortened."""
+    parts = [summarize_value(a) for a in args]
+    parts += [f"{k}={summarize_value(v)}" for k, v in kwargs.items()]
+    return _truncate("(" + ", ".join(parts) + ")", 240)
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,206 @@
+"""Execution options: one frozen dataclass, a ContextVar, and environment defaults.
+
+Precedence, highest first (as in JAX config states and Dask's `num_workers or config`):
+
+1. an `ExecutionOptions` passed explicitly (`execute_graph(..., options=...)`);
+2. the innermost `execution_options(...)` block (a ContextVar, so it is per thread and
+   per asyncio task, and the engine copies it into its worker threads);
+3. `EMBER_XCS_*` environment variables, read once on first use and validated;
+4. the dataclass defaults.
+
+Every field has a consumer in the engine and a test; an unknown option is an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import difflib
+import os
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import Any
+
+from ._errors import OptionsError
+
+__all__ = ["ExecutionOptions", "current_options", "execution_options"]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ExecutionOptions:
+    """How a graph or jit plan is executed.
+
+    **Arguments:**
+
+    - `scheduler`: `"auto"` (parallel when the graph has parallelism, else sequential),
+      `"sequential"`, `"parallel"`, `"wave"`, `"noop"` (dry run), `"dask"`, the name of a
+      registered scheduler, or any object following the `Scheduler` protocol.
+    - `max_workers`: cap on nodes in flight at once. `None` means as wide as the graph,
+      up to 512 (I/O-bound calls spend their time waiting, not computing).
+    - `timeout_seconds`: deadline for the whole execution; on expiry an
+      `ExecutionTimeoutError` names the nodes still running.
+    - `node_timeout_seconds`: deadline for each node, measured from its start.
+    - `return_partial_results`: on failure, keep running the nodes that do not depend
+      on the failed one and return every completed output with the failures listed,
+      instead of raising.
+    - `retries`: extra attempts for a node whose operator raises one of `retry_on`.
+    - `retry_backoff`: seconds before the first retry; doubled on each further attempt.
+    - `retry_on`: exception types worth retrying.
+    - `hooks`: `ExecutionHooks` objects notified of graph and node events.
+    - `include_intermediates`: return every node's output, not only the sinks'.
+    - `dask_client`: a `distributed.Client` or a scheduler address for `scheduler="dask"`;
+      `None` uses the current default client.
+    """
+
+    scheduler: Any = "auto"
+    max_workers: int | None = None
+    timeout_seconds: float | None = None
+    node_timeout_seconds: float | None = None
+    return_partial_results: bool = False
+    retries: int = 0
+    retry_backoff: float = 0.05
+    retry_on: tuple[type[BaseException], ...] = (Exception,)
+    hooks: tuple[Any, ...] = ()
+    include_intermediates: bool = False
+    dask_client: Any = None
+
+    def __post_init__(self) -> None:
+        _check_positive_int("max_workers", self.max_workers)
+        _check_positive_number("timeout_seconds", self.timeout_seconds)
+        _check_positive_number("node_timeout_seconds", self.node_timeout_seconds)
+        if not isinstance(self.retries, int) or self.retries < 0:
+            raise OptionsError(f"retries must be an int >= 0, got {self.retries!r}")
+        if not isinstance(self.retry_backoff, int | float) or self.retry_backoff < 0:
+            raise OptionsError(f"retry_backoff must be >= 0 seconds, got {self.retry_backoff!r}")
+        object.__setattr__(self, "retry_on", _as_exception_types(self.retry_on))
+        object.__setattr__(self, "hooks", tuple(self.hooks))
+        if not isinstance(self.scheduler, str) and not hasattr(self.scheduler, "run"):
+            raise OptionsError(
+                f"scheduler must be a scheduler name or an object with a run() method, "
+                f"got {self.scheduler!r}"
+            )
+
+    def replace(self, **overrides: Any) -> ExecutionOptions:
+        """A copy with `overrides` applied; unknown names raise `OptionsError`."""
+        check_option_names(overrides)
+        return dataclasses.replace(self, **overrides)
+
+
+_FIELDS = frozenset(f.name for f in dataclasses.fields(ExecutionOptions))
+
+
+def check_option_names(overrides: dict[str, Any]) -> None:
+    """Raise `OptionsError` naming any key that is not an `ExecutionOptions` field."""
+    unknown = sorted(set(overrides) - _FIELDS)
+    if not unknown:
+        return
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, _FIELDS, n=1)
+        hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise OptionsError(
+        f"unknown execution option {', '.join(hints)}; valid options are "
+        f"{', '.join(sorted(_FIELDS))}"
+    )
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise OptionsError(f"{name} must be a positive int or None, got {value!r}")
+
+
+def _check_positive_number(name: str, value: Any) -> None:
+    if value is not None and (not isinstance(value, int | float) or value <= 0):
+        raise OptionsError(f"{name} must be a positive number of seconds or None, got {value!r}")
+
+
+def _as_exception_types(value: Any) -> tuple[type[BaseException], ...]:
+    types = (value,) if isinstance(value, type) else tuple(value)
+    for t in types:
+        if not (isinstance(t, type) and issubclass(t, BaseException)):
+            raise OptionsError(f"retry_on must hold exception types, got {t!r}")
+    return types
+
+
+# --- environment ---------------------------------------------------------------------
+
+_ENV_PARSERS = {
+    "EMBER_XCS_SCHEDULER": ("scheduler", str),
+    "EMBER_XCS_MAX_WORKERS": ("max_workers", int),
+    "EMBER_XCS_TIMEOUT_SECONDS": ("timeout_seconds", float),
+    "EMBER_XCS_RETRIES": ("retries", int),
+}
+_env_defaults: ExecutionOptions | None = None
+
+
+def _options_from_env() -> ExecutionOptions:
+    values: dict[str, Any] = {}
+    for var, (field, parse) in _ENV_PARSERS.items():
+        raw = os.environ.get(var)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[field] = parse(raw)
+        except ValueError:
+            raise OptionsError(
+                f"environment variable {var}={raw!r} is not a valid {field}"
+            ) from None
+    return ExecutionOptions(**values)
+
+
+def env_defaults() -> ExecutionOptions:
+    """Defaults from `EMBER_XCS_*` variables, read once and validated."""
+    global _env_defaults
+    if _env_defaults is None:
+        _env_defaults = _options_from_env()
+    return _env_defaults
+
+
+def reload_env_defaults() -> ExecutionOptions:
+    """Read the `EMBER_XCS_*` variables again (for tests and long-lived processes)."""
+    global _env_defaults
+    _env_defaults = None
+    return env_defaults()
+
+
+# --- context -------------------------------------------------------------------------
+
+_current: ContextVar[ExecutionOptions | None] = ContextVar("ember_xcs_options", default=None)
+
+
+def current_options() -> ExecutionOptions:
+    """The options in force here: innermost `execution_options` block, else env defaults."""
+    options = _current.get()
+    return options if options is not None else env_defaults()
+
+
+def resolve_options(explicit: ExecutionOptions | None) -> ExecutionOptions:
+    """Explicit options beat the context, which beats the environment."""
+    if explicit is not None:
+        if not isinstance(explicit, ExecutionOptions):
+            raise OptionsError(
+                f"options must be an ExecutionOptions, got {type(explicit).__name__}"
+            )
+        return explicit
+    return current_options()
+
+
+@contextlib.contextmanager
+def execution_options(**overrides: Any) -> Iterator[ExecutionOptions]:
+    """Set execution options for the enclosed block; blocks nest and restore on exit.
+
+    !!! example
+        ```python
+        with xcs.execution_options(scheduler="parallel", max_workers=8):
+            result = pipeline(question)
+        ```
+
+    The options live in a `ContextVar`: they are per thread and per asyncio task, restored
+    on exit even when the block raises, and copied into the engine's worker threads.
+    """
+    options = current_options().replace(**overrides)
+    token = _current.set(options)
+    try:
+        yield options
+    finally:
+        _current.reset(token)

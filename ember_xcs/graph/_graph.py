@@ -1,0 +1,406 @@
+"""`Graph`: operators as nodes, data dependencies as edges, backed by networkx.
+
+**Edges and arguments.** An edge `src -> dst` passes `src`'s output into `dst`:
+
+- *without* `field_mappings`, the whole output becomes the next positional argument of
+  `dst`, in the order the edges were added;
+- *with* `field_mappings={output_field: input_param}`, `dst` receives
+  `output[output_field]` (or `getattr(output, output_field)`) as keyword `input_param`.
+  The field `"*"` stands for the whole output: `{"*": "documents"}`.
+
+Mappings are checked against the consumer's signature when the edge is added; a field
+the producer does not return is reported when it runs, naming both nodes. How graph
+`inputs` reach nodes is described in `ember_xcs.scheduling.execute_graph`.
+
+Analysis delegates to networkx: `waves()` is `nx.topological_generations`, and
+`topological_order()` flattens the waves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import itertools
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import networkx as nx
+
+from .._errors import (
+    CycleError,
+    DuplicateNodeError,
+    FieldMappingError,
+    GraphError,
+    UnknownNodeError,
+)
+from ..operators import Operator, op, operator_signature
+
+__all__ = ["WHOLE_OUTPUT", "Edge", "Graph", "Node", "XCSGraph"]
+
+WHOLE_OUTPUT = "*"
+
+
+@dataclasses.dataclass(frozen=True)
+class Node:
+    """A node: an operator under an id, with a readable name."""
+
+    node_id: str
+    operator: Operator
+    name: str
+    signature: inspect.Signature | None
+
+    def parameter_names(self) -> tuple[str, ...]:
+        """Names the operator accepts as keywords (empty when it cannot be inspected)."""
+        if self.signature is None:
+            return ()
+        return tuple(
+            p.name
+            for p in self.signature.parameters.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        )
+
+    def accepts_any_keyword(self) -> bool:
+        if self.signature is None:
+            return True
+        return any(p.kind is p.VAR_KEYWORD for p in self.signature.parameters.values())
+
+
+@dataclasses.dataclass(frozen=True)
+class Edge:
+    """A data dependency; `field_mappings` is `None` for a positional edge."""
+
+    src: str
+    dst: str
+    field_mappings: Mapping[str, str] | None = None
+
+
+class Graph:
+    """A directed acyclic graph of operator calls.
+
+    !!! example
+        ```python
+        g = xcs.Graph()
+        g.add_node(retrieve, node_id="retrieve")
+        g.add_node(rank, node_id="rank")
+        g.connect("retrieve.docs", "rank.documents")
+        results = xcs.execute_graph(g, {"query": "what is XLA?"})
+        ```
+    """
+
+    def __init__(self) -> None:
+        self._g = nx.DiGraph()
+        self._nodes: dict[str, Node] = {}
+        self._incoming: dict[str, list[Edge]] = {}
+        self._order: dict[str, int] = {}
+        self._counter = itertools.count()
+        self.version = 0  # bumped on every change; executors cache plans by it
+
+    # --- building ---------------------------------------------------------------------
+
+    def add_node(
+        self,
+        operator: Operator | Callable[..., Any],
+        *,
+        node_id: str | None = None,
+        name: str | None = None,
+    ) -> str:
+        """Add `operator` (a plain function is wrapped with `op`) and return its id.
+
+        Without `node_id`, the id is the operator's name, suffixed `_1`, `_2`, ... when
+        that is taken.
+        """
+        if not isinstance(operator, Operator):
+            if not callable(operator):
+                raise GraphError(
+                    f"add_node() needs an Operator or a function, got {type(operator).__name__}"
+                )
+            operator = op(operator)
+        label = name or operator.name
+        node_id = self._check_new_id(node_id) if node_id is not None else self._fresh_id(label)
+        node = Node(node_id, operator, label, _signature_or_none(operator))
+        self._nodes[node_id] = node
+        self._incoming[node_id] = []
+        self._order[node_id] = len(self._order)
+        self._g.add_node(node_id)
+        self.version += 1
+        return node_id
+
+    def add_edge(
+        self, src: str, dst: str, *, field_mappings: Mapping[str, str] | None = None
+    ) -> Graph:
+        """Make `dst` depend on `src`; see the module docstring for how values flow."""
+        self._require(src, f"edge {src} -> {dst}")
+        self._require(dst, f"edge {src} -> {dst}")
+        if src == dst:
+            raise CycleError([src])
+        mappings = dict(field_mappings) if field_mappings is not None else None
+        if mappings is not None:
+            self._check_mappings(src, dst, mappings)
+        edge = self._merge_with_existing(src, dst, mappings)
+        self._g.add_edge(src, dst, field_mappings=edge.field_mappings)
+        self.version += 1
+        return self
+
+    def connect(self, *endpoints: str) -> Graph:
+        """Fluent edges from `"node"` or `"node.field"` strings; returns the graph.
+
+        - `connect("a", "b", "c")`: positional edges `a -> b -> c`.
+        - `connect("retrieve.docs", "rank.documents")`: `rank(documents=out["docs"])`.
+        - `connect("retrieve", "rank.documents")`: the whole output as `documents`.
+        - `connect("retrieve.docs", "rank")`: `out["docs"]` as the next positional argument
+          is not expressible; name the parameter instead.
+        """
+        if len(endpoints) < 2:
+            raise GraphError("connect() needs at least two endpoints, e.g. connect('a', 'b')")
+        if len(endpoints) > 2 and any("." in e for e in endpoints):
+            raise GraphError(
+                "connect() with more than two endpoints takes plain node ids; "
+                "use connect('a.field', 'b.param') one edge at a time for fields"
+            )
+        for src_spec, dst_spec in itertools.pairwise(endpoints):
+            src, field = _split_endpoint(src_spec)
+            dst, param = _split_endpoint(dst_spec)
+            if field is not None and param is None:
+                raise GraphError(
+                    f"connect({src_spec!r}, {dst_spec!r}): a field needs a parameter to go "
+                    f"to; write connect({src_spec!r}, '{dst}.<parameter>')"
+                )
+            mappings = None if param is None else {field or WHOLE_OUTPUT: param}
+            self.add_edge(src, dst, field_mappings=mappings)
+        return self
+
+    # --- queries ----------------------------------------------------------------------
+
+    @property
+    def nodes(self) -> Mapping[str, Node]:
+        """Node id -> `Node`, in insertion order (read-only view)."""
+        return _ReadOnly(self._nodes)
+
+    @property
+    def edges(self) -> list[Edge]:
+        """Every edge, grouped by consumer in insertion order."""
+        return [edge for edges in self._incoming.values() for edge in edges]
+
+    def incoming(self, node_id: str) -> list[Edge]:
+        """Edges into `node_id` in the order they were added (positional order)."""
+        self._require(node_id, "incoming()")
+        return list(self._incoming[node_id])
+
+    def predecessors(self, node_id: str) -> list[str]:
+        self._require(node_id, "predecessors()")
+        return list(self._g.predecessors(node_id))
+
+    def successors(self, node_id: str) -> list[str]:
+        self._require(node_id, "successors()")
+        return list(self._g.successors(node_id))
+
+    def dependencies(self, node_id: str) -> set[str]:
+        """Every node `node_id` depends on, directly or transitively."""
+        self._require(node_id, "dependencies()")
+        return set(nx.ancestors(self._g, node_id))
+
+    def dependents(self, node_id: str) -> set[str]:
+        """Every node that depends on `node_id`, directly or transitively."""
+        self._require(node_id, "dependents()")
+        return set(nx.descendants(self._g, node_id))
+
+    def components(self) -> list[set[str]]:
+        """Groups of nodes with no edges between groups (weakly connected components)."""
+        return [set(c) for c in nx.weakly_connected_components(self._g)]
+
+    def sources(self) -> list[str]:
+        return [n for n in self._nodes if self._g.in_degree(n) == 0]
+
+    def sinks(self) -> list[str]:
+        return [n for n in self._nodes if self._g.out_degree(n) == 0]
+
+    def validate(self) -> Graph:
+        """Raise `CycleError` (printing the cycle) if the graph is not a DAG."""
+        if not nx.is_directed_acyclic_graph(self._g):
+            cycle = [u for u, _ in nx.find_cycle(self._g)]
+            raise CycleError(cycle)
+        return self
+
+    def waves(self) -> list[list[str]]:
+        """Topological generations: each wave depends only on earlier waves."""
+        self.validate()
+        order = self._order
+        return [sorted(w, key=order.__getitem__) for w in nx.topological_generations(self._g)]
+
+    def topological_order(self) -> list[str]:
+        """Node ids such that every edge points forward (the waves, flattened)."""
+        return [n for wave in self.waves() for n in wave]
+
+    def critical_path(
+        self, weights: Mapping[str, float] | Callable[[Node], float] | None = None
+    ) -> list[str]:
+        """The heaviest dependency chain; node weights default to 1 (one call each)."""
+        weight = self._weight_fn(weights)
+        best: dict[str, tuple[float, str | None]] = {}
+        for n in self.topological_order():
+            preds = [(best[p][0], p) for p in self._g.predecessors(n)]
+            top = max(preds, default=(0.0, None))
+            best[n] = (top[0] + weight(n), top[1])
+        if not best:
+            return []
+        node: str | None = max(best, key=lambda n: best[n][0])
+        path = []
+        while node is not None:
+            path.append(node)
+            node = best[node][1]
+        return path[::-1]
+
+    def critical_path_length(
+        self, weights: Mapping[str, float] | Callable[[Node], float] | None = None
+    ) -> float:
+        """Total weight of `critical_path(weights)`; with unit weights, its node count."""
+        weight = self._weight_fn(weights)
+        return float(sum(weight(n) for n in self.critical_path(weights)))
+
+    def to_networkx(self) -> nx.DiGraph:
+        """A copy as `networkx.DiGraph` with `operator`/`name` node and edge attributes."""
+        g = nx.DiGraph()
+        for node in self._nodes.values():
+            g.add_node(node.node_id, operator=node.operator, name=node.name)
+        for edge in self.edges:
+            g.add_edge(edge.src, edge.dst, field_mappings=edge.field_mappings)
+        return g
+
+    def to_mermaid(self) -> str:
+        from ._render import to_mermaid
+
+        return to_mermaid(self)
+
+    def to_dot(self) -> str:
+        from ._render import to_dot
+
+        return to_dot(self)
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._nodes
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._nodes)
+
+    def __repr__(self) -> str:
+        return f"Graph({len(self._nodes)} nodes, {self._g.number_of_edges()} edges)"
+
+    # --- helpers ----------------------------------------------------------------------
+
+    def _weight_fn(self, weights: Any) -> Callable[[str], float]:
+        if weights is None:
+            return lambda n: 1.0
+        if callable(weights):
+            return lambda n: float(weights(self._nodes[n]))
+        return lambda n: float(weights.get(n, 1.0))
+
+    def _require(self, node_id: str, where: str) -> None:
+        if node_id not in self._nodes:
+            known = ", ".join(list(self._nodes)[:8]) or "none yet"
+            raise UnknownNodeError(
+                f"{where}: no node {node_id!r} in this graph (nodes: {known}); "
+                "add it with add_node() first"
+            )
+
+    def _check_new_id(self, node_id: str) -> str:
+        if not isinstance(node_id, str) or not node_id:
+            raise GraphError(f"node_id must be a non-empty string, got {node_id!r}")
+        if "." in node_id:
+            raise GraphError(
+                f"node id {node_id!r} contains '.', which connect() uses to separate a node "
+                "from a field; choose an id without dots"
+            )
+        if node_id in self._nodes:
+            raise DuplicateNodeError(
+                f"node id {node_id!r} is already used by {self._nodes[node_id].name}; "
+                "pick another node_id or leave it out to get a fresh one"
+            )
+        return node_id
+
+    def _fresh_id(self, label: str) -> str:
+        base = label.replace(".", "_") or "node"
+        if base not in self._nodes:
+            return base
+        while True:
+            candidate = f"{base}_{next(self._counter)}"
+            if candidate not in self._nodes:
+                return candidate
+
+    def _check_mappings(self, src: str, dst: str, mappings: dict[str, str]) -> None:
+        node = self._nodes[dst]
+        taken = {
+            param
+            for edge in self._incoming[dst]
+            if edge.src != src and edge.field_mappings
+            for param in edge.field_mappings.values()
+        }
+        for field, param in mappings.items():
+            if not isinstance(field, str) or not isinstance(param, str):
+                raise FieldMappingError(
+                    f"edge {src} -> {dst}: field_mappings must map output field names to "
+                    f"parameter names (strings), got {field!r}: {param!r}"
+                )
+            if param in taken:
+                raise FieldMappingError(
+                    f"edge {src} -> {dst}: parameter {param!r} of {dst} is already fed by "
+                    "another edge; each parameter takes one producer"
+                )
+            if param not in node.parameter_names() and not node.accepts_any_keyword():
+                accepted = ", ".join(node.parameter_names()) or "no keyword parameters"
+                raise FieldMappingError(
+                    f"edge {src} -> {dst} maps field {field!r} to parameter {param!r}, but "
+                    f"{dst} ({node.name}) takes ({accepted}); map to one of those"
+                )
+
+    def _merge_with_existing(self, src: str, dst: str, mappings: dict[str, str] | None) -> Edge:
+        edges = self._incoming[dst]
+        for i, edge in enumerate(edges):
+            if edge.src != src:
+                continue
+            if edge.field_mappings is None or mappings is None:
+                raise GraphError(
+                    f"edge {src} -> {dst} already exists; give all fields in one "
+                    "field_mappings dict instead of adding the edge twice"
+                )
+            merged = Edge(src, dst, {**edge.field_mappings, **mappings})
+            edges[i] = merged
+            return merged
+        edge = Edge(src, dst, mappings)
+        edges.append(edge)
+        return edge
+
+
+XCSGraph = Graph
+
+
+class _ReadOnly(Mapping[str, Node]):
+    __slots__ = ("_data",)
+
+    def __init__(self, data: dict[str, Node]):
+        self._data = data
+
+    def __getitem__(self, key: str) -> Node:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def _split_endpoint(spec: str) -> tuple[str, str | None]:
+    if not isinstance(spec, str):
+        raise GraphError(f"connect() takes 'node' or 'node.field' strings, got {spec!r}")
+    node, _, field = spec.partition(".")
+    return node, (field or None)
+
+
+def _signature_or_none(operator: Operator) -> inspect.Signature | None:
+    try:
+        return operator_signature(operator)
+    except (TypeError, ValueError):  # builtins without introspectable signatures
+        return None

@@ -1,0 +1,41 @@
+"""The single seam through which tracing observes operator calls.
+
+`Operator.__call__` asks this module for the current call handler. Outside a trace there
+is none and the operator's `forward` runs directly, so an un-jitted call costs one
+ContextVar read. `jit` tracing and `autograph` install a handler for the duration of a
+trace; because it lives in a ContextVar, a trace in one thread never sees calls made by
+another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._base import Operator
+
+CallHandler = Callable[["Operator", tuple[Any, ...], dict[str, Any]], Any]
+
+_handler: ContextVar[CallHandler | None] = ContextVar("ember_xcs_call_handler", default=None)
+
+
+def current_call_handler() -> CallHandler | None:
+    """The handler installed by the innermost active trace, or `None`."""
+    return _handler.get()
+
+
+@contextlib.contextmanager
+def intercept_calls(handler: CallHandler | None) -> Iterator[None]:
+    """Route every `Operator.__call__` in this context through `handler`.
+
+    `None` switches interception off, which the engine uses so that operators it runs
+    concretely are never recorded by a trace that happens to be active in the caller.
+    """
+    token = _handler.set(handler)
+    try:
+        yield
+    finally:
+        _handler.reset(token)

@@ -1,0 +1,96 @@
+"""`op`: turn a plain function (sync or `async def`) into a leaf operator."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, overload
+
+from ._base import Operator
+
+__all__ = ["FunctionOperator", "op"]
+
+
+class FunctionOperator(Operator):
+    """A leaf operator wrapping a function; made by `op`. Keeps the function's signature."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        numeric: bool = False,
+        stochastic: bool = False,
+    ):
+        if not callable(fn):
+            raise TypeError(f"op() needs a function, got {type(fn).__name__}")
+        self.fn = fn
+        self._name = name or getattr(fn, "__name__", type(fn).__name__)
+        self.numeric = bool(numeric)
+        self.stochastic = bool(stochastic)
+        self.__doc__ = getattr(fn, "__doc__", None)
+        self.__wrapped__ = fn
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def __name__(self) -> str:  # noqa: PLW3201 - functions are expected to have one
+        return self._name
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        return inspect.signature(self.fn)
+
+    def __repr__(self) -> str:
+        flags = "".join(
+            f", {flag}=True" for flag in ("numeric", "stochastic") if getattr(self, flag)
+        )
+        return f"op({self._name}{flags})"
+
+
+@overload
+def op(fn: Callable[..., Any], /) -> FunctionOperator: ...
+
+
+@overload
+def op(
+    fn: None = None, /, *, name: str | None = None, numeric: bool = False, stochastic: bool = False
+) -> Callable[[Callable[..., Any]], FunctionOperator]: ...
+
+
+def op(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    numeric: bool = False,
+    stochastic: bool = False,
+) -> Any:
+    """Make a leaf operator from a function; works bare and with arguments.
+
+    **Arguments:**
+
+    - `name`: the operator's name in graphs and errors (default: the function's name).
+    - `numeric`: the function is pure array code; `jit` compiles it with `jax.jit` and
+      the transforms hand it straight to JAX.
+    - `stochastic`: results must never be cached or reused.
+
+    !!! example
+        ```python
+        @xcs.op
+        def answer(question: str) -> str: ...
+
+        @xcs.op(numeric=True)
+        def score(embeddings): return embeddings @ embeddings.T
+        ```
+    """
+
+    def wrap(function: Callable[..., Any]) -> FunctionOperator:
+        return FunctionOperator(function, name=name, numeric=numeric, stochastic=stochastic)
+
+    return wrap if fn is None else wrap(fn)

@@ -1,0 +1,52 @@
+"""`execute_graph`: run a `Graph` with the options in force."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .._options import ExecutionOptions, resolve_options
+from ..graph import Graph
+from ._plan import check_inputs, plan_for_graph
+from ._result import ExecutionResult
+from ._schedulers import resolve_scheduler
+
+__all__ = ["execute_graph"]
+
+
+def execute_graph(
+    graph: Graph,
+    inputs: Mapping[str, Any] | None = None,
+    *,
+    options: ExecutionOptions | None = None,
+) -> ExecutionResult:
+    """Run every node of `graph`, each as soon as its inputs are ready.
+
+    **How `inputs` reach nodes.** A node's arguments come, in this order, from
+
+    1. its incoming edges (see `Graph`: positional edges in the order added, mapped
+       fields as keywords);
+    2. `inputs[param]` for each of its parameters that no edge feeds — one global value
+       can feed many nodes; keys that are node ids are never used this way;
+    3. `inputs[node_id]`, a dict of keyword arguments for that node alone, which wins
+       over 2.
+
+    A required parameter fed by none of these, an input key that matches nothing, or a
+    non-dict `inputs[node_id]` raises before any operator runs.
+
+    **Returns** an `ExecutionResult`: the sink nodes' outputs keyed by node id (every
+    node's with `include_intermediates=True`), with `.failures`, `.skipped`, `.stats`
+    and `.plan`.
+
+    **Options** come from `options`, else the innermost `execution_options(...)` block,
+    else `EMBER_XCS_*` environment variables.
+    """
+    resolved = resolve_options(options)
+    if not isinstance(graph, Graph):
+        from .._errors import GraphError
+
+        raise GraphError(f"execute_graph() needs a Graph, got {type(graph).__name__}")
+    plan = plan_for_graph(graph)
+    inputs = {} if inputs is None else inputs
+    check_inputs(plan, inputs)
+    return resolve_scheduler(resolved.scheduler, plan).run(plan, inputs, resolved)

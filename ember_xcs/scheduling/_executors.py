@@ -1,0 +1,95 @@
+"""Executors: where a `NodeCall` runs. The engine loop is the same for all of them.
+
+An executor has `capacity` (how many calls it can run at once; `None` for no limit of its
+own), `submit(index, call, done)` which must eventually put `(index, ok, value)` on the
+`done` queue, optionally `submit_async(index, call, done)` for `async def` operators, and
+`close()`. Writing one is the way to plug a new backend into ember_xcs.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from queue import SimpleQueue
+from typing import Any, Protocol
+
+from .._options import ExecutionOptions
+from ._async_loop import background_loop
+from ._node_call import NodeCall
+from ._pool import shared_pool
+
+__all__ = ["Executor", "InlineExecutor", "ThreadExecutor"]
+
+Done = SimpleQueue  # of (index, ok, value)
+
+
+class Executor(Protocol):
+    capacity: int | None
+
+    def submit(self, index: int, call: NodeCall, done: Done) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def deliver(done: Done, index: int, call: NodeCall) -> None:
+    """Run `call` and put its outcome on `done`; never raises."""
+    try:
+        value = call()
+    except BaseException as exc:  # noqa: BLE001 - the engine decides what to do with it
+        done.put((index, False, exc))
+    else:
+        done.put((index, True, value))
+
+
+class InlineExecutor:
+    """Runs each call on the caller's thread, one at a time: the sequential scheduler."""
+
+    capacity = 1
+
+    def __init__(self, options: ExecutionOptions | None = None):
+        pass
+
+    def submit(self, index: int, call: NodeCall, done: Done) -> None:
+        deliver(done, index, call)
+
+    def close(self) -> None:
+        pass
+
+
+class ThreadExecutor:
+    """Sync calls on the shared worker pool, async calls on the shared event loop.
+
+    The caller's context (including `execution_options`) is captured once and copied
+    into every call, so options and other ContextVars reach the workers.
+    """
+
+    capacity = None
+
+    def __init__(self, options: ExecutionOptions | None = None):
+        self._pool = shared_pool()
+        self._context = contextvars.copy_context()
+
+    def submit(self, index: int, call: NodeCall, done: Done) -> None:
+        context = self._context.copy()
+        self._pool.submit(lambda: context.run(deliver, done, index, call))
+
+    def submit_async(self, index: int, call: NodeCall, done: Done) -> None:
+        loop = background_loop()
+        context = self._context.copy()
+
+        def start() -> None:
+            task = loop.create_task(call.acall(), context=context)
+            task.add_done_callback(lambda t: done.put(_task_outcome(index, t)))
+
+        loop.call_soon_threadsafe(start)
+
+    def close(self) -> None:
+        pass
+
+
+def _task_outcome(index: int, task: Any) -> tuple[int, bool, Any]:
+    if task.cancelled():
+        import asyncio
+
+        return index, False, asyncio.CancelledError(f"node task {index} was cancelled")
+    exc = task.exception()
+    return (index, False, exc) if exc is not None else (index, True, task.result())

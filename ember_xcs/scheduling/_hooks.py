@@ -1,0 +1,140 @@
+"""Hooks: observe graph and node events without touching the engine.
+
+Subclass `ExecutionHooks` and override what you need; pass instances in
+`ExecutionOptions(hooks=...)`. Node hooks run on the worker thread that runs the node,
+so they see real start and end times; they must be thread-safe. The jit layer reports
+compiles, cache hits and misses through the same objects.
+
+`Timeline` is the built-in recorder: it keeps one record per node attempt and computes
+the concurrency that was actually reached.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from typing import Any
+
+__all__ = ["ExecutionHooks", "NodeRecord", "Timeline"]
+
+
+class ExecutionHooks:
+    """Base class with a no-op method per event."""
+
+    def on_graph_start(self, *, num_nodes: int, scheduler: str) -> None:
+        """Before the first node of a run is submitted."""
+
+    def on_graph_end(self, *, num_nodes: int, seconds: float, failed: bool) -> None:
+        """After the last node finished, or the run failed."""
+
+    def on_node_start(self, *, node_id: str, name: str, attempt: int) -> None:
+        """On the worker, just before the operator is called."""
+
+    def on_node_end(self, *, node_id: str, name: str, seconds: float) -> None:
+        """On the worker, after the operator returned."""
+
+    def on_node_failure(
+        self, *, node_id: str, name: str, error: BaseException, attempt: int, will_retry: bool
+    ) -> None:
+        """On the worker, after the operator raised."""
+
+    def on_compile(self, *, target: str, seconds: float, detail: str = "") -> None:
+        """After jit traced a function or XLA compiled a numeric segment."""
+
+    def on_cache_hit(self, *, target: str, key: Any) -> None:
+        """A jit call found its plan in the cache."""
+
+    def on_cache_miss(self, *, target: str, key: Any) -> None:
+        """A jit call had to trace."""
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeRecord:
+    """One attempt of one node: when it ran, where, and whether it succeeded."""
+
+    node_id: str
+    name: str
+    start: float
+    end: float
+    thread: str
+    ok: bool
+    attempt: int
+
+
+class Timeline(ExecutionHooks):
+    """Records every node attempt; `max_concurrency()` is the in-flight peak reached.
+
+    !!! example
+        ```python
+        timeline = xcs.Timeline()
+        with xcs.execution_options(hooks=(timeline,)):
+            pipeline("question")
+        print(timeline.max_concurrency(), timeline.render())
+        ```
+    """
+
+    def __init__(self) -> None:
+        self.records: list[NodeRecord] = []
+        self._starts: dict[tuple[str, int, int], float] = {}
+        self._lock = threading.Lock()
+
+    def on_node_start(self, *, node_id: str, name: str, attempt: int) -> None:
+        key = (node_id, attempt, threading.get_ident())
+        self._starts[key] = time.perf_counter()
+
+    def on_node_end(self, *, node_id: str, name: str, seconds: float) -> None:
+        self._finish(node_id, name, True)
+
+    def on_node_failure(
+        self, *, node_id: str, name: str, error: BaseException, attempt: int, will_retry: bool
+    ) -> None:
+        self._finish(node_id, name, False, attempt)
+
+    def _finish(self, node_id: str, name: str, ok: bool, attempt: int | None = None) -> None:
+        end = time.perf_counter()
+        ident = threading.get_ident()
+        with self._lock:
+            key = next(
+                (
+                    k
+                    for k in self._starts
+                    if k[0] == node_id and k[2] == ident and (attempt is None or k[1] == attempt)
+                ),
+                None,
+            )
+            start = self._starts.pop(key) if key is not None else end
+            record = NodeRecord(
+                node_id, name, start, end, threading.current_thread().name, ok, key[1] if key else 0
+            )
+            self.records.append(record)
+
+    def max_concurrency(self) -> int:
+        """The largest number of node attempts that overlapped in time."""
+        events = sorted([(r.start, 1) for r in self.records] + [(r.end, -1) for r in self.records])
+        peak = current = 0
+        for _, delta in events:
+            current += delta
+            peak = max(peak, current)
+        return peak
+
+    def span(self) -> float:
+        """Seconds from the first start to the last end."""
+        if not self.records:
+            return 0.0
+        return max(r.end for r in self.records) - min(r.start for r in self.records)
+
+    def render(self, width: int = 60) -> str:
+        """An ASCII Gantt chart, one row per node attempt."""
+        if not self.records:
+            return "(no nodes ran)"
+        t0 = min(r.start for r in self.records)
+        scale = width / max(self.span(), 1e-9)
+        label = max(len(r.node_id) for r in self.records)
+        rows = []
+        for r in sorted(self.records, key=lambda r: r.start):
+            left = int((r.start - t0) * scale)
+            bar = max(1, int((r.end - r.start) * scale))
+            mark = "#" if r.ok else "x"
+            rows.append(f"{r.node_id:<{label}} |{' ' * left}{mark * bar}")
+        return "\n".join(rows)

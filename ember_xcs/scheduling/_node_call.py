@@ -1,0 +1,118 @@
+"""`NodeCall`: one bound operator call, with retries, backoff and hooks.
+
+The engine binds a node's arguments on its own thread (so a bad field mapping fails that
+node at once) and hands executors a `NodeCall`. Executors only ever call it, synchronously
+(`node_call()`) or on an event loop (`await node_call.acall()`), so the retry and hook
+logic exists once, whatever runs it: a thread, the caller, asyncio or a Dask worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .._errors import NodeExecutionError, summarize_inputs
+from .._options import ExecutionOptions
+from ..operators import Operator
+from ._async_loop import background_loop
+
+__all__ = ["NodeCall"]
+
+
+class NodeCall:
+    """Call `operator(*args, **kwargs)` as node `node_id`, retrying per the options."""
+
+    __slots__ = ("args", "hooks", "is_async", "kwargs", "name", "node_id", "operator", "options")
+
+    def __init__(
+        self,
+        node_id: str,
+        name: str,
+        operator: Operator,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        options: ExecutionOptions,
+        is_async: bool,
+    ):
+        self.node_id = node_id
+        self.name = name
+        self.operator = operator
+        self.args = args
+        self.kwargs = kwargs
+        self.options = options
+        self.hooks = options.hooks
+        self.is_async = is_async
+
+    def __call__(self) -> Any:
+        if self.is_async:  # executors without an event loop still get async nodes right
+            future = asyncio.run_coroutine_threadsafe(self.acall(), background_loop())
+            return future.result()
+        attempt = 0
+        while True:
+            self._started(attempt)
+            start = time.perf_counter()
+            try:
+                out = self.operator(*self.args, **self.kwargs)
+            except Exception as exc:  # noqa: BLE001 - every operator error becomes a node error
+                delay = self._failed(exc, attempt)
+                time.sleep(delay)
+                attempt += 1
+                continue
+            self._ended(start)
+            return out
+
+    async def acall(self) -> Any:
+        """Await an `async def` operator, retrying with `asyncio.sleep` between attempts."""
+        attempt = 0
+        while True:
+            self._started(attempt)
+            start = time.perf_counter()
+            try:
+                out = await self.operator(*self.args, **self.kwargs)
+            except Exception as exc:  # noqa: BLE001
+                delay = self._failed(exc, attempt)
+                await asyncio.sleep(delay)
+                attempt += 1
+                continue
+            self._ended(start)
+            return out
+
+    def _started(self, attempt: int) -> None:
+        for hook in self.hooks:
+            hook.on_node_start(node_id=self.node_id, name=self.name, attempt=attempt)
+
+    def _ended(self, start: float) -> None:
+        if self.hooks:
+            seconds = time.perf_counter() - start
+            for hook in self.hooks:
+                hook.on_node_end(node_id=self.node_id, name=self.name, seconds=seconds)
+
+    def _failed(self, exc: Exception, attempt: int) -> float:
+        """Notify hooks; return the backoff before the next attempt, or raise."""
+        options = self.options
+        will_retry = attempt < options.retries and isinstance(exc, options.retry_on)
+        for hook in self.hooks:
+            hook.on_node_failure(
+                node_id=self.node_id,
+                name=self.name,
+                error=exc,
+                attempt=attempt,
+                will_retry=will_retry,
+            )
+        if will_retry:
+            return options.retry_backoff * (2**attempt)
+        raise self.error(exc, attempts=attempt + 1) from exc
+
+    def error(self, exc: BaseException, attempts: int = 1) -> NodeExecutionError:
+        """The node-naming error for `exc` (chain it with `from exc`)."""
+        summary = summarize_inputs(self.args, self.kwargs)
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        return NodeExecutionError(
+            f"node {self.node_id!r} ({self.name}) failed{tries}: "
+            f"{type(exc).__name__}: {exc}\n  inputs: {summary}",
+            node_id=self.node_id,
+            operator_name=self.name,
+            inputs_summary=summary,
+        )

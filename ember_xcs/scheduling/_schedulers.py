@@ -1,0 +1,131 @@
+"""Schedulers: the engine loop plus an executor, and a registry of names.
+
+| name | executor | notes |
+|---|---|---|
+| `"sequential"` | inline, on the caller's thread | no threads at all; the baseline |
+| `"parallel"` | shared thread pool + event loop | dataflow; the default for graphs with parallelism |
+| `"wave"` | same as parallel | waits for each wave to finish; kept for comparison |
+| `"noop"` | none | validates and returns the plan; calls nothing |
+| `"dask"` | a `distributed.Client` | for clusters |
+| `"auto"` | — | `"parallel"` when any wave has two or more nodes, else `"sequential"` |
+
+Any object with `run(plan, inputs, options) -> ExecutionResult` is a `Scheduler`; register
+it under a name with `register_scheduler`, or pass it as `ExecutionOptions(scheduler=...)`.
+`EngineScheduler(name, make_executor)` builds one from an executor, which is usually all a
+new backend needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from .._errors import OptionsError
+from .._options import ExecutionOptions
+from ..operators import intercept_calls
+from ._engine import run_plan
+from ._executors import InlineExecutor, ThreadExecutor
+from ._plan import ExecutionPlan
+from ._result import ExecutionResult, ExecutionStats
+
+__all__ = [
+    "EngineScheduler",
+    "NoopScheduler",
+    "Scheduler",
+    "available_schedulers",
+    "register_scheduler",
+    "resolve_scheduler",
+]
+
+
+@runtime_checkable
+class Scheduler(Protocol):
+    """Anything that can run an `ExecutionPlan`."""
+
+    def run(
+        self, plan: ExecutionPlan, inputs: Mapping[str, Any], options: ExecutionOptions
+    ) -> ExecutionResult: ...
+
+
+class EngineScheduler:
+    """The shared engine loop driving the executor that `make_executor(options)` returns."""
+
+    def __init__(
+        self, name: str, make_executor: Callable[[ExecutionOptions], Any], *, barrier: bool = False
+    ):
+        self.name = name
+        self.make_executor = make_executor
+        self.barrier = barrier
+
+    def run(
+        self, plan: ExecutionPlan, inputs: Mapping[str, Any], options: ExecutionOptions
+    ) -> ExecutionResult:
+        # Operators run concretely here; a trace active in the caller must not see them.
+        with intercept_calls(None):
+            executor = self.make_executor(options)
+            try:
+                return run_plan(
+                    plan, inputs, options, executor, scheduler_name=self.name, barrier=self.barrier
+                )
+            finally:
+                executor.close()
+
+    def __repr__(self) -> str:
+        return f"EngineScheduler({self.name!r})"
+
+
+class NoopScheduler:
+    """A dry run: the plan is built and validated, no operator is called."""
+
+    name = "noop"
+
+    def run(
+        self, plan: ExecutionPlan, inputs: Mapping[str, Any], options: ExecutionOptions
+    ) -> ExecutionResult:
+        return ExecutionResult({}, plan=plan, stats=ExecutionStats("noop", 0.0, 0, 0))
+
+
+def _dask_executor(options: ExecutionOptions) -> Any:
+    from ._dask import DaskExecutor
+
+    return DaskExecutor(options)
+
+
+_registry: dict[str, Scheduler] = {
+    "sequential": EngineScheduler("sequential", InlineExecutor),
+    "parallel": EngineScheduler("parallel", ThreadExecutor),
+    "wave": EngineScheduler("wave", ThreadExecutor, barrier=True),
+    "noop": NoopScheduler(),
+    "dask": EngineScheduler("dask", _dask_executor),
+}
+
+
+def register_scheduler(name: str, scheduler: Scheduler, *, replace: bool = False) -> None:
+    """Make `scheduler` available as `ExecutionOptions(scheduler=name)`."""
+    if not isinstance(scheduler, Scheduler):
+        raise OptionsError(f"scheduler {name!r} must have a run(plan, inputs, options) method")
+    if name in _registry and not replace:
+        raise OptionsError(f"a scheduler named {name!r} exists; pass replace=True to override it")
+    if name == "auto":
+        raise OptionsError("'auto' is reserved: it picks parallel or sequential per graph")
+    _registry[name] = scheduler
+
+
+def available_schedulers() -> list[str]:
+    """Registered scheduler names, plus `"auto"`."""
+    return ["auto", *_registry]
+
+
+def resolve_scheduler(spec: Any, plan: ExecutionPlan) -> Scheduler:
+    """The scheduler `spec` names; `"auto"` looks at the plan's width."""
+    if not isinstance(spec, str):
+        return spec
+    if spec == "auto":
+        spec = "parallel" if plan.max_width > 1 else "sequential"
+    try:
+        return _registry[spec]
+    except KeyError:
+        raise OptionsError(
+            f"unknown scheduler {spec!r}; choose one of {', '.join(available_schedulers())} "
+            "or register your own with register_scheduler()"
+        ) from None
