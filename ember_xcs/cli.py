@@ -1,0 +1,66 @@
+"""The `ember-xcs` command: `demo`, `bench` and `doctor`.
+
+`demo` runs the flagship pipeline; `bench` runs the benchmark suite (see `benchmarks/`);
+`doctor` prints what this machine offers (JAX version, devices, optional extras).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ._demo import run_demo
+
+    return run_demo(quick=args.quick)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from ._bench_entry import run_bench
+
+    return run_bench(list(args.bench_args))
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    import platform
+
+    import jax
+
+    print(f"ember_xcs {__import__('ember_xcs').__version__} on Python {platform.python_version()}")
+    print(f"jax {jax.__version__}: backend {jax.default_backend()}, {jax.device_count()} device(s)")
+    for extra in ("distributed", "httpx", "langgraph", "matplotlib"):
+        try:
+            module = __import__(extra)
+            print(f"{extra}: {getattr(module, '__version__', 'installed')}")
+        except ImportError:
+            print(f"{extra}: not installed")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ember-xcs", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="run the flagship demo pipeline")
+    demo.add_argument("--quick", action="store_true", help="shorter latencies, for smoke tests")
+    demo.set_defaults(func=_demo)
+    bench = sub.add_parser("bench", help="run the benchmark suite (see benchmarks/)")
+    bench.add_argument(
+        "bench_args", nargs=argparse.REMAINDER, help="passed to the suite, e.g. --quick"
+    )
+    bench.set_defaults(func=_bench)
+    doctor = sub.add_parser("doctor", help="print versions and devices")
+    doctor.set_defaults(func=_doctor)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
