@@ -1,0 +1,81 @@
+"""The `ember-xcs` command, run the way users run it: as a subprocess.
+
+`ember-xcs` is the console script pip installs beside the interpreter; `python -m
+ember_xcs` is the same command. `bench` is implemented in `ember_xcs/_bench_entry.py`;
+the parser is tested here, the suite itself by the benchmark tests.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ember_xcs.cli import build_parser
+
+TIMEOUT_SECONDS = 240
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+    env.setdefault("JAX_PLATFORMS", "cpu")
+    return env
+
+
+def _console_script() -> str:
+    beside_python = Path(sys.executable).parent / "ember-xcs"
+    found = str(beside_python) if beside_python.exists() else shutil.which("ember-xcs")
+    if found is None:
+        pytest.fail("the ember-xcs console script is not installed; run pip install -e .")
+    return found
+
+
+def run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        list(argv), env=_env(), capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False
+    )
+
+
+def test_demo_quick_runs_both_schedulers_and_reports_speedup():
+    proc = run(_console_script(), "demo", "--quick")
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"^\s*sequential:", proc.stdout, re.MULTILINE), proc.stdout
+    assert re.search(r"^\s*parallel:", proc.stdout, re.MULTILINE), proc.stdout
+    speedup = re.search(r"speedup: (\d+(?:\.\d+)?)x", proc.stdout)
+    assert speedup, proc.stdout
+    assert float(speedup.group(1)) > 0
+
+
+def test_python_dash_m_doctor_reports_versions_and_devices():
+    proc = run(sys.executable, "-m", "ember_xcs", "doctor")
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"^ember_xcs \S+ on Python 3\.\d+", proc.stdout, re.MULTILINE), proc.stdout
+    assert re.search(r"^jax \S+: backend cpu, 8 device\(s\)", proc.stdout, re.MULTILINE)
+
+
+def test_unknown_command_exits_with_usage():
+    proc = run(sys.executable, "-m", "ember_xcs", "frobnicate")
+    assert proc.returncode == 2
+    assert "usage: ember-xcs" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "passed"),
+    [(["bench"], []), (["bench", "--quick"], ["--quick"]), (["bench", "a", "--b"], ["a", "--b"])],
+)
+def test_bench_command_passes_its_arguments_to_the_suite(argv, passed):
+    args = build_parser().parse_args(argv)
+    assert args.command == "bench"
+    assert list(args.bench_args) == passed
+
+
+def test_every_documented_command_is_in_the_parser():
+    usage = build_parser().format_usage()
+    for command in ("demo", "bench", "doctor"):
+        assert command in usage
