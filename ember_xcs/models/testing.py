@@ -1,0 +1,320 @@
+"""`OpenAITestServer`: a small OpenAI-compatible server for tests and benchmarks.
+
+It serves `POST /v1/chat/completions` on 127.0.0.1 at an ephemeral port, from a
+`ThreadingHTTPServer` (one thread per connection, HTTP/1.1 keep-alive, standard library
+only), so the HTTP model is tested against a real socket with no network access. It
+measures what only the server can see: how many requests were in progress at once
+(`max_concurrent`), how many arrived, and what they carried.
+
+Faults are queued with `inject(...)` and consumed one per request in arrival order:
+`Fault.rate_limited(retry_after)`, `Fault.server_error()`, `Fault.slow(seconds)`,
+`Fault.malformed()`. With `api_key` set, a request without the matching bearer token gets
+a 401 whose message quotes the token it received, as real providers do, so tests can check
+that clients scrub keys from errors.
+
+!!! example
+    ```python
+    with OpenAITestServer(latency=0.05) as server:
+        server.inject(Fault.rate_limited(retry_after=0.1), Fault.server_error())
+        model = OpenAICompatibleModel(server.base_url, "test-model")
+        model.complete("hello")          # 429, then 500, then success
+        assert server.requests == 3
+    ```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["Fault", "OpenAITestServer"]
+
+Responder = Callable[[str, dict[str, Any]], str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Fault:
+    """What the server does to one request instead of answering it normally."""
+
+    status: int = 200
+    retry_after: float | None = None
+    delay: float = 0.0
+    bad_json: bool = False
+
+    @classmethod
+    def rate_limited(cls, retry_after: float | None = 0.05) -> Fault:
+        """HTTP 429, with a `Retry-After` header (seconds) unless `retry_after` is None."""
+        return cls(status=429, retry_after=retry_after)
+
+    @classmethod
+    def server_error(cls, status: int = 500) -> Fault:
+        """A 5xx with an OpenAI-style error body."""
+        return cls(status=status)
+
+    @classmethod
+    def slow(cls, seconds: float) -> Fault:
+        """Answer normally, but only after `seconds` more (to trigger client timeouts)."""
+        return cls(delay=seconds)
+
+    @classmethod
+    def malformed(cls) -> Fault:
+        """HTTP 200 with a body that is not JSON."""
+        return cls(bad_json=True)
+
+
+class OpenAITestServer:
+    """A local chat completions server with latency and fault injection.
+
+    **Arguments:**
+
+    - `latency`: seconds every request waits before it is answered.
+    - `api_key`: when set, requests must carry it as a bearer token.
+    - `respond`: `(prompt, request_body) -> text`; the default is a token derived from the
+      prompt and the request's `seed`, so answers are deterministic.
+
+    **Attributes** (measured server-side): `requests`, `concurrent`, `max_concurrent`,
+    `bodies` (the decoded request bodies), `unauthorized` (requests refused with 401).
+    """
+
+    def __init__(
+        self, *, latency: float = 0.0, api_key: str | None = None, respond: Responder | None = None
+    ):
+        self.latency = latency
+        self.api_key = api_key
+        self.respond = respond or _default_respond
+        self._faults: deque[Fault] = deque()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.reset()
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> OpenAITestServer:
+        """Bind 127.0.0.1 on a free port and serve in a background thread."""
+        if self._server is not None:
+            return self
+        self._stopping.clear()
+        self._server = _Server(("127.0.0.1", 0), _Handler, self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="openai-test-server",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, cut open connections and join every server thread."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()  # wakes requests sleeping through latency or a slow fault
+        server.shutdown()
+        server.close_connections()
+        server.server_close()  # joins the per-connection threads
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def __enter__(self) -> OpenAITestServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the test server is not running; call start() or use `with`")
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        """`http://127.0.0.1:<port>`."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """`http://127.0.0.1:<port>/v1`, the form `OPENAI_BASE_URL` takes."""
+        return f"{self.url}/v1"
+
+    # --- faults and measurements -------------------------------------------------------
+
+    def inject(self, *faults: Fault) -> None:
+        """Queue faults; each upcoming request consumes the next one."""
+        with self._lock:
+            self._faults.extend(faults)
+
+    def reset(self) -> None:
+        """Forget measurements and queued faults."""
+        with self._lock:
+            self._faults.clear()
+            self.requests = 0
+            self.concurrent = 0
+            self.max_concurrent = 0
+            self.unauthorized = 0
+            self.bodies: list[dict[str, Any]] = []
+
+    def _enter(self, body: dict[str, Any]) -> Fault | None:
+        with self._lock:
+            self.requests += 1
+            self.concurrent += 1
+            self.max_concurrent = max(self.max_concurrent, self.concurrent)
+            self.bodies.append(body)
+            return self._faults.popleft() if self._faults else None
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.concurrent -= 1
+
+    def _wait(self, seconds: float) -> None:
+        if seconds > 0:
+            self._stopping.wait(seconds)
+
+
+class _Server(ThreadingHTTPServer):
+    """Keeps track of connections so `stop()` can cut idle keep-alive ones."""
+
+    daemon_threads = False  # server_close() joins them: no thread outlives the server
+    block_on_close = True
+
+    def __init__(self, address: tuple[str, int], handler: type, owner: OpenAITestServer):
+        self.owner = owner
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed by the client
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients that time out close their end mid-answer; that is expected here
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as real servers and httpx pools expect
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # stay quiet: tests read stderr
+
+    def do_POST(self) -> None:  # noqa: N802 - the name http.server dispatches to
+        owner = self.server.owner
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path.rstrip("/") != "/v1/chat/completions":
+            self._send(404, _error_body(f"no route {self.path}", "not_found"))
+            return
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            self._send(400, _error_body("request body is not JSON", "invalid_request_error"))
+            return
+        if not self._authorized(owner):
+            return
+        fault = owner._enter(body)
+        try:
+            owner._wait(owner.latency + (fault.delay if fault else 0.0))
+            self._answer(owner, body, fault)
+        finally:
+            owner._leave()
+
+    def _authorized(self, owner: OpenAITestServer) -> bool:
+        if owner.api_key is None:
+            return True
+        received = self.headers.get("Authorization", "")
+        if received == f"Bearer {owner.api_key}":
+            return True
+        with owner._lock:
+            owner.unauthorized += 1
+        token = received.removeprefix("Bearer ")
+        message = f"Incorrect API key provided: {token}"  # echoed, as providers do
+        self._send(401, _error_body(message, "invalid_api_key"))
+        return False
+
+    def _answer(self, owner: OpenAITestServer, body: dict[str, Any], fault: Fault | None) -> None:
+        if fault is not None and fault.bad_json:
+            self._send(200, b'{"choices": [ this is not json')
+        elif fault is not None and fault.status != 200:
+            headers = {}
+            if fault.retry_after is not None:
+                headers["Retry-After"] = f"{fault.retry_after:g}"
+            kind = "rate_limit_exceeded" if fault.status == 429 else "server_error"
+            self._send(fault.status, _error_body(f"injected HTTP {fault.status}", kind), headers)
+        else:
+            self._send(200, _completion(owner, body))
+
+    def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+def _prompt_of(body: dict[str, Any]) -> str:
+    messages = body.get("messages") or [{}]
+    return str(messages[-1].get("content", ""))
+
+
+def _default_respond(prompt: str, body: dict[str, Any]) -> str:
+    data = f"{body.get('seed')}\x1f{prompt}".encode()
+    return f"answer-{hashlib.blake2b(data, digest_size=4).hexdigest()}"
+
+
+def _completion(owner: OpenAITestServer, body: dict[str, Any]) -> bytes:
+    prompt = _prompt_of(body)
+    text = owner.respond(prompt, body)
+    prompt_tokens, completion_tokens = max(1, len(prompt) // 4), max(1, len(text) // 4)
+    return json.dumps(
+        {
+            "id": f"chatcmpl-test-{owner.requests}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "test-model"),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+    ).encode()
+
+
+def _error_body(message: str, kind: str) -> bytes:
+    return json.dumps({"error": {"message": message, "type": kind, "code": kind}}).encode()
