@@ -18,7 +18,7 @@ import dataclasses
 import difflib
 import os
 from collections.abc import Iterator
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 
 from ._errors import OptionsError
@@ -46,7 +46,8 @@ class ExecutionOptions:
     - `retries`: extra attempts for a node whose operator raises one of `retry_on`.
     - `retry_backoff`: seconds before the first retry; doubled on each further attempt.
     - `retry_on`: exception types worth retrying.
-    - `hooks`: `ExecutionHooks` objects notified of graph and node events.
+    - `hooks`: `ExecutionHooks` objects notified of graph and node events (one hook or a
+      sequence of them).
     - `include_intermediates`: return every node's output, not only the sinks'.
     - `dask_client`: a `distributed.Client` or a scheduler address for `scheduler="dask"`;
       `None` uses the current default client.
@@ -64,16 +65,25 @@ class ExecutionOptions:
     include_intermediates: bool = False
     dask_client: Any = None
 
+    def __new__(cls, **overrides: Any) -> ExecutionOptions:
+        # Checked here, before the dataclass __init__, so a misspelt option is an
+        # OptionsError with a suggestion rather than a bare TypeError.
+        check_option_names(overrides)
+        return super().__new__(cls)
+
     def __post_init__(self) -> None:
         _check_positive_int("max_workers", self.max_workers)
         _check_positive_number("timeout_seconds", self.timeout_seconds)
         _check_positive_number("node_timeout_seconds", self.node_timeout_seconds)
-        if not isinstance(self.retries, int) or self.retries < 0:
+        if not isinstance(self.retries, int) or isinstance(self.retries, bool) or self.retries < 0:
             raise OptionsError(f"retries must be an int >= 0, got {self.retries!r}")
-        if not isinstance(self.retry_backoff, int | float) or self.retry_backoff < 0:
+        if not _is_number(self.retry_backoff) or self.retry_backoff < 0:
             raise OptionsError(f"retry_backoff must be >= 0 seconds, got {self.retry_backoff!r}")
+        for flag in ("return_partial_results", "include_intermediates"):
+            if not isinstance(getattr(self, flag), bool):
+                raise OptionsError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
         object.__setattr__(self, "retry_on", _as_exception_types(self.retry_on))
-        object.__setattr__(self, "hooks", tuple(self.hooks))
+        object.__setattr__(self, "hooks", _as_hooks(self.hooks))
         if not isinstance(self.scheduler, str) and not hasattr(self.scheduler, "run"):
             raise OptionsError(
                 f"scheduler must be a scheduler name or an object with a run() method, "
@@ -109,9 +119,37 @@ def _check_positive_int(name: str, value: Any) -> None:
         raise OptionsError(f"{name} must be a positive int or None, got {value!r}")
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
+
+
 def _check_positive_number(name: str, value: Any) -> None:
-    if value is not None and (not isinstance(value, int | float) or value <= 0):
+    if value is not None and (not _is_number(value) or value <= 0):
         raise OptionsError(f"{name} must be a positive number of seconds or None, got {value!r}")
+
+
+# The events the engine calls on every hook; the jit layer's events are optional.
+_HOOK_EVENTS = ("on_graph_start", "on_graph_end", "on_node_start", "on_node_end", "on_node_failure")
+
+
+def _as_hooks(value: Any) -> tuple[Any, ...]:
+    if hasattr(value, "on_node_start"):
+        hooks: tuple[Any, ...] = (value,)
+    else:
+        try:
+            hooks = tuple(value)
+        except TypeError:
+            raise OptionsError(
+                f"hooks must be a sequence of ExecutionHooks, got {value!r}"
+            ) from None
+    for hook in hooks:
+        missing = [event for event in _HOOK_EVENTS if not callable(getattr(hook, event, None))]
+        if missing:
+            raise OptionsError(
+                f"hook {hook!r} has no {', '.join(missing)}; subclass "
+                "ember_xcs.ExecutionHooks and override the events you need"
+            )
+    return hooks
 
 
 def _as_exception_types(value: Any) -> tuple[type[BaseException], ...]:
@@ -172,6 +210,18 @@ def current_options() -> ExecutionOptions:
     """The options in force here: innermost `execution_options` block, else env defaults."""
     options = _current.get()
     return options if options is not None else env_defaults()
+
+
+def set_current_options(options: ExecutionOptions) -> Token[ExecutionOptions | None]:
+    """Make `options` current in this context (the engine does this around each node call,
+    so an operator, or a nested jit call, sees the options of the run it belongs to).
+    Undo with `reset_current_options(token)`."""
+    return _current.set(options)
+
+
+def reset_current_options(token: Token[ExecutionOptions | None]) -> None:
+    """Undo one `set_current_options`."""
+    _current.reset(token)
 
 
 def resolve_options(explicit: ExecutionOptions | None) -> ExecutionOptions:

@@ -59,6 +59,17 @@ class Node:
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
         )
 
+    def positional_parameter_names(self) -> tuple[str, ...] | None:
+        """Parameters positional edges fill, in order; `None` when any number fit."""
+        if self.signature is None:
+            return None
+        params = self.signature.parameters.values()
+        if any(p.kind is p.VAR_POSITIONAL for p in params):
+            return None
+        return tuple(
+            p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        )
+
     def accepts_any_keyword(self) -> bool:
         if self.signature is None:
             return True
@@ -92,7 +103,7 @@ class Graph:
         self._nodes: dict[str, Node] = {}
         self._incoming: dict[str, list[Edge]] = {}
         self._order: dict[str, int] = {}
-        self._counter = itertools.count()
+        self._suffixes: dict[str, int] = {}  # next suffix to try per name
         self.version = 0  # bumped on every change; executors cache plans by it
 
     # --- building ---------------------------------------------------------------------
@@ -136,6 +147,8 @@ class Graph:
         mappings = dict(field_mappings) if field_mappings is not None else None
         if mappings is not None:
             self._check_mappings(src, dst, mappings)
+        elif not any(edge.src == src for edge in self._incoming[dst]):
+            self._check_positional(src, dst)
         edge = self._merge_with_existing(src, dst, mappings)
         self._g.add_edge(src, dst, field_mappings=edge.field_mappings)
         self.version += 1
@@ -324,10 +337,11 @@ class Graph:
         base = label.replace(".", "_") or "node"
         if base not in self._nodes:
             return base
-        while True:
-            candidate = f"{base}_{next(self._counter)}"
-            if candidate not in self._nodes:
-                return candidate
+        suffix = self._suffixes.get(base, 1)
+        while f"{base}_{suffix}" in self._nodes:
+            suffix += 1
+        self._suffixes[base] = suffix + 1
+        return f"{base}_{suffix}"
 
     def _check_mappings(self, src: str, dst: str, mappings: dict[str, str]) -> None:
         node = self._nodes[dst]
@@ -343,7 +357,7 @@ class Graph:
                     f"edge {src} -> {dst}: field_mappings must map output field names to "
                     f"parameter names (strings), got {field!r}: {param!r}"
                 )
-            if param in taken:
+            if param in taken or param in self._positionally_fed(dst):
                 raise FieldMappingError(
                     f"edge {src} -> {dst}: parameter {param!r} of {dst} is already fed by "
                     "another edge; each parameter takes one producer"
@@ -353,6 +367,34 @@ class Graph:
                 raise FieldMappingError(
                     f"edge {src} -> {dst} maps field {field!r} to parameter {param!r}, but "
                     f"{dst} ({node.name}) takes ({accepted}); map to one of those"
+                )
+
+    def _positionally_fed(self, dst: str) -> tuple[str, ...]:
+        slots = self._nodes[dst].positional_parameter_names() or ()
+        count = sum(edge.field_mappings is None for edge in self._incoming[dst])
+        return slots[:count]
+
+    def _check_positional(self, src: str, dst: str) -> None:
+        node = self._nodes[dst]
+        slots = node.positional_parameter_names()
+        if slots is None:
+            return
+        fed = self._positionally_fed(dst)
+        if len(fed) == len(slots):
+            feeders = [e.src for e in self._incoming[dst] if e.field_mappings is None]
+            raise GraphError(
+                f"edge {src} -> {dst}: {dst} ({node.name}) takes {len(slots)} positional "
+                f"argument(s) ({', '.join(slots) or 'none'}), already fed by "
+                f"{', '.join(feeders) or 'nothing'}; map this output to a parameter with "
+                f"connect('{src}', '{dst}.<parameter>')"
+            )
+        param = slots[len(fed)]
+        for edge in self._incoming[dst]:
+            if edge.field_mappings and param in edge.field_mappings.values():
+                raise FieldMappingError(
+                    f"edge {src} -> {dst} would pass {src}'s output as parameter {param!r} "
+                    f"of {dst} ({node.name}), which the edge from {edge.src} already feeds; "
+                    "name the parameter with field_mappings instead"
                 )
 
     def _merge_with_existing(self, src: str, dst: str, mappings: dict[str, str] | None) -> Edge:

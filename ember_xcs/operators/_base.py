@@ -98,11 +98,16 @@ def operator_signature(operator: Operator) -> inspect.Signature:
 
 
 def is_async_operator(operator: Operator) -> bool:
-    """True when the operator's `forward` is an `async def` (returns a coroutine)."""
-    target = getattr(operator, "fn", None) if hasattr(operator, "fn") else None
-    if target is not None and inspect.iscoroutinefunction(target):
+    """True when calling the operator returns a coroutine: its `forward` is an `async def`,
+    or it wraps (`__wrapped__`, as `op` sets) an `async def` function or callable."""
+    if inspect.iscoroutinefunction(type(operator).forward):
         return True
-    return inspect.iscoroutinefunction(type(operator).forward)
+    wrapped = vars(operator).get("__wrapped__")
+    if wrapped is None:
+        return False
+    if inspect.iscoroutinefunction(wrapped):
+        return True
+    return callable(wrapped) and inspect.iscoroutinefunction(type(wrapped).__call__)
 
 
 # --- structure -----------------------------------------------------------------------
@@ -134,7 +139,7 @@ _ARRAY_TYPES = (jax.Array, np.ndarray, np.generic)
 
 def _is_dynamic(value: Any) -> bool:
     """A field is a pytree child when it is, or contains, an array or an operator."""
-    if isinstance(value, _ARRAY_TYPES | Operator):
+    if isinstance(value, (*_ARRAY_TYPES, Operator)):
         return True
     if isinstance(value, list | tuple):
         return any(_is_dynamic(v) for v in value)

@@ -2,14 +2,26 @@
 
 The engine stays in this process, so dependency tracking, priorities, timeouts and
 partial results behave exactly as with threads; Dask only decides where each call runs.
-Arguments are bound here and shipped with the call, so a worker needs the operator (it
-must be picklable by cloudpickle when the cluster uses processes) and its inputs, never
-the whole run. Hooks fire where the node runs: in this process for
-`Client(processes=False)`, in the worker process otherwise.
+Arguments are bound here and shipped with the call, so a worker needs the operator and
+its inputs, never the whole run.
+
+Dask serialises every task, even for an in-process `Client(processes=False)`. So:
+
+- when the cluster lives in this process (its scheduler address is `inproc://`), the
+  task carries only a key into a table of this process's pending calls, and the worker
+  runs the very `NodeCall` the engine made: operators need not be picklable, closures
+  over locks and shared state work, and hooks fire live on the worker thread;
+- otherwise the call itself is shipped (operators must be picklable by cloudpickle), with
+  the options' client removed and the hooks replaced by a recorder whose events are
+  replayed here, in order, when the node's result arrives (their timings are then the
+  worker's).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+import threading
 import uuid
 from typing import Any
 
@@ -19,6 +31,13 @@ from ._executors import Done
 from ._node_call import NodeCall
 
 __all__ = ["DaskExecutor"]
+
+Events = list[tuple[str, dict[str, Any]]]
+
+# key -> a call waiting for an in-process worker
+_local_calls: dict[str, NodeCall] = {}
+_local_lock = threading.Lock()
+_run_ids = itertools.count()
 
 
 def _import_distributed() -> Any:
@@ -49,37 +68,110 @@ class DaskExecutor:
                     "distributed.Client(...) or pass execution_options(dask_client=...)"
                 ) from None
         elif isinstance(client, str):
-            client = distributed.Client(client)
+            client = distributed.Client(client, set_as_default=False)
             self._owned = True
         self._client = client
-        self._run_id = uuid.uuid4().hex[:8]
+        self._run_id = f"{uuid.uuid4().hex[:8]}{next(_run_ids)}"
+        self._in_process = str(client.scheduler.address).startswith("inproc://")
+        self._hooks = options.hooks
+        self._keys: list[str] = []
+        scheduler = options.scheduler if isinstance(options.scheduler, str) else "auto"
+        self._shipped = dataclasses.replace(
+            options,
+            scheduler=scheduler,
+            dask_client=None,
+            hooks=(_HookRecorder(),) if options.hooks else (),
+        )
 
     def submit(self, index: int, call: NodeCall, done: Done) -> None:
-        future = self._client.submit(
-            _call_remote, call, pure=False, key=f"{call.node_id}-{self._run_id}-{index}"
-        )
-        future.add_done_callback(lambda f: done.put(_future_outcome(index, f)))
+        key = f"{call.node_id}-{self._run_id}-{index}"
+        if self._in_process:
+            with _local_lock:
+                _local_calls[key] = call
+            future = self._client.submit(_run_local, key, pure=False, key=key)
+            self._keys.append(key)
+        else:
+            shipped = NodeCall(
+                call.node_id,
+                call.name,
+                call.operator,
+                call.args,
+                call.kwargs,
+                self._shipped,
+                call.is_async,
+            )
+            future = self._client.submit(_run_shipped, shipped, pure=False, key=key)
+        future.add_done_callback(lambda f: done.put(self._outcome(index, f)))
 
     def close(self) -> None:
+        with _local_lock:  # calls a timed-out run never started must not linger
+            for key in self._keys:
+                _local_calls.pop(key, None)
         if self._owned:
             self._client.close()
 
+    def _outcome(self, index: int, future: Any) -> tuple[int, bool, Any]:
+        if future.status == "finished":
+            ok, value, events = future.result()
+            for method, kwargs in events:
+                for hook in self._hooks:
+                    getattr(hook, method)(**kwargs)
+            return index, ok, value
+        try:
+            exc = future.exception()
+        except BaseException as err:  # noqa: BLE001 - cancelled futures raise here
+            exc = err
+        return index, False, exc
 
-def _call_remote(call: NodeCall) -> tuple[bool, Any]:
+
+class _HookRecorder:
+    """Stands in for a run's hooks on a worker in another process: records events."""
+
+    def __init__(self) -> None:
+        self.events: Events = []
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.events = []
+
+    def _record(self, method: str, kwargs: dict[str, Any]) -> None:
+        self.events.append((method, kwargs))
+
+    def on_graph_start(self, **kwargs: Any) -> None:
+        self._record("on_graph_start", kwargs)
+
+    def on_graph_end(self, **kwargs: Any) -> None:
+        self._record("on_graph_end", kwargs)
+
+    def on_node_start(self, **kwargs: Any) -> None:
+        self._record("on_node_start", kwargs)
+
+    def on_node_end(self, **kwargs: Any) -> None:
+        self._record("on_node_end", kwargs)
+
+    def on_node_failure(self, **kwargs: Any) -> None:
+        self._record("on_node_failure", kwargs)
+
+
+def _run_local(key: str) -> tuple[bool, Any, Events]:
+    with _local_lock:
+        call = _local_calls.pop(key)
+    ok, value = _outcome_of(call)
+    return ok, value, []
+
+
+def _run_shipped(call: NodeCall) -> tuple[bool, Any, Events]:
+    recorders = [hook for hook in call.hooks if isinstance(hook, _HookRecorder)]
+    ok, value = _outcome_of(call)
+    return ok, value, [event for recorder in recorders for event in recorder.events]
+
+
+def _outcome_of(call: NodeCall) -> tuple[bool, Any]:
     # Return the exception as a value: Dask would otherwise re-raise it with its own
     # traceback handling, and the engine wants the node-naming error intact.
     try:
         return True, call()
     except BaseException as exc:  # noqa: BLE001
         return False, exc
-
-
-def _future_outcome(index: int, future: Any) -> tuple[int, bool, Any]:
-    if future.status == "finished":
-        ok, value = future.result()
-        return index, ok, value
-    try:
-        exc = future.exception()
-    except BaseException as err:  # noqa: BLE001 - cancelled futures raise here
-        exc = err
-    return index, False, exc

@@ -12,9 +12,18 @@ calls already in flight are allowed to finish (a Python thread cannot be killed;
 means no call outlives the run), and the error is raised. With it, the failed node's
 dependents are skipped and everything else still runs.
 
+Any failure reaches the caller as an `XCSError` naming the node: executors deliver
+`NodeExecutionError`s, and anything else they deliver (a cancelled Dask future) is wrapped.
+Only `BaseException`s that are not `Exception`s (`KeyboardInterrupt`) pass through as they
+are, and they stop the run even with `return_partial_results`.
+
 Timeouts: the loop waits on the completion queue no longer than the graph deadline or the
-oldest running node's deadline. The inline executor cannot be interrupted, so there a slow
-node is failed when it returns late and the graph deadline is checked between nodes.
+oldest running node's deadline; a completion taken after the graph deadline counts as not
+finished. The inline executor cannot be interrupted, so there a slow node is failed when
+it returns late, and nothing else starts once the deadline has passed. If the run is
+already failing when the deadline passes, the failure is raised rather than the timeout.
+Nodes still running at a deadline cannot be stopped (Python threads cannot be killed):
+their results are dropped when they arrive.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from collections.abc import Mapping
 from queue import Empty, SimpleQueue
 from typing import Any
 
-from .._errors import ExecutionTimeoutError, XCSError
+from .._errors import ExecutionTimeoutError, NodeExecutionError, XCSError
 from .._options import ExecutionOptions
 from ._node_call import NodeCall
 from ._plan import ExecutionPlan
@@ -149,7 +158,11 @@ def _loop(
             break
         try:
             i, ok, value = _next(done, running, deadline, node_timeout, nodes)
+            if i in running and deadline is not None and time.perf_counter() > deadline:
+                raise _GraphTimeout  # it came back late: the inline executor's only check
         except _GraphTimeout:
+            if first_error is not None:  # already failing: the cause beats the deadline
+                break
             error = _graph_timeout_error(options, running, nodes, n - finished)
             if not partial:
                 raise error from None
@@ -167,11 +180,13 @@ def _loop(
                 remaining[s] -= 1
                 if remaining[s] == 0:
                     heapq.heappush(ready, (key[s], s))
+        elif not isinstance(value, Exception):  # KeyboardInterrupt and friends: stop now
+            first_error = first_error or value
         elif partial:
             failures[nodes[i].node_id] = _as_xcs_error(value, nodes[i])
             finished += _skip_dependents(i, successors, nodes, skipped, remaining)
         elif first_error is None:
-            first_error = value
+            first_error = _as_xcs_error(value, nodes[i])
     if first_error is not None:
         raise first_error
     return failures, skipped, peak, count
@@ -241,10 +256,16 @@ def _record_timeout(
 
 
 def _as_xcs_error(value: BaseException, node: Any) -> XCSError:
+    """Executors deliver `NodeExecutionError`s; anything else (a cancelled Dask future,
+    an executor's own failure) is wrapped so the caller still learns which node it was."""
     if isinstance(value, XCSError):
         return value
-    wrapped = ExecutionTimeoutError if isinstance(value, TimeoutError) else XCSError
-    error = wrapped(f"node {node.node_id!r} ({node.name}) failed: {type(value).__name__}: {value}")
+    wrapped = ExecutionTimeoutError if isinstance(value, TimeoutError) else NodeExecutionError
+    error = wrapped(
+        f"node {node.node_id!r} ({node.name}) failed: {type(value).__name__}: {value}",
+        node_id=node.node_id,
+        operator_name=node.name,
+    )
     error.__cause__ = value
     return error
 

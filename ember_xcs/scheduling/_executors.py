@@ -13,7 +13,7 @@ from queue import SimpleQueue
 from typing import Any, Protocol
 
 from .._options import ExecutionOptions
-from ._async_loop import background_loop
+from ._async_loop import background_loop, on_background_loop
 from ._node_call import NodeCall
 from ._pool import shared_pool
 
@@ -73,6 +73,9 @@ class ThreadExecutor:
         self._pool.submit(lambda: context.run(deliver, done, index, call))
 
     def submit_async(self, index: int, call: NodeCall, done: Done) -> None:
+        if on_background_loop():  # the engine is blocking the loop: the task could never run
+            deliver(done, index, call)  # fails at once with an error saying what to do
+            return
         loop = background_loop()
         context = self._context.copy()
 

@@ -76,12 +76,15 @@ class Timeline(ExecutionHooks):
 
     def __init__(self) -> None:
         self.records: list[NodeRecord] = []
-        self._starts: dict[tuple[str, int, int], float] = {}
+        # (node_id, thread) -> (attempt, start): one thread runs one attempt of a node at
+        # a time, and async nodes on the shared loop thread have distinct ids within a run.
+        self._starts: dict[tuple[str, int], tuple[int, float]] = {}
         self._lock = threading.Lock()
 
     def on_node_start(self, *, node_id: str, name: str, attempt: int) -> None:
-        key = (node_id, attempt, threading.get_ident())
-        self._starts[key] = time.perf_counter()
+        start = time.perf_counter()
+        with self._lock:
+            self._starts[(node_id, threading.get_ident())] = (attempt, start)
 
     def on_node_end(self, *, node_id: str, name: str, seconds: float) -> None:
         self._finish(node_id, name, True)
@@ -89,25 +92,14 @@ class Timeline(ExecutionHooks):
     def on_node_failure(
         self, *, node_id: str, name: str, error: BaseException, attempt: int, will_retry: bool
     ) -> None:
-        self._finish(node_id, name, False, attempt)
+        self._finish(node_id, name, False)
 
-    def _finish(self, node_id: str, name: str, ok: bool, attempt: int | None = None) -> None:
+    def _finish(self, node_id: str, name: str, ok: bool) -> None:
         end = time.perf_counter()
-        ident = threading.get_ident()
+        thread = threading.current_thread().name
         with self._lock:
-            key = next(
-                (
-                    k
-                    for k in self._starts
-                    if k[0] == node_id and k[2] == ident and (attempt is None or k[1] == attempt)
-                ),
-                None,
-            )
-            start = self._starts.pop(key) if key is not None else end
-            record = NodeRecord(
-                node_id, name, start, end, threading.current_thread().name, ok, key[1] if key else 0
-            )
-            self.records.append(record)
+            attempt, start = self._starts.pop((node_id, threading.get_ident()), (0, end))
+            self.records.append(NodeRecord(node_id, name, start, end, thread, ok, attempt))
 
     def max_concurrency(self) -> int:
         """The largest number of node attempts that overlapped in time."""

@@ -9,14 +9,16 @@ logic exists once, whatever runs it: a thread, the caller, asyncio or a Dask wor
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Sequence
+from types import CoroutineType
 from typing import Any
 
 from .._errors import NodeExecutionError, summarize_inputs
-from .._options import ExecutionOptions
+from .._options import ExecutionOptions, reset_current_options, set_current_options
 from ..operators import Operator
-from ._async_loop import background_loop
+from ._async_loop import run_coroutine
 
 __all__ = ["NodeCall"]
 
@@ -47,14 +49,24 @@ class NodeCall:
 
     def __call__(self) -> Any:
         if self.is_async:  # executors without an event loop still get async nodes right
-            future = asyncio.run_coroutine_threadsafe(self.acall(), background_loop())
-            return future.result()
+            return run_coroutine(self.acall())
+        # The run's options are current while the operator runs, whichever thread or
+        # process runs it, so a nested jit call or `current_options()` sees them.
+        token = set_current_options(self.options)
+        try:
+            return self._call_with_retries()
+        finally:
+            reset_current_options(token)
+
+    def _call_with_retries(self) -> Any:
         attempt = 0
         while True:
             self._started(attempt)
             start = time.perf_counter()
             try:
                 out = self.operator(*self.args, **self.kwargs)
+                if type(out) is CoroutineType:  # a sync-looking operator returned a coroutine
+                    out = run_coroutine(out)
             except Exception as exc:  # noqa: BLE001 - every operator error becomes a node error
                 delay = self._failed(exc, attempt)
                 time.sleep(delay)
@@ -65,12 +77,15 @@ class NodeCall:
 
     async def acall(self) -> Any:
         """Await an `async def` operator, retrying with `asyncio.sleep` between attempts."""
+        set_current_options(self.options)  # a task's context is its own: no reset needed
         attempt = 0
         while True:
             self._started(attempt)
             start = time.perf_counter()
             try:
-                out = await self.operator(*self.args, **self.kwargs)
+                out = self.operator(*self.args, **self.kwargs)
+                if inspect.isawaitable(out):
+                    out = await out
             except Exception as exc:  # noqa: BLE001
                 delay = self._failed(exc, attempt)
                 await asyncio.sleep(delay)
