@@ -28,7 +28,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 from ..operators import Operator, operator_signature
-from ._errors import ModelConfigError
+from ._errors import ModelConfigError, PromptTemplateError
 from ._llm_operator import LLMOperator
 from ._protocol import Model
 
@@ -155,6 +155,11 @@ class JudgeSynthesis(LLMOperator):
         return _signature("responses", "question")
 
     def forward(self, responses: Sequence[Any], question: str = "") -> Any:
+        if isinstance(responses, str | bytes) or not isinstance(responses, Sequence):
+            raise PromptTemplateError(
+                f"{self.name} needs a list of candidate answers as `responses`, "
+                f"got {type(responses).__name__}"
+            )
         values = {"question": question, "responses": _numbered(responses), "count": len(responses)}
         return self.call_model(self.render(values))
 

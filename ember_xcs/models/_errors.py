@@ -3,7 +3,7 @@
 ```
 ModelError
 ├── ModelConfigError       a model or operator was built with an invalid setting
-├── PromptTemplateError    a template placeholder has no value (also a TypeError)
+├── PromptTemplateError    a prompt cannot be rendered from the arguments (also a TypeError)
 ├── RateLimitError         HTTP 429 (retryable; carries `retry_after`)
 ├── ServerError            HTTP 5xx (retryable)
 ├── ClientError            any other HTTP 4xx, e.g. 401 (not retried)
@@ -39,7 +39,7 @@ class ModelConfigError(ModelError, ValueError):
 
 
 class PromptTemplateError(ModelError, TypeError):
-    """A prompt template was rendered without a value for some placeholder."""
+    """A prompt cannot be rendered: a placeholder has no value, or an argument is wrong."""
 
 
 class _CallError(ModelError):

@@ -178,9 +178,11 @@ class OpenAITestServer:
         with self._lock:
             self.concurrent -= 1
 
-    def _wait(self, seconds: float) -> None:
+    def _wait(self, seconds: float) -> bool:
+        """Sleep `seconds` unless the server stops first; False when it is stopping."""
         if seconds > 0:
-            self._stopping.wait(seconds)
+            return not self._stopping.wait(seconds)
+        return not self._stopping.is_set()
 
 
 class _Server(ThreadingHTTPServer):
@@ -240,8 +242,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         fault = owner._enter(body)
         try:
-            owner._wait(owner.latency + (fault.delay if fault else 0.0))
-            self._answer(owner, body, fault)
+            if owner._wait(owner.latency + (fault.delay if fault else 0.0)):
+                self._answer(owner, body, fault)
+            else:  # stopping: drop the connection unanswered, as a dying server would
+                self.close_connection = True
         finally:
             owner._leave()
 
