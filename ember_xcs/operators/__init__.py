@@ -3,6 +3,7 @@
 from ._base import Operator as Operator
 from ._base import is_async_operator as is_async_operator
 from ._base import operator_signature as operator_signature
+from ._classify import classify as classify
 from ._interception import current_call_handler as current_call_handler
 from ._interception import intercept_calls as intercept_calls
 from ._op import FunctionOperator as FunctionOperator
