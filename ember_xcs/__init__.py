@@ -36,6 +36,11 @@ from .scheduling import register_scheduler as register_scheduler
 # --- jit (ember_xcs.jit) ---
 
 # --- transforms (ember_xcs.transforms) ---
+from .transforms import DeviceMesh as DeviceMesh
+from .transforms import PartitionSpec as PartitionSpec
+from .transforms import mesh_sharded as mesh_sharded
+from .transforms import pmap as pmap
+from .transforms import vmap as vmap
 
 # --- models live in ember_xcs.models (not re-exported here) ---
 
