@@ -34,3 +34,29 @@ from ._protocol import ModelResponse as ModelResponse
 from ._protocol import Usage as Usage
 from ._retry import RetryPolicy as RetryPolicy
 from ._simulated import SimulatedModel as SimulatedModel
+
+__all__ = [
+    "CallLimits",
+    "ClientError",
+    "JudgeSynthesis",
+    "LLMOperator",
+    "MalformedResponseError",
+    "Model",
+    "ModelConfigError",
+    "ModelConnectionError",
+    "ModelResponse",
+    "ModelTimeoutError",
+    "MostCommon",
+    "OpenAICompatibleModel",
+    "PromptTemplateError",
+    "RateLimitError",
+    "RetryPolicy",
+    "Sequential",
+    "ServerError",
+    "SimulatedModel",
+    "UniformEnsemble",
+    "Usage",
+    "Verdict",
+    "Verifier",
+    "nested_ensemble",
+]
