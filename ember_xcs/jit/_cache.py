@@ -1,0 +1,66 @@
+"""The plan cache: LRU, size-bounded, thread-safe, one build per key at a time.
+
+Entries are keyed by `_keys` (structure, never payloads). When several threads miss on the
+same key at once, one builds (traces) and the others wait for its result instead of
+tracing again; different keys build concurrently. Evictions are counted for the stats.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+__all__ = ["PlanCache"]
+
+V = TypeVar("V")
+
+
+class PlanCache(Generic[V]):
+    """`get_or_build(key, build) -> (value, hit)`; see the module docstring."""
+
+    def __init__(self, max_size: int):
+        if not isinstance(max_size, int) or max_size < 1:
+            raise ValueError(f"cache_size must be a positive int, got {max_size!r}")
+        self.max_size = max_size
+        self.evictions = 0
+        self._entries: OrderedDict[Any, V] = OrderedDict()
+        self._building: dict[Any, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def get_or_build(self, key: Any, build: Callable[[], V]) -> tuple[V, bool]:
+        while True:
+            with self._lock:
+                value = self._entries.get(key)
+                if value is not None:
+                    self._entries.move_to_end(key)
+                    return value, True
+                event = self._building.get(key)
+                if event is None:
+                    event = self._building[key] = threading.Event()
+                    break
+            event.wait()  # another thread is tracing this key; then look again
+        try:
+            value = build()
+            with self._lock:
+                self._entries[key] = value
+                while len(self._entries) > self.max_size:
+                    self._entries.popitem(last=False)
+                    self.evictions += 1
+            return value, False
+        finally:
+            with self._lock:
+                del self._building[key]
+            event.set()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def values(self) -> Iterator[V]:
+        with self._lock:
+            return iter(list(self._entries.values()))
+
+    def __len__(self) -> int:
+        return len(self._entries)

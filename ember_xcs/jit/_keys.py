@@ -1,0 +1,186 @@
+"""Cache keys: the structure of a call's inputs, never their payloads.
+
+A call's `(args, kwargs)` are flattened as a JAX pytree (operators stay whole leaves). The
+key is the tree structure plus, per leaf:
+
+| leaf | key part | in the trace |
+|---|---|---|
+| `str`, `bytes`, numbers, `bool` | the type | a symbol |
+| array (`jax.Array`, `np.ndarray`, NumPy scalar) | type, shape, dtype, weak type | a symbol |
+| operator, function, class, module | the object itself | the object |
+| anything else | the type | a symbol |
+
+plus the values of declared static arguments, by equality. So a new prompt string is a
+cache hit, a new array shape is a miss, and a different operator passed as an argument is
+a miss. Operators and functions are held by the key itself, never by `id()`, so a
+collected object's id can never be mistaken for a new one.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from ..operators import Operator
+
+__all__ = ["KeyMaker", "is_constant_leaf"]
+
+_ATOMS = frozenset({str, bytes, int, float, bool, complex})
+_ARRAYS = (jax.Array, np.ndarray, np.generic)
+_CONSTANTS = (
+    Operator,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+    types.ModuleType,
+    type,
+)
+
+
+def _is_operator(x: Any) -> bool:
+    return isinstance(x, Operator)
+
+
+def is_constant_leaf(leaf: Any) -> bool:
+    """Leaves passed to the trace as themselves (structure, not data)."""
+    return type(leaf) is _Static or (type(leaf) not in _ATOMS and isinstance(leaf, _CONSTANTS))
+
+
+def _leaf_key(leaf: Any) -> Any:
+    kind = type(leaf)
+    if kind in _ATOMS:
+        return kind
+    if isinstance(leaf, _ARRAYS):
+        return (kind, leaf.shape, leaf.dtype, getattr(leaf, "weak_type", False))
+    if isinstance(leaf, _CONSTANTS):
+        return ("const", leaf)
+    return kind
+
+
+class _Static:
+    """Marks where a static argument sat in the flattened call."""
+
+    __slots__ = ()
+
+
+STATIC = _Static()
+
+
+class KeyMaker:
+    """Computes `(key, leaves)` for a call, honouring declared static arguments."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        static_argnums: Sequence[int] = (),
+        static_argnames: Sequence[str] = (),
+    ):
+        self.static_argnums = tuple(static_argnums)
+        self.static_argnames = tuple(static_argnames)
+        self._signature = _signature_or_none(fn) if static_argnames else None
+        if self.static_argnames and self._signature is not None:
+            params = list(self._signature.parameters)
+            for name in self.static_argnames:
+                if name not in params:
+                    raise ValueError(
+                        f"static_argnames names {name!r}, but the function takes "
+                        f"({', '.join(params)})"
+                    )
+            self.static_argnums += tuple(
+                params.index(n) for n in self.static_argnames if n in params
+            )
+
+    def __call__(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Any, list[Any], tuple[Any, ...], dict[str, Any]]:
+        """Return `(key, leaves, args, kwargs)`; statics are replaced by a marker."""
+        statics: tuple[Any, ...] = ()
+        if self.static_argnums or self.static_argnames:
+            args, kwargs, statics = self._split(args, kwargs)
+        leaves, treedef = jax.tree_util.tree_flatten((args, kwargs), is_leaf=_is_operator)
+        key = (treedef, tuple(_leaf_key(leaf) for leaf in leaves), statics)
+        return key, leaves, args, kwargs
+
+    def _split(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any], tuple[Any, ...]]:
+        statics = []
+        new_args = list(args)
+        for i in self.static_argnums:
+            if i < len(args):
+                statics.append((i, _hashable(args[i], f"argument {i}")))
+                new_args[i] = STATIC
+        new_kwargs = dict(kwargs)
+        for name in self.static_argnames:
+            if name in kwargs:
+                statics.append((name, _hashable(kwargs[name], f"argument {name!r}")))
+                new_kwargs[name] = STATIC
+        return tuple(new_args), new_kwargs, tuple(statics)
+
+
+def restore_statics(
+    args: tuple[Any, ...], kwargs: dict[str, Any], statics: tuple[Any, ...]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Put the static values back where `KeyMaker` left markers."""
+    new_args, new_kwargs = list(args), dict(kwargs)
+    for where, value in statics:
+        if isinstance(where, int):
+            new_args[where] = value
+        else:
+            new_kwargs[where] = value
+    return tuple(new_args), new_kwargs
+
+
+def _hashable(value: Any, what: str) -> Any:
+    try:
+        hash(value)
+    except TypeError:
+        raise TypeError(
+            f"static {what} must be hashable (it is part of the jit cache key), got "
+            f"{type(value).__name__}; pass a tuple instead of a list, or make it non-static"
+        ) from None
+    return value
+
+
+def _signature_or_none(fn: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+
+
+def input_labels(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> list[str]:
+    """`argument 'question'`, `argument 'docs'[2]`, ... for each flattened leaf."""
+    names = _positional_names(fn, len(args))
+    paths, _ = jax.tree_util.tree_flatten_with_path((args, kwargs), is_leaf=_is_operator)
+    labels = []
+    for path, _leaf in paths:
+        side, first, *rest = path
+        if side.idx == 0:
+            name = names[first.idx] if first.idx < len(names) else f"#{first.idx}"
+        else:
+            name = first.key
+        suffix = jax.tree_util.keystr(tuple(rest)) if rest else ""
+        labels.append(f"argument {name!r}{suffix}")
+    return labels
+
+
+def _positional_names(fn: Callable[..., Any], count: int) -> list[str]:
+    sig = _signature_or_none(fn)
+    if sig is None:
+        return [f"#{i}" for i in range(count)]
+    names = []
+    for p in sig.parameters.values():
+        if p.kind is p.VAR_POSITIONAL:
+            names += [f"{p.name}[{i}]" for i in range(count - len(names))]
+            break
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            names.append(p.name)
+    return names + [f"#{i}" for i in range(len(names), count)]

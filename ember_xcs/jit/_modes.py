@@ -1,0 +1,58 @@
+"""`JITMode` and the configuration a `jit` call captures."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+__all__ = ["JITMode", "JitConfig"]
+
+
+class JITMode(enum.StrEnum):
+    """How `jit` turns a function into work for the scheduler.
+
+    | mode | what it does | when the trace stops |
+    |---|---|---|
+    | `AUTO` | trace into composites; a composite that cannot be traced becomes one node | that composite runs with dynamic dispatch (or as written); a stop in the function itself runs it dynamically |
+    | `TRACE` | trace the whole call, composites included, into one plan | the whole call runs dynamically (or as written) |
+    | `STRUCTURAL` | trace into composites; untraceable ones become opaque nodes | the opaque part runs as written; never dynamic |
+    | `DYNAMIC` | run the body every call, leaf calls dispatched asynchronously | never traces |
+    """
+
+    AUTO = "auto"
+    TRACE = "trace"
+    STRUCTURAL = "structural"
+    DYNAMIC = "dynamic"
+
+
+@dataclasses.dataclass(frozen=True)
+class JitConfig:
+    """Everything `jit(...)` was told; shared by all the state it creates."""
+
+    mode: JITMode = JITMode.AUTO
+    preserve_stochasticity: bool = False
+    static_argnums: tuple[int, ...] = ()
+    static_argnames: tuple[str, ...] = ()
+    cache_size: int = 128
+    strict: bool = False
+
+    @classmethod
+    def make(
+        cls,
+        mode: str | JITMode,
+        preserve_stochasticity: bool,
+        static_argnums: int | tuple[int, ...] | list[int],
+        static_argnames: str | tuple[str, ...] | list[str],
+        cache_size: int,
+        strict: bool,
+    ) -> JitConfig:
+        try:
+            mode = JITMode(mode)
+        except ValueError:
+            choices = ", ".join(repr(m.value) for m in JITMode)
+            raise ValueError(f"unknown jit mode {mode!r}; choose one of {choices}") from None
+        if not isinstance(cache_size, int) or isinstance(cache_size, bool) or cache_size < 1:
+            raise ValueError(f"cache_size must be a positive int, got {cache_size!r}")
+        nums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+        names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
+        return cls(mode, bool(preserve_stochasticity), nums, names, cache_size, bool(strict))

@@ -1,0 +1,144 @@
+"""Numeric segments: runs of numeric leaves compiled into one XLA executable.
+
+**Which leaves form a segment.** A plan node is numeric when its operator is (`@op(numeric=
+True)` or `numeric = True` on the class), it is not stochastic, and the jit was not asked
+to `preserve_stochasticity` (`jax.jit` would freeze any Python-level randomness at trace
+time). Each node gets a *level*: the largest number of Python nodes on a path from the
+inputs to it. Numeric nodes on the same level joined by numeric→numeric edges form one
+segment. Two nodes on the same level never have a Python node between them, so the
+segments can be contracted into single plan nodes without creating a cycle, and no numeric
+node ends up waiting for a Python call it does not depend on through another member.
+
+**How a segment runs.** `NumericSegment.forward(*externals)` receives the values flowing
+in from outside (inputs, outputs of Python nodes). Their array leaves are traced by
+`jax.jit`; every other leaf (Python numbers, strings, the pytree structure) is a static
+argument, as if the numeric functions had been called with them directly. The segment's
+members run in order inside that one trace and the outputs other nodes need come back as a
+tuple. `jax.jit` caches one executable per shape/dtype/static signature, so the Python
+body of each numeric function runs once per new shape, not once per call; `compiles`
+counts those traces.
+
+If a member turns out not to be traceable by JAX (it converts a tracer to a Python value),
+the segment runs its members eagerly from then on and says why in `eager_reason`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from .._options import current_options
+from ..operators import Operator
+from ._templates import Getter
+
+__all__ = ["NumericSegment", "numeric_groups"]
+
+_ARRAYS = (jax.Array, np.ndarray, np.generic)
+_NOT_TRACEABLE = (
+    jax.errors.ConcretizationTypeError,
+    jax.errors.TracerArrayConversionError,
+    jax.errors.TracerBoolConversionError,
+    jax.errors.TracerIntegerConversionError,
+)
+
+Member = tuple[Operator, tuple[Getter, ...], tuple[tuple[str, Getter], ...]]
+
+
+def numeric_groups(numeric: Sequence[bool], deps: Sequence[Sequence[int]]) -> list[int]:
+    """For each node, the index of its segment's first member (itself if Python).
+
+    `deps[i]` lists the nodes node `i` reads from; nodes are in topological order.
+    """
+    n = len(numeric)
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    level = [0] * n
+    for i in range(n):
+        level[i] = max((level[d] + (0 if numeric[d] else 1) for d in deps[i]), default=0)
+        if numeric[i]:
+            for d in deps[i]:
+                if numeric[d] and level[d] == level[i]:
+                    a, b = find(i), find(d)
+                    parent[max(a, b)] = min(a, b)
+    return [find(i) for i in range(n)]
+
+
+class NumericSegment(Operator):
+    """One plan node running several numeric leaves under a single `jax.jit`."""
+
+    numeric = True
+
+    def __init__(
+        self, name: str, members: Sequence[Member], num_externals: int, outputs: Sequence[int]
+    ):
+        self._name = name
+        self._members = tuple(members)
+        self._num_externals = num_externals
+        self._outputs = tuple(outputs)
+        self.compiles = 0
+        self.eager_reason: str | None = None
+        self._lock = threading.Lock()
+        self._compiled = jax.jit(self._traced, static_argnums=(0, 1))
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def forward(self, *externals: Any) -> tuple[Any, ...]:
+        if self.eager_reason is not None:
+            return self._evaluate(externals)
+        leaves, treedef = jax.tree_util.tree_flatten(externals)
+        dynamic = [leaf for leaf in leaves if isinstance(leaf, _ARRAYS)]
+        static = tuple((i, leaf) for i, leaf in enumerate(leaves) if not isinstance(leaf, _ARRAYS))
+        try:
+            hash(static)
+        except TypeError:
+            return self._evaluate(externals)
+        before, start = self.compiles, time.perf_counter()
+        try:
+            out = self._compiled(treedef, static, dynamic)
+        except _NOT_TRACEABLE as exc:
+            self.eager_reason = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+            return self._evaluate(externals)
+        if self.compiles != before:
+            self._report_compile(time.perf_counter() - start, dynamic)
+        return out
+
+    def _traced(self, treedef: Any, static: tuple[tuple[int, Any], ...], dynamic: list[Any]) -> Any:
+        with self._lock:  # a Python side effect: runs once per new shape, not per call
+            self.compiles += 1
+        leaves = list(dynamic)
+        for i, value in static:
+            leaves.insert(i, value)
+        return self._evaluate(treedef.unflatten(leaves))
+
+    def _evaluate(self, externals: Sequence[Any]) -> tuple[Any, ...]:
+        env = [*externals, *([None] * len(self._members))]
+        base = self._num_externals
+        for j, (operator, args, kwargs) in enumerate(self._members):
+            env[base + j] = operator.forward(
+                *[g(env, env) for g in args], **{k: g(env, env) for k, g in kwargs}
+            )
+        return tuple(env[base + p] for p in self._outputs)
+
+    def _report_compile(self, seconds: float, dynamic: list[Any]) -> None:
+        shapes = ", ".join(f"{a.dtype}{list(a.shape)}" for a in dynamic) or "no arrays"
+        for hook in current_options().hooks:
+            hook.on_compile(
+                target=self._name, seconds=seconds, detail=f"XLA compile + first run for {shapes}"
+            )
+
+    def __repr__(self) -> str:
+        names = ", ".join(m[0].name for m in self._members)
+        return f"NumericSegment({names})"

@@ -1,0 +1,267 @@
+"""Plans: a finished trace compiled into an `ExecutionPlan` plus an output builder.
+
+Every recorded leaf becomes a `PlanNode` whose `bind` rebuilds the operator's arguments
+from the call's input leaves and the outputs of earlier nodes (see `_templates`). Runs of
+numeric leaves are contracted into one `NumericSegment` node each (see `_numeric`). Opaque
+composites run their `forward` with concrete values, as written or with dynamic dispatch.
+
+`CompiledPlan.run` hands the plan to the scheduler the options name, with the call's
+input leaves as the only input, and builds the function's return value from the node
+outputs. Nothing from the trace is replayed: symbols have no values, so every value in the
+result was computed by this call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .._options import ExecutionOptions, current_options
+from ..operators import Operator, is_async_operator
+from ..scheduling import ExecutionPlan, ExecutionStats, PlanNode, resolve_scheduler
+from ._dynamic import run_dynamic
+from ._numeric import NumericSegment, numeric_groups
+from ._symbols import NodeRef
+from ._templates import Getter, base_record, lower, refs_in, resolver
+from ._tracer import NodeRecord, Trace
+
+__all__ = ["INPUTS", "CompiledPlan", "build_plan"]
+
+INPUTS = "__jit_inputs__"  # the one key of the inputs mapping a jit plan runs with
+
+
+@dataclasses.dataclass(eq=False)
+class CompiledPlan:
+    """A plan, how to build the return value, and what the trace found."""
+
+    plan: ExecutionPlan
+    output: Getter
+    leaf_calls: int
+    opaque: list[NodeRecord]
+    segments: list[NumericSegment]
+    _options: dict[int, tuple[ExecutionOptions, ExecutionOptions]] = dataclasses.field(
+        default_factory=dict
+    )
+
+    def run(self, leaves: Sequence[Any], options: ExecutionOptions) -> tuple[Any, ExecutionStats]:
+        """Run the plan on `leaves`; return the function's value and the run's stats."""
+        if not self.plan.nodes:
+            return self.output({}, leaves), ExecutionStats("none", 0.0, 0, 0)
+        scheduler = resolve_scheduler(options.scheduler, self.plan)
+        result = scheduler.run(self.plan, {INPUTS: leaves}, self._with_intermediates(options))
+        if result.stats.scheduler == "noop":
+            return result, result.stats
+        if result.failures:  # return_partial_results: a function has one return value
+            raise next(iter(result.failures.values()))
+        return self.output(result, leaves), result.stats
+
+    def _with_intermediates(self, options: ExecutionOptions) -> ExecutionOptions:
+        cached = self._options.get(id(options))
+        if cached is not None and cached[0] is options:
+            return cached[1]
+        full = options.replace(include_intermediates=True)
+        if len(self._options) > 8:
+            self._options.clear()
+        self._options[id(options)] = (options, full)
+        return full
+
+    @property
+    def compiles(self) -> int:
+        return sum(s.compiles for s in self.segments)
+
+
+class _DynamicComposite(Operator):
+    """Runs a composite's `forward` with dynamic dispatch (an opaque node in `"auto"`)."""
+
+    def __init__(self, operator: Operator):
+        self.operator = operator
+
+    @property
+    def name(self) -> str:
+        return self.operator.name
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return run_dynamic(self.operator.forward, args, kwargs, current_options(), self.name)
+
+
+def build_plan(trace: Trace, *, preserve_stochasticity: bool) -> CompiledPlan:
+    """Compile `trace` into a `CompiledPlan`."""
+    records = trace.records
+    deps = [_deps(rec) for rec in records]
+    numeric = [_is_numeric(rec, preserve_stochasticity) for rec in records]
+    group = numeric_groups(numeric, deps)
+    units = _units(records, group)
+    order = _topological(units, deps, group)
+    slot: dict[int, tuple[int, int | None]] = {}  # record index -> (plan index, position)
+    nodes: list[PlanNode] = []
+    segments: list[NumericSegment] = []
+    consumers = _outside_consumers(records, deps, group, trace)
+    for unit in order:
+        members = units[unit]
+        if numeric[unit]:
+            node, segment = _segment_node(members, records, slot, consumers, len(nodes))
+            segments.append(segment)
+        else:
+            node = _record_node(records[unit], slot)
+            slot[unit] = (len(nodes), None)
+        nodes.append(node)
+    id_of = {i: nodes[p].node_id for i, (p, _) in slot.items()}
+    output = lower(
+        trace.output, resolver(lambda r: (id_of[r.record.index], slot[r.record.index][1]), "output")
+    )
+    opaque = [rec for rec in records if rec.runner != "leaf"]
+    return CompiledPlan(ExecutionPlan(nodes), output, len(records), opaque, segments)
+
+
+def _deps(rec: NodeRecord) -> list[int]:
+    found: dict[int, None] = {}
+    templates = [*rec.args, *(t for _, t in rec.kwargs)]
+    for t in templates:
+        for ref in refs_in(t):
+            node = base_record(ref)
+            if node is not None:
+                found[node.record.index] = None
+    return list(found)
+
+
+def _is_numeric(rec: NodeRecord, preserve_stochasticity: bool) -> bool:
+    op = rec.operator
+    return (
+        rec.runner == "leaf"
+        and bool(getattr(op, "numeric", False))
+        and not bool(getattr(op, "stochastic", False))
+        and not preserve_stochasticity
+        and not is_async_operator(op)
+    )
+
+
+def _units(records: list[NodeRecord], group: list[int]) -> dict[int, list[int]]:
+    units: dict[int, list[int]] = {}
+    for rec in records:
+        units.setdefault(group[rec.index], []).append(rec.index)
+    return units
+
+
+def _topological(units: dict[int, list[int]], deps: list[list[int]], group: list[int]) -> list[int]:
+    """Units in dependency order, ties broken by first record (Kahn with a heap)."""
+    unit_deps = {u: {group[d] for m in ms for d in deps[m]} - {u} for u, ms in units.items()}
+    waiting = {u: len(ds) for u, ds in unit_deps.items()}
+    users: dict[int, list[int]] = {u: [] for u in units}
+    for u, ds in unit_deps.items():
+        for d in ds:
+            users[d].append(u)
+    ready = [u for u, n in waiting.items() if n == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        u = heapq.heappop(ready)
+        order.append(u)
+        for v in users[u]:
+            waiting[v] -= 1
+            if waiting[v] == 0:
+                heapq.heappush(ready, v)
+    return order
+
+
+def _outside_consumers(
+    records: list[NodeRecord], deps: list[list[int]], group: list[int], trace: Trace
+) -> set[int]:
+    """Records whose output is read outside their own segment (or by the output)."""
+    used = {d for rec in records for d in deps[rec.index] if group[d] != group[rec.index]}
+    for ref in refs_in(trace.output):
+        node = base_record(ref)
+        if node is not None:
+            used.add(node.record.index)
+    return used
+
+
+def _record_node(rec: NodeRecord, slot: dict[int, tuple[int, int | None]]) -> PlanNode:
+    resolve = resolver(lambda r: slot[r.record.index], f"node {rec.node_id!r} ({rec.name})")
+    operator = _DynamicComposite(rec.operator) if rec.runner == "dynamic" else rec.operator
+    bind = _bind(
+        tuple(lower(t, resolve) for t in rec.args),
+        tuple((k, lower(t, resolve)) for k, t in rec.kwargs),
+    )
+    deps = tuple(dict.fromkeys(slot[d][0] for d in _deps(rec)))
+    return PlanNode(rec.node_id, rec.name, operator, deps, bind, is_async_operator(rec.operator))
+
+
+def _bind(args: tuple[Getter, ...], kwargs: tuple[tuple[str, Getter], ...]) -> Callable:
+    if not kwargs:
+
+        def bind_args(results: list[Any], inputs: Any) -> tuple[list[Any], dict[str, Any]]:
+            leaves = inputs[INPUTS]
+            return [g(results, leaves) for g in args], {}
+
+        return bind_args
+
+    def bind(results: list[Any], inputs: Any) -> tuple[list[Any], dict[str, Any]]:
+        leaves = inputs[INPUTS]
+        return [g(results, leaves) for g in args], {k: g(results, leaves) for k, g in kwargs}
+
+    return bind
+
+
+def _segment_node(
+    members: list[int],
+    records: list[NodeRecord],
+    slot: dict[int, tuple[int, int | None]],
+    consumers: set[int],
+    plan_index: int,
+) -> tuple[PlanNode, NumericSegment]:
+    """Contract `members` into one node; externals are whatever they read from outside."""
+    inside = {m: j for j, m in enumerate(members)}
+    externals: list[Any] = []  # refs read from outside, each once
+    ext_index: dict[int, int] = {}
+
+    def external(ref: Any) -> int:
+        if id(ref) not in ext_index:
+            ext_index[id(ref)] = len(externals)
+            externals.append(ref)
+        return ext_index[id(ref)]
+
+    def local_slot(ref: NodeRef) -> tuple[int, None]:
+        return (base + inside[ref.record.index], None)
+
+    for m in members:  # externals first, so that `base` (their count) is known
+        for t in [*records[m].args, *(t for _, t in records[m].kwargs)]:
+            for ref in refs_in(t):
+                node = base_record(ref)
+                if node is None or node.record.index not in inside:
+                    external(ref)  # a projection of an outside value is evaluated outside
+    base = len(externals)
+    inner_resolve = _inner_resolver(local_slot, ext_index)
+    seg_members = []
+    for m in members:
+        rec = records[m]
+        args = tuple(lower(t, inner_resolve) for t in rec.args)
+        kwargs = tuple((k, lower(t, inner_resolve)) for k, t in rec.kwargs)
+        seg_members.append((rec.operator, args, kwargs))
+    outputs = [j for j, m in enumerate(members) if m in consumers]
+    for pos, j in enumerate(outputs):
+        slot[members[j]] = (plan_index, pos)
+    names = "+".join(records[m].name for m in members)
+    node_id = records[members[0]].node_id if len(members) == 1 else f"numeric[{names}]"
+    segment = NumericSegment(f"numeric({names})", seg_members, base, outputs)
+    outer = resolver(lambda r: slot[r.record.index], f"node {node_id!r}")
+    getters = tuple(lower(("r", ref), outer) for ref in externals)
+    deps = tuple(
+        dict.fromkeys(slot[n.record.index][0] for ref in externals if (n := base_record(ref)))
+    )
+    return PlanNode(node_id, segment.name, segment, deps, _bind(getters, ())), segment
+
+
+def _inner_resolver(
+    local_slot: Callable[[NodeRef], tuple[int, None]], ext_index: dict[int, int]
+) -> Callable[[Any], Getter]:
+    outer = resolver(local_slot, "numeric segment")
+
+    def resolve(ref: Any) -> Getter:
+        if id(ref) in ext_index:
+            k = ext_index[id(ref)]
+            return lambda R, L: R[k]
+        return outer(ref)
+
+    return resolve

@@ -1,0 +1,118 @@
+"""Jit statistics: measured counters and timings, never estimates.
+
+Each jitted function owns a `StatsRecorder`; `get_jit_stats` returns a frozen `JitStats`
+snapshot. Times are `time.perf_counter()` wall seconds around the real work: tracing and
+plan building (`trace_seconds`), and running plans (`replay_seconds`). Node counts,
+critical path and in-flight peak come from the plans and runs themselves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import Any
+
+__all__ = ["JitStats", "StatsRecorder"]
+
+
+@dataclasses.dataclass(frozen=True)
+class JitStats:
+    """A snapshot of one jitted function's counters.
+
+    **Attributes:**
+
+    - `calls`: calls made outside another trace.
+    - `cache_hits`, `cache_misses`, `cache_evictions`, `cache_entries`: the plan cache.
+    - `traces`, `trace_seconds`: symbolic traces run (one per miss) and their total time.
+    - `plan_calls`, `replay_seconds`: calls that ran a cached plan, and their total time.
+    - `dynamic_calls`, `plain_calls`: calls that ran dynamically, or as one opaque node.
+    - `nodes`, `leaf_calls`, `critical_path`: of the most recent plan run (leaf calls are
+      more than nodes when numeric segments merged several).
+    - `max_in_flight`: calls in flight at once in the most recent run (measured by the
+      engine); `peak_in_flight`: the largest over all runs.
+    - `numeric_segments`, `xla_compiles`: segments in the cached plans, and how many
+      times JAX traced them (once per new shape).
+    - `last_strategy`: `"trace"`, `"structural"` or `"dynamic"`.
+    """
+
+    name: str
+    calls: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    cache_evictions: int = 0
+    cache_entries: int = 0
+    traces: int = 0
+    trace_seconds: float = 0.0
+    plan_calls: int = 0
+    replay_seconds: float = 0.0
+    dynamic_calls: int = 0
+    plain_calls: int = 0
+    nodes: int = 0
+    leaf_calls: int = 0
+    critical_path: int = 0
+    max_in_flight: int = 0
+    peak_in_flight: int = 0
+    numeric_segments: int = 0
+    xla_compiles: int = 0
+    last_strategy: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_SUMMED = (
+    "calls cache_hits cache_misses cache_evictions cache_entries traces trace_seconds "
+    "plan_calls replay_seconds dynamic_calls plain_calls numeric_segments xla_compiles"
+).split()
+
+
+def combine(name: str, parts: list[JitStats]) -> JitStats:
+    """Totals over several recorders (e.g. every instance of a jitted class)."""
+    if not parts:
+        return JitStats(name)
+    totals = {f: sum(getattr(p, f) for p in parts) for f in _SUMMED}
+    last = parts[-1]
+    return JitStats(
+        name,
+        **totals,
+        nodes=last.nodes,
+        leaf_calls=last.leaf_calls,
+        critical_path=last.critical_path,
+        max_in_flight=last.max_in_flight,
+        peak_in_flight=max(p.peak_in_flight for p in parts),
+        last_strategy=last.last_strategy,
+    )
+
+
+class StatsRecorder:
+    """Thread-safe mutable counters behind a `JitStats` snapshot."""
+
+    def __init__(self, name: str):
+        self._lock = threading.Lock()
+        self._values: dict[str, Any] = dataclasses.asdict(JitStats(name))
+
+    def add(self, **deltas: float) -> None:
+        with self._lock:
+            for k, v in deltas.items():
+                self._values[k] += v
+
+    def record_run(
+        self, *, strategy: str, seconds: float, nodes: int, leaf_calls: int,
+        critical_path: int, in_flight: int,
+    ) -> None:  # fmt: skip
+        with self._lock:
+            v = self._values
+            v["plan_calls"] += 1
+            v["replay_seconds"] += seconds
+            v["nodes"], v["leaf_calls"], v["critical_path"] = nodes, leaf_calls, critical_path
+            v["max_in_flight"] = in_flight
+            v["peak_in_flight"] = max(v["peak_in_flight"], in_flight)
+            v["last_strategy"] = strategy
+
+    def set(self, **values: Any) -> None:
+        with self._lock:
+            self._values.update(values)
+
+    def snapshot(self, **extra: Any) -> JitStats:
+        with self._lock:
+            return JitStats(**{**self._values, **extra})

@@ -1,0 +1,207 @@
+"""Strategies: choosing, per input signature, how a jitted call runs.
+
+`select` runs once per cache miss and returns the cache entry for that signature:
+
+- `PlanEntry`: the trace succeeded (possibly with opaque composites); every call replays
+  the plan on the scheduler with the new inputs. Strategy `TRACE` when every node is a
+  leaf, `STRUCTURAL` when some composite is an opaque node (or the mode says so).
+- `DynamicEntry`: the function's own code stopped the trace because it needed a value
+  (or `mode="dynamic"`); every call runs the body with asynchronous leaf dispatch.
+- `PlainEntry`: the trace stopped on an unexpected exception (or in `structural` mode):
+  the function runs as written, as one node, so the answer is the plain function's.
+
+The order is the strength of each: a plan knows the whole graph before anything runs;
+dynamic dispatch still overlaps independent calls but re-runs the Python body; running
+as written is always right and overlaps nothing. `auto` takes the strongest one the trace
+allows and never one that could change the answer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+
+from .._errors import TraceError
+from .._options import ExecutionOptions
+from ..operators import FunctionOperator, Operator
+from ..scheduling import ExecutionPlan, ExecutionStats, PlanNode, resolve_scheduler
+from ._dynamic import run_dynamic
+from ._keys import input_labels, is_constant_leaf, restore_statics
+from ._modes import JitConfig, JITMode
+from ._plans import INPUTS, CompiledPlan, build_plan
+from ._symbols import StopReason, TraceStop
+from ._tracer import Tracer
+
+__all__ = ["DynamicEntry", "PlainEntry", "PlanEntry", "Target", "select"]
+
+
+@dataclasses.dataclass(eq=False)
+class Target:
+    """What is jitted: `call` is traced or run dynamically, `plain` runs it as written."""
+
+    name: str
+    call: Callable[..., Any]
+    plain: Callable[..., Any]
+    signature_of: Callable[..., Any]
+    root: Operator | None = None
+
+
+@dataclasses.dataclass(eq=False)
+class PlanEntry:
+    strategy: JITMode
+    compiled: CompiledPlan
+    signature: str
+
+    def run(self, target: Target, leaves: list[Any], args: Any, kwargs: Any,
+            options: ExecutionOptions) -> tuple[Any, ExecutionStats]:  # fmt: skip
+        return self.compiled.run(leaves, options)
+
+    def explain(self) -> str:
+        c = self.compiled
+        lines = [
+            f"{self.strategy.value}: {c.leaf_calls} leaf calls -> plan of {len(c.plan)} nodes, "
+            f"critical path {c.plan.critical_path_length}, max width {c.plan.max_width}, "
+            f"{len(c.segments)} numeric segment(s)"
+        ]
+        for rec in c.opaque:
+            how = "with dynamic dispatch" if rec.runner == "dynamic" else "as written"
+            lines.append(f"  opaque node {rec.node_id!r} ({rec.name}) runs {how}: {rec.reason}")
+        for seg in c.segments:
+            if seg.eager_reason:
+                lines.append(
+                    f"  {seg.name} runs eagerly (not traceable by JAX): {seg.eager_reason}"
+                )
+        return "\n".join(lines)
+
+
+@dataclasses.dataclass(eq=False)
+class DynamicEntry:
+    reason: StopReason | None
+    signature: str
+    strategy: JITMode = JITMode.DYNAMIC
+
+    def run(self, target: Target, leaves: list[Any], args: Any, kwargs: Any,
+            options: ExecutionOptions) -> tuple[Any, None]:  # fmt: skip
+        return run_dynamic(target.call, args, kwargs, options, target.name), None
+
+    def explain(self) -> str:
+        if self.reason is None:
+            return "dynamic: mode='dynamic' was requested"
+        return (
+            "dynamic: the trace stopped because Python needed a value; the body runs every "
+            f"call with leaf calls dispatched asynchronously.\n  trace stop: {self.reason}"
+        )
+
+
+@dataclasses.dataclass(eq=False)
+class PlainEntry:
+    reason: StopReason
+    signature: str
+    plan: ExecutionPlan
+    strategy: JITMode = JITMode.STRUCTURAL
+
+    def run(self, target: Target, leaves: list[Any], args: Any, kwargs: Any,
+            options: ExecutionOptions) -> tuple[Any, ExecutionStats]:  # fmt: skip
+        scheduler = resolve_scheduler(options.scheduler, self.plan)
+        result = scheduler.run(self.plan, {INPUTS: (args, kwargs)}, options)
+        if result.stats.scheduler == "noop":
+            return result, result.stats
+        if result.failures:
+            raise next(iter(result.failures.values()))
+        return result[self.plan.nodes[0].node_id], result.stats
+
+    def explain(self) -> str:
+        return (
+            "structural: the call runs as written, as one opaque node (no overlap), because "
+            f"the trace stopped.\n  trace stop: {self.reason}"
+        )
+
+
+Entry = PlanEntry | DynamicEntry | PlainEntry
+
+
+def select(
+    target: Target,
+    config: JitConfig,
+    key: Any,
+    leaves: list[Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    on_trace: Callable[[float, str], None],
+) -> Entry:
+    """Trace once for this signature and return the entry that will serve it."""
+    signature = describe_signature(key)
+    if config.mode is JITMode.DYNAMIC:
+        return DynamicEntry(None, signature)
+    fallback = None if config.mode is JITMode.TRACE or config.strict else (
+        "plain" if config.mode is JITMode.STRUCTURAL else "auto"
+    )  # fmt: skip
+    tracer = Tracer(fallback=fallback, root=target.root)
+    start = time.perf_counter()
+    sym_args, sym_kwargs = _symbolic_inputs(tracer, target, key, leaves, args, kwargs)
+    try:
+        trace = tracer.trace(target.call, sym_args, sym_kwargs)
+    except TraceStop as stop:
+        on_trace(time.perf_counter() - start, f"trace stopped: {stop.reason}")
+        return _fallback(target, config, stop.reason, signature)
+    compiled = build_plan(trace, preserve_stochasticity=config.preserve_stochasticity)
+    on_trace(
+        time.perf_counter() - start,
+        f"traced {compiled.leaf_calls} leaf calls into {len(compiled.plan)} nodes",
+    )
+    strategy = JITMode.TRACE
+    if compiled.opaque or config.mode is JITMode.STRUCTURAL:
+        strategy = JITMode.STRUCTURAL
+    return PlanEntry(strategy, compiled, signature)
+
+
+def _fallback(target: Target, config: JitConfig, reason: StopReason, signature: str) -> Entry:
+    if config.strict:
+        raise TraceError(
+            f"jit({target.name}, mode={config.mode.value!r}, strict=True) could not trace the "
+            f"call: {reason}"
+        )
+    if config.mode is JITMode.STRUCTURAL or reason.kind != "value":
+        return PlainEntry(reason, signature, _plain_plan(target))
+    return DynamicEntry(reason, signature)
+
+
+def _plain_plan(target: Target) -> ExecutionPlan:
+    operator = FunctionOperator(target.plain, name=target.name)
+
+    def bind(results: list[Any], inputs: Any) -> tuple[Any, dict[str, Any]]:
+        return inputs[INPUTS]
+
+    return ExecutionPlan([PlanNode(target.name, target.name, operator, (), bind)])
+
+
+def _symbolic_inputs(
+    tracer: Tracer, target: Target, key: Any, leaves: list[Any],
+    args: tuple[Any, ...], kwargs: dict[str, Any],
+) -> tuple[tuple[Any, ...], dict[str, Any]]:  # fmt: skip
+    labels = input_labels(target.signature_of, args, kwargs)
+    symbols = [
+        leaf if is_constant_leaf(leaf) else tracer.input_symbol(i, labels[i])
+        for i, leaf in enumerate(leaves)
+    ]
+    sym_args, sym_kwargs = jax.tree_util.tree_unflatten(key[0], symbols)
+    return restore_statics(sym_args, sym_kwargs, key[2])
+
+
+def describe_signature(key: Any) -> str:
+    """A short readable form of a cache key, for `explain_jit_selection`."""
+    parts = []
+    for k in key[1]:
+        if isinstance(k, type):
+            parts.append(k.__name__)
+        elif k[0] == "const":
+            parts.append(getattr(k[1], "name", None) or type(k[1]).__name__)
+        else:
+            parts.append(f"{k[2]}{list(k[1])}")
+    statics = f", static={dict(key[2])}" if key[2] else ""
+    text = f"({', '.join(parts)}{statics})"
+    return text if len(text) <= 160 else text[:157] + "..."
