@@ -229,7 +229,8 @@ def resolve_options(explicit: ExecutionOptions | None) -> ExecutionOptions:
     if explicit is not None:
         if not isinstance(explicit, ExecutionOptions):
             raise OptionsError(
-                f"options must be an ExecutionOptions, got {type(explicit).__name__}"
+                f"options must be an ExecutionOptions, got {type(explicit).__name__}; write "
+                "options=ExecutionOptions(...) or use `with execution_options(...):`"
             )
         return explicit
     return current_options()

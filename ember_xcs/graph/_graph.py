@@ -231,7 +231,8 @@ class Graph:
         """Raise `CycleError` (printing the cycle) if the graph is not a DAG."""
         if not nx.is_directed_acyclic_graph(self._g):
             cycle = [u for u, _ in nx.find_cycle(self._g)]
-            raise CycleError(cycle)
+            first = min(range(len(cycle)), key=lambda k: self._order[cycle[k]])
+            raise CycleError(cycle[first:] + cycle[:first])  # start at the oldest node
         return self
 
     def waves(self) -> list[list[str]]:

@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .._errors import FieldMappingError, GraphError, MissingInputError
+from .._errors import FieldMappingError, GraphError, MissingInputError, summarize_value
 from ..graph import WHOLE_OUTPUT, Graph, Node
 from ..operators import Operator, is_async_operator
 
@@ -224,7 +224,8 @@ def _take_field(output: Any, field: str, src: str, dst: str, param: str) -> Any:
     elif hasattr(output, field):
         return getattr(output, field)
     else:
-        have = f"a {type(output).__name__}"
+        text, kind = summarize_value(output, 50), type(output).__name__
+        have = text if text.startswith(kind) else f"{kind} {text}"
     raise FieldMappingError(
         f"edge {src} -> {dst} maps field {field!r} to parameter {param!r}, but {src} "
         f"returned {have} without {field!r}; return a dict with that key or fix the mapping"
@@ -251,18 +252,18 @@ def check_inputs(plan: ExecutionPlan, inputs: Mapping[str, Any]) -> None:
         missing += [
             f"{rule.node_id}.{p}" for p in rule.required if p not in inputs and p not in own
         ]
-    if missing:
-        raise MissingInputError(
-            f"no value for {', '.join(missing)}: pass each in inputs by parameter name, as "
-            "inputs[node_id] = {parameter: value}, or connect an edge that produces it"
-        )
     unused = [k for k in inputs if k not in used]
-    if unused:
+    if unused:  # first: a misspelt key also leaves its parameter missing
         vocabulary = {p for r in plan.input_rules for p in r.free_params} | set(plan.index)
         hints = [_did_you_mean(k, vocabulary) for k in unused]
         raise GraphError(
             f"input {', '.join(hints)} matches no node id and no unfed parameter of any node; "
             "remove it or fix its name"
+        )
+    if missing:
+        raise MissingInputError(
+            f"no value for {', '.join(missing)}: pass each in inputs by parameter name, as "
+            "inputs[node_id] = {parameter: value}, or connect an edge that produces it"
         )
 
 

@@ -17,6 +17,7 @@ new backend needs.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -125,7 +126,9 @@ def resolve_scheduler(spec: Any, plan: ExecutionPlan) -> Scheduler:
     try:
         return _registry[spec]
     except KeyError:
+        close = difflib.get_close_matches(spec, available_schedulers(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise OptionsError(
-            f"unknown scheduler {spec!r}; choose one of {', '.join(available_schedulers())} "
-            "or register your own with register_scheduler()"
+            f"unknown scheduler {spec!r}{hint}; choose one of "
+            f"{', '.join(available_schedulers())} or register your own with register_scheduler()"
         ) from None
