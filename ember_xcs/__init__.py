@@ -34,6 +34,14 @@ from .scheduling import execute_graph as execute_graph
 from .scheduling import register_scheduler as register_scheduler
 
 # --- jit (ember_xcs.jit) ---
+from .jit import JITMode as JITMode
+from .jit import autograph as autograph
+from .jit import explain_jit_selection as explain_jit_selection
+from .jit import get_jit_stats as get_jit_stats
+from .jit import get_jit_strategy_used as get_jit_strategy_used
+from .jit import is_jit_compiled as is_jit_compiled
+from .jit import jit as jit
+from .jit import structural_jit as structural_jit
 
 # --- transforms (ember_xcs.transforms) ---
 from .transforms import DeviceMesh as DeviceMesh

@@ -1,0 +1,1 @@
+"""Helper modules for the jit tests, named like application code (not `test_*`)."""
