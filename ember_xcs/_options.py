@@ -133,6 +133,8 @@ _HOOK_EVENTS = ("on_graph_start", "on_graph_end", "on_node_start", "on_node_end"
 
 
 def _as_hooks(value: Any) -> tuple[Any, ...]:
+    if value is None:
+        return ()
     if hasattr(value, "on_node_start"):
         hooks: tuple[Any, ...] = (value,)
     else:
@@ -179,9 +181,12 @@ def _options_from_env() -> ExecutionOptions:
             continue
         try:
             values[field] = parse(raw)
-        except ValueError:
+            ExecutionOptions(**{field: values[field]})
+        except (ValueError, OptionsError) as exc:
+            detail = f": {exc}" if isinstance(exc, OptionsError) else ""
             raise OptionsError(
-                f"environment variable {var}={raw!r} is not a valid {field}"
+                f"environment variable {var}={raw!r} is not a valid {field}{detail}; fix or "
+                "unset it"
             ) from None
     return ExecutionOptions(**values)
 
