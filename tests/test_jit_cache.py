@@ -1,0 +1,128 @@
+"""The plan cache keys on structure, never on payloads; it is bounded and invalidatable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from jit_user_code import pipeline as p
+
+import ember_xcs as xcs
+
+
+class Recorder(xcs.ExecutionHooks):
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def on_cache_hit(self, *, target, key):
+        self.events.append("hit")
+
+    def on_cache_miss(self, *, target, key):
+        self.events.append("miss")
+
+    def on_compile(self, *, target, seconds, detail=""):
+        self.events.append("compile")
+
+
+@xcs.op
+def shape_of(x):
+    return tuple(x.shape)
+
+
+def test_a_new_prompt_string_is_a_cache_hit():
+    jitted = xcs.jit(p.chain)
+    answers = [jitted(f"prompt {i}") for i in range(5)]
+    assert answers == [p.chain(f"prompt {i}") for i in range(5)]
+    stats = xcs.get_jit_stats(jitted)
+    assert (stats.cache_misses, stats.cache_hits, stats.traces) == (1, 4, 1)
+
+
+def test_a_new_array_shape_is_a_miss_and_a_new_value_is_a_hit():
+    jitted = xcs.jit(lambda x: shape_of(x))
+    assert jitted(np.zeros((2, 3))) == (2, 3)
+    assert jitted(np.ones((2, 3))) == (2, 3)
+    assert jitted(np.zeros((4, 3))) == (4, 3)
+    assert jitted(np.zeros((4, 3), np.int32)) == (4, 3)
+    stats = xcs.get_jit_stats(jitted)
+    assert (stats.cache_misses, stats.cache_hits) == (3, 1)
+
+
+def test_a_new_list_length_is_a_new_structure():
+    jitted = xcs.jit(lambda qs: [p.llm(q) for q in qs])
+    assert jitted(["a", "b"]) == ["llm(a)", "llm(b)"]
+    assert jitted(["c", "d", "e"]) == ["llm(c)", "llm(d)", "llm(e)"]
+    assert jitted(["f", "g"]) == ["llm(f)", "llm(g)"]
+    assert xcs.get_jit_stats(jitted).cache_misses == 2
+
+
+def test_cache_hits_and_misses_reach_hooks():
+    recorder = Recorder()
+    jitted = xcs.jit(p.chain)
+    with xcs.execution_options(hooks=(recorder,)):
+        jitted("a")
+        jitted("b")
+    assert recorder.events == ["compile", "miss", "hit"]
+
+
+def test_lru_bound_evicts_the_least_recently_used_signature():
+    jitted = xcs.jit(lambda x: shape_of(x), cache_size=2)
+    for n in (1, 2, 3, 1):
+        jitted(np.zeros(n))
+    stats = xcs.get_jit_stats(jitted)
+    assert stats.cache_entries == 2
+    assert stats.cache_evictions == 2
+    assert stats.cache_misses == 4  # n=1 was evicted by n=3
+
+
+def test_invalidate_forces_a_new_trace_that_sees_new_constants():
+    state = {"model": p.llm}
+    jitted = xcs.jit(lambda q: state["model"](q))
+    assert jitted("q") == "llm(q)"
+    state["model"] = p.critic
+    assert jitted("q") == "llm(q)"  # documented: a trace reads globals once
+    jitted.invalidate()
+    assert jitted("q") == "critic(q)"
+    assert xcs.get_jit_stats(jitted).traces == 2
+
+
+def test_static_arguments_are_keyed_by_value_and_concrete_while_tracing():
+    @xcs.jit(static_argnames="n")
+    def repeat(q: str, n: int) -> list[str]:
+        return [p.llm(f"{i}") for i in range(n)] + [p.critic(q)]
+
+    assert repeat("a", n=2) == ["llm(0)", "llm(1)", "critic(a)"]
+    assert repeat("b", n=2) == ["llm(0)", "llm(1)", "critic(b)"]
+    assert repeat("c", n=3)[-1] == "critic(c)"
+    stats = xcs.get_jit_stats(repeat)
+    assert (stats.cache_misses, stats.cache_hits) == (2, 1)
+    assert xcs.get_jit_strategy_used(repeat) == xcs.JITMode.TRACE
+
+
+def test_unhashable_static_argument_is_a_clear_error():
+    jitted = xcs.jit(lambda q, opts: p.llm(q), static_argnums=1)
+    with pytest.raises(TypeError, match="must be hashable"):
+        jitted("q", ["not", "hashable"])
+
+
+def test_an_operator_passed_as_argument_is_part_of_the_key():
+    jitted = xcs.jit(lambda model, q: model(q))
+    assert jitted(p.llm, "a") == "llm(a)"
+    assert jitted(p.critic, "a") == "critic(a)"
+    assert jitted(p.llm, "b") == "llm(b)"
+    assert xcs.get_jit_stats(jitted).cache_misses == 2
+
+
+def test_stochastic_operators_run_on_every_call():
+    draws = iter(range(100))
+    sample = xcs.op(lambda prompt: f"{prompt}#{next(draws)}", stochastic=True)
+    jitted = xcs.jit(lambda q: [sample(q), sample(q)], preserve_stochasticity=True)
+    assert jitted("a") == ["a#0", "a#1"]
+    assert jitted("a") == ["a#2", "a#3"]  # same input, fresh samples: nothing is reused
+
+
+def test_bad_configuration_is_rejected_up_front():
+    with pytest.raises(ValueError, match="unknown jit mode"):
+        xcs.jit(p.chain, mode="fast")
+    with pytest.raises(ValueError, match="cache_size"):
+        xcs.jit(p.chain, cache_size=0)
+    with pytest.raises(ValueError, match="static_argnames"):
+        xcs.jit(p.chain, static_argnames="nope")

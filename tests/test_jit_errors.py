@@ -1,0 +1,137 @@
+"""Failures surface as node-naming errors; trace stops say where, what and why."""
+
+from __future__ import annotations
+
+import pytest
+from jit_user_code import pipeline as p
+
+import ember_xcs as xcs
+
+leaked: list = []
+
+
+@xcs.op
+def flaky(prompt: str) -> str:
+    if "boom" in prompt:
+        raise ValueError(f"cannot answer {prompt!r}")
+    return f"ok({prompt})"
+
+
+@xcs.op
+def verdict(prompt: str) -> str:
+    return "yes" if prompt.startswith("good") else "no"
+
+
+@xcs.op
+def shaped(prompt: str):
+    return prompt if prompt.startswith("s") else {"text": prompt}
+
+
+@pytest.mark.parametrize("mode", ["auto", "trace", "structural", "dynamic"])
+def test_a_failing_leaf_raises_an_error_naming_the_node(mode):
+    jitted = xcs.jit(lambda q: p.llm(flaky(q)), mode=mode)
+    assert jitted("fine") == "llm(ok(fine))"
+    with pytest.raises(xcs.NodeExecutionError) as info:
+        jitted("boom now")
+    error = info.value
+    assert error.operator_name in ("flaky", "<lambda>")
+    assert "boom now" in error.inputs_summary
+    assert isinstance(error.__cause__, ValueError)
+
+
+def test_first_call_failure_is_the_same_node_error():
+    jitted = xcs.jit(lambda q: flaky(q))
+    with pytest.raises(xcs.NodeExecutionError, match="node 'flaky'"):
+        jitted("boom")
+    assert jitted("fine") == "ok(fine)"
+
+
+def test_data_dependent_branch_follows_each_calls_value():
+    def route(q):
+        if verdict(q) == "yes":
+            return p.llm(q)
+        return p.critic(q)
+
+    jitted = xcs.jit(route)
+    for q in ["good 1", "bad 2", "good 3", "bad 4"] * 3:
+        assert jitted(q) == route(q)
+    assert xcs.get_jit_strategy_used(jitted) == xcs.JITMode.DYNAMIC
+
+
+def test_trace_stop_reason_names_file_line_and_value():
+    def route(q):
+        if verdict(q) == "yes":  # the line the reason must point at
+            return p.llm(q)
+        return p.critic(q)
+
+    jitted = xcs.jit(route)
+    jitted("good")
+    text = xcs.explain_jit_selection(jitted)
+    assert "test_jit_errors.py:" in text
+    assert "the output of node 'verdict' (verdict)" in text
+    assert 'if verdict(q) == "yes"' in text
+    assert "applied `==`" in text
+
+
+def test_strict_mode_raises_the_trace_stop_as_trace_error():
+    jitted = xcs.jit(p.fstring_chain, mode="trace", strict=True)
+    with pytest.raises(xcs.TraceError, match=r"pipeline\.py:\d+: Python formatted"):
+        jitted("q")
+
+
+def test_a_formatted_input_stops_the_trace_with_the_argument_name():
+    jitted = xcs.jit(lambda question: p.llm(f"Q: {question}"))
+    assert jitted("a") == "llm(Q: a)"
+    assert "argument 'question'" in xcs.explain_jit_selection(jitted)
+
+
+def test_swallowing_the_stop_in_user_code_cannot_hide_it():
+    def careless(q):
+        a = p.llm(q)
+        try:
+            n = len(a)
+        except:  # noqa: E722 - deliberately swallows everything
+            n = -1
+        return p.critic(f"{n}")
+
+    jitted = xcs.jit(careless)
+    for q in ["a", "bbb"]:
+        assert jitted(q) == careless(q)
+
+
+def test_isinstance_on_an_output_stops_the_trace_instead_of_guessing():
+    def normalise(q):
+        out = shaped(q)
+        if isinstance(out, dict):
+            return p.llm(out["text"])
+        return p.critic(out)
+
+    jitted = xcs.jit(normalise, mode="trace")
+    for q in ["s1", "d2", "s3", "d4"]:
+        assert jitted(q) == normalise(q)
+
+
+def test_a_placeholder_that_escapes_the_trace_cannot_be_used():
+    def leaky(q):
+        a = p.llm(q)
+        leaked.append(a)
+        return a
+
+    jitted = xcs.jit(leaky, mode="trace")
+    assert jitted("x") == "llm(x)"
+    with pytest.raises(xcs.TraceError, match="escaped"):
+        str(leaked[-1])
+
+
+def test_a_missing_output_field_names_the_consumer():
+    jitted = xcs.jit(lambda q: p.llm(shaped(q)["text"]))
+    assert jitted("d") == "llm(d)"
+    with pytest.raises(xcs.XCSError, match=r"could not take \['text'\]"):
+        jitted("s")  # shaped returns a str here
+
+
+def test_partial_results_option_still_raises_for_a_function_value():
+    jitted = xcs.jit(lambda q: [flaky(q), p.llm(q)])
+    with xcs.execution_options(return_partial_results=True):
+        with pytest.raises(xcs.XCSError):
+            jitted("boom")
