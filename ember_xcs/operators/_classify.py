@@ -6,8 +6,9 @@ explicit first and automatic second, and it never calls the callable to find out
 
 1. an explicit `numeric=` argument (to a transform, or to `classify`) wins;
 2. otherwise a boolean `numeric` attribute decides: every `Operator` has one (`False`
-   unless the class sets it), `@op(numeric=True)` sets it on the instance, and the
-   callables the transforms return carry one;
+   unless the class sets it) and `@op(numeric=True)` sets it on the instance. The
+   callables the transforms return carry their whole `Classification`, which is reused,
+   so `vmap(vmap(f))` classifies like `vmap(f)`;
 3. otherwise the callable is a plain function (a `def`, a lambda, a `functools.partial`,
    a `jax.jit`-wrapped function): it is **numeric**, because handing a function to a map
    transform is JAX's contract. This third rule is *provisional*.
@@ -63,6 +64,9 @@ def classify(fn: Any, numeric: bool | None = None) -> Classification:
         if not isinstance(numeric, bool):
             raise TypeError(f"numeric must be True, False or None, got {numeric!r}")
         return Classification(numeric, False, f"numeric={numeric} was passed explicitly")
+    carried = getattr(fn, "classification", None)
+    if isinstance(carried, Classification):  # a transformed callable: keep its rule
+        return carried
     flag = getattr(fn, "numeric", None)
     if isinstance(flag, bool):
         kind = "operator" if isinstance(fn, Operator) else "callable"

@@ -7,7 +7,9 @@ axis names (`jax.lax.psum(x, "model")`), and its block outputs are assembled by
 `in_shardings` and `out_shardings`, built once per argument count and compiled once per
 input shape, so outputs carry exactly the sharding asked for. Inputs already placed
 elsewhere (committed to other devices or another layout) are moved with
-`jax.device_put` first: jit refuses committed arrays whose sharding differs. The
+`jax.device_put` first: jit refuses committed arrays whose sharding differs. On a mesh
+with Explicit axes, inputs are also `jax.sharding.reshard`-ed inside the jitted function,
+because shard_map checks sharding *types* and NumPy inputs arrive typed unsharded. The
 checks that give errors in the user's names (`_specs`) run at build and trace time.
 
 **Python operators** cannot be partitioned by a compiler and must not be run twice for
@@ -32,7 +34,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from .._errors import TransformError
 from ..operators._classify import guard_numeric
@@ -130,8 +132,12 @@ class MeshSharded(Transformed):
         per_block.__name__ = callable_name(self.wrapped)
         mapped = jax.shard_map(per_block, mesh=mesh, in_specs=specs, out_specs=out_specs)
 
+        explicit = all(t == AxisType.Explicit for t in mesh.axis_types)
+
         def sharded(*args: Any) -> Any:
             self._check_args(args, specs)
+            if explicit:  # NumPy inputs arrive unsharded in the types; shard_map checks types
+                args = _reshard(args, shardings)
             return mapped(*args)
 
         sharded.__name__ = per_block.__name__
@@ -217,6 +223,18 @@ def _shardings(mesh: Mesh, specs: Any) -> Any:
     )
 
 
+def _reshard(args: tuple[Any, ...], shardings: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(
+        jax.tree.map(
+            lambda s, v: jax.tree.map(lambda leaf: jax.sharding.reshard(leaf, s), v),
+            sharding,
+            value,
+            is_leaf=lambda x: isinstance(x, NamedSharding),
+        )
+        for value, sharding in zip(args, shardings, strict=True)
+    )
+
+
 def _place(args: tuple[Any, ...], shardings: tuple[Any, ...]) -> tuple[Any, ...]:
     """Move jax arrays whose sharding differs; jit would refuse committed ones."""
     return tuple(_place_one(a, s) for a, s in zip(args, shardings, strict=True))
@@ -224,6 +242,8 @@ def _place(args: tuple[Any, ...], shardings: tuple[Any, ...]) -> tuple[Any, ...]
 
 def _place_one(value: Any, sharding: Any) -> Any:
     if isinstance(sharding, NamedSharding):
+        if isinstance(value, jax.core.Tracer):  # inside an outer trace: jit places it
+            return value
         if isinstance(value, jax.Array):
             return value if value.sharding == sharding else jax.device_put(value, sharding)
         if isinstance(value, np.ndarray | int | float | complex | bool | np.generic):
