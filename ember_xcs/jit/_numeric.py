@@ -11,8 +11,10 @@ node ends up waiting for a Python call it does not depend on through another mem
 
 **How a segment runs.** `NumericSegment.forward(*externals)` receives the values flowing
 in from outside (inputs, outputs of Python nodes). Their array leaves are traced by
-`jax.jit`; every other leaf (Python numbers, strings, the pytree structure) is a static
-argument, as if the numeric functions had been called with them directly. The segment's
+`jax.jit`, and so are Python numbers (as `jax.jit` would trace them); every other leaf
+(strings, `None`, the pytree structure) is a static argument. If a member needs a Python
+number as a constant (`jax.lax.top_k(x, k)`), the segment retraces with numbers static,
+keyed by value. The segment's
 members run in order inside that one trace and the outputs other nodes need come back as a
 tuple. `jax.jit` caches one executable per shape/dtype/static signature, so the Python
 body of each numeric function runs once per new shape, not once per call; `compiles`
@@ -39,6 +41,7 @@ from ._templates import Getter
 __all__ = ["NumericSegment", "numeric_groups"]
 
 _ARRAYS = (jax.Array, np.ndarray, np.generic)
+_TRACED = (*_ARRAYS, int, float, complex)  # Python numbers are traced, as jax.jit does
 _NOT_TRACEABLE = (
     jax.errors.ConcretizationTypeError,
     jax.errors.TracerArrayConversionError,
@@ -88,6 +91,7 @@ class NumericSegment(Operator):
         self._outputs = tuple(outputs)
         self.compiles = 0
         self.eager_reason: str | None = None
+        self._static_numbers = False
         self._lock = threading.Lock()
         self._compiled = jax.jit(self._traced, static_argnums=(0, 1))
 
@@ -99,8 +103,9 @@ class NumericSegment(Operator):
         if self.eager_reason is not None:
             return self._evaluate(externals)
         leaves, treedef = jax.tree_util.tree_flatten(externals)
-        dynamic = [leaf for leaf in leaves if isinstance(leaf, _ARRAYS)]
-        static = tuple((i, leaf) for i, leaf in enumerate(leaves) if not isinstance(leaf, _ARRAYS))
+        traced = _ARRAYS if self._static_numbers else _TRACED
+        dynamic = [leaf for leaf in leaves if isinstance(leaf, traced)]
+        static = tuple((i, leaf) for i, leaf in enumerate(leaves) if not isinstance(leaf, traced))
         try:
             hash(static)
         except TypeError:
@@ -109,6 +114,11 @@ class NumericSegment(Operator):
         try:
             out = self._compiled(treedef, static, dynamic)
         except _NOT_TRACEABLE as exc:
+            if not self._static_numbers and len(dynamic) > sum(
+                isinstance(x, _ARRAYS) for x in dynamic
+            ):
+                self._static_numbers = True  # a member needs a Python number as a constant
+                return self.forward(*externals)
             self.eager_reason = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
             return self._evaluate(externals)
         if self.compiles != before:
@@ -133,7 +143,7 @@ class NumericSegment(Operator):
         return tuple(env[base + p] for p in self._outputs)
 
     def _report_compile(self, seconds: float, dynamic: list[Any]) -> None:
-        shapes = ", ".join(f"{a.dtype}{list(a.shape)}" for a in dynamic) or "no arrays"
+        shapes = ", ".join(_describe(a) for a in dynamic) or "no arrays"
         for hook in current_options().hooks:
             hook.on_compile(
                 target=self._name, seconds=seconds, detail=f"XLA compile + first run for {shapes}"
@@ -142,3 +152,9 @@ class NumericSegment(Operator):
     def __repr__(self) -> str:
         names = ", ".join(m[0].name for m in self._members)
         return f"NumericSegment({names})"
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, _ARRAYS):
+        return f"{value.dtype}{list(value.shape)}"
+    return type(value).__name__

@@ -1,0 +1,141 @@
+"""Numeric leaves inside jit run as compiled XLA segments, compiled once per shape."""
+
+from __future__ import annotations
+
+import hashlib
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import ember_xcs as xcs
+
+K = 3
+DOCS = [f"document about topic {i}" for i in range(8)]
+traces = {"score": 0, "normalise": 0}
+
+
+def vector(text: str) -> np.ndarray:
+    digest = hashlib.sha256(text.encode()).digest()
+    return np.frombuffer(digest, dtype=np.uint8)[:16].astype(np.float32) / 255.0
+
+
+@xcs.op
+def embed(texts: list[str]) -> np.ndarray:
+    """A Python 'embedding model': runs on the scheduler, returns an array."""
+    return np.stack([vector(t) for t in texts])
+
+
+@xcs.op(numeric=True)
+def score(query, docs):
+    traces["score"] += 1  # runs while JAX traces: once per new shape
+    return docs @ query
+
+
+@xcs.op(numeric=True)
+def normalise(scores):
+    traces["normalise"] += 1
+    return jax.nn.softmax(scores)
+
+
+@xcs.op(numeric=True)
+def top_k(scores, k):
+    return jax.lax.top_k(scores, k)[1]
+
+
+@xcs.op
+def pick(docs: list[str], indices, i: int) -> str:
+    return docs[int(indices[i])]
+
+
+@xcs.op
+def rate(question: str, doc: str) -> float:
+    """An 'LLM' rating a document for the question (deterministic)."""
+    return (len(question) * 7 + len(doc) * 3 + int(doc.split()[-1])) % 10 / 10.0
+
+
+@xcs.op(numeric=True)
+def aggregate(ratings, weights, indices):
+    return jnp.sum(jnp.asarray(ratings) * weights[indices])
+
+
+def retrieve_and_rate(question: str, docs: list[str]):
+    """embed -> score with arrays -> LLM on the top k -> aggregate numerically."""
+    q = embed([question])[0]
+    weights = normalise(score(q, embed(docs)))
+    best = top_k(weights, K)
+    ratings = [rate(question, pick(docs, best, i)) for i in range(K)]
+    return aggregate(ratings, weights, best)
+
+
+def test_embed_score_llm_aggregate_pipeline_matches_plain_python():
+    jitted = xcs.jit(retrieve_and_rate)
+    for i in range(4):
+        question = f"what is topic {i}?" + "!" * i
+        expected = retrieve_and_rate(question, DOCS)
+        chex.assert_trees_all_close(jitted(question, DOCS), expected, rtol=1e-6)
+    assert xcs.get_jit_strategy_used(jitted) == xcs.JITMode.TRACE
+
+
+def test_numeric_leaves_on_one_level_form_one_segment():
+    jitted = xcs.jit(retrieve_and_rate)
+    jitted("q", DOCS)
+    stats = xcs.get_jit_stats(jitted)
+    # score+normalise+top_k is one segment; aggregate (after the LLM calls) another
+    assert stats.numeric_segments == 2
+    assert stats.leaf_calls == 3 + 2 * K + 3
+    assert stats.nodes == stats.leaf_calls - 2
+
+
+def test_numeric_function_is_traced_once_per_shape_not_per_call():
+    jitted = xcs.jit(retrieve_and_rate)
+    before = dict(traces)
+    for i in range(5):
+        jitted(f"question {i}", DOCS)
+    assert traces["score"] - before["score"] == 1
+    assert traces["normalise"] - before["normalise"] == 1
+    jitted("new shape", DOCS[:5])  # 5 documents: a new shape, one more trace
+    assert traces["score"] - before["score"] == 2
+    assert xcs.get_jit_stats(jitted).xla_compiles >= 2
+
+
+def test_plain_calls_of_a_numeric_op_run_its_python_every_time():
+    before = traces["score"]
+    for _ in range(3):
+        score(jnp.ones(4), jnp.ones((2, 4)))
+    assert traces["score"] - before == 3
+
+
+def test_preserve_stochasticity_keeps_numeric_code_out_of_jax_jit():
+    draws = iter(range(1000))
+
+    @xcs.op(numeric=True)
+    def jitter(x):
+        return x + next(draws)  # Python-level randomness: jax.jit would freeze it
+
+    frozen = xcs.jit(lambda x: jitter(x))
+    fresh = xcs.jit(lambda x: jitter(x), preserve_stochasticity=True)
+    x = jnp.zeros(2)
+    assert float(frozen(x)[0]) == float(frozen(x)[0])
+    first, second = float(fresh(x)[0]), float(fresh(x)[0])
+    assert first != second
+
+
+def test_a_numeric_op_jax_cannot_trace_runs_eagerly_and_says_why():
+    @xcs.op(numeric=True)
+    def threshold(x):
+        return x * 2 if float(x.sum()) > 0 else x  # needs a concrete value
+
+    jitted = xcs.jit(lambda x: threshold(x))
+    chex.assert_trees_all_close(jitted(jnp.ones(3)), jnp.full(3, 2.0))
+    chex.assert_trees_all_close(jitted(-jnp.ones(3)), -jnp.ones(3))
+    assert "runs eagerly" in xcs.explain_jit_selection(jitted)
+
+
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_a_python_number_a_member_needs_static_is_used_as_a_constant(k):
+    jitted = xcs.jit(lambda s, k: top_k(s, k))
+    scores = jnp.arange(6.0)
+    np.testing.assert_array_equal(jitted(scores, k), jax.lax.top_k(scores, k)[1])
