@@ -47,7 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the flagship demo pipeline")
     demo.add_argument("--quick", action="store_true", help="shorter latencies, for smoke tests")
     demo.set_defaults(func=_demo)
-    bench = sub.add_parser("bench", help="run the benchmark suite (see benchmarks/)")
+    bench = sub.add_parser(
+        "bench",
+        help="run the benchmark suite (see benchmarks/); other options go to the suite",
+        add_help=False,
+    )
     bench.add_argument(
         "bench_args", nargs=argparse.REMAINDER, help="passed to the suite, e.g. --quick"
     )
@@ -58,7 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # `bench` forwards its options (`--quick`, `--out DIR`, ...) to the suite unparsed.
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "bench":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.bench_args = extra
     return int(args.func(args) or 0)
 
 
