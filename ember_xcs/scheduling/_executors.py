@@ -30,14 +30,17 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
+def outcome(index: int, call: NodeCall) -> tuple[int, bool, Any]:
+    """Run `call`; return `(index, ok, value or exception)`. Never raises."""
+    try:
+        return index, True, call()
+    except BaseException as exc:  # noqa: BLE001 - the engine decides what to do with it
+        return index, False, exc
+
+
 def deliver(done: Done, index: int, call: NodeCall) -> None:
     """Run `call` and put its outcome on `done`; never raises."""
-    try:
-        value = call()
-    except BaseException as exc:  # noqa: BLE001 - the engine decides what to do with it
-        done.put((index, False, exc))
-    else:
-        done.put((index, True, value))
+    done.put(outcome(index, call))
 
 
 class InlineExecutor:
@@ -70,7 +73,7 @@ class ThreadExecutor:
 
     def submit(self, index: int, call: NodeCall, done: Done) -> None:
         context = self._context.copy()
-        self._pool.submit(lambda: context.run(deliver, done, index, call))
+        self._pool.submit(lambda: context.run(outcome, index, call), done.put)
 
     def submit_async(self, index: int, call: NodeCall, done: Done) -> None:
         if on_background_loop():  # the engine is blocking the loop: the task could never run

@@ -14,8 +14,10 @@ each on every jitted call.
 from __future__ import annotations
 
 import threading
+import traceback
 from collections.abc import Callable
 from queue import Empty, SimpleQueue
+from typing import Any
 
 __all__ = ["WorkerPool", "shared_pool"]
 
@@ -23,20 +25,30 @@ _IDLE_SECONDS = 30.0
 
 
 class WorkerPool:
-    """Threads that run submitted zero-argument callables; grows on demand."""
+    """Threads that run submitted zero-argument callables; grows on demand.
+
+    A task that raises has its traceback printed and its `then` skipped; the thread
+    carries on. The engine's tasks never raise (they return the outcome instead).
+    """
 
     def __init__(self, name: str = "ember-xcs-worker", idle_seconds: float = _IDLE_SECONDS):
         self._name = name
         self._idle_seconds = idle_seconds
-        self._tasks: SimpleQueue[Callable[[], None]] = SimpleQueue()
+        self._tasks: SimpleQueue[tuple[Callable[[], Any], Any]] = SimpleQueue()
         self._lock = threading.Lock()
         self._threads = 0
         self._idle = 0  # threads waiting for work
         self._queued = 0  # tasks submitted but not yet taken
         self._ids = 0
 
-    def submit(self, task: Callable[[], None]) -> None:
-        """Queue `task`; start a thread if none is free to take it."""
+    def submit(self, task: Callable[[], Any], then: Callable[[Any], None] | None = None) -> None:
+        """Queue `task`; start a thread if none is free to take it.
+
+        `then(result)` runs on the worker after it has counted itself idle again, so
+        whoever `then` wakes (the engine, through its completion queue) already sees the
+        thread as free: `busy()` is exact when a run returns, and the next submit reuses
+        this thread instead of starting another.
+        """
         with self._lock:
             self._queued += 1
             spawn = self._queued > self._idle
@@ -45,7 +57,7 @@ class WorkerPool:
                 self._idle += 1
                 self._ids += 1
                 ident = self._ids
-        self._tasks.put(task)
+        self._tasks.put((task, then))
         if spawn:
             threading.Thread(target=self._work, name=f"{self._name}-{ident}", daemon=True).start()
 
@@ -63,7 +75,7 @@ class WorkerPool:
         lock, tasks = self._lock, self._tasks
         while True:
             try:
-                task = tasks.get(timeout=self._idle_seconds)
+                item = tasks.get(timeout=self._idle_seconds)
             except Empty:
                 with lock:
                     if self._queued == 0:  # nothing is coming for us: retire
@@ -74,11 +86,16 @@ class WorkerPool:
             with lock:
                 self._queued -= 1
                 self._idle -= 1
+            task, then = item
             try:
-                task()
-            finally:
-                with lock:
-                    self._idle += 1
+                result = task()
+            except BaseException:  # noqa: BLE001 - report it; the thread keeps serving
+                traceback.print_exc()
+                then = None
+            with lock:
+                self._idle += 1
+            if then is not None:
+                then(result)
 
 
 _shared: WorkerPool | None = None
