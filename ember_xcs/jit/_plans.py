@@ -90,7 +90,8 @@ def build_plan(trace: Trace, *, preserve_stochasticity: bool) -> CompiledPlan:
     """Compile `trace` into a `CompiledPlan`."""
     records = trace.records
     deps = [_deps(rec) for rec in records]
-    numeric = [_is_numeric(rec, preserve_stochasticity) for rec in records]
+    is_async = _memo(is_async_operator)
+    numeric = [_is_numeric(rec, preserve_stochasticity, is_async) for rec in records]
     group = numeric_groups(numeric, deps)
     units = _units(records, group)
     order = _topological(units, deps, group)
@@ -104,7 +105,7 @@ def build_plan(trace: Trace, *, preserve_stochasticity: bool) -> CompiledPlan:
             node, segment = _segment_node(members, records, slot, consumers, len(nodes))
             segments.append(segment)
         else:
-            node = _record_node(records[unit], slot)
+            node = _record_node(records[unit], deps[unit], slot, is_async)
             slot[unit] = (len(nodes), None)
         nodes.append(node)
     id_of = {i: nodes[p].node_id for i, (p, _) in slot.items()}
@@ -126,14 +127,29 @@ def _deps(rec: NodeRecord) -> list[int]:
     return list(found)
 
 
-def _is_numeric(rec: NodeRecord, preserve_stochasticity: bool) -> bool:
+def _memo(fn: Callable[[Operator], bool]) -> Callable[[Operator], bool]:
+    """`fn` computed once per operator object for the duration of one build."""
+    seen: dict[int, bool] = {}
+
+    def cached(operator: Operator) -> bool:
+        value = seen.get(id(operator))
+        if value is None:
+            value = seen[id(operator)] = fn(operator)
+        return value
+
+    return cached
+
+
+def _is_numeric(
+    rec: NodeRecord, preserve_stochasticity: bool, is_async: Callable[[Operator], bool]
+) -> bool:
     op = rec.operator
     return (
         rec.runner == "leaf"
         and bool(getattr(op, "numeric", False))
         and not bool(getattr(op, "stochastic", False))
         and not preserve_stochasticity
-        and not is_async_operator(op)
+        and not is_async(op)
     )
 
 
@@ -177,15 +193,20 @@ def _outside_consumers(
     return used
 
 
-def _record_node(rec: NodeRecord, slot: dict[int, tuple[int, int | None]]) -> PlanNode:
+def _record_node(
+    rec: NodeRecord,
+    rec_deps: list[int],
+    slot: dict[int, tuple[int, int | None]],
+    is_async: Callable[[Operator], bool],
+) -> PlanNode:
     resolve = resolver(lambda r: slot[r.record.index], f"node {rec.node_id!r} ({rec.name})")
     operator = _DynamicComposite(rec.operator) if rec.runner == "dynamic" else rec.operator
     bind = _bind(
         tuple(lower(t, resolve) for t in rec.args),
         tuple((k, lower(t, resolve)) for k, t in rec.kwargs),
     )
-    deps = tuple(dict.fromkeys(slot[d][0] for d in _deps(rec)))
-    return PlanNode(rec.node_id, rec.name, operator, deps, bind, is_async_operator(rec.operator))
+    deps = tuple(dict.fromkeys(slot[d][0] for d in rec_deps))
+    return PlanNode(rec.node_id, rec.name, operator, deps, bind, is_async(rec.operator))
 
 
 def _bind(args: tuple[Getter, ...], kwargs: tuple[tuple[str, Getter], ...]) -> Callable:

@@ -93,11 +93,15 @@ class Tracer:
         self.scopes = [_Scope(None, 0, "")]
         self.active = True
         self._ids: dict[str, int] = {}
+        self._into: dict[int, bool] = {}  # traces_into per operator, for this trace
 
     # --- the call handler ------------------------------------------------------------------
 
     def __call__(self, operator: Operator, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if traces_into(operator):
+        into = self._into.get(id(operator))
+        if into is None:
+            into = self._into[id(operator)] = traces_into(operator)
+        if into:
             return self._enter(operator, args, kwargs)
         return self._record(operator, args, kwargs)
 
