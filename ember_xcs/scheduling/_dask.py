@@ -14,13 +14,15 @@ Dask serialises every task, even for an in-process `Client(processes=False)`. So
 - otherwise the call itself is shipped (operators must be picklable by cloudpickle), with
   the options' client removed and the hooks replaced by a recorder whose events are
   replayed here, in order, when the node's result arrives (their timings are then the
-  worker's).
+  worker's). An error's `__cause__`, which pickling drops, is shipped beside it and
+  re-attached.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import pickle
 import threading
 import uuid
 from typing import Any
@@ -112,7 +114,9 @@ class DaskExecutor:
 
     def _outcome(self, index: int, future: Any) -> tuple[int, bool, Any]:
         if future.status == "finished":
-            ok, value, events = future.result()
+            ok, value, events, cause = future.result()
+            if cause is not None:
+                value.__cause__ = cause
             for method, kwargs in events:
                 for hook in self._hooks:
                     getattr(hook, method)(**kwargs)
@@ -155,17 +159,30 @@ class _HookRecorder:
         self._record("on_node_failure", kwargs)
 
 
-def _run_local(key: str) -> tuple[bool, Any, Events]:
+def _run_local(key: str) -> tuple[bool, Any, Events, None]:
     with _local_lock:
-        call = _local_calls.pop(key)
+        call = _local_calls.pop(key, None)
+    if call is None:  # its run timed out before a worker got to it: do nothing
+        return False, RuntimeError(f"{key}: the run gave up on this call"), [], None
     ok, value = _outcome_of(call)
-    return ok, value, []
+    return ok, value, [], None
 
 
-def _run_shipped(call: NodeCall) -> tuple[bool, Any, Events]:
+def _run_shipped(call: NodeCall) -> tuple[bool, Any, Events, BaseException | None]:
     recorders = [hook for hook in call.hooks if isinstance(hook, _HookRecorder)]
     ok, value = _outcome_of(call)
-    return ok, value, [event for recorder in recorders for event in recorder.events]
+    events = [event for recorder in recorders for event in recorder.events]
+    # pickling an exception drops its __cause__, which is the user's original error
+    cause = _picklable(value.__cause__) if not ok and value.__cause__ is not None else None
+    return ok, value, events, cause
+
+
+def _picklable(exc: BaseException) -> BaseException:
+    try:
+        pickle.dumps(exc)
+    except Exception:  # noqa: BLE001 - keep at least its type and message
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+    return exc
 
 
 def _outcome_of(call: NodeCall) -> tuple[bool, Any]:
