@@ -15,7 +15,7 @@ independent calls, and `explain_jit_selection` says where and why.
 # expect: ^plain: 111 calls in \d+ ms$
 # expect: ^jit: same answers on 3 new questions: True$
 # expect: ^jit: 111 leaf calls, critical path 3, \d+ in flight at once, \d+ ms per call$
-# expect: ^cache: 1 trace, 2 hits$
+# expect: ^cache: 1 trace, 3 hits for 4 calls$
 # expect: ^strategy for the f-string pipeline: dynamic$
 # expect: trace stop: .*jit_ensemble\.py:\d+: Python formatted .*the output of node 'draft'
 
