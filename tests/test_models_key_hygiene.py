@@ -59,7 +59,7 @@ def test_key_never_appears_in_log_records(server, caplog):
     caplog.set_level(logging.DEBUG)  # every logger, httpx and httpcore included
     server.inject(Fault.rate_limited(0.01), Fault.server_error())
     with OpenAICompatibleModel(
-        server.url, "m", api_key=KEY, retry=RetryPolicy(max_retries=2)
+        server.url, "m", api_key=KEY, retry=RetryPolicy(max_retries=2, backoff_seconds=0.01)
     ) as model:
         model.complete("hello")
     assert any("retry" in r.getMessage() for r in caplog.records)

@@ -24,10 +24,13 @@ that clients scrub keys from errors.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -35,7 +38,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["Fault", "OpenAITestServer"]
+__all__ = ["Fault", "OpenAITestServer", "ServerProcess"]
 
 Responder = Callable[[str, dict[str, Any]], str]
 
@@ -166,6 +169,16 @@ class OpenAITestServer:
             self.unauthorized = 0
             self.bodies: list[dict[str, Any]] = []
 
+    def stats(self) -> dict[str, int]:
+        """The measurements as a dict (also served at `GET /stats`)."""
+        with self._lock:
+            return {
+                "requests": self.requests,
+                "concurrent": self.concurrent,
+                "max_concurrent": self.max_concurrent,
+                "unauthorized": self.unauthorized,
+            }
+
     def _enter(self, body: dict[str, Any]) -> Fault | None:
         with self._lock:
             self.requests += 1
@@ -189,6 +202,7 @@ class _Server(ThreadingHTTPServer):
     """Keeps track of connections so `stop()` can cut idle keep-alive ones."""
 
     daemon_threads = False  # server_close() joins them: no thread outlives the server
+    request_queue_size = 512  # listen backlog: the default 5 drops SYNs when 100 calls connect
     block_on_close = True
 
     def __init__(self, address: tuple[str, int], handler: type, owner: OpenAITestServer):
@@ -222,10 +236,20 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as real servers and httpx pools expect
+    disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms stall
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # stay quiet: tests read stderr
+
+    def do_GET(self) -> None:  # noqa: N802 - `GET /stats` and `GET /reset`, for ServerProcess
+        owner, path = self.server.owner, self.path.rstrip("/")
+        if path == "/reset":
+            owner.reset()
+        elif path != "/stats":
+            self._send(404, _error_body(f"no route {self.path}", "not_found"))
+            return
+        self._send(200, json.dumps(owner.stats()).encode())
 
     def do_POST(self) -> None:  # noqa: N802 - the name http.server dispatches to
         owner = self.server.owner
@@ -322,3 +346,84 @@ def _completion(owner: OpenAITestServer, body: dict[str, Any]) -> bytes:
 
 def _error_body(message: str, kind: str) -> bytes:
     return json.dumps({"error": {"message": message, "type": kind, "code": kind}}).encode()
+
+
+class ServerProcess:
+    """An `OpenAITestServer` in a child process, so its CPU time is not the client's.
+
+    In one process the server's and the client's Python threads share one GIL, which
+    inflates the client's apparent overhead; benchmarks use this instead. `stats()` and
+    `reset()` read and zero the server's measurements over HTTP (`GET /stats`,
+    `GET /reset`). Faults cannot be injected across the process boundary.
+
+    !!! example
+        ```python
+        with ServerProcess(latency=0.05) as server:
+            model = OpenAICompatibleModel(server.url, "test-model")
+            ...
+            print(server.stats()["max_concurrent"])
+        ```
+    """
+
+    def __init__(self, *, latency: float = 0.0):
+        self.latency = latency
+        self._process: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def __enter__(self) -> ServerProcess:
+        command = [sys.executable, "-m", "ember_xcs.models.testing", "--latency", str(self.latency)]
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        line = self._process.stdout.readline() if self._process.stdout else ""
+        if not line.startswith("serving "):
+            self.__exit__()
+            raise RuntimeError(f"the test server process did not start (it printed {line!r})")
+        self.url = line.split()[1]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.stdin:
+            process.stdin.close()  # the child serves until its stdin closes
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout:
+            process.stdout.close()
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    def stats(self) -> dict[str, int]:
+        """`requests`, `concurrent`, `max_concurrent`, `unauthorized`, from the server."""
+        return self._get("stats")
+
+    def reset(self) -> dict[str, int]:
+        """Zero the server's measurements (and drop queued faults)."""
+        return self._get("reset")
+
+    def _get(self, route: str) -> dict[str, int]:
+        import httpx
+
+        return httpx.get(f"{self.url}/{route}", timeout=5.0).json()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m ember_xcs.models.testing --latency 0.05`: serve until stdin closes."""
+    parser = argparse.ArgumentParser(description="a local OpenAI-compatible test server")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
+    args = parser.parse_args(argv)
+    with OpenAITestServer(latency=args.latency) as server:
+        print(f"serving {server.url}", flush=True)
+        sys.stdin.read()  # returns when the parent closes our stdin (or exits)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Ensemble blocks under `jit`: same answers, every call once, full concurrency, flat graphs."""
+
+from __future__ import annotations
+
+import pytest
+
+import ember_xcs as xcs
+from ember_xcs.jit import autograph, get_jit_stats, jit
+from ember_xcs.models import (
+    JudgeSynthesis,
+    LLMOperator,
+    MostCommon,
+    Sequential,
+    SimulatedModel,
+    UniformEnsemble,
+    Verifier,
+    nested_ensemble,
+)
+
+MODES = ["auto", "trace", "structural", "dynamic"]
+QUESTIONS = ["What is XLA?", "Why shard?", "What is a pytree?"]  # 1st, 2nd, n-th call
+VOTES = ["Paris", "Lyon", "Paris", "Nice"]
+
+
+def _verdict_reply(prompt: str, sample: int) -> str:
+    passed = "PASS" if len(prompt) % 2 else "FAIL"
+    return f"Verdict: {passed}\nExplanation: length {len(prompt)}"
+
+
+def _judge_reply(prompt: str, sample: int) -> str:
+    return f"Final answer: {prompt.count('Paris')} votes for Paris"
+
+
+def _vote(model):
+    return Sequential([UniformEnsemble(5, model, "Q: {question}"), MostCommon()])
+
+
+def _judged(model):
+    return Sequential([UniformEnsemble(4, model), JudgeSynthesis(model)])
+
+
+def _verified(model):
+    return Sequential([LLMOperator(model, "{question}"), Verifier(model)])
+
+
+def _nested(model):
+    return nested_ensemble(model, width=3, depth=2)
+
+
+PIPELINES = {
+    "vote": (_vote, 5, lambda: SimulatedModel(responses=VOTES)),
+    "judged": (_judged, 5, lambda: SimulatedModel(responses=_judge_reply)),
+    "verified": (_verified, 2, lambda: SimulatedModel(responses=_verdict_reply)),
+    "nested": (_nested, 13, lambda: SimulatedModel()),
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", sorted(PIPELINES))
+def test_ensemble_blocks_give_the_same_answers_under_every_jit_mode(name, mode):
+    build, leaves, make_model = PIPELINES[name]
+    plain, jitted_model = build(make_model()), make_model()
+    jitted = jit(build(jitted_model), mode=mode)
+    for question in QUESTIONS:
+        jitted_model.reset_counters()
+        assert jitted(question) == plain(question)
+        assert jitted_model.calls == leaves  # each leaf call exactly once per call
+        assert len(set(jitted_model.call_log)) == leaves
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_ensemble_concurrency_reaches_its_width(mode):
+    model = SimulatedModel(latency=0.2)
+    ensemble = jit(UniformEnsemble(8, model), mode=mode)
+    assert len(ensemble("q")) == 8
+    assert model.calls == 8 and model.max_in_flight == 8
+
+
+@pytest.mark.parametrize("mode", ["trace", "dynamic"])
+def test_ensemble_concurrency_is_bounded_by_the_model_cap(mode):
+    model = SimulatedModel(latency=0.05, max_concurrency=3)
+    ensemble = jit(Sequential([UniformEnsemble(9, model), MostCommon()]), mode=mode)
+    ensemble("q")
+    assert model.calls == 9 and model.max_in_flight == 3
+
+
+def test_nested_ensemble_flattens_to_111_leaf_nodes_with_critical_path_3():
+    model = SimulatedModel()
+    tree = nested_ensemble(model, width=10, depth=2)
+    with autograph() as graph:
+        tree("What limits parallel speedup?")
+    assert model.calls == 0  # recording runs nothing
+    llm_nodes = [n for n in graph.nodes.values() if isinstance(n.operator, LLMOperator)]
+    assert len(llm_nodes) == 111  # units and judges; autograph adds list-building nodes
+    weights = {n: float(isinstance(graph.nodes[n].operator, LLMOperator)) for n in graph}
+    assert graph.critical_path_length(weights) == 3  # unit -> inner judge -> outer judge
+    jitted = jit(tree, mode="trace")
+    jitted("What limits parallel speedup?")
+    stats = get_jit_stats(jitted)
+    assert stats.leaf_calls == 111 and stats.critical_path == 3
+    assert model.calls == 111
+
+
+def test_nested_ensemble_runs_all_units_of_a_level_at_once():
+    model = SimulatedModel(latency=0.2)
+    jitted = jit(nested_ensemble(model, width=4, depth=2), mode="trace")
+    jitted("q")
+    assert model.calls == 21
+    assert model.max_in_flight == 16  # every unit of both levels of ensembles together
+
+
+def test_timeline_of_a_jitted_ensemble_records_each_leaf_once():
+    timeline = xcs.Timeline()
+    model = SimulatedModel(latency=0.05)
+    jitted = jit(_judged(model), mode="trace")
+    with xcs.execution_options(hooks=(timeline,)):
+        jitted("q")
+    assert len(timeline.records) == 5
+    assert timeline.max_concurrency() == 4
+
+
+@pytest.mark.parametrize(("cap", "expected"), [(None, 10), (4, 4)])
+def test_jitted_http_ensemble_concurrency_measured_server_side(cap, expected):
+    from ember_xcs.models import OpenAICompatibleModel
+    from ember_xcs.models.testing import OpenAITestServer
+
+    with OpenAITestServer(latency=0.05) as server:
+        with OpenAICompatibleModel(server.url, "m", max_concurrency=cap, seed=0) as model:
+            jitted = jit(_judged_wide(model), mode="trace")
+            plain_answer = _judged_wide(model)("q")
+            server.reset()
+            assert jitted("q") == plain_answer  # seeds make the server's answers repeatable
+        assert server.requests == 11
+        assert server.max_concurrent == expected
+
+
+def _judged_wide(model):
+    return Sequential([UniformEnsemble(10, model), JudgeSynthesis(model)])
