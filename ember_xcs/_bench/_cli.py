@@ -1,0 +1,147 @@
+"""`ember-xcs bench`: parse the options, run the sections, write and compare the results.
+
+Output goes to `--out`; by default that is the `benchmarks/` folder of the source
+checkout the package was imported from (where `RESULTS.md` lives), or
+`./ember-xcs-bench` for an installed package. `--quick` never writes there: without
+`--out` it uses a fresh temporary folder, so a smoke run can never overwrite the
+recorded results.
+
+A run limited with `--sections` or `--scenarios` into a folder that already holds a
+`results.json` replaces only the rows it re-measured and keeps the others, so one
+section can be refreshed without re-running the whole suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+from . import _http, _numeric, _suite
+from ._plots import write_plots
+from ._report import compare, load_rows, stamp, write_json, write_markdown
+from ._rows import Row, annotate
+
+__all__ = ["default_out_dir", "main"]
+
+SECTIONS = {**_suite.SECTIONS, "numeric": _numeric.numeric_section, "http": _http.http_section}
+
+
+def default_out_dir() -> Path:
+    """`benchmarks/` next to the package in a source checkout, else `./ember-xcs-bench`."""
+    checkout = Path(__file__).resolve().parents[2] / "benchmarks"
+    if (checkout.parent / "pyproject.toml").exists() and checkout.is_dir():
+        return checkout
+    return Path.cwd() / "ember-xcs-bench"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ember-xcs bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="CI smoke: small sizes, one run each")
+    parser.add_argument("--out", type=Path, help="folder for RESULTS.md, results.json, PNGs")
+    parser.add_argument("--sections", help=f"comma-separated subset of {', '.join(SECTIONS)}")
+    parser.add_argument("--scenarios", help="comma-separated scenario names (section llm)")
+    parser.add_argument("--latencies", help="simulated LLM latencies in ms, e.g. 50,5")
+    parser.add_argument("--repeats", type=int, help="timed runs per row (default 5)")
+    parser.add_argument("--compare", type=Path, help="results.json to compare against")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> _suite.Settings:
+    settings = _suite.Settings.for_quick() if args.quick else _suite.Settings()
+    if args.sections:
+        chosen = tuple(s.strip() for s in args.sections.split(",") if s.strip())
+        unknown = [s for s in chosen if s not in SECTIONS]
+        if unknown:
+            raise SystemExit(
+                f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}"
+            )
+        settings.sections = chosen
+    if args.scenarios:
+        settings.scenarios = tuple(s.strip() for s in args.scenarios.split(","))
+    if args.latencies:
+        settings.latencies = tuple(float(x) / 1000 for x in args.latencies.split(","))
+    if args.repeats:
+        settings.repeats = max(1, args.repeats)
+    return settings
+
+
+def _out_dir(args: argparse.Namespace) -> Path:
+    if args.out is not None:
+        out = args.out
+    elif args.quick:
+        out = Path(tempfile.mkdtemp(prefix="ember-xcs-bench-quick-"))
+    else:
+        out = default_out_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    settings, out = _settings(args), _out_dir(args)
+    print(f"ember-xcs bench: {'quick' if settings.quick else 'full'} run -> {out}", flush=True)
+    recorded_stamp, recorded = load_rows(args.compare or out / "results.json")
+    start = time.perf_counter()
+    rows, notes = _run_sections(settings)
+    annotate(rows)
+    info = stamp(settings, time.perf_counter() - start, argv)
+    _regression(rows, recorded, recorded_stamp)
+    rows, info = _merge(rows, recorded, recorded_stamp, settings, info, args)
+    plots = [] if args.no_plots else write_plots(out, rows, notes)
+    write_json(out / "results.json", rows, info)
+    write_markdown(out / "RESULTS.md", rows, info, notes, plots)
+    failed = [r for r in rows if not r.ok]
+    for row in failed:
+        print(f"FAILED: {row.key}: {row.note}")
+    print(f"wrote {out / 'RESULTS.md'} ({len(rows)} rows) in {info['seconds']:.0f} s")
+    return 1 if failed else 0
+
+
+def _run_sections(settings: _suite.Settings) -> tuple[list[Row], list[str]]:
+    rows: list[Row] = []
+    notes: list[str] = []
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # third-party baselines
+            for name in settings.sections:
+                start = time.perf_counter()
+                rows += SECTIONS[name](settings, log)
+                log(f"[{name}] done in {time.perf_counter() - start:.1f} s")
+    finally:
+        from ._variants import close_shared
+
+        close_shared()
+    notes += _numeric.NOTES + _http.NOTES
+    return rows, notes
+
+
+def _merge(rows, recorded, recorded_stamp, settings, info, args):  # noqa: ANN001, ANN202
+    """Keep recorded rows that this (partial) run did not re-measure."""
+    partial = args.sections or args.scenarios
+    same_mode = recorded_stamp.get("mode") == info["mode"]
+    if not partial or not recorded or not same_mode or args.compare:
+        return rows, info
+    fresh = {r.key for r in rows}
+    rerun = set() if args.scenarios else set(settings.sections)
+    kept = [r for r in recorded if r.key not in fresh and r.section not in rerun]
+    info = {**info, "merged_with": recorded_stamp.get("date", "?")}
+    return kept + rows, info
+
+
+def _regression(rows: list[Row], recorded: list[Row], recorded_stamp: dict) -> None:
+    if not recorded:
+        print("regression check: no recorded results.json to compare with")
+        return
+    compared, worse = compare(rows, recorded)
+    when = recorded_stamp.get("date", "an earlier run")
+    print(f"regression check vs {when}: {compared} rows compared, {len(worse)} worse by > 20 %")
+    for line in worse:
+        print(f"  WORSE {line}")

@@ -1,0 +1,220 @@
+"""The project's performance goals, evaluated on a run's rows.
+
+Each goal names its target and the measured figure; a miss says by how much. A goal
+whose rows are missing (a component not built yet, a section not run) says so instead
+of passing. The targets come from the issues and are never loosened here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+from ._rows import Row
+
+__all__ = ["Goal", "evaluate_goals"]
+
+EMBER_HEADLINERS = ("jit: auto", "graph: parallel")
+
+
+@dataclasses.dataclass(frozen=True)
+class Goal:
+    name: str
+    target: str
+    measured: str
+    status: str
+
+
+def _find(
+    rows: Iterable[Row], section: str, scenario: str, variant: str, latency=None
+) -> Row | None:
+    for row in rows:
+        if (
+            row.section == section
+            and row.scenario == scenario
+            and row.variant == variant
+            and (latency is None or row.latency_ms == latency)
+            and row.measured
+        ):
+            return row
+    return None
+
+
+def _status(value: float | None, limit: float, ok: bool = True) -> str:
+    if value is None:
+        return "not measured"
+    if not ok:
+        return "**wrong answers**"
+    if value <= limit:
+        return "met"
+    return f"**missed** by {(value / limit - 1) * 100:.0f} %"
+
+
+def _missing(name: str, target: str, why: str) -> Goal:
+    return Goal(name, target, "—", f"not measured: {why}")
+
+
+def evaluate_goals(rows: list[Row], info: dict[str, Any]) -> list[Goal]:
+    goals: list[Goal] = []
+    for latency, limit in ((50.0, 1.05), (5.0, 1.15)):
+        goals += _depth2_goals(rows, latency, limit)
+        goals += _baseline_goals(rows, latency)
+    goals += _fan_in_goal(rows)
+    goals += _overhead_goals(rows)
+    goals += _scale_goals(rows)
+    goals += _numeric_goals(rows)
+    goals += _http_goals(rows)
+    return goals
+
+
+def _depth2_goals(rows: list[Row], latency: float, limit: float) -> list[Goal]:
+    out = []
+    for variant in EMBER_HEADLINERS:
+        name = f"ensemble-depth2, L={latency:g} ms, {variant}"
+        target = f"wall ≤ {limit:.2f} × CP"
+        row = _find(rows, "llm", "ensemble-depth2", variant, latency)
+        if row is None:
+            out.append(_missing(name, target, _why(rows, "llm", variant)))
+            continue
+        value = row.wall_over_cp
+        measured = f"{row.median_s * 1e3:.1f} ms = {value:.3f} × CP"
+        out.append(Goal(name, target, measured, _status(value, limit, row.ok)))
+    return out
+
+
+def _baseline_goals(rows: list[Row], latency: float) -> list[Goal]:
+    out = []
+    baselines = [
+        r
+        for r in rows
+        if r.section == "llm"
+        and r.scenario == "ensemble-depth2"
+        and r.latency_ms == latency
+        and r.kind == "baseline"
+        and r.measured
+    ]
+    for variant in EMBER_HEADLINERS:
+        name = f"ensemble-depth2, L={latency:g} ms, {variant} vs baselines"
+        target = "faster than every baseline; ≤ 1.05 × asyncio"
+        row = _find(rows, "llm", "ensemble-depth2", variant, latency)
+        if row is None or not baselines:
+            out.append(_missing(name, target, _why(rows, "llm", variant)))
+            continue
+        parts, misses = [], []
+        for base in baselines:
+            ratio = row.median_s / base.median_s
+            parts.append(f"{base.variant} {ratio:.2f}×")
+            limit = 1.05 if base.variant == "asyncio" else 1.0
+            if ratio > limit:
+                misses.append(f"{base.variant} by {(ratio / limit - 1) * 100:.0f} %")
+        status = "met" if not misses else "**missed**: " + ", ".join(misses)
+        out.append(Goal(name, target, "ember / baseline: " + ", ".join(parts), status))
+    return out
+
+
+def _fan_in_goal(rows: list[Row]) -> list[Goal]:
+    name, target = "20 calls + join (ensemble-20), L=50 ms, graph: parallel", "wall ≤ 1.05 × CP"
+    row = _find(rows, "llm", "ensemble-20", "graph: parallel", 50.0)
+    if row is None:
+        return [_missing(name, target, "section llm at 50 ms not run")]
+    value = row.wall_over_cp
+    return [Goal(name, target, f"{value:.3f} × CP", _status(value, 1.05, row.ok))]
+
+
+def _overhead_goals(rows: list[Row]) -> list[Goal]:
+    over = [r for r in rows if r.section == "overhead" and r.measured]
+    if not over:
+        return [_missing("per-node overhead", "parallel ≤ 15 µs, sequential ≤ 5 µs", "not run")]
+    beside = ", ".join(
+        f"{r.variant} {r.us_per_node:.1f}" for r in over if r.kind in ("baseline", "plain")
+    )
+    out = []
+    for variant, limit in (("graph: parallel", 15.0), ("graph: sequential", 5.0)):
+        row = next((r for r in over if r.variant == variant), None)
+        name = f"per-node overhead, {over[0].nodes} no-op nodes, {variant}"
+        value = row.us_per_node if row else None
+        measured = f"{value:.1f} µs/node (beside: {beside} µs/node)" if value else "—"
+        out.append(Goal(name, f"≤ {limit:g} µs/node", measured, _status(value, limit)))
+    return out
+
+
+def _scale_goals(rows: list[Row]) -> list[Goal]:
+    scale = [r for r in rows if r.section == "scale" and r.measured]
+    replay = [r for r in scale if r.variant == "jit: auto, replay"]
+    first = sorted(
+        (r for r in scale if r.variant == "jit: auto, first call"), key=lambda r: r.nodes
+    )
+    if not replay:
+        return [
+            _missing("jit cached replay", "≤ 15 µs/node", _why(rows, "scale", "jit: auto, replay"))
+        ]
+    worst = max(replay, key=lambda r: r.us_per_node or 0)
+    figures = ", ".join(
+        f"{r.nodes}: {r.us_per_node:.1f}" for r in sorted(replay, key=lambda r: r.nodes)
+    )
+    out = [
+        Goal(
+            "jit cached replay (auto)",
+            "≤ 15 µs/node",
+            f"{figures} µs/node",
+            _status(worst.us_per_node, 15.0),
+        )
+    ]
+    if len(first) >= 2:
+        growth = first[-1].us_per_node / first[0].us_per_node
+        figures = ", ".join(f"{r.nodes}: {r.us_per_node:.1f}" for r in first)
+        status = "met" if growth <= 1.5 else f"**missed**: per-node cost grows {growth:.1f}×"
+        out.append(
+            Goal(
+                "jit first call (trace) linear in nodes",
+                "µs/node flat (≤ 1.5× growth)",
+                f"{figures} µs/node",
+                status,
+            )
+        )
+    return out
+
+
+def _numeric_goals(rows: list[Row]) -> list[Goal]:
+    numeric = [r for r in rows if r.section == "numeric" and r.kind == "ember" and r.measured]
+    if not numeric:
+        return [
+            _missing("numeric vs raw JAX", "≤ 1.05 small, ≤ 1.01 large", _why(rows, "numeric", ""))
+        ]
+    out = []
+    for row in numeric:
+        limit = 1.01 if row.extra.get("size") == "large" else 1.05
+        if row.extra.get("report_only"):
+            continue
+        out.append(
+            Goal(
+                f"{row.scenario}: {row.variant}",
+                f"≤ {limit:.2f} × raw JAX",
+                f"{row.ratio:.3f}×",
+                _status(row.ratio, limit, row.ok),
+            )
+        )
+    return out
+
+
+def _http_goals(rows: list[Row]) -> list[Goal]:
+    http = [r for r in rows if r.section == "http" and r.measured and r.kind == "ember"]
+    if not http:
+        return [_missing("HTTP ensemble depth 2", "wall vs CP (report)", _why(rows, "http", ""))]
+    figures = "; ".join(f"{r.scenario} {r.variant}: {r.wall_over_cp:.3f} × CP" for r in http)
+    return [
+        Goal(
+            "ensemble-depth2 over HTTP vs simulated",
+            "report (client overhead)",
+            figures,
+            "reported",
+        )
+    ]
+
+
+def _why(rows: list[Row], section: str, variant: str) -> str:
+    for row in rows:
+        if row.section == section and (not variant or row.variant == variant) and row.note:
+            return row.note
+    return f"section {section} not run"
