@@ -201,14 +201,6 @@ def test_jax_jit_of_mesh_sharded_keeps_the_requested_sharding():
     assert out.sharding.spec == P("data", "model")
 
 
-def test_xcs_jit_of_mesh_sharded_equals_unsharded_when_jit_is_available():
-    jit = getattr(xcs, "jit", None)
-    if jit is None:
-        pytest.skip("ember_xcs.jit is not exported yet")
-    sharded = xcs.mesh_sharded(project, MESH_2X4, in_specs=(P("data"), P()), out_specs=P("data"))
-    chex.assert_trees_all_close(jit(sharded)(X, W), project(X, W), rtol=1e-5, atol=1e-6)
-
-
 # --- mesh_sharded: errors -----------------------------------------------------------------
 
 

@@ -11,6 +11,8 @@ import chex
 import jax
 import jax.numpy as jnp
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jax.sharding import NamedSharding, PartitionSpec
 
 import ember_xcs as xcs
@@ -207,3 +209,16 @@ def test_python_pmap_never_drops_a_failing_shard():
 def test_pmap_of_python_vmap_runs_nested_batches_in_order():
     inner = xcs.vmap(xcs.op(lambda s: s * 2, name="double"))
     assert xcs.pmap(inner, num_workers=2)([["a", "b"], ["c"]]) == [["aa", "bb"], ["cc"]]
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    per_device=st.integers(1, 3), features=st.integers(1, 4), workers=st.sampled_from([1, 2, 4, 8])
+)
+def test_numeric_pmap_equals_vmap_for_random_shapes_and_worker_counts(
+    per_device, features, workers
+):
+    x = jnp.arange(float(per_device * workers * features)).reshape(per_device * workers, features)
+    out = xcs.pmap(normalize, num_workers=workers)(x + 1)
+    chex.assert_trees_all_close(out, jax.vmap(normalize)(x + 1), rtol=1e-6)
+    assert len(out.sharding.device_set) == workers

@@ -480,3 +480,12 @@ def test_python_results_of_different_shapes_cannot_be_stacked():
 def test_vmap_of_non_callable_is_an_error():
     with pytest.raises(TransformError, match=r"vmap\(\) needs a function or operator, got int"):
         xcs.vmap(3)
+
+
+def test_keyword_argument_that_cannot_be_mapped_says_keywords_are_always_mapped():
+    with pytest.raises(
+        TransformError,
+        match=r"keyword argument system is a str and cannot be mapped;.*keyword arguments are "
+        r"always mapped along axis 0 \(as in jax.vmap\)",
+    ):
+        xcs.vmap(xcs.op(lambda q, system: q, name="ask"))(["a", "b"], system="be brief")

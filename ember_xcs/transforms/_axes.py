@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 MappedLeaf = tuple[str, Any, int]  # (path in the user's names, value, axis)
+_KEYWORD = "keyword argument "  # keyword arguments are always mapped, as in jax.vmap
 
 
 # --- validating the axes trees -------------------------------------------------------------
@@ -102,7 +103,7 @@ def mapped_leaves(
     for i, (value, axes) in enumerate(zip(args, per_arg, strict=True)):
         _walk(value, axes, names.positional(i), label, python, out)
     for key, value in kwargs.items():
-        _walk(value, 0, key, label, python, out)
+        _walk(value, 0, f"{_KEYWORD}{key}", label, python, out)
     return out
 
 
@@ -167,6 +168,15 @@ def _check_same_keys(value: Any, axes: Mapping[Any, Any], path: str, label: str,
 # --- batch sizes -------------------------------------------------------------------------
 
 
+def _broadcast_hint(path: str) -> str:
+    if path.startswith(_KEYWORD):
+        return (
+            "keyword arguments are always mapped along axis 0 (as in jax.vmap), so pass it "
+            "positionally with in_axes=None, or bind it with functools.partial"
+        )
+    return f"give {path} in_axes=None to broadcast it"
+
+
 def _rank_and_size(path: str, value: Any, axis: int, label: str, python: bool) -> int:
     if python and isinstance(value, list | tuple):
         rank, shape = 1, (len(value),)
@@ -175,16 +185,14 @@ def _rank_and_size(path: str, value: Any, axis: int, label: str, python: bool) -
     elif python:
         raise TransformError(
             f"{label}: {path} is a {describe(value)} and cannot be mapped; pass a list "
-            f"(one item per call) or an array, or give {path} in_axes=None to pass it "
-            "whole to every call"
+            f"(one item per call) or an array, or {_broadcast_hint(path)}"
         )
     else:
         rank, shape = np.ndim(value), np.shape(value)
     if rank == 0:
         raise TransformError(
             f"{label}: {path} is {describe(value) if hasattr(value, 'dtype') else repr(value)} "
-            f"(rank 0) and cannot be mapped along axis {axis}; give it in_axes=None to "
-            "broadcast it"
+            f"(rank 0) and cannot be mapped along axis {axis}; {_broadcast_hint(path)}"
         )
     if not -rank <= axis < rank:
         raise TransformError(
