@@ -6,6 +6,7 @@ import logging
 import secrets
 import traceback
 
+import jax
 import pytest
 
 import ember_xcs as xcs
@@ -50,6 +51,7 @@ def test_key_never_appears_in_reprs(server):
             repr(operator),
             repr(ensemble),
             repr(vars(model)),
+            repr(jax.tree_util.tree_structure(ensemble)),
         ]
         assert "api_key='***'" in repr(model)
         _assert_clean(texts)
