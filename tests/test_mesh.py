@@ -380,3 +380,13 @@ def test_with_two_devices_mesh_errors_and_pmap_spans_what_exists():
     assert (
         "devices: 2 PartitionSpec('pmap',)" in proc.stdout or "devices: 2 P('pmap',)" in proc.stdout
     )
+
+
+def test_mesh_sharded_works_as_a_configured_decorator():
+    @xcs.mesh_sharded(mesh=MESH_8X1, in_specs=P("data"), out_specs=P("data"))
+    def double(x):
+        return x * 2
+
+    out = double(X)
+    chex.assert_trees_all_close(out, X * 2)
+    assert out.sharding.spec == P("data")

@@ -222,3 +222,8 @@ def test_numeric_pmap_equals_vmap_for_random_shapes_and_worker_counts(
     out = xcs.pmap(normalize, num_workers=workers)(x + 1)
     chex.assert_trees_all_close(out, jax.vmap(normalize)(x + 1), rtol=1e-6)
     assert len(out.sharding.device_set) == workers
+
+
+def test_pmap_of_an_empty_batch_returns_empty_results():
+    assert xcs.pmap(normalize)(jnp.zeros((0, 5))).shape == (0, 5)
+    assert xcs.pmap(xcs.op(lambda s: s, name="echo"))([]) == []

@@ -142,7 +142,7 @@ class Pmapped(Transformed):
                 f"(num_workers={size}), or drop axis_name to split larger batches"
             )
         if size % devices:
-            fits = [d for d in range(devices, 0, -1) if size % d == 0][:3]
+            fits = [d for d in range(devices - 1, 1, -1) if size % d == 0][:3] or [1]
             raise TransformError(
                 f"{self._label}: the batch has {size} items ({where}), which does not split "
                 f"evenly over {devices} devices; pad the batch to a multiple of {devices}, "
@@ -217,7 +217,7 @@ def pmap(
     input shape. The batch must split evenly over the devices; otherwise a
     `TransformError` names the size, the device count and the `num_workers` values that
     would divide it (no padding: see the module docs). Outputs are sharded over the
-    devices along the batch axis.
+    devices along the batch axis. An empty batch returns empty outputs.
 
     **Python operators** run once per item on the scheduler, at most `num_workers` at a
     time, results in input order; errors name the failing index (`fn[3]`).

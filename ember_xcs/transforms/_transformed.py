@@ -1,7 +1,8 @@
 """`Transformed`: what `vmap`, `pmap` and `mesh_sharded` return.
 
 A transformed callable is an `Operator` (so `jit` sees it as one leaf call, numeric or
-Python, and graphs can hold it) that picks one of two runners when it is built:
+Python, and graphs can hold it) that builds one of two runners on its first call (not at
+decoration time, so JAX's backend does not start before the user sets its device count):
 
 - the **numeric** runner, a cached `jax.jit` callable built once, so a call costs one
   Python frame on top of JAX's own dispatch and compiles once per input shape;
