@@ -139,3 +139,32 @@ def test_a_python_number_a_member_needs_static_is_used_as_a_constant(k):
     jitted = xcs.jit(lambda s, k: top_k(s, k))
     scores = jnp.arange(6.0)
     np.testing.assert_array_equal(jitted(scores, k), jax.lax.top_k(scores, k)[1])
+
+
+@xcs.op(numeric=True)
+def plus_one(x):
+    return x + 1
+
+
+@xcs.op(numeric=True)
+def double(x):
+    return x * 2
+
+
+@xcs.op
+def minus_three(x):
+    return x - 3
+
+
+def two_segments(x):
+    first = double(plus_one(x))
+    second = double(plus_one(minus_three(first)))  # same operators, after a Python node
+    return first, second
+
+
+def test_segments_of_the_same_operators_on_different_levels_stay_separate():
+    jitted = xcs.jit(two_segments)
+    for x in (jnp.ones(2), jnp.zeros(2), jnp.arange(2.0)):
+        chex.assert_trees_all_close(jitted(x), two_segments(x))
+    stats = xcs.get_jit_stats(jitted)
+    assert (stats.numeric_segments, stats.nodes, stats.leaf_calls) == (2, 3, 5)
