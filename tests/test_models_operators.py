@@ -224,3 +224,21 @@ def test_ensemble_units_as_graph_nodes_respect_the_model_cap():
         graph.add_node(unit)
     xcs.execute_graph(graph, {"question": "q"}, options=xcs.ExecutionOptions(scheduler="parallel"))
     assert model.calls == 6 and model.max_in_flight == 2
+
+
+def test_models_and_operators_survive_pickling_for_remote_workers():
+    import pickle
+
+    from ember_xcs.models import OpenAICompatibleModel
+    from ember_xcs.models.testing import OpenAITestServer
+
+    sim = SimulatedModel(latency=0.0, max_concurrency=2, responses=["a", "b"])
+    ensemble = pickle.loads(pickle.dumps(UniformEnsemble(3, sim)))
+    assert ensemble("q") == UniformEnsemble(3, sim)("q")
+    assert ensemble.units[0].model.limits.max_concurrency == 2
+    with OpenAITestServer() as server:
+        with OpenAICompatibleModel(server.url, "m", max_concurrency=3) as model:
+            model.complete("warm")  # opens a connection pool, which must not be pickled
+            with pickle.loads(pickle.dumps(model)) as copy:
+                assert copy.complete("q").text == model.complete("q").text
+                assert copy.limits is model.limits  # same process: the same shared cap

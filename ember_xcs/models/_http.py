@@ -16,6 +16,9 @@ the slot before any backoff, so a sleeping retry never blocks another call.
 gives up, the error is a `ModelError` subclass naming the model, the endpoint, the status
 and the number of attempts, chained to the underlying httpx exception.
 
+**Pickling** (for Dask workers in other processes) drops the connection pools and
+re-attaches the limits on arrival, so a cap is shared per process, not across a cluster.
+
 **Keys.** The API key lives in a `_Secret` whose repr is `'***'`, is only unwrapped to build
 the `Authorization` header (which httpx itself masks in reprs), and is scrubbed from any
 server text quoted in an error or log message.
@@ -160,6 +163,20 @@ class OpenAICompatibleModel:
             f"model={self.name!r}, api_key={key}, max_concurrency={self.limits.max_concurrency}, "
             f"requests_per_second={self.limits.requests_per_second})"
         )
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without connection pools or locks (Dask ships operators to workers)."""
+        state = {k: v for k, v in vars(self).items() if k not in _UNPICKLED}
+        state["_limits_config"] = (self.limits.max_concurrency, self.limits.requests_per_second)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        cap, rate = state.pop("_limits_config")
+        self.__dict__.update(state)
+        self.limits = shared_limits(("openai", self.endpoint, self.name), cap, rate)
+        self._lock = threading.Lock()
+        self._client = None
+        self._async_clients = weakref.WeakKeyDictionary()
 
     # --- the protocol ------------------------------------------------------------------
 
@@ -357,6 +374,7 @@ class OpenAICompatibleModel:
         return error
 
 
+_UNPICKLED = frozenset({"limits", "_lock", "_client", "_async_clients"})
 _POOL_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=64)
 
 _HINTS: dict[type[_CallError], str] = {

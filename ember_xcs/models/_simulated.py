@@ -96,6 +96,18 @@ class SimulatedModel:
     def __repr__(self) -> str:
         return f"SimulatedModel(name={self.name!r}, seed={self.seed}, latency={self.latency!r})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without locks; a copy counts its own calls from a snapshot of the log."""
+        state = {k: v for k, v in vars(self).items() if k not in ("limits", "_log_lock")}
+        state["_limits_config"] = (self.limits.max_concurrency, self.limits.requests_per_second)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        cap, rate = state.pop("_limits_config")
+        self.__dict__.update(state)
+        self.limits = CallLimits(cap, rate)
+        self._log_lock = threading.Lock()
+
     # --- counters ----------------------------------------------------------------------
 
     @property
