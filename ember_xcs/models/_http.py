@@ -78,7 +78,7 @@ class _Secret:
     __str__ = __repr__
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)  # exceptions stay hashable
 class _Failure(Exception):
     """One failed attempt, before deciding whether to retry it."""
 
