@@ -1,4 +1,4 @@
-"""The flagship demo: the same graph of simulated slow calls, sequential vs parallel.
+"""The explicit-graph demo (`ember-xcs demo --graph`): one graph, sequential vs parallel.
 
 Twenty independent 50 ms "LLM calls" feed one join node, so the critical path is two
 calls (100 ms) while running them one by one takes 21 calls (1.05 s).

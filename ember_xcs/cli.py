@@ -1,6 +1,7 @@
 """The `ember-xcs` command: `demo`, `bench` and `doctor`.
 
-`demo` runs the flagship pipeline; `bench` runs the benchmark suite (see `benchmarks/`);
+`demo` runs the flagship mixed pipeline (JAX on a simulated 8-device mesh + parallel
+simulated LLM calls under one `xcs.jit`; `--graph` runs the explicit-graph demo instead); `bench` runs the benchmark suite (see `benchmarks/`);
 `doctor` prints what this machine offers (JAX version, devices, optional extras).
 """
 
@@ -14,9 +15,13 @@ __all__ = ["main"]
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from ._demo import run_demo
+    if args.graph:
+        from ._demo import run_demo
 
-    return run_demo(quick=args.quick)
+        return run_demo(quick=args.quick)
+    from ._demo_pipeline import run_mixed_demo
+
+    return run_mixed_demo(quick=args.quick)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -46,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the flagship demo pipeline")
     demo.add_argument("--quick", action="store_true", help="shorter latencies, for smoke tests")
+    demo.add_argument(
+        "--graph",
+        action="store_true",
+        help="run the explicit-graph demo (20 slow calls -> join) instead of the mixed pipeline",
+    )
     demo.set_defaults(func=_demo)
     bench = sub.add_parser(
         "bench",
