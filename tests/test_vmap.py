@@ -489,3 +489,24 @@ def test_keyword_argument_that_cannot_be_mapped_says_keywords_are_always_mapped(
         r"always mapped along axis 0 \(as in jax.vmap\)",
     ):
         xcs.vmap(xcs.op(lambda q, system: q, name="ask"))(["a", "b"], system="be brief")
+
+
+def test_numeric_vmap_of_operator_with_weights_sees_new_weights_without_retracing():
+    traces = []
+
+    class Scale(xcs.Operator):
+        numeric = True
+
+        def __init__(self, w):
+            self.w = w
+
+        def forward(self, x):
+            traces.append(x.shape)
+            return x * self.w
+
+    layer = Scale(jnp.float32(2.0))
+    mapped = xcs.vmap(layer)
+    chex.assert_trees_all_close(mapped(jnp.ones(3)), jnp.full(3, 2.0))
+    layer.w = jnp.float32(5.0)  # weights are jit arguments, not baked-in constants
+    chex.assert_trees_all_close(mapped(jnp.ones(3)), jnp.full(3, 5.0))
+    assert len(traces) == 1
