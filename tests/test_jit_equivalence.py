@@ -177,3 +177,33 @@ def test_any_prompt_text_gives_the_plain_answer(prompts):
 
 _PROPERTY_JIT = xcs.jit(p.fstring_chain)
 _PROPERTY_CHAIN = xcs.jit(p.chain)
+
+
+def random_program(steps):
+    """A pipeline whose k-th call reads the outputs of earlier calls chosen by `steps`."""
+
+    def program(question: str) -> list[str]:
+        values = [question]
+        for use_judge, picks in steps:
+            chosen = [values[i % len(values)] for i in picks]
+            if use_judge:
+                values.append(p.judge(chosen, question=question))
+            else:
+                values.append(p.llm(chosen[0]))
+        return values[1:]
+
+    return program
+
+
+_STEPS = st.lists(
+    st.tuples(st.booleans(), st.lists(st.integers(0, 20), min_size=1, max_size=3)),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=20, deadline=None)
+@given(_STEPS, st.sampled_from(MODES))
+def test_random_dataflow_programs_give_the_plain_answers(steps, mode):
+    program = random_program(steps)
+    assert_same_as_plain(program, xcs.jit(program, mode=mode), one_arg(QUESTIONS[:3]))
