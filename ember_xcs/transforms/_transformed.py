@@ -32,9 +32,14 @@ import jax
 import numpy as np
 
 from .._errors import TransformError
-from ..operators import Operator, classify, current_call_handler
+from ..operators import Operator, classify
 from ..operators._classify import Classification, PythonOperatorCall
+from ..operators._interception import _handler
 from ._names import callable_name
+
+# The ContextVar's own `get`, not `current_call_handler()`: one Python frame less, ~0.1 us
+# of the ~0.2 us this wrapper adds to a 4 us jitted dispatch.
+_current_handler = _handler.get
 
 __all__ = ["Transformed", "holds_arrays"]
 
@@ -90,7 +95,7 @@ class Transformed(Operator):
         return self._classification
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        handler = current_call_handler()
+        handler = _current_handler()
         if handler is not None:  # a jit trace or a numeric guard is watching
             return handler(self, args, kwargs)
         try:
