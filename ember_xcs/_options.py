@@ -224,6 +224,11 @@ def set_current_options(options: ExecutionOptions) -> Token[ExecutionOptions | N
     return _current.set(options)
 
 
+def options_are_current(options: ExecutionOptions) -> bool:
+    """True when `options` (this very object) is current here; cheaper than setting it."""
+    return _current.get() is options
+
+
 def reset_current_options(token: Token[ExecutionOptions | None]) -> None:
     """Undo one `set_current_options`."""
     _current.reset(token)

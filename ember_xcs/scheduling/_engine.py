@@ -128,6 +128,7 @@ def _loop(
     running: dict[int, float] = {}  # index -> submit time, oldest first
     deadline = start + options.timeout_seconds if options.timeout_seconds else None
     node_timeout = options.node_timeout_seconds
+    timed = deadline is not None or node_timeout is not None
     partial = options.return_partial_results
     failures: dict[str, XCSError] = {}
     skipped: list[str] = []
@@ -144,9 +145,9 @@ def _loop(
                 call = run.prepare(i)
             except XCSError as exc:  # a bad mapping fails this node before it runs
                 done.put((i, False, exc))
-                running[i] = time.perf_counter()
+                running[i] = 0.0
                 continue
-            running[i] = time.perf_counter()
+            running[i] = time.perf_counter() if node_timeout else 0.0  # only timeouts read it
             count += 1
             if call.is_async and submit_async is not None:
                 submit_async(i, call, done)
@@ -157,9 +158,12 @@ def _loop(
         if not running:
             break
         try:
-            i, ok, value = _next(done, running, deadline, node_timeout, nodes)
-            if i in running and deadline is not None and time.perf_counter() > deadline:
-                raise _GraphTimeout  # it came back late: the inline executor's only check
+            if timed:
+                i, ok, value = _next(done, running, deadline, node_timeout, nodes)
+                if i in running and deadline is not None and time.perf_counter() > deadline:
+                    raise _GraphTimeout  # it came back late: the inline executor's only check
+            else:
+                i, ok, value = done.get()
         except _GraphTimeout:
             if first_error is not None:  # already failing: the cause beats the deadline
                 break
@@ -199,8 +203,6 @@ def _next(
     node_timeout: float | None,
     nodes: Any,
 ) -> tuple[int, bool, Any]:
-    if deadline is None and node_timeout is None:
-        return done.get()
     now = time.perf_counter()
     if deadline is not None and now >= deadline and done.empty():
         raise _GraphTimeout

@@ -16,7 +16,12 @@ from types import CoroutineType
 from typing import Any
 
 from .._errors import NodeExecutionError, summarize_inputs
-from .._options import ExecutionOptions, reset_current_options, set_current_options
+from .._options import (
+    ExecutionOptions,
+    options_are_current,
+    reset_current_options,
+    set_current_options,
+)
 from ..operators import Operator
 from ._async_loop import run_coroutine
 
@@ -51,7 +56,11 @@ class NodeCall:
         if self.is_async:  # executors without an event loop still get async nodes right
             return run_coroutine(self.acall())
         # The run's options are current while the operator runs, whichever thread or
-        # process runs it, so a nested jit call or `current_options()` sees them.
+        # process runs it, so a nested jit call or `current_options()` sees them. The
+        # engine already made them current for its own thread and the threads it copies
+        # its context into; only other executors' threads (Dask) need them set here.
+        if options_are_current(self.options):
+            return self._call_with_retries()
         token = set_current_options(self.options)
         try:
             return self._call_with_retries()
@@ -60,9 +69,12 @@ class NodeCall:
 
     def _call_with_retries(self) -> Any:
         attempt = 0
+        hooks = self.hooks
         while True:
-            self._started(attempt)
-            start = time.perf_counter()
+            start = 0.0
+            if hooks:
+                self._started(attempt)
+                start = time.perf_counter()
             try:
                 out = self.operator(*self.args, **self.kwargs)
                 if type(out) is CoroutineType:  # a sync-looking operator returned a coroutine
@@ -72,7 +84,8 @@ class NodeCall:
                 time.sleep(delay)
                 attempt += 1
                 continue
-            self._ended(start)
+            if hooks:
+                self._ended(start)
             return out
 
     async def acall(self) -> Any:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from .._errors import OptionsError
-from .._options import ExecutionOptions
+from .._options import ExecutionOptions, reset_current_options, set_current_options
 from ..operators import intercept_calls
 from ._engine import run_plan
 from ._executors import InlineExecutor, ThreadExecutor
@@ -62,14 +62,25 @@ class EngineScheduler:
         self, plan: ExecutionPlan, inputs: Mapping[str, Any], options: ExecutionOptions
     ) -> ExecutionResult:
         # Operators run concretely here; a trace active in the caller must not see them.
-        with intercept_calls(None):
-            executor = self.make_executor(options)
-            try:
-                return run_plan(
-                    plan, inputs, options, executor, scheduler_name=self.name, barrier=self.barrier
-                )
-            finally:
-                executor.close()
+        # The run's options are made current before the executor copies this context,
+        # so every node call on this thread or the executor's threads finds them set.
+        token = set_current_options(options)
+        try:
+            with intercept_calls(None):
+                executor = self.make_executor(options)
+                try:
+                    return run_plan(
+                        plan,
+                        inputs,
+                        options,
+                        executor,
+                        scheduler_name=self.name,
+                        barrier=self.barrier,
+                    )
+                finally:
+                    executor.close()
+        finally:
+            reset_current_options(token)
 
     def __repr__(self) -> str:
         return f"EngineScheduler({self.name!r})"
