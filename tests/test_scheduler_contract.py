@@ -172,7 +172,7 @@ class SchedulerContract:
     """Behaviours every scheduler must have. Subclasses set `scheduler`."""
 
     scheduler: Any = None
-    concurrent = True  # can two nodes be in flight at once?
+    overlaps_waves = True  # may a node start while an earlier wave is still running?
 
     @pytest.fixture(autouse=True)
     def _scheduler_options(self) -> None:
@@ -447,6 +447,33 @@ class SchedulerContract:
             self.run(g, retries=3, retry_backoff=0.25)
         assert slept == [0.25, 0.5, 1.0]
 
+    # scheduling order
+
+    def test_the_critical_path_goes_first_when_workers_are_scarce(self) -> None:
+        seen = Recorder()
+        g = xcs.Graph()
+        g.add_node(lambda: seen.hit("short"), node_id="short")  # added first, rank 1
+        g.add_node(lambda: seen.hit("long1"), node_id="long1")  # heads a chain of 3
+        g.add_node(lambda v: seen.hit("long2"), node_id="long2")
+        g.add_node(lambda v: seen.hit("long3"), node_id="long3")
+        g.connect("long1", "long2", "long3")
+        self.run(g, max_workers=1)
+        assert seen.calls[0] == "long1"
+        assert seen.calls.index("long2") < seen.calls.index("long3")
+
+    def test_a_node_starts_as_soon_as_its_inputs_are_ready(self) -> None:
+        if not self.overlaps_waves:
+            pytest.skip("this scheduler runs one wave (or one node) at a time by design")
+        late_wave_ran = threading.Event()
+        g = xcs.Graph()
+        # wave 0: "slow" and "quick"; wave 1: "next". "slow" waits for "next" to have run,
+        # which only a dataflow scheduler allows (a wave barrier would wait for "slow").
+        g.add_node(lambda: late_wave_ran.wait(30), node_id="slow")
+        g.add_node(lambda: 1, node_id="quick")
+        g.add_node(lambda v: late_wave_ran.set(), node_id="next")
+        g.connect("quick", "next")
+        assert self.run(g)["slow"] is True
+
     # hooks and options
 
     def test_hooks_see_graph_and_node_events_in_order(self) -> None:
@@ -565,7 +592,7 @@ class SchedulerContract:
 
 class TestSequentialScheduler(SchedulerContract):
     scheduler = "sequential"
-    concurrent = False
+    overlaps_waves = False
 
     def test_runs_every_node_on_the_calling_thread(self) -> None:
         threads = Recorder()
@@ -605,6 +632,7 @@ class TestParallelScheduler(SchedulerContract):
 
 class TestWaveScheduler(SchedulerContract):
     scheduler = "wave"
+    overlaps_waves = False
 
     def test_waits_for_each_wave_before_starting_the_next(self) -> None:
         log = EventLog()
@@ -621,7 +649,7 @@ class TestWaveScheduler(SchedulerContract):
 
 class TestLifoCustomScheduler(SchedulerContract):
     scheduler = "lifo"
-    concurrent = False
+    overlaps_waves = False
 
     def test_runs_ready_nodes_newest_first(self) -> None:
         seen = Recorder()

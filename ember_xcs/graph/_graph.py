@@ -3,13 +3,15 @@
 **Edges and arguments.** An edge `src -> dst` passes `src`'s output into `dst`:
 
 - *without* `field_mappings`, the whole output becomes the next positional argument of
-  `dst`, in the order the edges were added;
+  `dst`, in the order the edges were added (an edge beyond the operator's positional
+  parameters, or onto one a mapping already feeds, is refused when it is added);
 - *with* `field_mappings={output_field: input_param}`, `dst` receives
   `output[output_field]` (or `getattr(output, output_field)`) as keyword `input_param`.
   The field `"*"` stands for the whole output: `{"*": "documents"}`.
 
 Mappings are checked against the consumer's signature when the edge is added; a field
-the producer does not return is reported when it runs, naming both nodes. How graph
+the producer does not return is reported when it runs, naming both nodes. A cycle is
+reported from the node added first: `graph has a cycle: a -> b -> a`. How graph
 `inputs` reach nodes is described in `ember_xcs.scheduling.execute_graph`.
 
 Analysis delegates to networkx: `waves()` is `nx.topological_generations`, and

@@ -39,7 +39,9 @@ def execute_graph(
     and `.plan`.
 
     **Options** come from `options`, else the innermost `execution_options(...)` block,
-    else `EMBER_XCS_*` environment variables.
+    else `EMBER_XCS_*` environment variables. While the run lasts they are the current
+    options for its operators, on whichever thread or worker runs them, so an operator
+    that reads `current_options()` or runs a nested graph sees them.
     """
     resolved = resolve_options(options)
     if not isinstance(graph, Graph):
