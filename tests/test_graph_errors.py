@@ -36,7 +36,7 @@ def message(exc_info: pytest.ExceptionInfo[BaseException]) -> str:
 # --- building --------------------------------------------------------------------------------
 
 
-def test_duplicate_node_id(g: xcs.Graph) -> None:
+def test_duplicate_node_id_is_refused(g: xcs.Graph) -> None:
     with pytest.raises(xcs.DuplicateNodeError) as info:
         g.add_node(rank, node_id="rank")
     assert message(info) == (
@@ -45,7 +45,7 @@ def test_duplicate_node_id(g: xcs.Graph) -> None:
     )
 
 
-def test_edge_to_an_unknown_node(g: xcs.Graph) -> None:
+def test_edge_to_an_unknown_node_is_refused(g: xcs.Graph) -> None:
     with pytest.raises(xcs.UnknownNodeError) as info:
         g.add_edge("retrieve", "rerank")
     assert message(info) == (
@@ -54,7 +54,7 @@ def test_edge_to_an_unknown_node(g: xcs.Graph) -> None:
     )
 
 
-def test_edge_from_an_unknown_node(g: xcs.Graph) -> None:
+def test_edge_from_an_unknown_node_is_refused(g: xcs.Graph) -> None:
     with pytest.raises(xcs.UnknownNodeError) as info:
         g.connect("fetch", "rank.documents")
     assert "edge fetch -> rank: no node 'fetch' in this graph" in message(info)
@@ -126,7 +126,7 @@ def test_mapping_onto_a_positionally_fed_parameter(g: xcs.Graph) -> None:
         g.connect("retrieve.docs", "rank.documents")
 
 
-def test_the_same_edge_twice(g: xcs.Graph) -> None:
+def test_the_same_edge_twice_is_refused(g: xcs.Graph) -> None:
     g.connect("retrieve", "rank")
     with pytest.raises(xcs.GraphError) as info:
         g.connect("retrieve", "rank")
@@ -175,7 +175,7 @@ def test_cycles_are_reported_by_every_analysis_and_by_execution() -> None:
         assert message(info) == expected
 
 
-def test_node_id_with_a_dot(g: xcs.Graph) -> None:
+def test_node_id_with_a_dot_is_refused(g: xcs.Graph) -> None:
     with pytest.raises(xcs.GraphError) as info:
         g.add_node(rank, node_id="my.rank")
     assert message(info) == (
@@ -270,7 +270,7 @@ def test_missing_field_with_partial_results_fails_only_the_consumer() -> None:
     assert "but p returned int 7 without 'docs'" in str(result.failures["c"])
 
 
-def test_missing_inputs(g: xcs.Graph) -> None:
+def test_missing_inputs_are_reported_before_running(g: xcs.Graph) -> None:
     g.connect("retrieve.docs", "rank.documents")
     with pytest.raises(xcs.MissingInputError) as info:
         xcs.execute_graph(g, {})
@@ -347,7 +347,7 @@ def test_input_errors_are_raised_before_any_operator_runs() -> None:
 # --- schedulers and options at the graph boundary ---------------------------------------------
 
 
-def test_unknown_scheduler_name(g: xcs.Graph) -> None:
+def test_unknown_scheduler_name_suggests_the_closest(g: xcs.Graph) -> None:
     with pytest.raises(xcs.OptionsError) as info:
         xcs.execute_graph(
             g, {"query": "x", "documents": []}, options=xcs.ExecutionOptions(scheduler="paralel")

@@ -235,7 +235,7 @@ class SchedulerContract:
         assert dict(result) == {} and result.ok
         assert result.stats.nodes_run == 0
 
-    def test_single_node(self) -> None:
+    def test_single_node_graph_returns_its_output(self) -> None:
         g = xcs.Graph()
         g.add_node(add_one, node_id="only")
         assert self.run(g, {"x": 41}) == {"only": 42}

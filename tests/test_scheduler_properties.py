@@ -124,7 +124,7 @@ def test_dask_scheduler_matches_the_reference_on_random_dags(
 @pytest.mark.parametrize("scheduler", ["sequential", "parallel"])
 @SETTINGS
 @given(deps=dags())
-def test_sinks_only_by_default(scheduler: str, deps: list[list[int]]) -> None:
+def test_results_hold_only_sink_outputs_by_default(scheduler: str, deps: list[list[int]]) -> None:
     expected = reference(deps)
     has_children = {f"n{p}" for parents in deps for p in parents}
     sinks = {k: v for k, v in expected.items() if k not in has_children}
