@@ -45,7 +45,7 @@ def test_quick_run_covers_every_section_and_scenario(quick_run):
 
     rows = _rows(quick_run[1])
     sections = {r["section"] for r in rows}
-    assert sections == {"llm", "workers", "overhead", "scale", "numeric", "http"}
+    assert sections == {"llm", "workers", "overhead", "scale", "numeric", "http"}  # + notes
     measured = {r["scenario"] for r in rows if r["section"] == "llm" and r["runs"] > 0}
     assert measured == {s.name for s in SCENARIOS}
 

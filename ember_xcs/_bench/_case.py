@@ -32,6 +32,7 @@ class Runner:
 
     call: Callable[[Any], list[Any]]
     close: Callable[[], None] = lambda: None
+    info: Callable[[], dict[str, Any]] = dict  # facts to record after the runs (jit stats)
 
 
 @dataclasses.dataclass

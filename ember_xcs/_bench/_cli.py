@@ -19,14 +19,19 @@ import time
 import warnings
 from pathlib import Path
 
-from . import _http, _numeric, _suite
+from . import _diagnose, _http, _numeric, _suite
 from ._plots import write_plots
 from ._report import compare, load_rows, stamp, write_json, write_markdown
 from ._rows import Row, annotate
 
 __all__ = ["default_out_dir", "main"]
 
-SECTIONS = {**_suite.SECTIONS, "numeric": _numeric.numeric_section, "http": _http.http_section}
+SECTIONS = {
+    **_suite.SECTIONS,
+    "numeric": _numeric.numeric_section,
+    "http": _http.http_section,
+    "diagnose": _diagnose.diagnose_section,
+}
 
 
 def default_out_dir() -> Path:
@@ -119,7 +124,7 @@ def _run_sections(settings: _suite.Settings) -> tuple[list[Row], list[str]]:
         from ._variants import close_shared
 
         close_shared()
-    notes += _numeric.NOTES + _http.NOTES
+    notes += _numeric.NOTES + _http.NOTES + _diagnose.NOTES
     return rows, notes
 
 

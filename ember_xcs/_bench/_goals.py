@@ -48,7 +48,7 @@ def _status(value: float | None, limit: float, ok: bool = True) -> str:
         return "**wrong answers**"
     if value <= limit:
         return "met"
-    return f"**missed** by {(value / limit - 1) * 100:.0f} %"
+    return f"**missed** by {(value / limit - 1) * 100:.1f} %"
 
 
 def _missing(name: str, target: str, why: str) -> Goal:
@@ -107,7 +107,7 @@ def _baseline_goals(rows: list[Row], latency: float) -> list[Goal]:
             parts.append(f"{base.variant} {ratio:.2f}×")
             limit = 1.05 if base.variant == "asyncio" else 1.0
             if ratio > limit:
-                misses.append(f"{base.variant} by {(ratio / limit - 1) * 100:.0f} %")
+                misses.append(f"{base.variant} by {(ratio / limit - 1) * 100:.1f} %")
         status = "met" if not misses else "**missed**: " + ", ".join(misses)
         out.append(Goal(name, target, "ember / baseline: " + ", ".join(parts), status))
     return out

@@ -84,9 +84,10 @@ def _walk(operator: Operator, upstream: tuple[str, ...], nodes: list[LNode]) -> 
 
 
 def _walk_layers(program: Layered, upstream: tuple[str, ...], nodes: list[LNode]) -> list[str]:
-    row = [_leaf(leaf, upstream, nodes) for leaf in program.grid[0]]
+    grid = program.rows()
+    row = [_leaf(leaf, upstream, nodes) for leaf in grid[0]]
     width = len(row)
-    for leaves in program.grid[1:]:
+    for leaves in grid[1:]:
         row = [_leaf(leaf, (row[i], row[(i + 1) % width]), nodes) for i, leaf in enumerate(leaves)]
     return row
 

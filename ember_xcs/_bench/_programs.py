@@ -112,17 +112,25 @@ class Ensemble(Operator):
 
 
 class Layered(Operator):
-    """`layers` x `width` no-op leaves; node (l, i) reads (l-1, i) and (l-1, i+1 mod width)."""
+    """`layers` x `width` no-op leaves; node (l, i) reads (l-1, i) and (l-1, i+1 mod width).
+
+    The leaves are one flat list (row-major), so the operator is composite: `jit` traces
+    into it and every leaf becomes a node (a list of lists would hide them).
+    """
 
     def __init__(self, layers: int, width: int):
-        self.grid = [
-            [Noop(f"n{k}_{i}", k * width + i) for i in range(width)] for k in range(layers)
-        ]
+        self.width = width
+        self.leaves = [Noop(f"n{k // width}_{k % width}", k) for k in range(layers * width)]
+
+    def rows(self) -> list[list[Operator]]:
+        w = self.width
+        return [self.leaves[i : i + w] for i in range(0, len(self.leaves), w)]
 
     def forward(self, x: Any) -> list[Any]:
-        row = [leaf(x) for leaf in self.grid[0]]
+        grid = self.rows()
+        row = [leaf(x) for leaf in grid[0]]
         width = len(row)
-        for leaves in self.grid[1:]:
+        for leaves in grid[1:]:
             row = [leaf(row[i], row[(i + 1) % width]) for i, leaf in enumerate(leaves)]
         return row
 

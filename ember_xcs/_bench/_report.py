@@ -264,7 +264,9 @@ def _numeric_section(rows: list[Row]) -> str:
     intro = (
         "Run in a subprocess with 8 simulated CPU devices "
         "(`XLA_FLAGS=--xla_force_host_platform_device_count=8`) on a 2-core machine, so "
-        "devices share cores. *vs reference* = median / the raw JAX row's median."
+        "devices share cores. *vs reference* = median of paired per-sample ratios (each ember "
+        "sample / the raw JAX sample taken just before it), which cancels load from other "
+        "processes; the raw JAX row is 1 by definition."
     )
     return _table("Numeric transforms vs raw JAX", intro, chosen, columns, lambda r: r.scenario)
 

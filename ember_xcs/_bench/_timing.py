@@ -27,6 +27,7 @@ class Measurement:
     ok: bool = True
     error: str = ""
     skipped: str = ""  # non-empty: the contender could not run here (the reason)
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def median(self) -> float:
@@ -50,7 +51,9 @@ def measure(
     except Unavailable as exc:
         return Measurement([], ok=True, skipped=str(exc))  # unavailable is not an error
     try:
-        return _timed_runs(runner, case, warmup, repeats)
+        result = _timed_runs(runner, case, warmup, repeats)
+        result.info = runner.info()
+        return result
     finally:
         runner.close()
 

@@ -23,7 +23,7 @@ from ..scheduling import execute_graph
 from ._case import Case, Runner, Unavailable, as_list
 from ._lowering import root_parameters
 
-__all__ = ["DASK_THREADS", "close_shared", "graph", "jit", "plain"]
+__all__ = ["DASK_THREADS", "close_shared", "graph", "jit", "jit_facts", "plain"]
 
 DASK_THREADS = 128  # >= the widest scenario (111 calls), so Dask never queues a call
 _shared: dict[str, Any] = {}
@@ -72,9 +72,23 @@ def jit(
             with execution_options(**overrides) if overrides else contextlib.nullcontext():
                 return as_list(compiled(x), sinks)
 
-        return Runner(call)
+        return Runner(call, info=lambda: jit_facts(compiled))
 
     return make
+
+
+def jit_facts(compiled: Any) -> dict[str, Any]:
+    """What jit did: strategy, plan size, traces (to show a row measured what it claims)."""
+    from ..jit import get_jit_stats
+
+    stats = get_jit_stats(compiled)
+    return {
+        "strategy": stats.last_strategy,
+        "plan_nodes": stats.nodes,
+        "traces": stats.traces,
+        "numeric_segments": stats.numeric_segments,
+        "peak_in_flight": stats.peak_in_flight,
+    }
 
 
 def dask_client() -> Any:
