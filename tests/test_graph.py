@@ -99,6 +99,20 @@ def test_connect_chains_plain_ids_and_returns_the_graph() -> None:
     ]
 
 
+def test_empty_field_mappings_make_an_ordering_only_edge() -> None:
+    order: list[str] = []
+    g = xcs.Graph()
+    g.add_node(lambda: order.append("warm"), node_id="warm")
+    g.add_node(lambda q: order.append("use") or q, node_id="use")
+    g.add_edge("warm", "use", field_mappings={})
+    assert g.predecessors("use") == ["warm"]
+    for scheduler in ("sequential", "parallel"):
+        order.clear()
+        options = xcs.ExecutionOptions(scheduler=scheduler)
+        assert xcs.execute_graph(g, {"q": 1}, options=options) == {"use": 1}
+        assert order == ["warm", "use"]
+
+
 def test_graph_version_changes_with_every_edit_and_invalidates_the_plan() -> None:
     g = xcs.Graph()
     g.add_node(ident, node_id="a")

@@ -7,7 +7,9 @@
   parameters, or onto one a mapping already feeds, is refused when it is added);
 - *with* `field_mappings={output_field: input_param}`, `dst` receives
   `output[output_field]` (or `getattr(output, output_field)`) as keyword `input_param`.
-  The field `"*"` stands for the whole output: `{"*": "documents"}`.
+  The field `"*"` stands for the whole output: `{"*": "documents"}`;
+- with `field_mappings={}`, `dst` waits for `src` but receives nothing from it (an
+  ordering-only edge, e.g. "warm the cache first").
 
 Mappings are checked against the consumer's signature when the edge is added; a field
 the producer does not return is reported when it runs, naming both nodes. A cycle is
