@@ -15,21 +15,16 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._options import ExecutionOptions, current_options
 from ..operators import Operator, is_async_operator
 from ..scheduling import (
-    DEFAULT_MAX_WORKERS,
-    EngineScheduler,
     ExecutionPlan,
     ExecutionStats,
     PlanNode,
-    ThreadExecutor,
     resolve_scheduler,
-    shared_pool,
 )
 from ._dynamic import run_dynamic
 from ._numeric import NumericSegment, numeric_groups
@@ -54,16 +49,12 @@ class CompiledPlan:
     _options: dict[int, tuple[ExecutionOptions, ExecutionOptions]] = dataclasses.field(
         default_factory=dict
     )
-    _warmed: bool = False
 
     def run(self, leaves: Sequence[Any], options: ExecutionOptions) -> tuple[Any, ExecutionStats]:
         """Run the plan on `leaves`; return the function's value and the run's stats."""
         if not self.plan.nodes:
             return self.output({}, leaves), ExecutionStats("none", 0.0, 0, 0)
         scheduler = resolve_scheduler(options.scheduler, self.plan)
-        if not self._warmed:
-            self._warmed = True
-            _warm_pool(scheduler, self.plan, options)
         result = scheduler.run(self.plan, {INPUTS: leaves}, self._with_intermediates(options))
         if result.stats.scheduler == "noop":
             return result, result.stats
@@ -84,32 +75,6 @@ class CompiledPlan:
     @property
     def compiles(self) -> int:
         return sum(s.compiles for s in self.segments)
-
-
-def _warm_pool(scheduler: Any, plan: ExecutionPlan, options: ExecutionOptions) -> None:
-    """Before a plan's first run on threads, start as many workers as it can use at once.
-
-    The shared pool starts threads on demand; on a busy machine, starting 100 of them one
-    per submission lets the first calls finish before the last ones start. Starting them
-    up front (~75 µs each, once per process) lets the first run reach the plan's width.
-    """
-    if not (isinstance(scheduler, EngineScheduler) and scheduler.make_executor is ThreadExecutor):
-        return
-    pool = shared_pool()
-    want = min(plan.max_width, options.max_workers or DEFAULT_MAX_WORKERS)
-    if want <= 1 or pool.size() - pool.busy() >= want:
-        return
-    release, started = threading.Event(), threading.Semaphore(0)
-
-    def hold() -> None:  # every holder blocks, so `want` distinct threads must exist
-        started.release()
-        release.wait()
-
-    for _ in range(want):
-        pool.submit(hold)
-    for _ in range(want):
-        started.acquire()
-    release.set()
 
 
 class _DynamicComposite(Operator):

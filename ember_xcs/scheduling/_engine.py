@@ -124,6 +124,9 @@ def _loop(
     )
     submit = executor.submit
     submit_async = getattr(executor, "submit_async", None)
+    reserve = getattr(executor, "reserve", None)
+    if reserve is not None and n > 1:
+        reserve(min(plan.max_width, capacity))
     done: SimpleQueue[tuple[int, bool, Any]] = SimpleQueue()
     running: dict[int, float] = {}  # index -> submit time, oldest first
     deadline = start + options.timeout_seconds if options.timeout_seconds else None

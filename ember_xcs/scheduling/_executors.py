@@ -2,7 +2,8 @@
 
 An executor has `capacity` (how many calls it can run at once; `None` for no limit of its
 own), `submit(index, call, done)` which must eventually put `(index, ok, value)` on the
-`done` queue, optionally `submit_async(index, call, done)` for `async def` operators, and
+`done` queue, optionally `submit_async(index, call, done)` for `async def` operators and
+`reserve(width)` (called once per run with the most calls it can have in flight), and
 `close()`. Writing one is the way to plug a new backend into ember_xcs.
 """
 
@@ -77,6 +78,10 @@ class ThreadExecutor:
     def submit(self, index: int, call: NodeCall, done: Done) -> None:
         context = self._context.copy()
         self._pool.submit(lambda: context.run(outcome, index, call), done.put)
+
+    def reserve(self, width: int) -> None:
+        """Have `width` threads ready before a run of that width starts submitting."""
+        self._pool.reserve(width)
 
     def submit_async(self, index: int, call: NodeCall, done: Done) -> None:
         if on_background_loop():  # the engine is blocking the loop: the task could never run

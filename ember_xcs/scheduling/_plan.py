@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -79,7 +80,7 @@ class ExecutionPlan:
         """Calls on the longest dependency chain (the best any scheduler can do)."""
         return max(self.rank, default=0)
 
-    @property
+    @functools.cached_property
     def max_width(self) -> int:
         """The widest wave: how many calls could ever run at once."""
         counts: dict[int, int] = {}
