@@ -246,3 +246,14 @@ def test_renderings_escape_quotes_in_names() -> None:
     g = xcs.Graph()
     g.add_node(ident, node_id="a", name='say "hi"')
     assert "say 'hi'" in g.to_mermaid() and "say 'hi'" in g.to_dot()
+
+
+def test_to_mermaid_renames_ids_mermaid_cannot_parse_and_keeps_them_in_labels() -> None:
+    g = xcs.Graph()
+    g.add_node(lambda x: x, node_id="vmap(score)")
+    g.add_node(lambda x: x, node_id="end")
+    g.add_edge("vmap(score)", "end")
+    lines = g.to_mermaid().splitlines()
+    assert lines[1].startswith('    n0["vmap(score): ')
+    assert lines[2].startswith('    n1["end: ')
+    assert "    n0 --> n1" in lines

@@ -3,6 +3,7 @@ ordered scheduler calls for Python operators, and errors in the user's names."""
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 
@@ -510,3 +511,15 @@ def test_numeric_vmap_of_operator_with_weights_sees_new_weights_without_retracin
     layer.w = jnp.float32(5.0)  # weights are jit arguments, not baked-in constants
     chex.assert_trees_all_close(mapped(jnp.ones(3)), jnp.full(3, 5.0))
     assert len(traces) == 1
+
+
+def test_transformed_callable_keeps_the_signature_so_graphs_feed_it_by_name():
+    def scale(x, factor):
+        return x * factor
+
+    batched = xcs.vmap(scale)
+    assert list(inspect.signature(batched).parameters) == ["x", "factor"]
+    graph = xcs.Graph()
+    graph.add_node(batched, node_id="scale")
+    result = xcs.execute_graph(graph, {"x": jnp.ones(3), "factor": jnp.full(3, 3.0)})
+    chex.assert_trees_all_close(result["scale"], jnp.full(3, 3.0))

@@ -25,6 +25,8 @@ transformed operator is a leaf, never a composite that `jit` would trace into.
 
 from __future__ import annotations
 
+import abc
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -72,11 +74,13 @@ class Transformed(Operator):
 
     # --- subclass hooks ---------------------------------------------------------------------
 
+    @abc.abstractmethod
     def _numeric_runner(self) -> Callable[..., Any]:
-        raise NotImplementedError
+        """Build the cached `jax.jit` runner."""
 
+    @abc.abstractmethod
     def _python_runner(self) -> Callable[..., Any]:
-        raise NotImplementedError
+        """Build the runner that maps the function over the scheduler."""
 
     # --- calling --------------------------------------------------------------------------
 
@@ -88,6 +92,15 @@ class Transformed(Operator):
     @property
     def name(self) -> str:
         return self._label
+
+    @property
+    def __signature__(self) -> inspect.Signature | None:
+        """The wrapped function's signature, so graphs can feed a transformed callable by
+        parameter name and `autograph` can name its arguments."""
+        try:
+            return inspect.signature(self.wrapped)
+        except (TypeError, ValueError):
+            return None
 
     @property
     def classification(self) -> Classification:
