@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, help="timed runs per row (default 5)")
     parser.add_argument("--compare", type=Path, help="results.json to compare against")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite RESULTS.md and the plots from the folder's results.json; run nothing",
+    )
     return parser
 
 
@@ -87,18 +92,21 @@ def _out_dir(args: argparse.Namespace) -> Path:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    if args.report_only:
+        return _report_only(args.out or default_out_dir(), args.no_plots)
     settings, out = _settings(args), _out_dir(args)
     print(f"ember-xcs bench: {'quick' if settings.quick else 'full'} run -> {out}", flush=True)
     recorded_stamp, recorded = load_rows(args.compare or out / "results.json")
     start = time.perf_counter()
     rows, notes = _run_sections(settings)
     annotate(rows)
-    info = stamp(settings, time.perf_counter() - start, argv)
+    info = {**stamp(settings, time.perf_counter() - start, argv), "notes": notes}
     _regression(rows, recorded, recorded_stamp)
     rows, info = _merge(rows, recorded, recorded_stamp, settings, info, args)
-    plots = [] if args.no_plots else write_plots(out, rows, notes)
+    flat = _flat_notes(info)
+    plots = [] if args.no_plots else write_plots(out, rows, flat)
     write_json(out / "results.json", rows, info)
-    write_markdown(out / "RESULTS.md", rows, info, notes, plots)
+    write_markdown(out / "RESULTS.md", rows, info, flat, plots)
     failed = [r for r in rows if not r.ok]
     for row in failed:
         print(f"FAILED: {row.key}: {row.note}")
@@ -106,9 +114,28 @@ def main(argv: list[str]) -> int:
     return 1 if failed else 0
 
 
-def _run_sections(settings: _suite.Settings) -> tuple[list[Row], list[str]]:
+def _report_only(out: Path, no_plots: bool) -> int:
+    info, rows = load_rows(out / "results.json")
+    if not rows:
+        print(f"no rows in {out / 'results.json'}; run the suite first")
+        return 1
+    notes = _flat_notes(info)
+    plots = [] if no_plots else write_plots(out, rows, notes)
+    write_markdown(out / "RESULTS.md", rows, info, notes, plots)
+    print(f"rewrote {out / 'RESULTS.md'} from {len(rows)} recorded rows")
+    return 0
+
+
+def _flat_notes(info: dict) -> list[str]:
+    notes = info.get("notes") or {}
+    return [n for section in notes.values() for n in section]
+
+
+def _run_sections(settings: _suite.Settings) -> tuple[list[Row], dict[str, list[str]]]:
+    """Rows of every chosen section, and the notes each section left, by section."""
     rows: list[Row] = []
-    notes: list[str] = []
+    notes: dict[str, list[str]] = {}
+    modules = {"numeric": _numeric, "http": _http, "diagnose": _diagnose}
 
     def log(line: str) -> None:
         print(line, flush=True)
@@ -120,11 +147,12 @@ def _run_sections(settings: _suite.Settings) -> tuple[list[Row], list[str]]:
                 start = time.perf_counter()
                 rows += SECTIONS[name](settings, log)
                 log(f"[{name}] done in {time.perf_counter() - start:.1f} s")
+                if name in modules:
+                    notes[name] = list(modules[name].NOTES)
     finally:
         from ._variants import close_shared
 
         close_shared()
-    notes += _numeric.NOTES + _http.NOTES + _diagnose.NOTES
     return rows, notes
 
 
@@ -137,8 +165,12 @@ def _merge(rows, recorded, recorded_stamp, settings, info, args):  # noqa: ANN00
     fresh = {r.key for r in rows}
     rerun = set() if args.scenarios else set(settings.sections)
     kept = [r for r in recorded if r.key not in fresh and r.section not in rerun]
-    info = {**info, "merged_with": recorded_stamp.get("date", "?")}
-    return kept + rows, info
+    old_notes = recorded_stamp.get("notes")
+    notes = {**(old_notes if isinstance(old_notes, dict) else {}), **info["notes"]}
+    refreshed = f"{info['date']}: `{' '.join(['ember-xcs bench', *info['argv']])}`"
+    merged = {**recorded_stamp, "notes": notes}
+    merged["refreshed"] = [*recorded_stamp.get("refreshed", []), refreshed]
+    return kept + rows, merged
 
 
 def _regression(rows: list[Row], recorded: list[Row], recorded_stamp: dict) -> None:

@@ -54,6 +54,19 @@ def write_plots(out_dir: Path, rows: list[Row], notes: list[str]) -> list[str]:
     return written
 
 
+def _plain_ticks(ax, xticks: list[int]) -> None:  # noqa: ANN001
+    """Write log-axis ticks as plain numbers (5, 10, 100) instead of 10^1 notation."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, ScalarFormatter
+
+    ax.xaxis.set_major_locator(FixedLocator(xticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    for axis in (ax.xaxis, ax.yaxis):
+        formatter = ScalarFormatter()
+        formatter.set_scientific(False)
+        axis.set_major_formatter(formatter)
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 def _fan_out_rows(rows: list[Row]) -> list[Row]:
     return [
         r
@@ -77,6 +90,7 @@ def _speedup(plt, rows: list[Row]):  # noqa: ANN001, ANN202 - matplotlib objects
             if points:
                 ax.plot(*zip(*points, strict=True), marker="o", label=variant)
         ax.set(xscale="log", yscale="log", xlabel="calls that can run at once (width)")
+        _plain_ticks(ax, sorted({r.extra["width"] for r in at}))
         ax.set(ylabel="speedup vs plain Python", title=f"ensembles + judge, L = {latency:g} ms")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
@@ -95,6 +109,7 @@ def _overhead(plt, rows: list[Row]):  # noqa: ANN001, ANN202
     ax.axhline(15, color="grey", linestyle=":", label="goal: replay / parallel ≤ 15 µs")
     ax.axhline(5, color="grey", linestyle="-.", label="goal: sequential ≤ 5 µs")
     ax.set(xscale="log", yscale="log", xlabel="nodes in the graph", ylabel="µs per node")
+    _plain_ticks(ax, sorted({r.nodes for r in scale}))
     ax.set(title="per-node cost vs graph size (no-op grids, 50 wide)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)

@@ -123,12 +123,17 @@ def _header(info: dict[str, Any]) -> str:
             f"- **Versions:** {versions}",
             f"- **Settings:** {info['mode']} mode, median of {info['repeats']} timed runs "
             f"after warm-up (no-op grids: at least 15), simulated LLM latency L = {latencies}; "
-            f"command `ember-xcs bench {' '.join(info['argv'])}`".rstrip(),
+            f"command `{' '.join(['ember-xcs bench', *info['argv']])}`",
+            *_refreshed(info),
             "- **Columns:** *wall/CP* = median wall time / exact critical path of the graph; "
             "*speedup* = plain Python median / this median; *vs best baseline* = this median "
             "/ the fastest baseline's (< 1 is faster than every baseline).",
         ]
     )
+
+
+def _refreshed(info: dict[str, Any]) -> list[str]:
+    return [f"- **Partly refreshed:** {line}" for line in info.get("refreshed", [])]
 
 
 def _goals_table(goals: list[Goal]) -> str:
