@@ -168,3 +168,86 @@ def test_segments_of_the_same_operators_on_different_levels_stay_separate():
         chex.assert_trees_all_close(jitted(x), two_segments(x))
     stats = xcs.get_jit_stats(jitted)
     assert (stats.numeric_segments, stats.nodes, stats.leaf_calls) == (2, 3, 5)
+
+
+# --- outside a plan: dynamic dispatch and opaque composites -----------------------------------
+
+
+@pytest.mark.parametrize("scheduler", ["parallel", "sequential"])
+def test_dynamic_mode_compiles_a_numeric_leaf_once_per_shape(scheduler):
+    jitted = xcs.jit(retrieve_and_rate, mode="dynamic")
+    questions = [f"question {i}" for i in range(5)]
+    expected = [retrieve_and_rate(q, DOCS) for q in questions]  # plain calls count too
+    before = dict(traces)
+    with xcs.execution_options(scheduler=scheduler):
+        for question, want in zip(questions, expected, strict=True):
+            chex.assert_trees_all_close(jitted(question, DOCS), want, rtol=1e-6)
+        assert traces["score"] - before["score"] == 1
+        assert traces["normalise"] - before["normalise"] == 1
+        jitted("new shape", DOCS[:5])
+    assert traces["score"] - before["score"] == 2
+    stats = xcs.get_jit_stats(jitted)
+    # score, normalise, top_k, aggregate, per input signature (8 and 5 documents)
+    assert stats.numeric_segments == 8
+    assert stats.xla_compiles >= 8
+
+
+def test_dynamic_mode_keeps_numeric_code_out_of_jax_jit_when_asked():
+    draws = iter(range(1000))
+
+    @xcs.op(numeric=True)
+    def jitter(x):
+        return x + next(draws)
+
+    fresh = xcs.jit(lambda x: jitter(x), mode="dynamic", preserve_stochasticity=True)
+    x = jnp.zeros(2)
+    assert float(fresh(x)[0]) != float(fresh(x)[0])
+    assert xcs.get_jit_stats(fresh).xla_compiles == 0
+
+
+def test_dynamic_mode_passes_keyword_arguments_to_a_compiled_leaf():
+    @xcs.op(numeric=True)
+    def affine(x, *, scale, shift=0.0):
+        return x * scale + shift
+
+    jitted = xcs.jit(
+        lambda x: affine(x, scale=2.0, shift=1.0) + affine(x, scale=3.0), mode="dynamic"
+    )
+    chex.assert_trees_all_close(jitted(jnp.arange(3.0)), jnp.arange(3.0) * 5 + 1)
+
+
+def test_dynamic_mode_runs_an_untraceable_numeric_leaf_eagerly_and_says_why():
+    @xcs.op(numeric=True)
+    def threshold(x):
+        return x * 2 if float(x.sum()) > 0 else x
+
+    jitted = xcs.jit(lambda x: threshold(x), mode="dynamic")
+    chex.assert_trees_all_close(jitted(jnp.ones(3)), jnp.full(3, 2.0))
+    chex.assert_trees_all_close(jitted(-jnp.ones(3)), -jnp.ones(3))
+    assert "runs eagerly" in xcs.explain_jit_selection(jitted)
+
+
+class Gated(xcs.Operator):
+    """A composite whose trace stops on a value: in auto it is an opaque dynamic node."""
+
+    def __init__(self) -> None:
+        self.scale = scale_op
+
+    def forward(self, x):
+        y = self.scale(x)
+        return self.scale(y) if float(y.sum()) >= 0 else y
+
+
+@xcs.op(numeric=True)
+def scale_op(x):
+    traces["scale"] = traces.get("scale", 0) + 1
+    return x * 3
+
+
+def test_an_opaque_dynamic_composite_compiles_its_numeric_leaves():
+    jitted = xcs.jit(lambda x: Gated()(x))
+    before = traces.get("scale", 0)
+    for i in range(4):
+        chex.assert_trees_all_close(jitted(jnp.full(2, float(i))), jnp.full(2, 9.0 * i))
+    assert traces["scale"] - before == 1
+    assert "opaque node" in xcs.explain_jit_selection(jitted)

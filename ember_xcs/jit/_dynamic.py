@@ -16,12 +16,25 @@ not the value, and C functions that demand a built-in type (`str.join`, `json.lo
 `@op`, which always receives concrete values.
 
 Every dispatched call runs exactly once. Before the jitted call returns or raises, all of
-them have finished, and the first failure is raised as the node-naming `XCSError`.
+them have finished, and the first failure is raised as the node-naming `XCSError`, even if
+the body caught it.
 
-Where calls run follows `execution_options`: `"sequential"` runs each call inline when it
-is made (no overlap, exact), the thread-based schedulers use the shared worker pool
-(`async def` operators the shared event loop), `"dask"` the Dask client. `max_workers`
-caps calls in flight and `timeout_seconds` bounds the whole call.
+Numeric leaves (`numeric=True`, not stochastic, no `preserve_stochasticity`) run through
+`_numeric.NumericLeaves`: a `jax.jit` cached per operator and call shape, so their Python
+bodies run once per new shape, as in a plan.
+
+`ExecutionOptions`, one consumer each, as in the engine:
+
+| option | in a dynamic run |
+|---|---|
+| `scheduler` | `"sequential"` (and custom non-engine schedulers) run each call inline when it is made (no overlap, exact); `"parallel"`, `"auto"` and `"wave"` use the shared worker pool (`async def` operators the shared event loop) with dataflow dispatch — there are no waves to wait for, the graph is discovered as the body runs; `"dask"` the Dask client; `"noop"` raises `OptionsError` (there is no plan to return) |
+| `max_workers` | caps calls in flight; further ready calls queue |
+| `timeout_seconds` | bounds the whole call; `ExecutionTimeoutError` names the calls still running |
+| `node_timeout_seconds` | bounds each call from its start; the engine's `ExecutionTimeoutError` naming node and operator. Detected whenever the body or the final drain waits, and when a call returns late; inline calls are failed when they return late, as with the engine's inline executor |
+| `retries`, `retry_backoff`, `retry_on`, node hooks | `NodeCall`, shared with the engine |
+| graph hooks | `on_graph_start` once per call (`num_nodes=0`: the graph is not known before the body runs), `on_graph_end` with the number of calls dispatched |
+| `return_partial_results`, `include_intermediates` | a function has one return value: the first failure is raised, and the value is the function's |
+| `dask_client` | the Dask executor's |
 """
 
 from __future__ import annotations
@@ -42,9 +55,13 @@ from ..scheduling import (
     DEFAULT_MAX_WORKERS,
     EngineScheduler,
     ExecutionPlan,
+    ExecutionStats,
     NodeCall,
     resolve_scheduler,
 )
+from ..scheduling._engine import _node_timeout_error as node_timeout_error
+from ._async import refuse_coroutine
+from ._numeric import NumericLeaves, compilable
 from ._tracer import traces_into
 
 __all__ = ["LazyResult", "run_dynamic"]
@@ -55,7 +72,9 @@ _PENDING, _OK, _FAILED = 0, 1, 2
 class LazyResult:
     """The future output of a dispatched call; see the module docstring."""
 
-    __slots__ = ("_call", "_dependents", "_event", "_run", "_state", "_value", "_waiting")
+    __slots__ = (
+        "_call", "_dependents", "_event", "_run", "_started", "_state", "_value", "_waiting",
+    )  # fmt: skip
 
     def __init__(self, run: _DynamicRun, call: NodeCall | None):
         object.__setattr__(self, "_run", run)
@@ -65,6 +84,7 @@ class LazyResult:
         object.__setattr__(self, "_event", threading.Event())
         object.__setattr__(self, "_dependents", [])
         object.__setattr__(self, "_waiting", 0)
+        object.__setattr__(self, "_started", 0.0)
 
     def put(self, outcome: tuple[int, bool, Any]) -> None:
         """Executor callback: `(index, ok, value)`."""
@@ -111,9 +131,10 @@ def _forward(name: str) -> Callable[..., Any]:
 
 
 def _binary(fn: Callable[[Any, Any], Any], reflected: bool) -> Callable[..., Any]:
+    # both sides: `lazy + lazy` must not hand a proxy to the value's own operator
     if reflected:
-        return lambda self, other: fn(other, resolve(self))
-    return lambda self, other: fn(resolve(self), other)
+        return lambda self, other: fn(resolve(other), resolve(self))
+    return lambda self, other: fn(resolve(self), resolve(other))
 
 
 for _name in (
@@ -141,42 +162,64 @@ del _name
 class _DynamicRun:
     """Dispatch state of one call of a dynamically run function."""
 
-    def __init__(self, options: ExecutionOptions, executor: Any):
+    def __init__(self, options: ExecutionOptions, executor: Any, numeric: NumericLeaves | None):
         self.options = options
         self.executor = executor
+        self.numeric = numeric
         self.eager = executor is None or getattr(executor, "capacity", None) == 1
         self.capacity = min(
             options.max_workers or DEFAULT_MAX_WORKERS,
             getattr(executor, "capacity", None) or DEFAULT_MAX_WORKERS,
         )
-        self.deadline = (
-            time.perf_counter() + options.timeout_seconds if options.timeout_seconds else None
-        )
+        self.start = time.perf_counter()
+        timeout = options.timeout_seconds
+        self.deadline = self.start + timeout if timeout else None
+        self.node_timeout = options.node_timeout_seconds
         self.lock = threading.Lock()
         self.calls: list[LazyResult] = []
-        self.running: dict[int, LazyResult] = {}
+        self.running: dict[int, LazyResult] = {}  # oldest first
         self.queue: deque[LazyResult] = deque()
         self.ids: dict[str, int] = {}
+        self.kinds: dict[int, tuple[bool, bool, bool]] = {}  # id -> (into, async, numeric)
+        self.dispatched = 0
         self.peak = 0
+        self.closed = False
+        self.failure: BaseException | None = None  # inline calls: the first failure
 
     # the call handler installed while the body runs
     def __call__(self, operator: Operator, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if traces_into(operator):
+        into, is_async, numeric = self._kind(operator)
+        if into:
             return operator.forward(*args, **kwargs)
-        return self.dispatch(operator, args, kwargs)
-
-    def dispatch(self, operator: Operator, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        target = operator
+        if numeric:
+            target = self.numeric.leaf(operator, len(args), tuple(kwargs))  # type: ignore[union-attr]
         node_id = self._fresh(operator.name.replace(".", "_"))
-        call = NodeCall(
-            node_id, operator.name, operator, args, kwargs, self.options,
-            is_async_operator(operator),
-        )  # fmt: skip
+        call = NodeCall(node_id, operator.name, target, args, kwargs, self.options, is_async)
         if self.eager:
             return self._call_inline(call)
+        return self._dispatch(call)
+
+    def _kind(self, operator: Operator) -> tuple[bool, bool, bool]:
+        """Per run, per operator: traced into? `async def`? compiled with `jax.jit`?"""
+        kind = self.kinds.get(id(operator))
+        if kind is None:  # the body holds `operator` for the run: its id stays its own
+            into = traces_into(operator)
+            is_async = not into and is_async_operator(operator)
+            numeric = (
+                not into
+                and self.numeric is not None
+                and compilable(operator, False, lambda _: is_async)
+            )
+            kind = self.kinds[id(operator)] = (into, is_async, numeric)
+        return kind
+
+    def _dispatch(self, call: NodeCall) -> LazyResult:
         lazy = LazyResult(self, call)
-        pending = [x for x in _lazies((args, kwargs)) if x._state == _PENDING]
+        pending = [x for x in _lazies((call.args, call.kwargs)) if x._state == _PENDING]
         with self.lock:
             self.calls.append(lazy)
+            self.dispatched += 1
             pending = [x for x in pending if x._state == _PENDING]
             object.__setattr__(lazy, "_waiting", len(pending))
             for dep in pending:
@@ -186,9 +229,21 @@ class _DynamicRun:
         return lazy
 
     def _call_inline(self, call: NodeCall) -> Any:
-        call.args, call.kwargs = _resolve_all((call.args, call.kwargs))
-        with intercept_calls(None):
-            return call()
+        """Run `call` now, on this thread (eager mode); late calls fail as in the engine."""
+        self.dispatched += 1
+        try:
+            self._check_deadline([call])  # nothing starts once the deadline has passed
+            call.args, call.kwargs = _resolve_all((call.args, call.kwargs))
+            start = time.perf_counter() if self.node_timeout else 0.0
+            with intercept_calls(None):
+                out = call()
+            if self.node_timeout and time.perf_counter() - start > self.node_timeout:
+                raise node_timeout_error(call, self.node_timeout)
+            self._check_deadline([call])  # it came back late: an inline call's only check
+            return out
+        except BaseException as exc:
+            self.failure = self.failure or exc  # raised at the end even if the body catches it
+            raise
 
     def _ready(self, lazy: LazyResult) -> None:
         """All arguments are known: start the call now, or queue it behind `max_workers`."""
@@ -199,6 +254,8 @@ class _DynamicRun:
             self.finished(lazy, False, exc, started=False)
             return
         with self.lock:
+            if self.closed:
+                return
             if len(self.running) >= self.capacity:
                 self.queue.append(lazy)
                 return
@@ -206,7 +263,10 @@ class _DynamicRun:
 
     def _start(self, lazy: LazyResult) -> None:  # holds self.lock
         self.running[id(lazy)] = lazy
-        self.peak = max(self.peak, len(self.running))
+        if len(self.running) > self.peak:
+            self.peak = len(self.running)
+        if self.node_timeout:  # only timeouts read the clock
+            object.__setattr__(lazy, "_started", time.perf_counter())
         call = lazy._call
         if call.is_async and hasattr(self.executor, "submit_async"):
             self.executor.submit_async(0, call, lazy)
@@ -214,14 +274,21 @@ class _DynamicRun:
             self.executor.submit(0, call, lazy)
 
     def finished(self, lazy: LazyResult, ok: bool, value: Any, *, started: bool = True) -> None:
-        """Record an outcome; start queued calls and dependents whose inputs are now ready."""
+        """Record an outcome; start queued calls and dependents whose inputs are now ready.
+
+        A call that already timed out ignores its late outcome."""
         ready = []
         with self.lock:
+            if lazy._state != _PENDING:
+                return
+            if ok and started and self.node_timeout:
+                if time.perf_counter() - lazy._started > self.node_timeout:
+                    ok, value = False, node_timeout_error(lazy._call, self.node_timeout)
             object.__setattr__(lazy, "_value", value)
             object.__setattr__(lazy, "_state", _OK if ok else _FAILED)
             if started:
                 self.running.pop(id(lazy), None)
-            while self.queue and len(self.running) < self.capacity:
+            while self.queue and len(self.running) < self.capacity and not self.closed:
                 self._start(self.queue.popleft())
             for dep in lazy._dependents:
                 object.__setattr__(dep, "_waiting", dep._waiting - 1)
@@ -232,19 +299,53 @@ class _DynamicRun:
         for dep in ready:
             self._ready(dep)
 
+    # --- waiting, within the deadlines ------------------------------------------------------
+
     def wait(self, lazy: LazyResult) -> None:
-        """Block until `lazy` finished, within the call's deadline."""
-        if self.deadline is None:
-            lazy._event.wait()
-            return
-        if not lazy._event.wait(max(0.0, self.deadline - time.perf_counter())):
+        """Block until `lazy` finished; fail calls past `node_timeout_seconds` meanwhile."""
+        event = lazy._event
+        while not event.is_set():
+            limit = self._limit()
+            if limit is None:
+                event.wait()
+                return
+            if not event.wait(max(0.0, limit - time.perf_counter())):
+                self._expire()
+
+    def _limit(self) -> float | None:
+        """The next moment something times out: the call's deadline or the oldest call's."""
+        limit = self.deadline
+        if self.node_timeout:
             with self.lock:
-                running = [x._call.node_id for x in self.running.values()]
-            raise ExecutionTimeoutError(
-                f"dynamic jit call did not finish within timeout_seconds="
-                f"{self.options.timeout_seconds}; still running: {', '.join(running) or 'none'}",
-                running=running,
-            )
+                oldest = next(iter(self.running.values()), None)
+            if oldest is not None:
+                node_limit = oldest._started + self.node_timeout
+                limit = node_limit if limit is None else min(limit, node_limit)
+        return limit
+
+    def _expire(self) -> None:
+        """Raise the call's timeout if it passed; fail every call past its node timeout."""
+        now = time.perf_counter()
+        with self.lock:
+            running = list(self.running.values())
+        if self.deadline is not None and now >= self.deadline:
+            raise self._timeout_error([x._call for x in running])
+        for lazy in running:
+            if now - lazy._started < self.node_timeout:  # type: ignore[operator]
+                break  # oldest first: the rest started later
+            self.finished(lazy, False, node_timeout_error(lazy._call, self.node_timeout))
+
+    def _check_deadline(self, calls: list[NodeCall]) -> None:
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            raise self._timeout_error(calls)
+
+    def _timeout_error(self, running: list[NodeCall]) -> ExecutionTimeoutError:
+        names = [f"{call.node_id} ({call.name})" for call in running]
+        return ExecutionTimeoutError(
+            f"dynamic jit call did not finish within timeout_seconds="
+            f"{self.options.timeout_seconds}; still running: {', '.join(names) or 'none'}",
+            running=[call.node_id for call in running],
+        )
 
     def drain(self) -> BaseException | None:
         """Wait for every dispatched call; return the first failure, in dispatch order."""
@@ -253,7 +354,13 @@ class _DynamicRun:
         for lazy in self.calls:
             if lazy._state == _FAILED:
                 return lazy._value
-        return None
+        return self.failure
+
+    def close(self) -> None:
+        """The run is over: calls still queued never start."""
+        with self.lock:
+            self.closed = True
+            self.queue.clear()
 
     def _fresh(self, base: str) -> str:
         with self.lock:
@@ -318,19 +425,22 @@ def _resolve_all(value: Any) -> Any:
 # --- entry point -------------------------------------------------------------------------
 
 
-def _executor_for(options: ExecutionOptions) -> Any:
+def _executor_for(options: ExecutionOptions) -> tuple[Any, str]:
+    """The executor dispatched calls go to (`None`: inline) and the scheduler's name."""
     spec = options.scheduler
-    if spec in ("auto", "wave"):
+    if spec in ("auto", "wave"):  # no waves to wait for: the graph unfolds as the body runs
         spec = "parallel"
     scheduler = resolve_scheduler(spec, ExecutionPlan([]))
-    if getattr(scheduler, "name", None) == "noop":
+    name = getattr(scheduler, "name", None) or type(scheduler).__name__
+    if name == "noop":
         raise OptionsError(
             "scheduler='noop' is a dry run of a plan, but this jitted call runs dynamically "
-            "(its trace stopped, see explain_jit_selection); there is no plan to return"
+            "(mode='dynamic', or its trace stopped: see explain_jit_selection), so there is "
+            "no plan to return; use mode='trace' to get one, or another scheduler"
         )
     if isinstance(scheduler, EngineScheduler):
-        return scheduler.make_executor(options)
-    return None  # a custom scheduler that is not an engine: run each call inline
+        return scheduler.make_executor(options), name
+    return None, name  # a custom scheduler that is not an engine: run each call inline
 
 
 def run_dynamic(
@@ -338,27 +448,49 @@ def run_dynamic(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     options: ExecutionOptions,
-    name: str = "",
-) -> Any:
-    """Call `fn(*args, **kwargs)` with asynchronous leaf dispatch; see the module docstring."""
+    *,
+    numeric: NumericLeaves | None,
+    graph_hooks: bool = True,
+) -> tuple[Any, ExecutionStats]:
+    """Call `fn(*args, **kwargs)` with asynchronous leaf dispatch; see the module docstring.
+
+    `numeric`: where compiled numeric leaves are cached (`None`: run them as written, for
+    `preserve_stochasticity`). `graph_hooks=False` inside a plan node, whose run already
+    reported the graph.
+    """
     with intercept_calls(None):  # worker contexts must not see this run's handler
-        executor = _executor_for(options)
-    run = _DynamicRun(options, executor)
+        executor, scheduler = _executor_for(options)
+    run = _DynamicRun(options, executor, numeric)
+    hooks = options.hooks if graph_hooks else ()
+    for hook in hooks:
+        hook.on_graph_start(num_nodes=0, scheduler=scheduler)
+    failed = True
     try:
-        with intercept_calls(run):
-            try:
-                out = fn(*args, **kwargs)
-            except BaseException as exc:
-                run.drain()  # let every dispatched call finish before the error surfaces
-                _add_lazy_note(exc)
-                raise
-        failure = run.drain()
-        if failure is not None:
-            raise failure
-        return _resolve_all(out)
+        out = _run_body(run, fn, args, kwargs)
+        failed = False
     finally:
+        run.close()
         if executor is not None:
             executor.close()
+        seconds = time.perf_counter() - run.start
+        for hook in hooks:
+            hook.on_graph_end(num_nodes=run.dispatched, seconds=seconds, failed=failed)
+    return out, ExecutionStats(scheduler, seconds, run.dispatched, run.peak)
+
+
+def _run_body(run: _DynamicRun, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    with intercept_calls(run):
+        try:
+            out = fn(*args, **kwargs)
+        except BaseException as exc:
+            run.drain()  # let every dispatched call finish before the error surfaces
+            _add_lazy_note(exc)
+            raise
+    failure = run.drain()
+    refuse_coroutine(out, getattr(fn, "__qualname__", "the function"))
+    if failure is not None:
+        raise failure
+    return _resolve_all(out)
 
 
 def _add_lazy_note(exc: BaseException) -> None:

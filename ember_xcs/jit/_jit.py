@@ -31,6 +31,7 @@ from typing import Any, TypeVar, overload
 
 from .._options import current_options
 from ..operators import Operator, current_call_handler
+from ._async import refuse_async_callable
 from ._cache import PlanCache
 from ._keys import KeyMaker
 from ._modes import JitConfig, JITMode
@@ -103,8 +104,7 @@ class JittedFunction:
                 in_flight=run_stats.max_in_flight,
             )
         elif entry.strategy is JITMode.DYNAMIC:
-            self._stats.add(dynamic_calls=1)
-            self._stats.set(last_strategy=entry.strategy.value)
+            self._stats.record_dynamic(in_flight=run_stats.max_in_flight)
         else:
             self._stats.add(plain_calls=1)
             self._stats.set(last_strategy=entry.strategy.value)
@@ -151,7 +151,7 @@ class JittedFunction:
 
     def _own_stats(self) -> JitStats:
         entries = list(self._cache.values())
-        segments = [s for e in entries if isinstance(e, PlanEntry) for s in e.compiled.segments]
+        segments = [s for e in entries for s in e.segments()]
         return self._stats.snapshot(
             cache_evictions=self._cache.evictions,
             cache_entries=len(entries),
@@ -251,6 +251,8 @@ def _jit_function(fn: Callable[..., Any], config: JitConfig) -> JittedFunction:
 
 
 def _apply(fn: Any, config: JitConfig) -> Any:
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "name", None) or repr(fn)
+    refuse_async_callable(fn, name)
     if isinstance(fn, type) and issubclass(fn, Operator):
         return _jit_class(fn, config)
     if isinstance(fn, Operator):

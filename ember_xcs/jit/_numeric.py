@@ -22,23 +22,30 @@ counts those traces.
 
 If a member turns out not to be traceable by JAX (it converts a tracer to a Python value),
 the segment runs its members eagerly from then on and says why in `eager_reason`.
+
+**Outside a plan.** Code that runs with concrete values (the dynamic strategy, opaque
+composites) has no segments to build ahead of time, so `NumericLeaves` makes them on
+demand: one single-member segment per (operator, call shape: positional count and keyword
+names), held for as long as the cache entry that owns it. `jax.jit` inside it caches per
+shape as above, so §3.6 holds there too: a numeric function's Python body runs once per
+new shape, not once per call.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import numpy as np
 
 from .._options import current_options
-from ..operators import Operator
+from ..operators import Operator, is_async_operator
 from ._templates import Getter
 
-__all__ = ["NumericSegment", "numeric_groups"]
+__all__ = ["NumericLeaves", "NumericSegment", "compilable", "numeric_groups"]
 
 _ARRAYS = (jax.Array, np.ndarray, np.generic)
 _TRACED = (*_ARRAYS, int, float, complex)  # Python numbers are traced, as jax.jit does
@@ -152,6 +159,72 @@ class NumericSegment(Operator):
     def __repr__(self) -> str:
         names = ", ".join(m[0].name for m in self._members)
         return f"NumericSegment({names})"
+
+
+def compilable(
+    operator: Operator,
+    preserve_stochasticity: bool,
+    is_async: Callable[[Operator], bool] = is_async_operator,
+) -> bool:
+    """Whether a leaf call of `operator` runs under `jax.jit`, in a plan or dynamically."""
+    return (
+        bool(getattr(operator, "numeric", False))
+        and not bool(getattr(operator, "stochastic", False))
+        and not preserve_stochasticity
+        and not is_async(operator)
+    )
+
+
+class NumericLeaves:
+    """Compiled stand-ins for numeric leaves called with concrete values; see the module
+    docstring. Thread-safe: dynamic dispatch calls `leaf` from the body's thread while
+    workers run earlier segments."""
+
+    def __init__(self) -> None:
+        self._leaves: dict[tuple[int, int, tuple[str, ...]], tuple[Operator, CompiledLeaf]] = {}
+        self._lock = threading.Lock()
+
+    def leaf(self, operator: Operator, num_args: int, names: tuple[str, ...]) -> CompiledLeaf:
+        """The compiled stand-in for `operator(*num_args positionals, **names)`."""
+        key = (id(operator), num_args, names)
+        found = self._leaves.get(key)
+        if found is not None and found[0] is operator:
+            return found[1]
+        with self._lock:
+            found = self._leaves.get(key)
+            if found is None or found[0] is not operator:  # ids are held: never reused
+                found = self._leaves[key] = (operator, CompiledLeaf(operator, num_args, names))
+        return found[1]
+
+    def segments(self) -> list[NumericSegment]:
+        with self._lock:
+            return [leaf.segment for _, leaf in self._leaves.values()]
+
+
+class CompiledLeaf(Operator):
+    """`operator(*args, **kwargs)` as a one-member `NumericSegment` (name and errors are the
+    operator's own)."""
+
+    numeric = True
+
+    def __init__(self, operator: Operator, num_args: int, names: tuple[str, ...]):
+        args = tuple(_external(k) for k in range(num_args))
+        kwargs = tuple((n, _external(num_args + k)) for k, n in enumerate(names))
+        self._operator = operator
+        self.segment = NumericSegment(
+            f"numeric({operator.name})", [(operator, args, kwargs)], num_args + len(names), [0]
+        )
+
+    @property
+    def name(self) -> str:
+        return self._operator.name
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.segment.forward(*args, *kwargs.values())[0]
+
+
+def _external(k: int) -> Getter:
+    return lambda R, L: R[k]
 
 
 def _describe(value: Any) -> str:

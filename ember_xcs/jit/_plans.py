@@ -27,7 +27,7 @@ from ..scheduling import (
     resolve_scheduler,
 )
 from ._dynamic import run_dynamic
-from ._numeric import NumericSegment, numeric_groups
+from ._numeric import NumericLeaves, NumericSegment, compilable, numeric_groups
 from ._symbols import NodeRef
 from ._templates import Getter, base_record, lower, refs_in, resolver
 from ._tracer import NodeRecord, Trace
@@ -46,6 +46,7 @@ class CompiledPlan:
     leaf_calls: int
     opaque: list[NodeRecord]
     segments: list[NumericSegment]
+    dynamic_numeric: list[NumericLeaves]  # of opaque composites run dynamically
     _options: dict[int, tuple[ExecutionOptions, ExecutionOptions]] = dataclasses.field(
         default_factory=dict
     )
@@ -72,23 +73,30 @@ class CompiledPlan:
         self._options[id(options)] = (options, full)
         return full
 
-    @property
-    def compiles(self) -> int:
-        return sum(s.compiles for s in self.segments)
+    def all_segments(self) -> list[NumericSegment]:
+        """The plan's segments and those its dynamic composites compiled so far."""
+        return self.segments + [s for leaves in self.dynamic_numeric for s in leaves.segments()]
 
 
 class _DynamicComposite(Operator):
-    """Runs a composite's `forward` with dynamic dispatch (an opaque node in `"auto"`)."""
+    """Runs a composite's `forward` with dynamic dispatch (an opaque node in `"auto"`).
 
-    def __init__(self, operator: Operator):
+    Its numeric leaves are compiled into `leaves` (kept with the plan); the graph hooks
+    were already told about the plan run this node belongs to.
+    """
+
+    def __init__(self, operator: Operator, leaves: NumericLeaves | None):
         self.operator = operator
+        self.leaves = leaves
 
     @property
     def name(self) -> str:
         return self.operator.name
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        return run_dynamic(self.operator.forward, args, kwargs, current_options(), self.name)
+        options = current_options()
+        fn = self.operator.forward
+        return run_dynamic(fn, args, kwargs, options, numeric=self.leaves, graph_hooks=False)[0]
 
 
 def build_plan(trace: Trace, *, preserve_stochasticity: bool) -> CompiledPlan:
@@ -103,6 +111,7 @@ def build_plan(trace: Trace, *, preserve_stochasticity: bool) -> CompiledPlan:
     slot: dict[int, tuple[int, int | None]] = {}  # record index -> (plan index, position)
     nodes: list[PlanNode] = []
     segments: list[NumericSegment] = []
+    dynamic_numeric: list[NumericLeaves] = []
     consumers = _outside_consumers(records, deps, group, trace)
     for unit in order:
         members = units[unit]
@@ -110,15 +119,18 @@ def build_plan(trace: Trace, *, preserve_stochasticity: bool) -> CompiledPlan:
             node, segment = _segment_node(members, records, slot, consumers, len(nodes))
             segments.append(segment)
         else:
-            node = _record_node(records[unit], deps[unit], slot, is_async)
+            node = _record_node(records[unit], deps[unit], slot, is_async, preserve_stochasticity)
             slot[unit] = (len(nodes), None)
+            if isinstance(node.operator, _DynamicComposite) and node.operator.leaves:
+                dynamic_numeric.append(node.operator.leaves)
         nodes.append(node)
     id_of = {i: nodes[p].node_id for i, (p, _) in slot.items()}
     output = lower(
         trace.output, resolver(lambda r: (id_of[r.record.index], slot[r.record.index][1]), "output")
     )
     opaque = [rec for rec in records if rec.runner != "leaf"]
-    return CompiledPlan(ExecutionPlan(nodes), output, len(records), opaque, segments)
+    plan = ExecutionPlan(nodes)
+    return CompiledPlan(plan, output, len(records), opaque, segments, dynamic_numeric)
 
 
 def _deps(rec: NodeRecord) -> list[int]:
@@ -148,14 +160,7 @@ def _memo(fn: Callable[[Operator], bool]) -> Callable[[Operator], bool]:
 def _is_numeric(
     rec: NodeRecord, preserve_stochasticity: bool, is_async: Callable[[Operator], bool]
 ) -> bool:
-    op = rec.operator
-    return (
-        rec.runner == "leaf"
-        and bool(getattr(op, "numeric", False))
-        and not bool(getattr(op, "stochastic", False))
-        and not preserve_stochasticity
-        and not is_async(op)
-    )
+    return rec.runner == "leaf" and compilable(rec.operator, preserve_stochasticity, is_async)
 
 
 def _units(records: list[NodeRecord], group: list[int]) -> dict[int, list[int]]:
@@ -203,9 +208,13 @@ def _record_node(
     rec_deps: list[int],
     slot: dict[int, tuple[int, int | None]],
     is_async: Callable[[Operator], bool],
+    preserve_stochasticity: bool,
 ) -> PlanNode:
     resolve = resolver(lambda r: slot[r.record.index], f"node {rec.node_id!r} ({rec.name})")
-    operator = _DynamicComposite(rec.operator) if rec.runner == "dynamic" else rec.operator
+    operator = rec.operator
+    if rec.runner == "dynamic":
+        numeric = None if preserve_stochasticity else NumericLeaves()
+        operator = _DynamicComposite(rec.operator, numeric)
     bind = _bind(
         tuple(lower(t, resolve) for t in rec.args),
         tuple((k, lower(t, resolve)) for k, t in rec.kwargs),

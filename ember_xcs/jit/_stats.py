@@ -28,10 +28,12 @@ class JitStats:
     - `dynamic_calls`, `plain_calls`: calls that ran dynamically, or as one opaque node.
     - `nodes`, `leaf_calls`, `critical_path`: of the most recent plan run (leaf calls are
       more than nodes when numeric segments merged several).
-    - `max_in_flight`: calls in flight at once in the most recent run (measured by the
-      engine); `peak_in_flight`: the largest over all runs.
-    - `numeric_segments`, `xla_compiles`: segments in the cached plans, and how many
-      times JAX traced them (once per new shape).
+    - `max_in_flight`: calls in flight at once in the most recent plan or dynamic run
+      (measured by the engine, or by dynamic dispatch); `peak_in_flight`: the largest over
+      all runs.
+    - `numeric_segments`, `xla_compiles`: numeric segments held by the cached entries
+      (plan segments, and the compiled leaves of dynamic runs), and how many times JAX
+      traced them (once per new shape).
     - `last_strategy`: `"trace"`, `"structural"` or `"dynamic"`.
     """
 
@@ -108,6 +110,14 @@ class StatsRecorder:
             v["max_in_flight"] = in_flight
             v["peak_in_flight"] = max(v["peak_in_flight"], in_flight)
             v["last_strategy"] = strategy
+
+    def record_dynamic(self, *, in_flight: int) -> None:
+        with self._lock:
+            v = self._values
+            v["dynamic_calls"] += 1
+            v["max_in_flight"] = in_flight
+            v["peak_in_flight"] = max(v["peak_in_flight"], in_flight)
+            v["last_strategy"] = "dynamic"
 
     def set(self, **values: Any) -> None:
         with self._lock:

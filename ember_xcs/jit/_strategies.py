@@ -34,6 +34,7 @@ from ..scheduling import ExecutionPlan, ExecutionStats, PlanNode, resolve_schedu
 from ._dynamic import run_dynamic
 from ._keys import input_labels, is_constant_leaf, restore_statics
 from ._modes import JitConfig, JITMode
+from ._numeric import NumericLeaves, NumericSegment
 from ._plans import INPUTS, CompiledPlan, build_plan
 from ._symbols import StopReason, TraceStop
 from ._tracer import Tracer
@@ -62,6 +63,9 @@ class PlanEntry:
             options: ExecutionOptions) -> tuple[Any, ExecutionStats]:  # fmt: skip
         return self.compiled.run(leaves, options)
 
+    def segments(self) -> list[NumericSegment]:
+        return self.compiled.all_segments()
+
     def explain(self) -> str:
         c = self.compiled
         lines = [
@@ -72,7 +76,7 @@ class PlanEntry:
         for rec in c.opaque:
             how = "with dynamic dispatch" if rec.runner == "dynamic" else "as written"
             lines.append(f"  opaque node {rec.node_id!r} ({rec.name}) runs {how}: {rec.reason}")
-        for seg in c.segments:
+        for seg in c.all_segments():
             if seg.eager_reason:
                 lines.append(
                     f"  {seg.name} runs eagerly (not traceable by JAX): {seg.eager_reason}"
@@ -84,19 +88,31 @@ class PlanEntry:
 class DynamicEntry:
     reason: StopReason | None
     signature: str
+    numeric: NumericLeaves | None  # compiled numeric leaves; None: preserve_stochasticity
     strategy: JITMode = JITMode.DYNAMIC
 
     def run(self, target: Target, leaves: list[Any], args: Any, kwargs: Any,
-            options: ExecutionOptions) -> tuple[Any, None]:  # fmt: skip
-        return run_dynamic(target.call, args, kwargs, options, target.name), None
+            options: ExecutionOptions) -> tuple[Any, ExecutionStats]:  # fmt: skip
+        return run_dynamic(target.call, args, kwargs, options, numeric=self.numeric)
+
+    def segments(self) -> list[NumericSegment]:
+        return self.numeric.segments() if self.numeric is not None else []
 
     def explain(self) -> str:
         if self.reason is None:
-            return "dynamic: mode='dynamic' was requested"
-        return (
-            "dynamic: the trace stopped because Python needed a value; the body runs every "
-            f"call with leaf calls dispatched asynchronously.\n  trace stop: {self.reason}"
-        )
+            lines = ["dynamic: mode='dynamic' was requested"]
+        else:
+            lines = [
+                "dynamic: the trace stopped because Python needed a value; the body runs "
+                "every call with leaf calls dispatched asynchronously.",
+                f"  trace stop: {self.reason}",
+            ]
+        for seg in self.segments():
+            if seg.eager_reason:
+                lines.append(
+                    f"  {seg.name} runs eagerly (not traceable by JAX): {seg.eager_reason}"
+                )
+        return "\n".join(lines)
 
 
 @dataclasses.dataclass(eq=False)
@@ -115,6 +131,9 @@ class PlainEntry:
         if result.failures:
             raise next(iter(result.failures.values()))
         return result[self.plan.nodes[0].node_id], result.stats
+
+    def segments(self) -> list[NumericSegment]:
+        return []
 
     def explain(self) -> str:
         return (
@@ -138,7 +157,7 @@ def select(
     """Trace once for this signature and return the entry that will serve it."""
     signature = describe_signature(key)
     if config.mode is JITMode.DYNAMIC:
-        return DynamicEntry(None, signature)
+        return DynamicEntry(None, signature, _numeric_leaves(config))
     fallback = None if config.mode is JITMode.TRACE or config.strict else (
         "plain" if config.mode is JITMode.STRUCTURAL else "auto"
     )  # fmt: skip
@@ -184,7 +203,11 @@ def _fallback(target: Target, config: JitConfig, reason: StopReason, signature: 
         )
     if config.mode is JITMode.STRUCTURAL or reason.kind != "value":
         return PlainEntry(reason, signature, _plain_plan(target))
-    return DynamicEntry(reason, signature)
+    return DynamicEntry(reason, signature, _numeric_leaves(config))
+
+
+def _numeric_leaves(config: JitConfig) -> NumericLeaves | None:
+    return None if config.preserve_stochasticity else NumericLeaves()
 
 
 def _plain_plan(target: Target) -> ExecutionPlan:

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..operators import Operator, intercept_calls, is_async_operator
+from ._async import refuse_coroutine
 from ._symbols import (
     InputRef,
     NodeRef,
@@ -126,6 +127,7 @@ class Tracer:
                     raise
                 except Exception as exc:
                     raise TraceStop(reason_from_exception(exc)) from exc
+                refuse_coroutine(out, getattr(fn, "__qualname__", "the function"))
                 root = self.scopes[0]
                 if root.stop is not None:
                     raise TraceStop(root.stop)

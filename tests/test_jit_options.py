@@ -1,0 +1,277 @@
+"""Every `ExecutionOptions` field has a consumer in every way a jitted call runs.
+
+The ways (`RUNS`): a traced plan on the engine, dynamic dispatch on the worker pool, and
+dynamic dispatch inline (`scheduler="sequential"`, where each call runs when it is made).
+Blocking operators wait on `threading.Event`s released by the test, so nothing here
+depends on how fast the machine is.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from jit_user_code import pipeline as p
+
+import ember_xcs as xcs
+
+RUNS = [("trace", "parallel"), ("dynamic", "parallel"), ("dynamic", "sequential")]
+RUN_IDS = ["plan", "dynamic-threads", "dynamic-inline"]
+
+
+class Recorder(xcs.ExecutionHooks):
+    """Records graph and node events (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+
+    def _add(self, kind: str, **fields: Any) -> None:
+        with self._lock:
+            self.events.append((kind, fields))
+
+    def on_graph_start(self, **fields: Any) -> None:
+        self._add("graph_start", **fields)
+
+    def on_graph_end(self, **fields: Any) -> None:
+        self._add("graph_end", **fields)
+
+    def on_node_start(self, **fields: Any) -> None:
+        self._add("node_start", **fields)
+
+    def on_node_end(self, **fields: Any) -> None:
+        self._add("node_end", **fields)
+
+    def on_node_failure(self, **fields: Any) -> None:
+        self._add("node_failure", **fields)
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [fields for k, fields in self.events if k == kind]
+
+
+class Flaky(xcs.Operator):
+    """Fails its first `failures` calls with `error`, then answers."""
+
+    def __init__(self, failures: int, error: type[Exception] = ConnectionError):
+        self.failures = failures
+        self.error = error
+        self.calls = p.CallCounter()
+
+    def forward(self, prompt: str) -> str:
+        self.calls.tick()
+        if self.calls.count <= self.failures:
+            raise self.error(f"attempt {self.calls.count} failed")
+        return f"flaky({prompt})"
+
+
+class Gate(xcs.Operator):
+    """Blocks until `release` is set (at most 10 s), then answers."""
+
+    def __init__(self, release: threading.Event):
+        self.release = release
+
+    def forward(self, prompt: str) -> str:
+        self.release.wait(10)
+        return f"gate({prompt})"
+
+
+@xcs.op
+def nap(prompt: str) -> str:
+    time.sleep(0.05)
+    return f"nap({prompt})"
+
+
+def run(mode: str, scheduler: str, fn: Any, *args: Any, **options: Any) -> Any:
+    with xcs.execution_options(scheduler=scheduler, **options):
+        return xcs.jit(fn, mode=mode)(*args)
+
+
+# --- timeouts --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("mode", "scheduler"), RUNS[:2], ids=RUN_IDS[:2])
+def test_node_timeout_names_the_node_and_operator(mode, scheduler):
+    release = threading.Event()
+    gate = Gate(release)
+    try:
+        with pytest.raises(xcs.ExecutionTimeoutError) as info:
+            run(mode, scheduler, lambda q: p.llm(gate(q)), "q", node_timeout_seconds=0.02)
+    finally:
+        release.set()
+    error = info.value
+    assert (error.node_id, error.operator_name) == ("Gate", "Gate")
+    assert "node 'Gate' (Gate) did not finish within node_timeout_seconds=0.02" in str(error)
+
+
+def test_node_timeout_fails_an_inline_call_when_it_returns_late():
+    with pytest.raises(xcs.ExecutionTimeoutError, match=r"node 'nap' \(nap\) did not finish"):
+        run("dynamic", "sequential", lambda q: p.llm(nap(q)), "q", node_timeout_seconds=0.001)
+
+
+def test_a_dispatched_call_that_returns_late_fails_even_if_nobody_waited():
+    def body(q):
+        answer = nap(q)  # dispatched; the body does not wait for it
+        time.sleep(0.1)  # the call returns meanwhile, 50 ms late for its 1 ms limit
+        return answer
+
+    with pytest.raises(xcs.ExecutionTimeoutError, match="node 'nap'"):
+        run("dynamic", "parallel", body, "q", node_timeout_seconds=0.001)
+
+
+def test_a_generous_node_timeout_changes_nothing():
+    for mode, scheduler in RUNS:
+        assert run(mode, scheduler, p.chain, "q", node_timeout_seconds=30) == p.chain("q")
+
+
+def test_graph_timeout_stops_an_inline_dynamic_call():
+    def body(q):
+        return [nap(q), nap(q + "!"), nap(q + "?")]
+
+    with pytest.raises(xcs.ExecutionTimeoutError, match="timeout_seconds=0.01"):
+        run("dynamic", "sequential", body, "q", timeout_seconds=0.01)
+
+
+# --- hooks -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("mode", "scheduler"), RUNS, ids=RUN_IDS)
+def test_graph_hooks_fire_once_per_call(mode, scheduler):
+    recorder = Recorder()
+    jitted = xcs.jit(p.containers, mode=mode)
+    with xcs.execution_options(scheduler=scheduler, hooks=(recorder,)):
+        for q in ("a", "b"):
+            assert jitted(q) == p.containers(q)
+    starts, ends = recorder.of("graph_start"), recorder.of("graph_end")
+    assert len(starts) == len(ends) == 2
+    assert {s["scheduler"] for s in starts} == {scheduler}
+    assert [e["num_nodes"] for e in ends] == [3, 3]
+    assert not any(e["failed"] for e in ends)
+    assert len(recorder.of("node_end")) == 6
+
+
+@pytest.mark.parametrize(("mode", "scheduler"), RUNS, ids=RUN_IDS)
+def test_graph_end_hook_reports_a_failed_call(mode, scheduler):
+    recorder = Recorder()
+    with pytest.raises(xcs.NodeExecutionError):
+        run(mode, scheduler, lambda q: p.llm(Flaky(1)(q)), "q", hooks=(recorder,))
+    assert [e["failed"] for e in recorder.of("graph_end")] == [True]
+    assert [f["will_retry"] for f in recorder.of("node_failure")] == [False]
+
+
+class Router(xcs.Operator):
+    """A composite whose trace stops on a value: an opaque node run dynamically in auto."""
+
+    def __init__(self) -> None:
+        self.model = p.Echo("routed")
+
+    def forward(self, q: str) -> str:
+        first = self.model(q)
+        return self.model(first) if first.endswith(")") else first
+
+
+def test_an_opaque_dynamic_composite_reports_one_graph_not_two():
+    recorder = Recorder()
+    jitted = xcs.jit(lambda q: p.llm(Router()(q)))
+    with xcs.execution_options(hooks=(recorder,)):
+        assert jitted("q") == "llm(routed(routed(q)))"
+    assert len(recorder.of("graph_start")) == len(recorder.of("graph_end")) == 1
+    assert len(recorder.of("node_end")) == 2 + 2  # the composite and llm; the two inner calls
+
+
+# --- retries ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("mode", "scheduler"), RUNS, ids=RUN_IDS)
+def test_retries_rerun_a_failing_call_and_hooks_see_each_attempt(mode, scheduler):
+    flaky, recorder = Flaky(2), Recorder()
+    answer = run(
+        mode, scheduler, lambda q: p.llm(flaky(q)), "q",
+        retries=2, retry_backoff=0.0, hooks=(recorder,),
+    )  # fmt: skip
+    assert answer == "llm(flaky(q))"
+    assert flaky.calls.count == 3
+    failures = recorder.of("node_failure")
+    assert [(f["attempt"], f["will_retry"]) for f in failures] == [(0, True), (1, True)]
+
+
+@pytest.mark.parametrize(("mode", "scheduler"), RUNS, ids=RUN_IDS)
+def test_retry_on_limits_which_errors_are_retried(mode, scheduler):
+    flaky = Flaky(1, error=ValueError)
+    with pytest.raises(xcs.NodeExecutionError, match="attempt 1 failed"):
+        run(mode, scheduler, lambda q: flaky(q), "q", retries=3, retry_on=(ConnectionError,))
+    assert flaky.calls.count == 1
+
+
+# --- one return value ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("mode", "scheduler"), RUNS, ids=RUN_IDS)
+def test_partial_results_still_raise_the_failure_for_a_function(mode, scheduler):
+    flaky = Flaky(5)
+    with pytest.raises(xcs.NodeExecutionError, match=r"node 'Flaky' \(Flaky\) failed"):
+        run(mode, scheduler, lambda q: [flaky(q), p.llm(q)], "q", return_partial_results=True)
+
+
+@pytest.mark.parametrize(("mode", "scheduler"), RUNS, ids=RUN_IDS)
+def test_include_intermediates_leaves_the_return_value_alone(mode, scheduler):
+    assert run(mode, scheduler, p.containers, "q", include_intermediates=True) == p.containers("q")
+
+
+def test_an_inline_failure_the_body_swallows_is_still_raised():
+    flaky = Flaky(5)
+
+    def careless(q):
+        try:
+            return flaky(q)
+        except xcs.NodeExecutionError:
+            return "swallowed"
+
+    with pytest.raises(xcs.NodeExecutionError, match="Flaky"):
+        run("dynamic", "sequential", careless, "q")
+
+
+# --- schedulers ------------------------------------------------------------------------------
+
+
+def test_noop_scheduler_refuses_a_dynamic_call_and_says_why():
+    with pytest.raises(xcs.OptionsError, match="no plan to return; use mode='trace'"):
+        run("dynamic", "noop", p.chain, "q")
+
+
+def test_wave_scheduler_runs_a_dynamic_call_as_dataflow():
+    barrier = threading.Barrier(3, timeout=30)
+
+    class Meet(xcs.Operator):
+        def forward(self, prompt: str) -> str:
+            barrier.wait()  # opens only with all three calls in flight together
+            return f"met({prompt})"
+
+    units = [Meet() for _ in range(3)]
+    recorder = Recorder()
+    answer = run("dynamic", "wave", lambda q: [u(q) for u in units], "q", hooks=(recorder,))
+    assert answer == ["met(q)"] * 3
+    assert [s["scheduler"] for s in recorder.of("graph_start")] == ["parallel"]
+
+
+def test_dask_scheduler_and_client_run_a_dynamic_call():
+    distributed = pytest.importorskip("distributed")
+    with distributed.Client(
+        processes=False, n_workers=1, threads_per_worker=4, dashboard_address=":0",
+        set_as_default=False,
+    ) as client:  # fmt: skip
+        seen: set[str] = set()
+
+        @xcs.op
+        def where(prompt: str) -> str:
+            seen.add(threading.current_thread().name)
+            return f"where({prompt})"
+
+        def branching(q):
+            first = where(q)
+            return p.llm(first) if first.startswith("where") else "never"
+
+        answer = run("dynamic", "dask", branching, "q", dask_client=client)
+    assert answer == "llm(where(q))"
+    assert seen and not any(name.startswith("ember-xcs-worker") for name in seen)
