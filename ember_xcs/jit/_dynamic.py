@@ -77,14 +77,15 @@ class LazyResult:
     )  # fmt: skip
 
     def __init__(self, run: _DynamicRun, call: NodeCall | None):
-        object.__setattr__(self, "_run", run)
-        object.__setattr__(self, "_call", call)
-        object.__setattr__(self, "_state", _PENDING)
-        object.__setattr__(self, "_value", None)
-        object.__setattr__(self, "_event", threading.Event())
-        object.__setattr__(self, "_dependents", [])
-        object.__setattr__(self, "_waiting", 0)
-        object.__setattr__(self, "_started", 0.0)
+        _set = object.__setattr__  # __setattr__ is the value's; these are the proxy's own
+        _set(self, "_run", run)
+        _set(self, "_call", call)
+        _set(self, "_state", _PENDING)
+        _set(self, "_value", None)
+        _set(self, "_event", None)  # made by the first waiter: most calls are never waited on
+        _set(self, "_dependents", [])
+        _set(self, "_waiting", 0)
+        _set(self, "_started", 0.0)
 
     def put(self, outcome: tuple[int, bool, Any]) -> None:
         """Executor callback: `(index, ok, value)`."""
@@ -180,7 +181,7 @@ class _DynamicRun:
         self.running: dict[int, LazyResult] = {}  # oldest first
         self.queue: deque[LazyResult] = deque()
         self.ids: dict[str, int] = {}
-        self.kinds: dict[int, tuple[bool, bool, bool]] = {}  # id -> (into, async, numeric)
+        self.kinds: dict[int, tuple[bool, bool, bool, str]] = {}  # see _kind
         self.dispatched = 0
         self.peak = 0
         self.closed = False
@@ -188,20 +189,22 @@ class _DynamicRun:
 
     # the call handler installed while the body runs
     def __call__(self, operator: Operator, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        into, is_async, numeric = self._kind(operator)
+        into, is_async, numeric, name = self._kind(operator)
         if into:
             return operator.forward(*args, **kwargs)
         target = operator
         if numeric:
             target = self.numeric.leaf(operator, len(args), tuple(kwargs))  # type: ignore[union-attr]
-        node_id = self._fresh(operator.name.replace(".", "_"))
-        call = NodeCall(node_id, operator.name, target, args, kwargs, self.options, is_async)
+        call = NodeCall(name, operator.name, target, args, kwargs, self.options, is_async)
         if self.eager:
+            with self.lock:
+                call.node_id = self._fresh(name)
             return self._call_inline(call)
         return self._dispatch(call)
 
-    def _kind(self, operator: Operator) -> tuple[bool, bool, bool]:
-        """Per run, per operator: traced into? `async def`? compiled with `jax.jit`?"""
+    def _kind(self, operator: Operator) -> tuple[bool, bool, bool, str]:
+        """Per run, per operator: traced into? `async def`? compiled with `jax.jit`? Node
+        id base."""
         kind = self.kinds.get(id(operator))
         if kind is None:  # the body holds `operator` for the run: its id stays its own
             into = traces_into(operator)
@@ -211,21 +214,24 @@ class _DynamicRun:
                 and self.numeric is not None
                 and compilable(operator, False, lambda _: is_async)
             )
-            kind = self.kinds[id(operator)] = (into, is_async, numeric)
+            name = operator.name.replace(".", "_")
+            kind = self.kinds[id(operator)] = (into, is_async, numeric, name)
         return kind
 
     def _dispatch(self, call: NodeCall) -> LazyResult:
         lazy = LazyResult(self, call)
-        pending = [x for x in _lazies((call.args, call.kwargs)) if x._state == _PENDING]
+        lazies = _lazies((call.args, call.kwargs))
         with self.lock:
+            call.node_id = self._fresh(call.node_id)
             self.calls.append(lazy)
             self.dispatched += 1
-            pending = [x for x in pending if x._state == _PENDING]
-            object.__setattr__(lazy, "_waiting", len(pending))
-            for dep in pending:
-                dep._dependents.append(lazy)
+            pending = [x for x in lazies if x._state == _PENDING]
+            if pending:
+                object.__setattr__(lazy, "_waiting", len(pending))
+                for dep in pending:
+                    dep._dependents.append(lazy)
         if not pending:
-            self._ready(lazy)
+            self._ready(lazy, resolve=bool(lazies))
         return lazy
 
     def _call_inline(self, call: NodeCall) -> Any:
@@ -245,14 +251,15 @@ class _DynamicRun:
             self.failure = self.failure or exc  # raised at the end even if the body catches it
             raise
 
-    def _ready(self, lazy: LazyResult) -> None:
+    def _ready(self, lazy: LazyResult, *, resolve: bool = True) -> None:
         """All arguments are known: start the call now, or queue it behind `max_workers`."""
         call = lazy._call
-        try:
-            call.args, call.kwargs = _resolve_all((call.args, call.kwargs))
-        except BaseException as exc:  # an argument's call failed: this one never runs
-            self.finished(lazy, False, exc, started=False)
-            return
+        if resolve:  # swap the finished LazyResults in the arguments for their values
+            try:
+                call.args, call.kwargs = _resolve_all((call.args, call.kwargs))
+            except BaseException as exc:  # an argument's call failed: this one never runs
+                self.finished(lazy, False, exc, started=False)
+                return
         with self.lock:
             if self.closed:
                 return
@@ -295,7 +302,9 @@ class _DynamicRun:
                 if dep._waiting == 0:
                     ready.append(dep)
             lazy._dependents.clear()
-        lazy._event.set()
+            event = lazy._event
+        if event is not None:
+            event.set()
         for dep in ready:
             self._ready(dep)
 
@@ -303,7 +312,13 @@ class _DynamicRun:
 
     def wait(self, lazy: LazyResult) -> None:
         """Block until `lazy` finished; fail calls past `node_timeout_seconds` meanwhile."""
-        event = lazy._event
+        with self.lock:
+            if lazy._state != _PENDING:
+                return
+            event = lazy._event
+            if event is None:
+                event = threading.Event()
+                object.__setattr__(lazy, "_event", event)
         while not event.is_set():
             limit = self._limit()
             if limit is None:
@@ -362,10 +377,9 @@ class _DynamicRun:
             self.closed = True
             self.queue.clear()
 
-    def _fresh(self, base: str) -> str:
-        with self.lock:
-            n = self.ids.get(base, 0)
-            self.ids[base] = n + 1
+    def _fresh(self, base: str) -> str:  # holds self.lock
+        n = self.ids.get(base, 0)
+        self.ids[base] = n + 1
         return base if n == 0 else f"{base}_{n}"
 
 
@@ -375,8 +389,13 @@ def _lazies(value: Any) -> list[LazyResult]:
     return found
 
 
+_ATOMS = frozenset({str, int, float, bool, bytes, complex, type(None)})
+
+
 def _walk(value: Any, visit: Callable[[LazyResult], None]) -> None:
     kind = type(value)
+    if kind in _ATOMS:  # most arguments: prompts and numbers
+        return
     if kind is LazyResult:
         visit(value)
     elif kind in (list, tuple, set, frozenset) or (isinstance(value, tuple)):
@@ -393,6 +412,8 @@ def _walk(value: Any, visit: Callable[[LazyResult], None]) -> None:
 def _resolve_all(value: Any) -> Any:
     """`value` with every `LazyResult` in its containers replaced by the concrete value."""
     kind = type(value)
+    if kind in _ATOMS:
+        return value
     if kind is LazyResult:
         return resolve(value)
     if kind is list:
