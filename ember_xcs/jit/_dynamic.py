@@ -345,8 +345,10 @@ class _DynamicRun:
             running = list(self.running.values())
         if self.deadline is not None and now >= self.deadline:
             raise self._timeout_error([x._call for x in running])
+        if not self.node_timeout:  # woke a hair before the deadline: wait again
+            return
         for lazy in running:
-            if now - lazy._started < self.node_timeout:  # type: ignore[operator]
+            if now - lazy._started < self.node_timeout:
                 break  # oldest first: the rest started later
             self.finished(lazy, False, node_timeout_error(lazy._call, self.node_timeout))
 
