@@ -152,6 +152,14 @@ def test_graph_hooks_fire_once_per_call(mode, scheduler):
 
 
 @pytest.mark.parametrize(("mode", "scheduler"), RUNS, ids=RUN_IDS)
+def test_graph_hooks_fire_for_a_call_without_operator_calls(mode, scheduler):
+    recorder = Recorder()
+    assert run(mode, scheduler, lambda q: {"q": q}, "x", hooks=(recorder,)) == {"q": "x"}
+    assert [e["num_nodes"] for e in recorder.of("graph_end")] == [0]
+    assert len(recorder.of("graph_start")) == 1
+
+
+@pytest.mark.parametrize(("mode", "scheduler"), RUNS, ids=RUN_IDS)
 def test_graph_end_hook_reports_a_failed_call(mode, scheduler):
     recorder = Recorder()
     with pytest.raises(xcs.NodeExecutionError):

@@ -53,8 +53,8 @@ class CompiledPlan:
 
     def run(self, leaves: Sequence[Any], options: ExecutionOptions) -> tuple[Any, ExecutionStats]:
         """Run the plan on `leaves`; return the function's value and the run's stats."""
-        if not self.plan.nodes:
-            return self.output({}, leaves), ExecutionStats("none", 0.0, 0, 0)
+        if not self.plan.nodes and not options.hooks and options.scheduler != "noop":
+            return self.output({}, leaves), ExecutionStats("none", 0.0, 0, 0)  # nothing to run
         scheduler = resolve_scheduler(options.scheduler, self.plan)
         result = scheduler.run(self.plan, {INPUTS: leaves}, self._with_intermediates(options))
         if result.stats.scheduler == "noop":
