@@ -4,7 +4,7 @@ Modules, one concept each: `_symbols` (placeholders and trace-stop reasons), `_t
 (argument/output snapshots), `_tracer` (the call handler), `_plans` (traces to execution
 plans), `_numeric` (numeric segments under `jax.jit`), `_dynamic` (asynchronous dispatch),
 `_keys` (cache keys), `_cache` (LRU), `_strategies` (choosing per signature), `_jit` (the
-decorator), `_stats`, `_explain`, `_autograph`.
+decorator), `_async` (refusing `async def` bodies), `_stats`, `_explain`, `_autograph`.
 """
 
 from ._autograph import autograph as autograph
