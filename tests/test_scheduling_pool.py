@@ -53,3 +53,16 @@ def test_engine_reserves_the_plan_width_capped_by_max_workers():
     options = xcs.ExecutionOptions(scheduler=scheduler, max_workers=5)
     xcs.execute_graph(_fan_out(12), options=options)
     assert _RecordingExecutor.last.reserved == [5]
+
+
+def test_engine_reserves_no_threads_for_async_nodes():
+    async def answer():
+        return 1
+
+    graph = xcs.Graph()
+    for i in range(6):
+        graph.add_node(answer, node_id=f"a{i}")
+    graph.add_node(lambda: 2, node_id="sync_one")
+    scheduler = EngineScheduler("recording", _RecordingExecutor)
+    xcs.execute_graph(graph, options=xcs.ExecutionOptions(scheduler=scheduler))
+    assert _RecordingExecutor.last.reserved == [1]

@@ -57,9 +57,9 @@ from ..scheduling import (
     ExecutionPlan,
     ExecutionStats,
     NodeCall,
+    node_timeout_error,
     resolve_scheduler,
 )
-from ..scheduling._engine import _node_timeout_error as node_timeout_error
 from ._async import refuse_coroutine
 from ._numeric import NumericLeaves, compilable
 from ._tracer import traces_into

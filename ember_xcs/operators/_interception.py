@@ -22,9 +22,10 @@ CallHandler = Callable[["Operator", tuple[Any, ...], dict[str, Any]], Any]
 _handler: ContextVar[CallHandler | None] = ContextVar("ember_xcs_call_handler", default=None)
 
 
-def current_call_handler() -> CallHandler | None:
-    """The handler installed by the innermost active trace, or `None`."""
-    return _handler.get()
+# The handler installed by the innermost active trace, or `None`. The ContextVar's own
+# bound `get` rather than a wrapper function: it runs on every operator call and every
+# transformed call, where one Python frame is ~0.1 us of a ~4 us jitted dispatch.
+current_call_handler: Callable[[], CallHandler | None] = _handler.get
 
 
 @contextlib.contextmanager

@@ -40,7 +40,7 @@ from ._node_call import NodeCall
 from ._plan import ExecutionPlan
 from ._result import ExecutionResult, ExecutionStats
 
-__all__ = ["DEFAULT_MAX_WORKERS", "run_plan"]
+__all__ = ["DEFAULT_MAX_WORKERS", "node_timeout_error", "run_plan"]
 
 DEFAULT_MAX_WORKERS = 512  # I/O-bound calls: wide is cheap; this only bounds runaway graphs
 _PENDING = object()
@@ -126,7 +126,7 @@ def _loop(
     submit_async = getattr(executor, "submit_async", None)
     reserve = getattr(executor, "reserve", None)
     if reserve is not None and n > 1:
-        reserve(min(plan.max_width, capacity))
+        reserve(min(plan.thread_width, capacity))
     done: SimpleQueue[tuple[int, bool, Any]] = SimpleQueue()
     running: dict[int, float] = {}  # index -> submit time, oldest first
     deadline = start + options.timeout_seconds if options.timeout_seconds else None
@@ -180,7 +180,7 @@ def _loop(
         started = running.pop(i)
         finished += 1
         if ok and node_timeout and time.perf_counter() - started > node_timeout:
-            ok, value = False, _node_timeout_error(nodes[i], node_timeout)
+            ok, value = False, node_timeout_error(nodes[i], node_timeout)
         if ok:
             results[i] = value
             for s in successors[i]:
@@ -216,11 +216,11 @@ def _next(
         return done.get(timeout=max(0.0, min(limit, node_limit) - now))
     except Empty:
         if node_limit <= limit:
-            return oldest, False, _node_timeout_error(nodes[oldest], node_timeout)
+            return oldest, False, node_timeout_error(nodes[oldest], node_timeout)
         raise _GraphTimeout from None
 
 
-def _node_timeout_error(node: Any, seconds: float | None) -> ExecutionTimeoutError:
+def node_timeout_error(node: Any, seconds: float | None) -> ExecutionTimeoutError:
     return ExecutionTimeoutError(
         f"node {node.node_id!r} ({node.name}) did not finish within node_timeout_seconds="
         f"{seconds}; raise the limit or make the call faster",

@@ -16,7 +16,7 @@ import dataclasses
 import difflib
 import functools
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .._errors import FieldMappingError, GraphError, MissingInputError, summarize_value
@@ -83,8 +83,18 @@ class ExecutionPlan:
     @functools.cached_property
     def max_width(self) -> int:
         """The widest wave: how many calls could ever run at once."""
+        return self._widest(range(len(self.nodes)))
+
+    @functools.cached_property
+    def thread_width(self) -> int:
+        """The widest wave counting only sync nodes: the threads a run can keep busy.
+        `async def` nodes run on the event loop and need no thread of their own."""
+        return self._widest(i for i, node in enumerate(self.nodes) if not node.is_async)
+
+    def _widest(self, indices: Iterable[int]) -> int:
         counts: dict[int, int] = {}
-        for w in self.wave:
+        for i in indices:
+            w = self.wave[i]
             counts[w] = counts.get(w, 0) + 1
         return max(counts.values(), default=0)
 
