@@ -22,6 +22,14 @@ from ._options import ExecutionOptions as ExecutionOptions
 from ._options import execution_options as execution_options
 from .graph import Graph as Graph
 from .graph import XCSGraph as XCSGraph
+from .jit import JITMode as JITMode
+from .jit import autograph as autograph
+from .jit import explain_jit_selection as explain_jit_selection
+from .jit import get_jit_stats as get_jit_stats
+from .jit import get_jit_strategy_used as get_jit_strategy_used
+from .jit import is_jit_compiled as is_jit_compiled
+from .jit import jit as jit
+from .jit import structural_jit as structural_jit
 from .operators import Operator as Operator
 from .operators import op as op
 from .scheduling import EngineScheduler as EngineScheduler
@@ -32,24 +40,10 @@ from .scheduling import Scheduler as Scheduler
 from .scheduling import Timeline as Timeline
 from .scheduling import execute_graph as execute_graph
 from .scheduling import register_scheduler as register_scheduler
-
-# --- jit (ember_xcs.jit) ---
-from .jit import JITMode as JITMode
-from .jit import autograph as autograph
-from .jit import explain_jit_selection as explain_jit_selection
-from .jit import get_jit_stats as get_jit_stats
-from .jit import get_jit_strategy_used as get_jit_strategy_used
-from .jit import is_jit_compiled as is_jit_compiled
-from .jit import jit as jit
-from .jit import structural_jit as structural_jit
-
-# --- transforms (ember_xcs.transforms) ---
 from .transforms import DeviceMesh as DeviceMesh
 from .transforms import PartitionSpec as PartitionSpec
 from .transforms import mesh_sharded as mesh_sharded
 from .transforms import pmap as pmap
 from .transforms import vmap as vmap
-
-# --- models live in ember_xcs.models (not re-exported here) ---
 
 __version__ = "0.1.0"
