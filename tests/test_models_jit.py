@@ -124,7 +124,9 @@ def test_jitted_http_ensemble_concurrency_measured_server_side(cap, expected):
     from ember_xcs.models import OpenAICompatibleModel
     from ember_xcs.models.testing import OpenAITestServer
 
-    with OpenAITestServer(latency=0.05) as server:
+    # 0.3 s per request: wide enough that on a loaded 2-core machine every unit's request
+    # is in flight before the first one returns (the count is measured server-side)
+    with OpenAITestServer(latency=0.3) as server:
         with OpenAICompatibleModel(server.url, "m", max_concurrency=cap, seed=0) as model:
             jitted = jit(_judged_wide(model), mode="trace")
             plain_answer = _judged_wide(model)("q")
