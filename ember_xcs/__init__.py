@@ -36,6 +36,7 @@ from .scheduling import EngineScheduler as EngineScheduler
 from .scheduling import ExecutionHooks as ExecutionHooks
 from .scheduling import ExecutionPlan as ExecutionPlan
 from .scheduling import ExecutionResult as ExecutionResult
+from .scheduling import ExecutionStats as ExecutionStats
 from .scheduling import Scheduler as Scheduler
 from .scheduling import Timeline as Timeline
 from .scheduling import execute_graph as execute_graph

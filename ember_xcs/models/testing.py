@@ -266,12 +266,15 @@ class _Handler(BaseHTTPRequestHandler):
             return
         fault = owner._enter(body)
         try:
-            if owner._wait(owner.latency + (fault.delay if fault else 0.0)):
-                self._answer(owner, body, fault)
-            else:  # stopping: drop the connection unanswered, as a dying server would
-                self.close_connection = True
+            answering = owner._wait(owner.latency + (fault.delay if fault else 0.0))
         finally:
+            # a request counts as in progress until the server starts answering: a client
+            # that frees its slot on reading the answer can then never be seen twice
             owner._leave()
+        if answering:
+            self._answer(owner, body, fault)
+        else:  # stopping: drop the connection unanswered, as a dying server would
+            self.close_connection = True
 
     def _authorized(self, owner: OpenAITestServer) -> bool:
         if owner.api_key is None:
