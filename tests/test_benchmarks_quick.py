@@ -47,7 +47,7 @@ def test_quick_run_covers_every_section_and_scenario(quick_run):
     sections = {r["section"] for r in rows}
     assert sections == {"llm", "workers", "overhead", "scale", "numeric", "http"}  # + notes
     measured = {r["scenario"] for r in rows if r["section"] == "llm" and r["runs"] > 0}
-    assert measured == {s.name for s in SCENARIOS}
+    assert measured == {s.name for s in SCENARIOS} | {"ensemble-depth2-async"}
 
 
 def test_every_measured_row_gave_the_programs_answers(quick_run):

@@ -70,8 +70,13 @@ def build_case(
     factory: Callable[[float], Operator],
     latency: float,
     inputs: Callable[[int], Any] | None = None,
+    reference: Callable[[float], Operator] | None = None,
 ) -> Case:
-    """Build the program at `latency` (and at 0 for the reference) and analyse it."""
+    """Build the program at `latency` (and at 0 for the reference) and analyse it.
+
+    `reference` builds the answer-checking program when `factory`'s cannot be called
+    directly (async leaves); it must give the same answers.
+    """
     program = factory(latency)
     lowered = lower(program)
     graph = to_graph(lowered)
@@ -80,7 +85,7 @@ def build_case(
         scenario=scenario,
         latency=latency,
         program=program,
-        reference=factory(0.0),
+        reference=(reference or factory)(0.0),
         lowered=lowered,
         graph=graph,
         cp_seconds=cp_seconds,

@@ -71,7 +71,10 @@ def _fan_out_rows(rows: list[Row]) -> list[Row]:
     return [
         r
         for r in rows
-        if r.section == "llm" and r.scenario.startswith("ensemble") and r.measured and r.ok
+        if r.section == "llm"
+        and r.scenario.startswith("ensemble")
+        and r.speedup is not None  # rows without a plain-Python run (async leaves) are left out
+        and r.ok
     ]
 
 

@@ -28,6 +28,7 @@ import numpy as np
 from ..operators import Operator
 
 __all__ = [
+    "AsyncSimulatedCall",
     "Chain",
     "Embed",
     "Ensemble",
@@ -70,6 +71,17 @@ class SimulatedCall(Operator):
         if self.latency:
             await asyncio.sleep(self.latency)
         return tag(self.label, (prompt, *context))
+
+
+class AsyncSimulatedCall(SimulatedCall):
+    """The same call written `async def`: the engine awaits it on its event loop."""
+
+    async def forward(self, prompt: Any, *context: Any) -> str:  # type: ignore[override]
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        return tag(self.label, (prompt, *context))
+
+    aforward = forward
 
 
 class Noop(Operator):

@@ -10,6 +10,9 @@
 | `deep-mixed` | chain of calls and ensembles of chains | 23 | 10 |
 | `mixed-numeric` | embed -> score (JAX) -> 8 readers + judge -> embed -> head (JAX) | 9 | 2 |
 
+`ensemble-depth2-async` is the same 111 calls with `async def` leaves; it runs beside the
+standard scenarios against the asyncio baseline only (plain Python cannot call it).
+
 `noop-grid` (40 layers x 50 no-op leaves) measures per-node overhead; `Layered` grids of
 100 / 1,000 / 10,000 leaves measure jit trace and replay cost (`_overhead`).
 """
@@ -20,9 +23,18 @@ import dataclasses
 from collections.abc import Callable
 
 from ..operators import Operator
-from ._programs import Chain, Embed, Ensemble, Head, Reader, Score, SimulatedCall
+from ._programs import (
+    AsyncSimulatedCall,
+    Chain,
+    Embed,
+    Ensemble,
+    Head,
+    Reader,
+    Score,
+    SimulatedCall,
+)
 
-__all__ = ["SCENARIOS", "Scenario", "ensemble_depth2"]
+__all__ = ["SCENARIOS", "Scenario", "ensemble_depth2", "ensemble_depth2_async"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +79,11 @@ def ensemble_depth2(
         for i in range(width)
     ]
     return Ensemble(inner, leaf("final", latency))
+
+
+def ensemble_depth2_async(latency: float) -> Operator:
+    """The depth-2 ensemble with `async def` leaves (no thread held while a call waits)."""
+    return ensemble_depth2(latency, leaf=AsyncSimulatedCall)
 
 
 def deep_mixed(latency: float) -> Operator:
