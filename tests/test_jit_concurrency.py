@@ -8,6 +8,7 @@ hanging.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
@@ -168,3 +169,31 @@ def test_timeout_applies_to_jitted_calls(mode):
     with xcs.execution_options(scheduler="parallel", timeout_seconds=0.1):
         with pytest.raises(xcs.ExecutionTimeoutError):
             jitted("q")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode", ["dynamic", "auto", "trace"])
+def test_async_leaves_whose_dependents_are_async_finish_in_every_mode(mode):
+    # in dynamic mode a finishing async call releases its async dependent from the event
+    # loop's own thread; that must schedule the dependent, not block the loop
+    @xcs.op
+    async def unit(x: str, i: int) -> str:
+        await asyncio.sleep(0.001)
+        return f"{x}{i}"
+
+    @xcs.op
+    async def judge(*answers: str) -> str:
+        await asyncio.sleep(0.001)
+        return "|".join(answers)
+
+    class Panel(xcs.Operator):
+        def __init__(self):
+            self.unit = unit
+            self.judge = judge
+
+        def forward(self, x):
+            return self.judge(*[self.unit(x, i) for i in range(3)])
+
+    jitted = xcs.jit(Panel(), mode=mode)
+    assert jitted("a") == "a0|a1|a2"
+    assert jitted("b") == "b0|b1|b2"

@@ -44,15 +44,20 @@ def on_background_loop() -> bool:
     return _loop_thread is not None and threading.get_ident() == _loop_thread
 
 
+def blocking_loop_error() -> ExecutionError:
+    """The error for blocking the shared loop from its own thread (it would deadlock)."""
+    return ExecutionError(
+        "an async operator ran a graph synchronously from inside the event loop, which "
+        "would block the loop its own async nodes need; run it in a thread with "
+        "`await asyncio.to_thread(...)` or make that operator a plain def"
+    )
+
+
 def run_coroutine(coro: Coroutine[Any, Any, Any]) -> Any:
     """Run `coro` on the shared loop in a copy of this thread's context; block until done."""
     if on_background_loop():
         coro.close()
-        raise ExecutionError(
-            "an async operator ran a graph synchronously from inside the event loop, which "
-            "would block the loop its own async nodes need; run it in a thread with "
-            "`await asyncio.to_thread(...)` or make that operator a plain def"
-        )
+        raise blocking_loop_error()
     loop = background_loop()
     context = contextvars.copy_context()
     outcome: concurrent.futures.Future[Any] = concurrent.futures.Future()

@@ -36,6 +36,7 @@ from typing import Any
 
 from .._errors import ExecutionTimeoutError, NodeExecutionError, XCSError
 from .._options import ExecutionOptions
+from ._async_loop import blocking_loop_error, on_background_loop
 from ._node_call import NodeCall
 from ._plan import ExecutionPlan
 from ._result import ExecutionResult, ExecutionStats
@@ -78,6 +79,9 @@ def run_plan(
     barrier: bool = False,
 ) -> ExecutionResult:
     """Run every node of `plan` on `executor`; see the module docstring."""
+    if plan.has_async and on_background_loop():
+        # this loop would block the thread the async nodes need to run on
+        raise blocking_loop_error()
     run = _Run(plan, inputs, options)
     hooks = options.hooks
     start = time.perf_counter()

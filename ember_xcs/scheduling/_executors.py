@@ -84,9 +84,6 @@ class ThreadExecutor:
         self._pool.reserve(width)
 
     def submit_async(self, index: int, call: NodeCall, done: Done) -> None:
-        if on_background_loop():  # the engine is blocking the loop: the task could never run
-            deliver(done, index, call)  # fails at once with an error saying what to do
-            return
         loop = background_loop()
         context = self._context.copy()
 
@@ -94,7 +91,10 @@ class ThreadExecutor:
             task = loop.create_task(call.acall(), context=context)
             task.add_done_callback(lambda t: done.put(_task_outcome(index, t)))
 
-        loop.call_soon_threadsafe(start)
+        if on_background_loop():  # a completion callback releasing the next call: schedule it
+            start()
+        else:
+            loop.call_soon_threadsafe(start)
 
     def close(self) -> None:
         pass

@@ -91,6 +91,11 @@ class ExecutionPlan:
         `async def` nodes run on the event loop and need no thread of their own."""
         return self._widest(i for i, node in enumerate(self.nodes) if not node.is_async)
 
+    @functools.cached_property
+    def has_async(self) -> bool:
+        """True when any node is an `async def` operator (it needs the event loop)."""
+        return any(node.is_async for node in self.nodes)
+
     def _widest(self, indices: Iterable[int]) -> int:
         counts: dict[int, int] = {}
         for i in indices:
