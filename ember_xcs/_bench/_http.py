@@ -7,10 +7,9 @@ between the two rows is what the HTTP client costs (serialising, sockets, parsin
 
 The servers run in a child process (`python -m ember_xcs._bench._http`), so their
 request handling does not compete with the client for this process's GIL: the rows
-measure the client, not the server. The child raises the listen backlog from
-`socketserver`'s default of 5 to 128: with 100 connections opening at once, a backlog of 5
-drops SYNs and the kernel retries them after 1 s, which would time the test server's
-accept queue instead of the client.
+measure the client, not the server. (The test server's listen backlog is 512, not
+`socketserver`'s default of 5, which with 100 connections opening at once drops SYNs
+that the kernel retries after 1 s.)
 
 Reference answers come from the same structure against a second server (or simulated
 model) with zero latency, so every row is checked. Plain Python is not run here: 111
@@ -133,7 +132,6 @@ def _serve(latency: float) -> None:
     """Child process: serve until stdin closes, then print the slow server's counters."""
     from ..models import testing
 
-    testing._Server.request_queue_size = 128  # see the module docstring
     slow = testing.OpenAITestServer(latency=latency).start()
     fast = testing.OpenAITestServer(latency=0.0).start()
     print(json.dumps({"slow": slow.base_url, "fast": fast.base_url}), flush=True)
