@@ -397,3 +397,16 @@ def test_every_graph_error_is_an_xcs_error() -> None:
         xcs.MissingInputError,
     ):
         assert issubclass(error, xcs.GraphError) and issubclass(error, xcs.XCSError)
+
+
+def test_inputs_are_checked_on_every_call_even_after_a_valid_call_with_other_keys() -> None:
+    g = xcs.Graph()
+    g.add_node(lambda x: x, node_id="a")
+    assert xcs.execute_graph(g, {"x": 1}) == {"a": 1}
+    with pytest.raises(xcs.GraphError, match="input 'xx'"):
+        xcs.execute_graph(g, {"xx": 1})
+    with pytest.raises(xcs.GraphError, match=r"inputs\['a'\] must be a dict"):
+        xcs.execute_graph(g, {"a": 3})
+    assert xcs.execute_graph(g, {"a": {"x": 2}}) == {"a": 2}
+    with pytest.raises(xcs.GraphError, match="does not take"):
+        xcs.execute_graph(g, {"a": {"y": 2}})

@@ -16,7 +16,7 @@ import dataclasses
 import difflib
 import functools
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .._errors import FieldMappingError, GraphError, MissingInputError, summarize_value
@@ -71,6 +71,7 @@ class ExecutionPlan:
         self.num_waves = (max(wave) + 1) if n else 0
         # required inputs per node, filled in by plan_for_graph
         self.input_rules: tuple[_InputRule, ...] | None = None
+        self.valid_input_shapes: set[Hashable] = set()  # see check_inputs
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -256,6 +257,26 @@ def check_inputs(plan: ExecutionPlan, inputs: Mapping[str, Any]) -> None:
         raise GraphError(f"inputs must be a dict, got {type(inputs).__name__}")
     if not inputs and not any(rule.required for rule in plan.input_rules):
         return  # the common jit replay of a graph with no free parameters
+    shape = _input_shape(plan, inputs)
+    if shape in plan.valid_input_shapes:
+        return  # validity depends on the keys only; these keys passed before
+    _check_input_keys(plan, inputs)
+    if len(plan.valid_input_shapes) < 64:
+        plan.valid_input_shapes.add(shape)
+
+
+def _input_shape(plan: ExecutionPlan, inputs: Mapping[str, Any]) -> Hashable:
+    """What validity depends on: the keys, and the keys of each per-node dict."""
+    own = tuple(
+        (key, frozenset(value) if isinstance(value, Mapping) else type(value))
+        for key, value in inputs.items()
+        if key in plan.index
+    )
+    return frozenset(inputs), own
+
+
+def _check_input_keys(plan: ExecutionPlan, inputs: Mapping[str, Any]) -> None:
+    assert plan.input_rules is not None
     used: set[str] = set()
     missing: list[str] = []
     for rule in plan.input_rules:
