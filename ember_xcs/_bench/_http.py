@@ -71,15 +71,8 @@ def _contenders() -> list[Contender]:
 
 
 def http_section(settings: Any, log: Callable[[str], None]) -> list[Row]:
-    try:
-        from ..models import OpenAICompatibleModel, SimulatedModel
-    except ImportError as exc:
-        reason = f"ember_xcs.models is not importable yet ({exc})"
-        return [
-            Row(
-                section="http", scenario="ensemble-depth2", variant="all", kind="ember", note=reason
-            )
-        ]
+    from ..models import OpenAICompatibleModel, SimulatedModel
+
     rows: list[Row] = []
     latency = max(settings.latencies)
     with _servers(latency) as (urls, seen):

@@ -15,16 +15,13 @@ does the same work as every other (the graph's plan is built before timing start
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..scheduling import plan_for_graph
 from . import _variants as v
 from ._baselines import BASELINES
-from ._case import Case, Runner, Unavailable, as_list, build_case
+from ._case import Case, Runner, as_list, build_case
 from ._programs import Layered
 from ._rows import Row
 from ._scenarios import SCENARIOS, ensemble_depth2, ensemble_depth2_async
@@ -117,10 +114,8 @@ def first_call_contender(mode: str, runs: int) -> Contender:
     """jit's first call (trace + run) on a fresh program and a fresh jit every run."""
 
     def make(case: Case) -> Runner:
-        try:
-            from ..jit import jit
-        except ImportError as exc:
-            raise Unavailable(f"ember_xcs.jit is not importable yet ({exc})") from None
+        from ..jit import jit
+
         programs = iter([case.fresh_program() for _ in range(runs)])
         sinks = len(case.lowered.sinks)
         return Runner(lambda x: as_list(jit(next(programs), mode=mode)(x), sinks))
@@ -208,80 +203,16 @@ def llm_section(settings: Settings, log: Callable[[str], None]) -> list[Row]:
 
 
 def _async_depth2(latency: float, settings: Settings, log: Callable[[str], None]) -> list[Row]:
-    probe_seconds = 10.0 if settings.quick else 20.0
     case = build_case(
         "ensemble-depth2-async", ensemble_depth2_async, latency, reference=ensemble_depth2
     )
     contenders = [
-        Contender("graph: parallel", "ember", _hang_guard(v.graph("parallel"))),
-        Contender("jit: auto", "ember", _hang_guard(v.jit("auto"))),
-        Contender(
-            "jit: dynamic", "ember", _probed(v.jit("dynamic"), _DYNAMIC_ASYNC_PROBE, probe_seconds)
-        ),
+        Contender("graph: parallel", "ember", v.graph("parallel")),
+        Contender("jit: auto", "ember", v.jit("auto")),
+        Contender("jit: dynamic", "ember", v.jit("dynamic")),
         Contender("asyncio", "baseline", BASELINES["asyncio"]),
     ]
     return run_contenders("llm", case, contenders, settings.repeats, log)
-
-
-_DYNAMIC_ASYNC_PROBE = """
-from ember_xcs.jit import jit
-from ember_xcs._bench._programs import AsyncSimulatedCall, Ensemble
-units = [AsyncSimulatedCall(f"u{i}", 0.001) for i in range(3)]
-program = jit(Ensemble(units, AsyncSimulatedCall("judge", 0.001)), mode="dynamic")
-program("a"), program("b")
-"""
-_probes: dict[str, str] = {}
-
-
-def _probed(
-    make: Callable[[Case], Runner], snippet: str, seconds: float
-) -> Callable[[Case], Runner]:
-    """Run `snippet` in a child process first; if it hangs or fails, skip the row.
-
-    A deadlock on the engine's shared event loop would hang every later async row in this
-    process, so a suspect contender is tried where a hang costs only the child.
-    """
-
-    def make_if_safe(case: Case) -> Runner:
-        if snippet not in _probes:
-            _probes[snippet] = _run_probe(snippet, seconds)
-        if _probes[snippet]:
-            raise Unavailable(_probes[snippet])
-        return make(case)
-
-    return make_if_safe
-
-
-def _run_probe(snippet: str, seconds: float) -> str:
-    """'' when `snippet` runs cleanly in a child, else why not."""
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-c", snippet], capture_output=True, text=True, timeout=seconds
-        )
-    except subprocess.TimeoutExpired:
-        return f"a 4-call probe in a child process did not finish in {seconds:g} s (hang)"
-    if proc.returncode != 0:
-        return f"the probe failed: {proc.stderr.strip().splitlines()[-1:]}"
-    return ""
-
-
-def _hang_guard(make: Callable[[Case], Runner], seconds: float = 20.0) -> Callable[[Case], Runner]:
-    """Probe one call in a daemon thread first; a call that never returns skips the row.
-
-    Used where a known deadlock (jit dynamic with `async def` leaves) would otherwise stop
-    the whole suite; the stuck daemon thread is abandoned, the suite goes on.
-    """
-
-    def guarded(case: Case) -> Runner:
-        runner = make(case)
-        probe = threading.Thread(target=runner.call, args=(case.inputs(-1),), daemon=True)
-        probe.start()
-        probe.join(seconds)
-        if probe.is_alive():
-            raise Unavailable(f"the first call did not return within {seconds:g} s (hang)")
-        return runner
-
-    return guarded
 
 
 def workers_section(settings: Settings, log: Callable[[str], None]) -> list[Row]:

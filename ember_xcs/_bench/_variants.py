@@ -56,10 +56,8 @@ def jit(
     """`shared=True` reuses one jitted program per case and mode (worker-cap rows)."""
 
     def make(case: Case) -> Runner:
-        try:
-            from ..jit import jit as xcs_jit
-        except ImportError as exc:
-            raise Unavailable(f"ember_xcs.jit is not importable yet ({exc})") from None
+        from ..jit import jit as xcs_jit
+
         key = ("jit", mode)
         compiled = case.cache.get(key) if shared else None
         if compiled is None:
