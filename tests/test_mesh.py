@@ -390,3 +390,27 @@ def test_mesh_sharded_works_as_a_configured_decorator():
     out = double(X)
     chex.assert_trees_all_close(out, X * 2)
     assert out.sharding.spec == P("data")
+
+
+def test_mesh_sharded_operator_with_weights_sees_new_weights_without_retracing():
+    traces = []
+
+    class Scale(xcs.Operator):
+        numeric = True
+
+        def __init__(self, w):
+            self.w = w
+
+        def forward(self, x):
+            traces.append(x.shape)
+            return x * self.w
+
+    layer = Scale(jnp.float32(2.0))
+    spec = xcs.PartitionSpec("data")
+    sharded = xcs.mesh_sharded(layer, MESH_8X1, in_specs=spec, out_specs=spec)
+    chex.assert_trees_all_close(sharded(jnp.ones((16, 3))), jnp.full((16, 3), 2.0))
+    layer.w = jnp.float32(5.0)  # weights are replicated inputs, not constants baked in
+    out = sharded(jnp.ones((16, 3)))
+    chex.assert_trees_all_close(out, jnp.full((16, 3), 5.0))
+    assert out.sharding.spec == spec
+    assert len(traces) == 1

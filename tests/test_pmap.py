@@ -227,3 +227,24 @@ def test_numeric_pmap_equals_vmap_for_random_shapes_and_worker_counts(
 def test_pmap_of_an_empty_batch_returns_empty_results():
     assert xcs.pmap(normalize)(jnp.zeros((0, 5))).shape == (0, 5)
     assert xcs.pmap(xcs.op(lambda s: s, name="echo"))([]) == []
+
+
+def test_numeric_pmap_of_operator_with_weights_sees_new_weights_without_retracing():
+    traces = []
+
+    class Scale(xcs.Operator):
+        numeric = True
+
+        def __init__(self, w):
+            self.w = w
+
+        def forward(self, x):
+            traces.append(x.shape)
+            return x * self.w
+
+    layer = Scale(jnp.float32(2.0))
+    sharded = xcs.pmap(layer)
+    chex.assert_trees_all_close(sharded(jnp.ones((8, 3))), jnp.full((8, 3), 2.0))
+    layer.w = jnp.float32(5.0)  # weights are jit arguments, not constants baked in
+    chex.assert_trees_all_close(sharded(jnp.ones((8, 3))), jnp.full((8, 3), 5.0))
+    assert len(traces) == 1

@@ -41,7 +41,7 @@ from ..operators._classify import guard_numeric
 from ._names import ArgNames, callable_name, describe
 from ._python import as_operator, run_calls
 from ._specs import check_spec_tree, check_values, normalize_specs, spec_axes
-from ._transformed import Transformed
+from ._transformed import Transformed, holds_arrays
 
 __all__ = ["MeshSharded", "mesh_sharded"]
 
@@ -120,32 +120,44 @@ class MeshSharded(Transformed):
         return run
 
     def _compile(self, specs: tuple[Any, ...]) -> Callable[..., Any]:
-        mesh, label, out_specs = self.mesh, self._label, self.out_specs
+        mesh, label, out_specs, fn = self.mesh, self._label, self.out_specs, self.wrapped
         shardings = _shardings(mesh, specs)
-        guarded = guard_numeric(self.wrapped)
+        replicated = NamedSharding(mesh, PartitionSpec())
+        # An operator's arrays (weights) are inputs replicated on every device, not constants
+        # baked into the executable: replacing them takes effect on the next call.
+        weights = fn if holds_arrays(fn) else None
 
-        def per_block(*blocks: Any) -> Any:
-            out = guarded(*blocks)
+        def per_block(w: Any, *blocks: Any) -> Any:
+            out = guard_numeric(fn if w is None else w)(*blocks)
             check_values(out, out_specs, mesh, label, "output", "out_specs", blocks=True)
             return out
 
-        per_block.__name__ = callable_name(self.wrapped)
-        mapped = jax.shard_map(per_block, mesh=mesh, in_specs=specs, out_specs=out_specs)
+        per_block.__name__ = callable_name(fn)
+        mapped = jax.shard_map(
+            per_block, mesh=mesh, in_specs=(PartitionSpec(), *specs), out_specs=out_specs
+        )
 
         explicit = all(t == AxisType.Explicit for t in mesh.axis_types)
 
-        def sharded(*args: Any) -> Any:
+        def sharded(w: Any, *args: Any) -> Any:
             self._check_args(args, specs)
             if explicit:  # NumPy inputs arrive unsharded in the types; shard_map checks types
                 args = _reshard(args, shardings)
-            return mapped(*args)
+            return mapped(w, *args)
 
         sharded.__name__ = per_block.__name__
-        jitted = jax.jit(sharded, in_shardings=shardings, out_shardings=_shardings(mesh, out_specs))
+        jitted = jax.jit(
+            sharded,
+            in_shardings=(replicated, *shardings),
+            out_shardings=_shardings(mesh, out_specs),
+        )
 
         def call(*args: Any) -> Any:
+            w = weights
+            if w is not None:  # each array leaf of the operator, replicated
+                w = jax.tree.map(lambda leaf: _place_one(leaf, replicated), w)
             try:
-                return jitted(*_place(args, shardings))
+                return jitted(w, *_place(args, shardings))
             except ValueError as exc:  # JAX's own check fired first: say it in our words
                 self._check_args(args, specs, cause=exc)
                 raise

@@ -47,7 +47,7 @@ from ._axes import (
 )
 from ._mesh import available_devices
 from ._names import ArgNames, callable_name
-from ._transformed import Transformed
+from ._transformed import Transformed, holds_arrays
 from ._vmap import python_map
 
 __all__ = ["Pmapped", "pmap"]
@@ -106,30 +106,40 @@ class Pmapped(Transformed):
         mesh = self._mesh()
         fn, in_axes, out_axes, label = self.wrapped, self.in_axes, self.out_axes, self._label
         axis = mesh.axis_names[0]
-        guarded = guard_numeric(fn)
-
-        def per_item(*args: Any, **kwargs: Any) -> Any:
-            out = guarded(*args, **kwargs)
-            check_out_axes(out, out_axes, label)
-            return out
-
         # each device's block is vmapped with the batch axis first; moved after shard_map
         block_out_axes = _tree(out_axes, lambda a: None if a is None else 0)
-        block = jax.vmap(per_item, in_axes=in_axes, out_axes=block_out_axes)
         out_specs = _tree(out_axes, lambda a: PartitionSpec() if a is None else PartitionSpec(axis))
 
-        def split(*args: Any, **kwargs: Any) -> Any:
+        def block(target: Any) -> Callable[..., Any]:
+            guarded = guard_numeric(target)
+
+            def per_item(*args: Any, **kwargs: Any) -> Any:
+                out = guarded(*args, **kwargs)
+                check_out_axes(out, out_axes, label)
+                return out
+
+            return jax.vmap(per_item, in_axes=in_axes, out_axes=block_out_axes)
+
+        def split(weights: Any, *args: Any, **kwargs: Any) -> Any:
             leaves = mapped_leaves(args, kwargs, in_axes, self._names, label, python=False)
             size = batch_size(leaves, None, label, python=False)
             self._check_split(size, mesh.devices.size, leaves)
-            specs = (_in_specs(args, in_axes, axis), _in_specs(kwargs, 0, axis))
+            specs = (PartitionSpec(), _in_specs(args, in_axes, axis), _in_specs(kwargs, 0, axis))
             sharded = jax.shard_map(
-                lambda a, k: block(*a, **k), mesh=mesh, in_specs=specs, out_specs=out_specs
+                lambda w, a, k: block(fn if w is None else w)(*a, **k),
+                mesh=mesh,
+                in_specs=specs,
+                out_specs=out_specs,
             )
-            return map_prefix(_batch_axis_to, out_axes, sharded(args, kwargs))
+            return map_prefix(_batch_axis_to, out_axes, sharded(weights, args, kwargs))
 
         split.__name__ = callable_name(fn)
-        return jax.jit(split)
+        if holds_arrays(fn):
+            # weights are inputs (replicated on every device), not constants baked into the
+            # executable: replacing an operator's arrays takes effect on the next call
+            return functools.partial(jax.jit(split), fn)
+
+        return functools.partial(jax.jit(split), None)  # a function: nothing to pass
 
     def _check_split(self, size: int, devices: int, leaves: list[MappedLeaf]) -> None:
         path, _, axis = leaves[0]
