@@ -251,3 +251,38 @@ def test_an_opaque_dynamic_composite_compiles_its_numeric_leaves():
         chex.assert_trees_all_close(jitted(jnp.full(2, float(i))), jnp.full(2, 9.0 * i))
     assert traces["scale"] - before == 1
     assert "opaque node" in xcs.explain_jit_selection(jitted)
+
+
+@pytest.mark.parametrize("mode", ["auto", "trace", "structural", "dynamic"])
+def test_new_weights_on_a_numeric_operator_take_effect_without_retracing(mode):
+    # weights are traced inputs of the compiled segment, never constants captured at trace
+    traces = []
+
+    class Scale(xcs.Operator):
+        numeric = True
+
+        def __init__(self, w):
+            self.w = w
+
+        def forward(self, x):
+            traces.append(x.shape)
+            return x * self.w
+
+    @xcs.op
+    def describe(v) -> str:
+        return f"first {float(v[0]):.1f}"
+
+    class Pipeline(xcs.Operator):
+        def __init__(self):
+            self.layer = Scale(jnp.float32(2.0))
+            self.describe = describe
+
+        def forward(self, x):
+            return self.describe(self.layer(x))
+
+    pipeline = Pipeline()
+    jitted = xcs.jit(pipeline, mode=mode)
+    assert jitted(jnp.ones(3)) == "first 2.0"
+    pipeline.layer.w = jnp.float32(5.0)
+    assert jitted(jnp.ones(3)) == "first 5.0"
+    assert len(traces) == 1  # the same executable served both weights

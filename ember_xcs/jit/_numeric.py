@@ -94,6 +94,7 @@ class NumericSegment(Operator):
     ):
         self._name = name
         self._members = tuple(members)
+        self._operators = tuple(member[0] for member in self._members)
         self._num_externals = num_externals
         self._outputs = tuple(outputs)
         self.compiles = 0
@@ -108,15 +109,17 @@ class NumericSegment(Operator):
 
     def forward(self, *externals: Any) -> tuple[Any, ...]:
         if self.eager_reason is not None:
-            return self._evaluate(externals)
-        leaves, treedef = jax.tree_util.tree_flatten(externals)
+            return self._evaluate(externals, self._operators)
+        # the members go in as arguments too: their arrays (weights) are traced inputs, not
+        # constants baked into the executable, so new weights take effect on the next call
+        leaves, treedef = jax.tree_util.tree_flatten((externals, self._operators))
         traced = _ARRAYS if self._static_numbers else _TRACED
         dynamic = [leaf for leaf in leaves if isinstance(leaf, traced)]
         static = tuple((i, leaf) for i, leaf in enumerate(leaves) if not isinstance(leaf, traced))
         try:
             hash(static)
         except TypeError:
-            return self._evaluate(externals)
+            return self._evaluate(externals, self._operators)
         before, start = self.compiles, time.perf_counter()
         try:
             out = self._compiled(treedef, static, dynamic)
@@ -127,7 +130,7 @@ class NumericSegment(Operator):
                 self._static_numbers = True  # a member needs a Python number as a constant
                 return self.forward(*externals)
             self.eager_reason = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
-            return self._evaluate(externals)
+            return self._evaluate(externals, self._operators)
         if self.compiles != before:
             self._report_compile(time.perf_counter() - start, dynamic)
         return out
@@ -138,12 +141,15 @@ class NumericSegment(Operator):
         leaves = list(dynamic)
         for i, value in static:
             leaves.insert(i, value)
-        return self._evaluate(treedef.unflatten(leaves))
+        externals, operators = treedef.unflatten(leaves)
+        return self._evaluate(externals, operators)
 
-    def _evaluate(self, externals: Sequence[Any]) -> tuple[Any, ...]:
+    def _evaluate(self, externals: Sequence[Any], operators: Sequence[Operator]) -> tuple[Any, ...]:
         env = [*externals, *([None] * len(self._members))]
         base = self._num_externals
-        for j, (operator, args, kwargs) in enumerate(self._members):
+        for j, (operator, (_, args, kwargs)) in enumerate(
+            zip(operators, self._members, strict=True)
+        ):
             env[base + j] = operator.forward(
                 *[g(env, env) for g in args], **{k: g(env, env) for k, g in kwargs}
             )
