@@ -42,7 +42,7 @@ import jax
 import numpy as np
 
 from .._options import current_options
-from ..operators import Operator, is_async_operator
+from ..operators import FunctionOperator, Operator, is_async_operator
 from ._templates import Getter
 
 __all__ = ["NumericLeaves", "NumericSegment", "compilable", "numeric_groups"]
@@ -95,6 +95,11 @@ class NumericSegment(Operator):
         self._name = name
         self._members = tuple(members)
         self._operators = tuple(member[0] for member in self._members)
+        # operator classes may hold weights and get new ones; `@op` functions hold none
+        # (what they close over is fixed, as under jax.jit), so they need not be flattened
+        self._weighted = tuple(
+            i for i, op in enumerate(self._operators) if not isinstance(op, FunctionOperator)
+        )
         self._num_externals = num_externals
         self._outputs = tuple(outputs)
         self.compiles = 0
@@ -112,7 +117,8 @@ class NumericSegment(Operator):
             return self._evaluate(externals, self._operators)
         # the members go in as arguments too: their arrays (weights) are traced inputs, not
         # constants baked into the executable, so new weights take effect on the next call
-        leaves, treedef = jax.tree_util.tree_flatten((externals, self._operators))
+        weighted = tuple(self._operators[i] for i in self._weighted)
+        leaves, treedef = jax.tree_util.tree_flatten((externals, weighted))
         traced = _ARRAYS if self._static_numbers else _TRACED
         dynamic = [leaf for leaf in leaves if isinstance(leaf, traced)]
         static = tuple((i, leaf) for i, leaf in enumerate(leaves) if not isinstance(leaf, traced))
@@ -141,7 +147,10 @@ class NumericSegment(Operator):
         leaves = list(dynamic)
         for i, value in static:
             leaves.insert(i, value)
-        externals, operators = treedef.unflatten(leaves)
+        externals, weighted = treedef.unflatten(leaves)
+        operators = list(self._operators)
+        for i, operator in zip(self._weighted, weighted, strict=True):
+            operators[i] = operator
         return self._evaluate(externals, operators)
 
     def _evaluate(self, externals: Sequence[Any], operators: Sequence[Operator]) -> tuple[Any, ...]:
