@@ -126,3 +126,54 @@ def test_bad_configuration_is_rejected_up_front():
         xcs.jit(p.chain, cache_size=0)
     with pytest.raises(ValueError, match="static_argnames"):
         xcs.jit(p.chain, static_argnames="nope")
+
+
+class _Unit(xcs.Operator):
+    def __init__(self, i):
+        self.i = i
+
+    def forward(self, q):
+        return f"{q}{self.i}"
+
+
+@xcs.op
+def _join(answers):
+    return ",".join(answers)
+
+
+class _Panel(xcs.Operator):
+    def __init__(self, n):
+        self.units = [_Unit(i) for i in range(n)]
+        self.join = _join
+        self.shout = False
+
+    def forward(self, q):
+        joined = self.join([unit(q) for unit in self.units])
+        return self.join([joined, joined]) if self.shout else joined
+
+
+@pytest.mark.parametrize("mode", ["auto", "trace", "structural", "dynamic"])
+def test_changing_a_jitted_composite_retraces_instead_of_replaying_the_old_graph(mode):
+    panel = _Panel(2)
+    jitted = xcs.jit(panel, mode=mode)
+    assert jitted("q") == "q0,q1"
+    panel.units.append(_Unit(7))  # in place: a unit the old graph does not have
+    assert jitted("q") == "q0,q1,q7"
+    panel.units[0] = _Unit(5)  # a replaced sub-operator
+    assert jitted("q") == "q5,q1,q7"
+    panel.shout = True  # a setting forward branches on
+    assert jitted("q") == "q5,q1,q7,q5,q1,q7"
+    panel.units[1].i = 9  # a leaf's own field: leaves run live, no retrace needed
+    assert jitted("q") == panel.forward("q")
+
+
+def test_an_unchanged_jitted_composite_keeps_hitting_its_cache():
+    panel = _Panel(3)
+    jitted = xcs.jit(panel, mode="trace")
+    for q in ("a", "b", "c"):
+        assert jitted(q) == panel.forward(q)
+    stats = xcs.get_jit_stats(jitted)
+    assert stats.traces == 1 and stats.cache_hits == 2
+    panel.units.pop()
+    assert jitted("d") == "d0,d1"
+    assert xcs.get_jit_stats(jitted).traces == 2

@@ -54,6 +54,12 @@ class PlanCache(Generic[V]):
                 del self._building[key]
             event.set()
 
+    def discard(self, key: Any, value: V) -> None:
+        """Drop `key` if it still maps to `value` (another thread may have rebuilt it)."""
+        with self._lock:
+            if self._entries.get(key) is value:
+                del self._entries[key]
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()

@@ -33,7 +33,7 @@ from .._options import current_options
 from ..operators import Operator, current_call_handler
 from ._async import refuse_async_callable
 from ._cache import PlanCache
-from ._keys import KeyMaker
+from ._keys import KeyMaker, StructureGuard
 from ._modes import JitConfig, JITMode
 from ._stats import JitStats, StatsRecorder, combine
 from ._strategies import Entry, PlanEntry, Target, select
@@ -63,9 +63,12 @@ class JittedFunction:
         if current_call_handler() is not None:  # inside a trace or dynamic run: inline
             return self._target.call(*args, **kwargs)
         key, leaves, split_args, split_kwargs = self._keys(args, kwargs)
-        entry, hit = self._cache.get_or_build(
-            key, lambda: self._select(key, leaves, split_args, split_kwargs)
-        )
+        build = lambda: self._select(key, leaves, split_args, split_kwargs)  # noqa: E731
+        entry, hit = self._cache.get_or_build(key, build)
+        guard = getattr(entry, "guard", None)
+        if guard is not None and not guard.holds():  # a traced composite changed: trace again
+            self._cache.discard(key, entry)
+            entry, hit = self._cache.get_or_build(key, build)
         options = current_options()
         self._report_cache(options, key, hit)
         self._last = entry
@@ -82,7 +85,10 @@ class JittedFunction:
             for hook in current_options().hooks:
                 hook.on_compile(target=self._target.name, seconds=seconds, detail=detail)
 
-        return select(self._target, self._config, key, leaves, args, kwargs, on_trace)
+        entry = select(self._target, self._config, key, leaves, args, kwargs, on_trace)
+        if isinstance(entry, PlanEntry) and self._target.root is not None:
+            entry.guard = StructureGuard(self._target.root)
+        return entry
 
     def _report_cache(self, options: Any, key: Any, hit: bool) -> None:
         self._stats.add(calls=1, cache_hits=int(hit), cache_misses=int(not hit))

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..operators import Operator
 
-__all__ = ["KeyMaker", "is_constant_leaf"]
+__all__ = ["KeyMaker", "StructureGuard", "is_constant_leaf"]
 
 _ATOMS = frozenset({str, bytes, int, float, bool, complex})
 _ARRAYS = (jax.Array, np.ndarray, np.generic)
@@ -60,6 +60,63 @@ def _leaf_key(leaf: Any) -> Any:
     if isinstance(leaf, _CONSTANTS):
         return ("const", leaf)
     return kind
+
+
+class StructureGuard:
+    """An identity snapshot of a jitted operator's composites, taken when it was traced.
+
+    A plan calls its leaf operators live, so a changed leaf field is seen on replay. But
+    composites were traced into: which operators their fields held, how many (a unit
+    appended to an ensemble) and their other field values (a flag `forward` branches on)
+    decided the graph. `holds()` checks that every traced composite still has the same
+    field objects, and the same items in its list and dict fields, by identity; when it
+    does not, the jit traces again instead of replaying a graph of the old structure.
+    Leaves are never scanned, so the check costs ~0.2 us per sub-operator, not a walk of
+    every leaf's fields. (A setting object mutated in place, rather than reassigned, is
+    not seen: reassign it.)
+    """
+
+    __slots__ = ("_checks",)
+
+    def __init__(self, root: Operator):
+        self._checks: list[tuple[dict[str, Any], int, tuple[tuple[str, Any, Any], ...]]] = []
+        self._snapshot(root, set())
+
+    def _snapshot(self, operator: Operator, seen: set[int]) -> None:
+        if id(operator) in seen or not operator.is_composite:
+            return
+        seen.add(id(operator))
+        fields = vars(operator)
+        self._checks.append(
+            (fields, len(fields), tuple((k, v, _items(v)) for k, v in fields.items()))
+        )
+        for _, sub in operator.sub_operators():
+            self._snapshot(sub, seen)
+
+    def holds(self) -> bool:
+        """True when every traced composite still holds what it held during the trace."""
+        for fields, count, snapshot in self._checks:
+            if len(fields) != count:
+                return False
+            for name, value, items in snapshot:
+                current = fields.get(name)
+                if current is not value or (items is not None and not _same_items(current, items)):
+                    return False
+        return True
+
+
+def _items(value: Any) -> tuple[Any, ...] | None:
+    """A mutable container's items (`None` for anything else), compared by identity."""
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, dict):
+        return tuple(item for pair in value.items() for item in pair)
+    return None
+
+
+def _same_items(current: Any, items: tuple[Any, ...]) -> bool:
+    now = current if isinstance(current, list) else [x for p in current.items() for x in p]
+    return len(now) == len(items) and all(a is b for a, b in zip(now, items, strict=True))
 
 
 class _Static:

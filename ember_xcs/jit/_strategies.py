@@ -32,7 +32,7 @@ from .._options import ExecutionOptions
 from ..operators import FunctionOperator, Operator
 from ..scheduling import ExecutionPlan, ExecutionStats, PlanNode, resolve_scheduler
 from ._dynamic import run_dynamic
-from ._keys import input_labels, is_constant_leaf, restore_statics
+from ._keys import StructureGuard, input_labels, is_constant_leaf, restore_statics
 from ._modes import JitConfig, JITMode
 from ._numeric import NumericLeaves, NumericSegment
 from ._plans import INPUTS, CompiledPlan, build_plan
@@ -58,6 +58,7 @@ class PlanEntry:
     strategy: JITMode
     compiled: CompiledPlan
     signature: str
+    guard: StructureGuard | None = None  # a jitted operator's traced composites
 
     def run(self, target: Target, leaves: list[Any], args: Any, kwargs: Any,
             options: ExecutionOptions) -> tuple[Any, ExecutionStats]:  # fmt: skip
