@@ -7,8 +7,9 @@ from typing import Any
 
 from .._options import ExecutionOptions, resolve_options
 from ..graph import Graph
-from ._plan import check_inputs, plan_for_graph
-from ._result import ExecutionResult
+from ..operators import current_call_handler
+from ._plan import ExecutionPlan, check_inputs, plan_for_graph
+from ._result import ExecutionResult, ExecutionStats
 from ._schedulers import resolve_scheduler
 
 __all__ = ["execute_graph"]
@@ -51,4 +52,29 @@ def execute_graph(
     plan = plan_for_graph(graph)
     inputs = {} if inputs is None else inputs
     check_inputs(plan, inputs)
+    handler = current_call_handler()
+    if handler is not None and resolved.scheduler != "noop":
+        return _through_handler(plan, inputs, resolved, handler)
     return resolve_scheduler(resolved.scheduler, plan).run(plan, inputs, resolved)
+
+
+def _through_handler(
+    plan: ExecutionPlan, inputs: Mapping[str, Any], options: ExecutionOptions, handler: Any
+) -> ExecutionResult:
+    """Inside a jit trace or dynamic run, hand each node to the active call handler.
+
+    Running the graph here would call its operators with the trace's placeholders (and
+    call them again when the plan runs). Handing them over instead makes an explicit graph
+    inside a jitted function part of that function's plan, with the graph's own
+    dependencies, and lets a dynamic run dispatch its nodes as their inputs become ready.
+    The enclosing jit's execution options govern how they run.
+    """
+    results: list[Any] = [None] * len(plan)
+    for i, node in enumerate(plan.nodes):
+        args, kwargs = node.bind(results, inputs)
+        results[i] = handler(node.operator, tuple(args), kwargs)
+    wanted = range(len(plan)) if options.include_intermediates else plan.sinks
+    outputs = {plan.nodes[i].node_id: results[i] for i in wanted}
+    return ExecutionResult(
+        outputs, plan=plan, stats=ExecutionStats("intercepted", 0.0, len(plan), 0)
+    )
