@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from weighted_ops import counting_scale
 
 import ember_xcs as xcs
 
@@ -258,23 +259,13 @@ def test_new_weights_on_a_numeric_operator_take_effect_without_retracing(mode):
     # weights are traced inputs of the compiled segment, never constants captured at trace
     traces = []
 
-    class Scale(xcs.Operator):
-        numeric = True
-
-        def __init__(self, w):
-            self.w = w
-
-        def forward(self, x):
-            traces.append(x.shape)
-            return x * self.w
-
     @xcs.op
     def describe(v) -> str:
         return f"first {float(v[0]):.1f}"
 
     class Pipeline(xcs.Operator):
         def __init__(self):
-            self.layer = Scale(jnp.float32(2.0))
+            self.layer = counting_scale(jnp.float32(2.0), traces)
             self.describe = describe
 
         def forward(self, x):

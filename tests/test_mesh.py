@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.sharding import AxisType, Mesh, NamedSharding
+from weighted_ops import counting_scale
 
 import ember_xcs as xcs
 from ember_xcs import TransformError
@@ -394,18 +395,7 @@ def test_mesh_sharded_works_as_a_configured_decorator():
 
 def test_mesh_sharded_operator_with_weights_sees_new_weights_without_retracing():
     traces = []
-
-    class Scale(xcs.Operator):
-        numeric = True
-
-        def __init__(self, w):
-            self.w = w
-
-        def forward(self, x):
-            traces.append(x.shape)
-            return x * self.w
-
-    layer = Scale(jnp.float32(2.0))
+    layer = counting_scale(jnp.float32(2.0), traces)
     spec = xcs.PartitionSpec("data")
     sharded = xcs.mesh_sharded(layer, MESH_8X1, in_specs=spec, out_specs=spec)
     chex.assert_trees_all_close(sharded(jnp.ones((16, 3))), jnp.full((16, 3), 2.0))

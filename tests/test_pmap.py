@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax.sharding import NamedSharding, PartitionSpec
+from weighted_ops import counting_scale
 
 import ember_xcs as xcs
 from ember_xcs import NodeExecutionError, TransformError
@@ -231,18 +232,7 @@ def test_pmap_of_an_empty_batch_returns_empty_results():
 
 def test_numeric_pmap_of_operator_with_weights_sees_new_weights_without_retracing():
     traces = []
-
-    class Scale(xcs.Operator):
-        numeric = True
-
-        def __init__(self, w):
-            self.w = w
-
-        def forward(self, x):
-            traces.append(x.shape)
-            return x * self.w
-
-    layer = Scale(jnp.float32(2.0))
+    layer = counting_scale(jnp.float32(2.0), traces)
     sharded = xcs.pmap(layer)
     chex.assert_trees_all_close(sharded(jnp.ones((8, 3))), jnp.full((8, 3), 2.0))
     layer.w = jnp.float32(5.0)  # weights are jit arguments, not constants baked in

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from weighted_ops import counting_scale
 
 import ember_xcs as xcs
 from ember_xcs import ExecutionError, NodeExecutionError, TransformError
@@ -494,18 +495,7 @@ def test_keyword_argument_that_cannot_be_mapped_says_keywords_are_always_mapped(
 
 def test_numeric_vmap_of_operator_with_weights_sees_new_weights_without_retracing():
     traces = []
-
-    class Scale(xcs.Operator):
-        numeric = True
-
-        def __init__(self, w):
-            self.w = w
-
-        def forward(self, x):
-            traces.append(x.shape)
-            return x * self.w
-
-    layer = Scale(jnp.float32(2.0))
+    layer = counting_scale(jnp.float32(2.0), traces)
     mapped = xcs.vmap(layer)
     chex.assert_trees_all_close(mapped(jnp.ones(3)), jnp.full(3, 2.0))
     layer.w = jnp.float32(5.0)  # weights are jit arguments, not baked-in constants
