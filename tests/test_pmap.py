@@ -4,7 +4,6 @@ order, and compositions with `vmap`."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import chex
@@ -13,6 +12,7 @@ import jax.numpy as jnp
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from in_flight import InFlight
 from jax.sharding import NamedSharding, PartitionSpec
 from weighted_ops import counting_scale
 
@@ -176,20 +176,11 @@ def test_python_pmap_gathers_results_in_input_order():
 
 
 def test_python_pmap_keeps_at_most_num_workers_calls_in_flight():
-    active, peak, lock = [0], [0], threading.Lock()
-
-    @xcs.op
-    def call(text: str) -> str:
-        with lock:
-            active[0] += 1
-            peak[0] = max(peak[0], active[0])
-        time.sleep(0.02)
-        with lock:
-            active[0] -= 1
-        return text
+    counter = InFlight(0.02)
+    call = counter.op
 
     assert xcs.pmap(call, num_workers=3)(list("abcdefgh")) == list("abcdefgh")
-    assert 2 <= peak[0] <= 3
+    assert 2 <= counter.peak <= 3
 
 
 def test_python_pmap_does_not_need_a_batch_divisible_by_devices():

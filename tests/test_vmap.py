@@ -4,7 +4,6 @@ ordered scheduler calls for Python operators, and errors in the user's names."""
 from __future__ import annotations
 
 import inspect
-import threading
 import time
 
 import chex
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from in_flight import InFlight
 from weighted_ops import counting_scale
 
 import ember_xcs as xcs
@@ -183,40 +183,22 @@ def test_python_vmap_returns_results_in_input_order_even_when_finishing_out_of_o
 
 
 def test_python_vmap_runs_items_concurrently():
-    active, peak, lock = [0], [0], threading.Lock()
-
-    @xcs.op
-    def call(prompt: str) -> str:
-        with lock:
-            active[0] += 1
-            peak[0] = max(peak[0], active[0])
-        time.sleep(0.05)
-        with lock:
-            active[0] -= 1
-        return prompt
+    counter = InFlight(0.05)
+    call = counter.op
 
     start = time.perf_counter()
     xcs.vmap(call)([f"q{i}" for i in range(8)])
-    assert peak[0] >= 4
+    assert counter.peak >= 4
     assert time.perf_counter() - start < 8 * 0.05
 
 
 def test_python_vmap_honours_max_workers_from_execution_options():
-    active, peak, lock = [0], [0], threading.Lock()
-
-    @xcs.op
-    def call(prompt: str) -> str:
-        with lock:
-            active[0] += 1
-            peak[0] = max(peak[0], active[0])
-        time.sleep(0.02)
-        with lock:
-            active[0] -= 1
-        return prompt
+    counter = InFlight(0.02)
+    call = counter.op
 
     with xcs.execution_options(max_workers=2):
         xcs.vmap(call)(list("abcdef"))
-    assert peak[0] <= 2
+    assert counter.peak <= 2
 
 
 def test_python_vmap_error_names_the_failing_index():
