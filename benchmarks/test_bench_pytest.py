@@ -2,7 +2,7 @@
 
 Run with `pytest benchmarks/ --benchmark-only` (they are outside `testpaths`, so the
 normal test run skips them). They reuse the suite's programs and contenders
-(`ember_xcs._bench`), check answers on every call, and leave statistics to
+(`ember_xcs_bench`), check answers on every call, and leave statistics to
 pytest-benchmark; `ember-xcs bench` remains the source of `RESULTS.md`.
 """
 
@@ -12,11 +12,11 @@ import itertools
 
 import pytest
 
-from ember_xcs._bench import _variants as variants
-from ember_xcs._bench._baselines import asyncio_gather, threadpool
-from ember_xcs._bench._case import Case, Runner, build_case, same
-from ember_xcs._bench._programs import Layered
-from ember_xcs._bench._scenarios import ensemble_depth2
+from ember_xcs_bench import _variants as variants
+from ember_xcs_bench._baselines import asyncio_gather, threadpool
+from ember_xcs_bench._case import Case, Runner, build_case, same
+from ember_xcs_bench._programs import Layered
+from ember_xcs_bench._scenarios import ensemble_depth2
 
 
 def _grid() -> Case:
@@ -53,7 +53,6 @@ def test_noop_grid_baselines(benchmark, make):
 
 @pytest.mark.parametrize("mode", ["auto", "trace"])
 def test_noop_grid_jit_replay(benchmark, mode):
-    pytest.importorskip("ember_xcs.jit")
     case = _grid()
     runner = variants.jit(mode)(case)
     runner.call(case.inputs(-1))  # the first call traces; the benchmark times replays

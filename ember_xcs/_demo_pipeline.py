@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._options import execution_options
-from .jit import get_jit_stats, jit
+from ._jit import get_jit_stats, jit
 from .models import JudgeSynthesis, LLMOperator, SimulatedModel
 from .operators import op
 from .scheduling import Timeline

@@ -25,7 +25,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from ._bench_entry import run_bench
+    from ember_xcs_bench._entry import run_bench
 
     return run_bench(list(args.bench_args))
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ember_xcs._bench_entry import run_bench
+from ember_xcs_bench._entry import run_bench
 
 RECORDED = Path(__file__).resolve().parent.parent / "benchmarks" / "RESULTS.md"
 
@@ -41,7 +41,7 @@ def test_quick_run_succeeds_and_writes_its_report(quick_run):
 
 
 def test_quick_run_covers_every_section_and_scenario(quick_run):
-    from ember_xcs._bench._scenarios import SCENARIOS
+    from ember_xcs_bench._scenarios import SCENARIOS
 
     rows = _rows(quick_run[1])
     sections = {r["section"] for r in rows}

@@ -1,7 +1,7 @@
 """The `ember-xcs` command, run the way users run it: as a subprocess.
 
 `ember-xcs` is the console script pip installs beside the interpreter; `python -m
-ember_xcs` is the same command. `bench` hands its arguments to `ember_xcs/_bench_entry.py`;
+ember_xcs` is the same command. `bench` hands its arguments to `ember_xcs_bench/_entry.py`;
 that hand-off is tested here, the suite itself by the benchmark tests.
 """
 

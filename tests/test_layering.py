@@ -4,9 +4,9 @@ Every `ember_xcs/**.py` is parsed with `ast`; no module is imported, so a broken
 cannot hide a bad arrow. Layers, lowest first:
 
     _errors, _options  ->  operators  ->  graph  ->  scheduling
-        ->  {jit, transforms}  ->  models  ->  public API (__init__, cli, __main__, _demo*, _bench*)
+        ->  {_jit, transforms}  ->  models  ->  public API (__init__, cli, __main__, _demo*)
 
-A module may import its own layer and any lower one. `jit` and `transforms` share a
+A module may import its own layer and any lower one. `_jit` and `transforms` share a
 level but are siblings: neither may import the other. Relative and absolute imports
 count alike, and so do imports inside functions (a lazy import is still an arrow).
 Imports under `if TYPE_CHECKING:` are exempt from the layer order, because they never
@@ -30,15 +30,15 @@ LEVELS = {
     "operators": 1,
     "graph": 2,
     "scheduling": 3,
-    "jit": 4,
+    "_jit": 4,
     "transforms": 4,
     "models": 5,
     "public": 6,
 }
-SIBLINGS = {frozenset({"jit", "transforms"})}
+SIBLINGS = {frozenset({"_jit", "transforms"})}
 CORE_MODULES = {"_errors", "_options"}
 PUBLIC_MODULES = {"__init__", "cli", "__main__"}
-PUBLIC_PREFIXES = ("_demo", "_bench")
+PUBLIC_PREFIXES = ("_demo",)
 FORBIDDEN_JAX = ("jax._src", "jax.experimental")
 
 
@@ -199,8 +199,8 @@ def jax_violations(path: Path, root: Path = PACKAGE_DIR) -> list[str]:
 
 def _order_text() -> str:
     return (
-        "_errors/_options -> operators -> graph -> scheduling -> jit|transforms -> models "
-        "-> public API (jit and transforms never import each other)"
+        "_errors/_options -> operators -> graph -> scheduling -> _jit|transforms -> models "
+        "-> public API (_jit and transforms never import each other)"
     )
 
 
@@ -232,7 +232,7 @@ def test_no_private_or_experimental_jax(path):
 def fake_package(tmp_path):
     """A throwaway `ember_xcs` tree to show the checker catches what it should."""
     root = tmp_path / PACKAGE
-    for folder in ("graph", "scheduling", "jit", "transforms", "operators"):
+    for folder in ("graph", "scheduling", "_jit", "transforms", "operators"):
         (root / folder).mkdir(parents=True)
         (root / folder / "__init__.py").write_text("")
     (root / "__init__.py").write_text("")
@@ -251,10 +251,10 @@ def fake_package(tmp_path):
     [
         ("graph/_bad.py", "from ..scheduling import run_plan\n"),
         ("graph/_bad.py", "import ember_xcs.scheduling\n"),
-        ("graph/_bad.py", "def f():\n    from ember_xcs.jit import jit\n"),
+        ("graph/_bad.py", "def f():\n    from ember_xcs._jit import jit\n"),
         ("operators/_bad.py", "from .. import Graph\n"),  # the package's __init__ is public
-        ("jit/_bad.py", "from ..transforms import vmap\n"),
-        ("transforms/_bad.py", "from ember_xcs.jit import jit\n"),
+        ("_jit/_bad.py", "from ..transforms import vmap\n"),
+        ("transforms/_bad.py", "from ember_xcs._jit import jit\n"),
         ("_errors.py", "from .operators import op\n"),
     ],
 )
@@ -267,10 +267,10 @@ def test_checker_rejects_backward_imports(fake_package, relative, source):
     ("relative", "source"),
     [
         ("scheduling/_ok.py", "from ..graph import Graph\nfrom .. import _errors\n"),
-        ("jit/_ok.py", "from ember_xcs.scheduling import run_plan\nimport jax\n"),
+        ("_jit/_ok.py", "from ember_xcs.scheduling import run_plan\nimport jax\n"),
         (
             "graph/_ok.py",
-            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..jit import X\n",
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .._jit import X\n",
         ),
         ("graph/_ok.py", "from ._render import to_dot\n"),
     ],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import ember_xcs as xcs
-from ember_xcs.jit import autograph, get_jit_stats, jit
+from ember_xcs import autograph, get_jit_stats, jit
 from ember_xcs.models import (
     JudgeSynthesis,
     LLMOperator,

@@ -1,4 +1,4 @@
-"""Entry point of `ember-xcs bench`: the suite itself lives in `ember_xcs._bench`.
+"""Entry point of `ember-xcs bench`: the suite is this package, `ember_xcs_bench`.
 
 Kept as a tiny module so `cli.py` imports nothing heavy until `bench` is asked for.
 """
@@ -10,7 +10,7 @@ __all__ = ["run_bench"]
 
 def run_bench(argv: list[str]) -> int:
     """Run the benchmark suite with command-line arguments `argv`; see `--help`."""
-    from ._bench._cli import main
+    from ._cli import main
 
     args = list(argv)
     if args[:1] == ["--"]:  # `ember-xcs bench -- --quick`: the separator is not ours

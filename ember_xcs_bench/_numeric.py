@@ -1,6 +1,6 @@
 """Numeric rows: ember_xcs transforms against the raw JAX code they stand for.
 
-Runs in a subprocess (`python -m ember_xcs._bench._numeric`) with
+Runs in a subprocess (`python -m ember_xcs_bench._numeric`) with
 `XLA_FLAGS=--xla_force_host_platform_device_count=8` set before JAX starts: the parent
 process has usually initialised JAX already (the mixed scenario), and the device count
 cannot change after that.
@@ -47,7 +47,7 @@ def numeric_section(settings: Any, log: Callable[[str], None]) -> list[Row]:
         f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={DEVICES}".strip()
     )
     env.setdefault("JAX_PLATFORMS", "cpu")
-    argv = [sys.executable, "-m", "ember_xcs._bench._numeric", "--samples", str(_samples(settings))]
+    argv = [sys.executable, "-m", "ember_xcs_bench._numeric", "--samples", str(_samples(settings))]
     argv += ["--quick"] if settings.quick else []
     try:
         proc = subprocess.run(
@@ -229,7 +229,7 @@ def _sample(fn: Callable, args: tuple, calls: int) -> float:
 
 
 def _main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ember_xcs._bench._numeric")
+    parser = argparse.ArgumentParser(prog="python -m ember_xcs_bench._numeric")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--samples", type=int, default=15)
     args = parser.parse_args(argv)

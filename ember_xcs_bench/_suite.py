@@ -18,7 +18,7 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..scheduling import plan_for_graph
+from ember_xcs.scheduling import plan_for_graph
 from . import _variants as v
 from ._baselines import BASELINES
 from ._case import Case, Runner, as_list, build_case
@@ -114,7 +114,7 @@ def first_call_contender(mode: str, runs: int) -> Contender:
     """jit's first call (trace + run) on a fresh program and a fresh jit every run."""
 
     def make(case: Case) -> Runner:
-        from ..jit import jit
+        from ember_xcs import jit
 
         programs = iter([case.fresh_program() for _ in range(runs)])
         sinks = len(case.lowered.sinks)

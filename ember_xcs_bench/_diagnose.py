@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .._options import ExecutionOptions
-from ..scheduling import Timeline, execute_graph
+from ember_xcs._options import ExecutionOptions
+from ember_xcs.scheduling import Timeline, execute_graph
 from ._case import Case, build_case
 from ._lowering import root_parameters
 from ._rows import Row

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..operators import Operator
+from ember_xcs.operators import Operator
 
 __all__ = [
     "AsyncSimulatedCall",

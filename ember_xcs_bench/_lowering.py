@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..graph import Graph
-from ..operators import Operator, operator_signature
+from ember_xcs.graph import Graph
+from ember_xcs.operators import Operator, operator_signature
 from ._programs import Chain, Ensemble, Layered
 
 __all__ = ["LNode", "Lowered", "critical_path", "lower", "root_parameters", "to_graph"]

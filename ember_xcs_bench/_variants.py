@@ -18,8 +18,8 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from .._options import ExecutionOptions, execution_options
-from ..scheduling import execute_graph
+from ember_xcs._options import ExecutionOptions, execution_options
+from ember_xcs.scheduling import execute_graph
 from ._case import Case, Runner, Unavailable, as_list
 from ._lowering import root_parameters
 
@@ -56,7 +56,7 @@ def jit(
     """`shared=True` reuses one jitted program per case and mode (worker-cap rows)."""
 
     def make(case: Case) -> Runner:
-        from ..jit import jit as xcs_jit
+        from ember_xcs import jit as xcs_jit
 
         key = ("jit", mode)
         compiled = case.cache.get(key) if shared else None
@@ -77,7 +77,7 @@ def jit(
 
 def jit_facts(compiled: Any) -> dict[str, Any]:
     """What jit did: strategy, plan size, traces (to show a row measured what it claims)."""
-    from ..jit import get_jit_stats
+    from ember_xcs import get_jit_stats
 
     stats = get_jit_stats(compiled)
     return {

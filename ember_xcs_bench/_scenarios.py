@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from ..operators import Operator
+from ember_xcs.operators import Operator
 from ._programs import (
     AsyncSimulatedCall,
     Chain,

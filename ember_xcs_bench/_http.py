@@ -5,7 +5,7 @@ HTTP model talks to a local `OpenAITestServer` whose handler waits L before answ
 (server-side latency); the simulated model waits the same L in-process. The difference
 between the two rows is what the HTTP client costs (serialising, sockets, parsing).
 
-The servers run in a child process (`python -m ember_xcs._bench._http`), so their
+The servers run in a child process (`python -m ember_xcs_bench._http`), so their
 request handling does not compete with the client for this process's GIL: the rows
 measure the client, not the server. (The test server's listen backlog is 512, not
 `socketserver`'s default of 5, which with 100 connections opening at once drops SYNs
@@ -25,7 +25,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..operators import Operator
+from ember_xcs.operators import Operator
 from . import _variants as v
 from ._baselines import asyncio_gather, threadpool
 from ._case import build_case
@@ -71,7 +71,7 @@ def _contenders() -> list[Contender]:
 
 
 def http_section(settings: Any, log: Callable[[str], None]) -> list[Row]:
-    from ..models import OpenAICompatibleModel, SimulatedModel
+    from ember_xcs.models import OpenAICompatibleModel, SimulatedModel
 
     rows: list[Row] = []
     latency = max(settings.latencies)
@@ -111,7 +111,7 @@ def _program(make_model: Callable[[float], Any], cache: dict[float, Any]) -> Cal
 @contextlib.contextmanager
 def _servers(latency: float) -> Iterator[tuple[dict[str, str], dict[str, Any]]]:
     """Base URLs of a server with `latency` and one without; stats filled in on exit."""
-    argv = [sys.executable, "-m", "ember_xcs._bench._http", str(latency)]
+    argv = [sys.executable, "-m", "ember_xcs_bench._http", str(latency)]
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     seen: dict[str, Any] = {}
     try:
@@ -123,7 +123,7 @@ def _servers(latency: float) -> Iterator[tuple[dict[str, str], dict[str, Any]]]:
 
 def _serve(latency: float) -> None:
     """Child process: serve until stdin closes, then print the slow server's counters."""
-    from ..models import testing
+    from ember_xcs.models import testing
 
     slow = testing.OpenAITestServer(latency=latency).start()
     fast = testing.OpenAITestServer(latency=0.0).start()

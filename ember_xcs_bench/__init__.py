@@ -1,7 +1,8 @@
 """The benchmark suite behind `ember-xcs bench` (see `benchmarks/README.md`).
 
-It lives inside the package so the installed command can run it without the source
-checkout. Modules, in the order a run uses them:
+A top-level package beside `ember_xcs` in the same distribution, so the installed command
+runs it without the source checkout while the library's namespace stays the library's.
+Modules, in the order a run uses them:
 
 - `_programs`, `_scenarios`: the benchmark programs as composite operators;
 - `_lowering`, `_case`: the same program as leaf calls, as a `Graph`, and its critical path;
