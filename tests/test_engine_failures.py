@@ -205,6 +205,25 @@ def test_two_failures_skip_a_shared_dependent_once() -> None:
     assert dict(result) == {}
 
 
+@pytest.mark.parametrize("scheduler", ["sequential", "parallel", "wave"])
+def test_a_parent_finishing_between_two_failures_loses_no_node(scheduler: str) -> None:
+    # d <- a (fails), b, c (fails); x <- e. b finishes between the two failures, which
+    # once made the second failure skip d again, end the run early and lose x.
+    g = xcs.Graph()
+    g.add_node(failing, node_id="a")
+    g.add_node(lambda: 2, node_id="b")
+    g.add_node(failing, node_id="c")
+    g.add_node(lambda p, q, r: p, node_id="d")
+    g.add_node(lambda: 5, node_id="e")
+    g.add_node(lambda v: v + 1, node_id="x")
+    g.connect("a", "d.p").connect("b", "d.q").connect("c", "d.r").connect("e", "x")
+    options = xcs.ExecutionOptions(scheduler=scheduler, return_partial_results=True)
+    result = xcs.execute_graph(g, options=options)
+    assert sorted(result.failures) == ["a", "c"]
+    assert result.skipped == ["d"]
+    assert dict(result) == {"b": 2, "e": 5, "x": 6}
+
+
 def test_partial_results_on_success_return_the_sinks_only() -> None:
     g = xcs.Graph()
     g.connect(g.add_node(lambda: 1, node_id="a"), g.add_node(lambda x: x, node_id="b"))

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
-EXAMPLES = sorted(EXAMPLES_DIR.glob("*.py"))
+EXAMPLES = sorted(EXAMPLES_DIR.rglob("*.py"))
 HEADER_LINES = 40  # "near the top": expectations live in the first lines of the file
 TIMEOUT_SECONDS = 240
 _EXPECT = re.compile(r"^\s*#\s*expect:\s?(.*?)\s*$")

@@ -286,7 +286,7 @@ def _skip_dependents(
     stack, seen = list(successors[failed]), set()
     while stack:
         s = stack.pop()
-        if remaining[s] == _SKIPPED:  # already skipped, by this failure or an earlier one
+        if remaining[s] < 0:  # already skipped (a parent finishing since only lowered it)
             continue
         seen.add(s)
         remaining[s] = _SKIPPED  # can never become ready
