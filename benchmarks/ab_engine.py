@@ -118,7 +118,11 @@ def main() -> None:
         for name in order:
             env = dict(os.environ, AB_CHILD="1", PYTHONPATH=checkouts[name], JAX_PLATFORMS="cpu")
             proc = subprocess.run(
-                [sys.executable, __file__], env=env, capture_output=True, text=True, check=True,
+                [sys.executable, __file__],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
                 cwd=checkouts[name],
             )
             results[name].append(json.loads(proc.stdout.strip().splitlines()[-1]))

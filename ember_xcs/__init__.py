@@ -18,10 +18,6 @@ from ._errors import TraceError as TraceError
 from ._errors import TransformError as TransformError
 from ._errors import UnknownNodeError as UnknownNodeError
 from ._errors import XCSError as XCSError
-from ._options import ExecutionOptions as ExecutionOptions
-from ._options import execution_options as execution_options
-from .graph import Graph as Graph
-from .graph import XCSGraph as XCSGraph
 from ._jit import JITMode as JITMode
 from ._jit import autograph as autograph
 from ._jit import explain_jit_selection as explain_jit_selection
@@ -30,6 +26,10 @@ from ._jit import get_jit_strategy_used as get_jit_strategy_used
 from ._jit import is_jit_compiled as is_jit_compiled
 from ._jit import jit as jit
 from ._jit import structural_jit as structural_jit
+from ._options import ExecutionOptions as ExecutionOptions
+from ._options import execution_options as execution_options
+from .graph import Graph as Graph
+from .graph import XCSGraph as XCSGraph
 from .operators import Operator as Operator
 from .operators import op as op
 from .scheduling import EngineScheduler as EngineScheduler

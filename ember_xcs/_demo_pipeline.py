@@ -33,8 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._options import execution_options
 from ._jit import get_jit_stats, jit
+from ._options import execution_options
 from .models import JudgeSynthesis, LLMOperator, SimulatedModel
 from .operators import op
 from .scheduling import Timeline

@@ -23,7 +23,7 @@ from typing import Any
 
 from ._errors import OptionsError
 
-__all__ = ["ExecutionOptions", "current_options", "execution_options"]
+__all__ = ["ExecutionOptions", "current_options", "execution_options", "hook_calls"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -128,14 +128,11 @@ def _check_positive_number(name: str, value: Any) -> None:
         raise OptionsError(f"{name} must be a positive number of seconds or None, got {value!r}")
 
 
-# The events the engine calls on every hook; the jit layer's events are optional.
-_HOOK_EVENTS = ("on_graph_start", "on_graph_end", "on_node_start", "on_node_end", "on_node_failure")
-
-
 def _as_hooks(value: Any) -> tuple[Any, ...]:
+    """`hooks` as a tuple; each hook must implement at least one `on_*` event."""
     if value is None:
         return ()
-    if hasattr(value, "on_node_start"):
+    if _events_of(value):
         hooks: tuple[Any, ...] = (value,)
     else:
         try:
@@ -145,13 +142,44 @@ def _as_hooks(value: Any) -> tuple[Any, ...]:
                 f"hooks must be a sequence of ExecutionHooks, got {value!r}"
             ) from None
     for hook in hooks:
-        missing = [event for event in _HOOK_EVENTS if not callable(getattr(hook, event, None))]
-        if missing:
+        if not _events_of(hook):
             raise OptionsError(
-                f"hook {hook!r} has no {', '.join(missing)}; subclass "
+                f"hook {hook!r} implements no event (no on_* method); subclass "
                 "ember_xcs.ExecutionHooks and override the events you need"
             )
     return hooks
+
+
+def _events_of(hook: Any) -> list[str]:
+    if isinstance(hook, str | bytes):
+        return []
+    return [
+        name for name in dir(type(hook)) if name.startswith("on_") and callable(getattr(hook, name))
+    ]
+
+
+def hook_calls(options: ExecutionOptions, event: str) -> tuple[Any, ...]:
+    """The bound `event` methods of `options.hooks` that do something, computed once per
+    options object and event.
+
+    The one place hooks are dispatched from: a hook may implement any subset of the
+    events, and `ExecutionHooks`' inherited no-op defaults (marked `__xcs_noop__`) are
+    left out, so an event nobody listens to costs one dict lookup.
+    """
+    table = options.__dict__.get("_hook_table")
+    if table is None:
+        table = {}
+        object.__setattr__(options, "_hook_table", table)
+    calls = table.get(event)
+    if calls is None:
+        calls = table[event] = tuple(
+            method
+            for hook in options.hooks
+            if (method := getattr(hook, event, None)) is not None
+            and callable(method)
+            and not getattr(method, "__xcs_noop__", False)
+        )
+    return calls
 
 
 def _as_exception_types(value: Any) -> tuple[type[BaseException], ...]:

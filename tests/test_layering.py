@@ -185,6 +185,25 @@ def layering_violations(path: Path, root: Path = PACKAGE_DIR) -> list[str]:
     return problems
 
 
+def private_reach_violations(path: Path, root: Path = PACKAGE_DIR) -> list[str]:
+    """Imports of another subpackage's private module (`transforms` importing
+    `operators._classify`): a subpackage's `__init__` is its interface to the others."""
+    current = module_name(path, root)
+    own = current.split(".")[1] if "." in current else ""
+    problems = []
+    for ref in imports_of(path.read_text(), current, is_package(path), root):
+        parts = ref.target.split(".")
+        if parts[0] != PACKAGE or len(parts) < 3 or not parts[2].startswith("_"):
+            continue
+        if parts[1] != own:
+            problems.append(
+                f"{path.relative_to(root.parent)}:{ref.line}: {current} imports "
+                f"{ref.target}, a private module of {PACKAGE}.{parts[1]}; import it from "
+                f"{PACKAGE}.{parts[1]} (export it there if other packages need it)"
+            )
+    return problems
+
+
 def jax_violations(path: Path, root: Path = PACKAGE_DIR) -> list[str]:
     source = path.read_text()
     current = module_name(path, root)
@@ -218,6 +237,11 @@ def test_package_has_modules_to_check():
 @pytest.mark.parametrize("path", SOURCES, ids=_ids(SOURCES))
 def test_imports_point_down_the_layers(path):
     assert layering_violations(path) == []
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=_ids(SOURCES))
+def test_packages_reach_each_other_only_through_their_init(path):
+    assert private_reach_violations(path) == []
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=_ids(SOURCES))
@@ -278,6 +302,15 @@ def test_checker_rejects_backward_imports(fake_package, relative, source):
 def test_checker_accepts_forward_and_type_checking_imports(fake_package, relative, source):
     root, write = fake_package
     assert layering_violations(write(relative, source), root) == []
+
+
+def test_checker_rejects_reaching_into_another_packages_private_module(fake_package):
+    root, write = fake_package
+    (root / "operators" / "_classify.py").write_text("")
+    bad = write("transforms/_bad.py", "from ..operators._classify import guard_numeric\n")
+    ok = write("operators/_ok.py", "from ._classify import guard_numeric\n")
+    assert private_reach_violations(bad, root)
+    assert private_reach_violations(ok, root) == []
 
 
 def test_checker_rejects_unplaced_modules(fake_package):

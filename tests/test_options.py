@@ -90,7 +90,7 @@ def test_options_are_frozen() -> None:
         ({"retry_on": (ValueError, "x")}, "retry_on must hold exception types, got 'x'"),
         ({"retry_on": int}, "retry_on must hold exception types, got <class 'int'>"),
         ({"hooks": object()}, "hooks must be a sequence of ExecutionHooks"),
-        ({"hooks": (None,)}, "hook None has no on_graph_start, on_graph_end, on_node_start"),
+        ({"hooks": (None,)}, "hook None implements no event (no on_* method)"),
         ({"return_partial_results": "yes"}, "return_partial_results must be True or False"),
         ({"include_intermediates": 1}, "include_intermediates must be True or False, got 1"),
         ({"scheduler": 42}, "scheduler must be a scheduler name or an object with a run()"),

@@ -373,10 +373,11 @@ class SchedulerContract:
     ) -> None:
         g = xcs.Graph()
         g.add_node(lambda: "fast", node_id="fast")
-        g.add_node(lambda value: release.wait(0.5), node_id="slow")
+        g.add_node(lambda value: release.wait(5), node_id="slow")
         g.add_node(lambda flag: flag, node_id="after")
         g.connect("fast", "slow", "after")
-        result = self.run(g, timeout_seconds=0.05, return_partial_results=True)
+        # 0.5 s: room for a loaded 2-core machine to run `fast` (Dask included)
+        result = self.run(g, timeout_seconds=0.5, return_partial_results=True)
         assert dict(result) == {"fast": "fast"}
         assert set(result.failures) == {"slow"}
         assert isinstance(result.failures["slow"], xcs.ExecutionTimeoutError)

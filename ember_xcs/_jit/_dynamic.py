@@ -15,9 +15,19 @@ not the value, and C functions that demand a built-in type (`str.join`, `json.lo
 `re`) reject it with a `TypeError`. Resolve first (`str(x)`) or move that code into an
 `@op`, which always receives concrete values.
 
+**On the engine.** A dynamic call is one engine `Run` (`scheduling/_engine.py`) that
+starts empty: each leaf call is `Run.add`ed as a node whose dependencies are the calls
+its arguments hold (`LazyResult`s anywhere in lists, tuples, dicts, dataclasses), so
+capacity, release-on-last-input, deadlines, node timeouts, retries and hooks are the
+engine's own. Resolving a `LazyResult` is `Run.wait(index)`, which pumps the loop until
+that node finished; when the body returns, `Run.finish` pumps until every node did.
+
 Every dispatched call runs exactly once. Before the jitted call returns or raises, all of
-them have finished, and the first failure is raised as the node-naming `XCSError`, even if
-the body caught it.
+them have finished. A failed call raises its node-naming `XCSError` where the body needs
+its value; a failure the body never needed is raised when the call ends, as the plain
+function would have raised it at the call. A call under a JAX transformation (`jax.jit`,
+`jax.grad` or `jax.vmap` of the jitted function) stays on the caller's thread, because
+JAX's trace state is per thread.
 
 Numeric leaves (`numeric=True`, not stochastic, no `preserve_stochasticity`) run through
 `_numeric.NumericLeaves`: a `jax.jit` cached per operator and call shape, so their Python
@@ -39,58 +49,40 @@ bodies run once per new shape, as in a plan.
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import operator as _op
-import threading
-import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .._errors import ExecutionTimeoutError, OptionsError, XCSError
-from .._options import ExecutionOptions
-from ..operators import Operator, intercept_calls, is_async_operator
+import jax
+
+from .._errors import OptionsError, XCSError
+from .._options import ExecutionOptions, hook_calls
+from ..operators import KindMemo, Operator, intercept_calls
 from ..scheduling import (
-    DEFAULT_MAX_WORKERS,
     EngineScheduler,
     ExecutionPlan,
     ExecutionStats,
-    NodeCall,
-    node_timeout_error,
+    InlineExecutor,
+    PlanNode,
+    Run,
     resolve_scheduler,
 )
 from ._async import refuse_coroutine
-from ._numeric import NumericLeaves, compilable
-from ._tracer import traces_into
+from ._containers import open_container, resolve_attributes
+from ._numeric import NumericLeaves
 
 __all__ = ["LazyResult", "run_dynamic"]
-
-_PENDING, _OK, _FAILED = 0, 1, 2
 
 
 class LazyResult:
     """The future output of a dispatched call; see the module docstring."""
 
-    __slots__ = (
-        "_call", "_dependents", "_event", "_run", "_started", "_state", "_value", "_waiting",
-    )  # fmt: skip
+    __slots__ = ("_index", "_run")
 
-    def __init__(self, run: _DynamicRun, call: NodeCall | None):
+    def __init__(self, run: Run, index: int):
         _set = object.__setattr__  # __setattr__ is the value's; these are the proxy's own
         _set(self, "_run", run)
-        _set(self, "_call", call)
-        _set(self, "_state", _PENDING)
-        _set(self, "_value", None)
-        _set(self, "_event", None)  # made by the first waiter: most calls are never waited on
-        _set(self, "_dependents", [])
-        _set(self, "_waiting", 0)
-        _set(self, "_started", 0.0)
-
-    def put(self, outcome: tuple[int, bool, Any]) -> None:
-        """Executor callback: `(index, ok, value)`."""
-        _, ok, value = outcome
-        self._run.finished(self, ok, value)
+        _set(self, "_index", index)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(resolve(self), name)
@@ -113,14 +105,8 @@ def resolve(value: Any) -> Any:
     """The concrete value: waits for a `LazyResult`, raising its call's error if it failed."""
     if type(value) is not LazyResult:
         return value
-    lazy = value
-    state = object.__getattribute__(lazy, "_state")
-    if state == _PENDING:
-        object.__getattribute__(lazy, "_run").wait(lazy)
-        state = object.__getattribute__(lazy, "_state")
-    if state == _FAILED:
-        raise object.__getattribute__(lazy, "_value")
-    return object.__getattribute__(lazy, "_value")
+    get = object.__getattribute__
+    return get(value, "_run").wait(get(value, "_index"))
 
 
 def _forward(name: str) -> Callable[..., Any]:
@@ -157,303 +143,104 @@ for _name, _fn in {
 del _name
 
 
-# --- one dynamic call --------------------------------------------------------------------
+# --- the call handler --------------------------------------------------------------------
 
 
-class _DynamicRun:
-    """Dispatch state of one call of a dynamically run function."""
+class _Dispatcher:
+    """The call handler while a dynamic body runs: each leaf call becomes a node of `run`.
 
-    def __init__(self, options: ExecutionOptions, executor: Any, numeric: NumericLeaves | None):
-        self.options = options
-        self.executor = executor
+    Composites run inline (their leaves are dispatched too); numeric leaves are swapped
+    for their compiled stand-ins; every other leaf call is added to the engine run with
+    the earlier nodes its arguments hold as dependencies, and a `LazyResult` for it is
+    returned at once.
+    """
+
+    def __init__(self, run: Run, numeric: NumericLeaves | None):
+        self.run = run
         self.numeric = numeric
-        self.eager = executor is None or getattr(executor, "capacity", None) == 1
-        self.capacity = min(
-            options.max_workers or DEFAULT_MAX_WORKERS,
-            getattr(executor, "capacity", None) or DEFAULT_MAX_WORKERS,
-        )
-        self.start = time.perf_counter()
-        timeout = options.timeout_seconds
-        self.deadline = self.start + timeout if timeout else None
-        self.node_timeout = options.node_timeout_seconds
-        self.lock = threading.Lock()
-        self.calls: list[LazyResult] = []
-        self.running: dict[int, LazyResult] = {}  # oldest first
-        self.queue: deque[LazyResult] = deque()
+        self.kind = KindMemo()  # the body holds each operator for the run: ids stay its own
         self.ids: dict[str, int] = {}
-        self.kinds: dict[int, tuple[bool, bool, bool, str]] = {}  # see _kind
-        self.dispatched = 0
-        self.peak = 0
-        self.closed = False
-        self.failure: BaseException | None = None  # inline calls: the first failure
 
-    # the call handler installed while the body runs
     def __call__(self, operator: Operator, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        into, is_async, numeric, name = self._kind(operator)
-        if into:
+        kind = self.kind(operator)
+        if kind.composite:
             return operator.forward(*args, **kwargs)
         target = operator
-        if numeric:
-            target = self.numeric.leaf(operator, len(args), tuple(kwargs))  # type: ignore[union-attr]
-        call = NodeCall(name, operator.name, target, args, kwargs, self.options, is_async)
-        if self.eager:
-            with self.lock:
-                call.node_id = self._fresh(name)
-            return self._call_inline(call)
-        return self._dispatch(call)
+        if kind.compiled and self.numeric is not None:
+            target = self.numeric.leaf(operator, len(args), tuple(kwargs))
+        lazies = _lazies((args, kwargs))
+        deps = tuple(dict.fromkeys(object.__getattribute__(x, "_index") for x in lazies))
+        bind = _bind_lazies(args, kwargs) if lazies else _bind_constant(args, kwargs)
+        run = self.run
+        with run.lock:  # type: ignore[union-attr]
+            node_id = self._fresh(operator.name.replace(".", "_"))
+            node = PlanNode(node_id, operator.name, target, deps, bind, kind.is_async)
+            return LazyResult(run, run.add(node))
 
-    def _kind(self, operator: Operator) -> tuple[bool, bool, bool, str]:
-        """Per run, per operator: traced into? `async def`? compiled with `jax.jit`? Node
-        id base."""
-        kind = self.kinds.get(id(operator))
-        if kind is None:  # the body holds `operator` for the run: its id stays its own
-            into = traces_into(operator)
-            is_async = not into and is_async_operator(operator)
-            numeric = (
-                not into
-                and self.numeric is not None
-                and compilable(operator, False, lambda _: is_async)
-            )
-            name = operator.name.replace(".", "_")
-            kind = self.kinds[id(operator)] = (into, is_async, numeric, name)
-        return kind
-
-    def _dispatch(self, call: NodeCall) -> LazyResult:
-        lazy = LazyResult(self, call)
-        lazies = _lazies((call.args, call.kwargs))
-        with self.lock:
-            call.node_id = self._fresh(call.node_id)
-            self.calls.append(lazy)
-            self.dispatched += 1
-            pending = [x for x in lazies if x._state == _PENDING]
-            if pending:
-                object.__setattr__(lazy, "_waiting", len(pending))
-                for dep in pending:
-                    dep._dependents.append(lazy)
-        if not pending:
-            self._ready(lazy, resolve=bool(lazies))
-        return lazy
-
-    def _call_inline(self, call: NodeCall) -> Any:
-        """Run `call` now, on this thread (eager mode); late calls fail as in the engine."""
-        self.dispatched += 1
-        try:
-            self._check_deadline([call])  # nothing starts once the deadline has passed
-            call.args, call.kwargs = _resolve_all((call.args, call.kwargs))
-            start = time.perf_counter() if self.node_timeout else 0.0
-            with intercept_calls(None):
-                out = call()
-            if self.node_timeout and time.perf_counter() - start > self.node_timeout:
-                raise node_timeout_error(call, self.node_timeout)
-            self._check_deadline([call])  # it came back late: an inline call's only check
-            return out
-        except BaseException as exc:
-            self.failure = self.failure or exc  # raised at the end even if the body catches it
-            raise
-
-    def _ready(self, lazy: LazyResult, *, resolve: bool = True) -> None:
-        """All arguments are known: start the call now, or queue it behind `max_workers`."""
-        call = lazy._call
-        if resolve:  # swap the finished LazyResults in the arguments for their values
-            try:
-                call.args, call.kwargs = _resolve_all((call.args, call.kwargs))
-            except BaseException as exc:  # an argument's call failed: this one never runs
-                self.finished(lazy, False, exc, started=False)
-                return
-        with self.lock:
-            if self.closed:
-                return
-            if len(self.running) >= self.capacity:
-                self.queue.append(lazy)
-                return
-            self._start(lazy)
-
-    def _start(self, lazy: LazyResult) -> None:  # holds self.lock
-        self.running[id(lazy)] = lazy
-        if len(self.running) > self.peak:
-            self.peak = len(self.running)
-        if self.node_timeout:  # only timeouts read the clock
-            object.__setattr__(lazy, "_started", time.perf_counter())
-        call = lazy._call
-        if call.is_async and hasattr(self.executor, "submit_async"):
-            self.executor.submit_async(0, call, lazy)
-        else:
-            self.executor.submit(0, call, lazy)
-
-    def finished(self, lazy: LazyResult, ok: bool, value: Any, *, started: bool = True) -> None:
-        """Record an outcome; start queued calls and dependents whose inputs are now ready.
-
-        A call that already timed out ignores its late outcome."""
-        ready = []
-        with self.lock:
-            if lazy._state != _PENDING:
-                return
-            if ok and started and self.node_timeout:
-                if time.perf_counter() - lazy._started > self.node_timeout:
-                    ok, value = False, node_timeout_error(lazy._call, self.node_timeout)
-            object.__setattr__(lazy, "_value", value)
-            object.__setattr__(lazy, "_state", _OK if ok else _FAILED)
-            if started:
-                self.running.pop(id(lazy), None)
-            while self.queue and len(self.running) < self.capacity and not self.closed:
-                self._start(self.queue.popleft())
-            for dep in lazy._dependents:
-                object.__setattr__(dep, "_waiting", dep._waiting - 1)
-                if dep._waiting == 0:
-                    ready.append(dep)
-            lazy._dependents.clear()
-            event = lazy._event
-        if event is not None:
-            event.set()
-        for dep in ready:
-            self._ready(dep)
-
-    # --- waiting, within the deadlines ------------------------------------------------------
-
-    def wait(self, lazy: LazyResult) -> None:
-        """Block until `lazy` finished; fail calls past `node_timeout_seconds` meanwhile."""
-        with self.lock:
-            if lazy._state != _PENDING:
-                return
-            event = lazy._event
-            if event is None:
-                event = threading.Event()
-                object.__setattr__(lazy, "_event", event)
-        while not event.is_set():
-            limit = self._limit()
-            if limit is None:
-                event.wait()
-                return
-            if not event.wait(max(0.0, limit - time.perf_counter())):
-                self._expire()
-
-    def _limit(self) -> float | None:
-        """The next moment something times out: the call's deadline or the oldest call's."""
-        limit = self.deadline
-        if self.node_timeout:
-            with self.lock:
-                oldest = next(iter(self.running.values()), None)
-            if oldest is not None:
-                node_limit = oldest._started + self.node_timeout
-                limit = node_limit if limit is None else min(limit, node_limit)
-        return limit
-
-    def _expire(self) -> None:
-        """Raise the call's timeout if it passed; fail every call past its node timeout."""
-        now = time.perf_counter()
-        with self.lock:
-            running = list(self.running.values())
-        if self.deadline is not None and now >= self.deadline:
-            raise self._timeout_error([x._call for x in running])
-        if not self.node_timeout:  # woke a hair before the deadline: wait again
-            return
-        for lazy in running:
-            if now - lazy._started < self.node_timeout:
-                break  # oldest first: the rest started later
-            self.finished(lazy, False, node_timeout_error(lazy._call, self.node_timeout))
-
-    def _check_deadline(self, calls: list[NodeCall]) -> None:
-        if self.deadline is not None and time.perf_counter() > self.deadline:
-            raise self._timeout_error(calls)
-
-    def _timeout_error(self, running: list[NodeCall]) -> ExecutionTimeoutError:
-        names = [f"{call.node_id} ({call.name})" for call in running]
-        return ExecutionTimeoutError(
-            f"dynamic jit call did not finish within timeout_seconds="
-            f"{self.options.timeout_seconds}; still running: {', '.join(names) or 'none'}",
-            running=[call.node_id for call in running],
-        )
-
-    def drain(self) -> BaseException | None:
-        """Wait for every dispatched call; return the first failure, in dispatch order."""
-        for lazy in list(self.calls):
-            self.wait(lazy)
-        for lazy in self.calls:
-            if lazy._state == _FAILED:
-                return lazy._value
-        return self.failure
-
-    def close(self) -> None:
-        """The run is over: calls still queued never start."""
-        with self.lock:
-            self.closed = True
-            self.queue.clear()
-
-    def _fresh(self, base: str) -> str:  # holds self.lock
+    def _fresh(self, base: str) -> str:
         n = self.ids.get(base, 0)
         self.ids[base] = n + 1
         return base if n == 0 else f"{base}_{n}"
 
 
+def _bind_constant(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return lambda results, inputs: (args, kwargs)
+
+
+def _bind_lazies(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    # runs when every dependency finished: each LazyResult resolves without waiting
+    return lambda results, inputs: _resolve_all((args, kwargs))
+
+
 def _lazies(value: Any) -> list[LazyResult]:
+    """The `LazyResult`s in `value`, in any container jit looks inside."""
     found: list[LazyResult] = []
-    _walk(value, found.append)
+    _collect(value, found)
     return found
 
 
-_ATOMS = frozenset({str, int, float, bool, bytes, complex, type(None)})
-
-
-def _walk(value: Any, visit: Callable[[LazyResult], None]) -> None:
-    kind = type(value)
-    if kind in _ATOMS:  # most arguments: prompts and numbers
+def _collect(value: Any, found: list[LazyResult]) -> None:
+    if type(value) is LazyResult:
+        found.append(value)
         return
-    if kind is LazyResult:
-        visit(value)
-    elif kind in (list, tuple, set, frozenset) or (isinstance(value, tuple)):
-        for v in value:
-            _walk(v, visit)
-    elif isinstance(value, dict):
-        for v in value.values():
-            _walk(v, visit)
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for f in dataclasses.fields(value):
-            _walk(getattr(value, f.name), visit)
+    opened = open_container(value)
+    if opened is not None:
+        for item in opened[0]:
+            _collect(item, found)
 
 
 def _resolve_all(value: Any) -> Any:
-    """`value` with every `LazyResult` in its containers replaced by the concrete value."""
-    kind = type(value)
-    if kind in _ATOMS:
-        return value
-    if kind is LazyResult:
+    """`value` with every `LazyResult` in its containers replaced by the concrete value;
+    containers without one are returned as they are."""
+    if type(value) is LazyResult:
         return resolve(value)
-    if kind is list:
-        return [_resolve_all(v) for v in value]
-    if kind is tuple:
-        return tuple(_resolve_all(v) for v in value)
-    if kind is dict:
-        return {k: _resolve_all(v) for k, v in value.items()}
-    if isinstance(value, tuple) and hasattr(kind, "_fields"):
-        return kind(*(_resolve_all(v) for v in value))
-    if isinstance(value, dict) or kind in (set, frozenset):
-        if not _lazies(value):
-            return value
-        if kind in (set, frozenset):
-            return kind(_resolve_all(v) for v in value)
-        out = copy.copy(value)
-        for k, v in value.items():
-            out[k] = _resolve_all(v)
-        return out
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        if not _lazies(value):
-            return value
-        out = copy.copy(value)
-        for f in dataclasses.fields(value):
-            object.__setattr__(out, f.name, _resolve_all(getattr(value, f.name)))
-        return out
-    return value
+    opened = open_container(value)
+    if opened is None:
+        return value
+    items, rebuild = opened
+    new = [_resolve_all(item) for item in items]
+    if all(a is b for a, b in zip(new, items, strict=True)):
+        return value
+    return rebuild(new)
+
+
+def _resolve_output(value: Any) -> Any:
+    """The body's return value with no `LazyResult` left in it, plain objects included."""
+    out = _resolve_all(value)
+    if open_container(out) is None:
+        resolve_attributes(out, _resolve_all)
+    return out
 
 
 # --- entry point -------------------------------------------------------------------------
 
 
 def _executor_for(options: ExecutionOptions) -> tuple[Any, str]:
-    """The executor dispatched calls go to (`None`: inline) and the scheduler's name."""
+    """The executor dispatched calls go to and the scheduler's name."""
     spec = options.scheduler
     if spec in ("auto", "wave"):  # no waves to wait for: the graph unfolds as the body runs
         spec = "parallel"
-    scheduler = resolve_scheduler(spec, ExecutionPlan([]))
+    scheduler = resolve_scheduler(spec, ExecutionPlan([]), options)
     name = getattr(scheduler, "name", None) or type(scheduler).__name__
     if name == "noop":
         raise OptionsError(
@@ -463,7 +250,7 @@ def _executor_for(options: ExecutionOptions) -> tuple[Any, str]:
         )
     if isinstance(scheduler, EngineScheduler):
         return scheduler.make_executor(options), name
-    return None, name  # a custom scheduler that is not an engine: run each call inline
+    return InlineExecutor(options), name  # a custom scheduler that is not an engine
 
 
 def run_dynamic(
@@ -481,39 +268,45 @@ def run_dynamic(
     `preserve_stochasticity`). `graph_hooks=False` inside a plan node, whose run already
     reported the graph.
     """
+    if _holds_tracer((args, kwargs)):  # called under jax.jit/grad/vmap: JAX's trace state
+        options = options.replace(scheduler="sequential")  # is per thread; stay on this one
     with intercept_calls(None):  # worker contexts must not see this run's handler
         executor, scheduler = _executor_for(options)
-    run = _DynamicRun(options, executor, numeric)
+    run = Run.dynamic_run(options, executor, scheduler)
     hooks = options.hooks if graph_hooks else ()
-    for hook in hooks:
-        hook.on_graph_start(num_nodes=0, scheduler=scheduler)
+    for hook in hook_calls(options, "on_graph_start") if hooks else ():
+        hook(num_nodes=0, scheduler=scheduler)
     failed = True
     try:
-        out = _run_body(run, fn, args, kwargs)
+        out = _run_body(run, _Dispatcher(run, numeric), fn, args, kwargs)
         failed = False
     finally:
-        run.close()
-        if executor is not None:
-            executor.close()
-        seconds = time.perf_counter() - run.start
-        for hook in hooks:
-            hook.on_graph_end(num_nodes=run.dispatched, seconds=seconds, failed=failed)
-    return out, ExecutionStats(scheduler, seconds, run.dispatched, run.peak)
+        executor.close()
+        stats = run.stats()
+        for hook in hook_calls(options, "on_graph_end") if hooks else ():
+            hook(num_nodes=stats.nodes_run, seconds=stats.wall_seconds, failed=failed)
+    return out, stats
 
 
-def _run_body(run: _DynamicRun, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
-    with intercept_calls(run):
+def _run_body(
+    run: Run, dispatcher: _Dispatcher, fn: Callable[..., Any], args: Any, kwargs: Any
+) -> Any:
+    with intercept_calls(dispatcher):
         try:
             out = fn(*args, **kwargs)
         except BaseException as exc:
-            run.drain()  # let every dispatched call finish before the error surfaces
+            run.finish()  # let every dispatched call finish before the error surfaces
             _add_lazy_note(exc)
             raise
-    failure = run.drain()
+    failure = run.finish()
     refuse_coroutine(out, getattr(fn, "__qualname__", "the function"))
     if failure is not None:
         raise failure
-    return _resolve_all(out)
+    return _resolve_output(out)
+
+
+def _holds_tracer(value: Any) -> bool:
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(value))
 
 
 def _add_lazy_note(exc: BaseException) -> None:

@@ -29,7 +29,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from .._options import current_options
+from .._options import current_options, hook_calls
 from ..operators import Operator, current_call_handler
 from ._async import refuse_async_callable
 from ._cache import PlanCache
@@ -82,8 +82,8 @@ class JittedFunction:
     def _select(self, key: Any, leaves: list[Any], args: Any, kwargs: Any) -> Entry:
         def on_trace(seconds: float, detail: str) -> None:
             self._stats.add(traces=1, trace_seconds=seconds)
-            for hook in current_options().hooks:
-                hook.on_compile(target=self._target.name, seconds=seconds, detail=detail)
+            for hook in hook_calls(current_options(), "on_compile"):
+                hook(target=self._target.name, seconds=seconds, detail=detail)
 
         entry = select(self._target, self._config, key, leaves, args, kwargs, on_trace)
         if isinstance(entry, PlanEntry) and self._target.root is not None:
@@ -92,11 +92,8 @@ class JittedFunction:
 
     def _report_cache(self, options: Any, key: Any, hit: bool) -> None:
         self._stats.add(calls=1, cache_hits=int(hit), cache_misses=int(not hit))
-        for hook in options.hooks:
-            if hit:
-                hook.on_cache_hit(target=self._target.name, key=key)
-            else:
-                hook.on_cache_miss(target=self._target.name, key=key)
+        for hook in hook_calls(options, "on_cache_hit" if hit else "on_cache_miss"):
+            hook(target=self._target.name, key=key)
 
     def _record(self, entry: Entry, seconds: float, run_stats: Any) -> None:
         if isinstance(entry, PlanEntry):

@@ -35,17 +35,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import jax
 import numpy as np
 
-from .._options import current_options
-from ..operators import FunctionOperator, Operator, is_async_operator
+from .._options import current_options, hook_calls
+from ..operators import FunctionOperator, Operator
 from ._templates import Getter
 
-__all__ = ["NumericLeaves", "NumericSegment", "compilable", "numeric_groups"]
+__all__ = ["NumericLeaves", "NumericSegment", "numeric_groups"]
 
 _ARRAYS = (jax.Array, np.ndarray, np.generic)
 _TRACED = (*_ARRAYS, int, float, complex)  # Python numbers are traced, as jax.jit does
@@ -88,6 +88,7 @@ class NumericSegment(Operator):
     """One plan node running several numeric leaves under a single `jax.jit`."""
 
     numeric = True
+    composite = False  # holds its members as data; a plan node, never traced into
 
     def __init__(
         self, name: str, members: Sequence[Member], num_externals: int, outputs: Sequence[int]
@@ -166,28 +167,12 @@ class NumericSegment(Operator):
 
     def _report_compile(self, seconds: float, dynamic: list[Any]) -> None:
         shapes = ", ".join(_describe(a) for a in dynamic) or "no arrays"
-        for hook in current_options().hooks:
-            hook.on_compile(
-                target=self._name, seconds=seconds, detail=f"XLA compile + first run for {shapes}"
-            )
+        for hook in hook_calls(current_options(), "on_compile"):
+            hook(target=self._name, seconds=seconds, detail=f"XLA compile + first run for {shapes}")
 
     def __repr__(self) -> str:
         names = ", ".join(m[0].name for m in self._members)
         return f"NumericSegment({names})"
-
-
-def compilable(
-    operator: Operator,
-    preserve_stochasticity: bool,
-    is_async: Callable[[Operator], bool] = is_async_operator,
-) -> bool:
-    """Whether a leaf call of `operator` runs under `jax.jit`, in a plan or dynamically."""
-    return (
-        bool(getattr(operator, "numeric", False))
-        and not bool(getattr(operator, "stochastic", False))
-        and not preserve_stochasticity
-        and not is_async(operator)
-    )
 
 
 class NumericLeaves:
@@ -221,6 +206,7 @@ class CompiledLeaf(Operator):
     operator's own)."""
 
     numeric = True
+    composite = False
 
     def __init__(self, operator: Operator, num_args: int, names: tuple[str, ...]):
         args = tuple(_external(k) for k in range(num_args))

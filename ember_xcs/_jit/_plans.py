@@ -18,21 +18,24 @@ import heapq
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .._errors import NodeExecutionError, XCSError
 from .._options import ExecutionOptions, current_options
-from ..operators import Operator, is_async_operator
+from ..operators import KindMemo, Operator
 from ..scheduling import (
+    EngineScheduler,
     ExecutionPlan,
+    ExecutionResult,
     ExecutionStats,
     PlanNode,
     resolve_scheduler,
 )
 from ._dynamic import run_dynamic
-from ._numeric import NumericLeaves, NumericSegment, compilable, numeric_groups
+from ._numeric import NumericLeaves, NumericSegment, numeric_groups
 from ._symbols import NodeRef
 from ._templates import Getter, base_record, lower, refs_in, resolver
 from ._tracer import NodeRecord, Trace
 
-__all__ = ["INPUTS", "CompiledPlan", "build_plan"]
+__all__ = ["INPUTS", "CompiledPlan", "build_plan", "replay"]
 
 INPUTS = "__jit_inputs__"  # the one key of the inputs mapping a jit plan runs with
 
@@ -47,43 +50,81 @@ class CompiledPlan:
     opaque: list[NodeRecord]
     segments: list[NumericSegment]
     dynamic_numeric: list[NumericLeaves]  # of opaque composites run dynamically
-    _options: dict[int, tuple[ExecutionOptions, ExecutionOptions]] = dataclasses.field(
-        default_factory=dict
-    )
 
     def run(self, leaves: Sequence[Any], options: ExecutionOptions) -> tuple[Any, ExecutionStats]:
         """Run the plan on `leaves`; return the function's value and the run's stats."""
         if not self.plan.nodes and not options.hooks and options.scheduler != "noop":
             return self.output({}, leaves), ExecutionStats("none", 0.0, 0, 0)  # nothing to run
-        scheduler = resolve_scheduler(options.scheduler, self.plan)
-        result = scheduler.run(self.plan, {INPUTS: leaves}, self._with_intermediates(options))
+        result = replay(self.plan, {INPUTS: leaves}, options, self.own_code)
         if result.stats.scheduler == "noop":
             return result, result.stats
-        if result.failures:  # return_partial_results: a function has one return value
-            raise next(iter(result.failures.values()))
-        return self.output(result, leaves), result.stats
+        return self.output(result.by_index, leaves), result.stats
 
-    def _with_intermediates(self, options: ExecutionOptions) -> ExecutionOptions:
-        cached = self._options.get(id(options))
-        if cached is not None and cached[0] is options:
-            return cached[1]
-        full = options.replace(include_intermediates=True)
-        if len(self._options) > 8:
-            self._options.clear()
-        self._options[id(options)] = (options, full)
-        return full
+    @property
+    def own_code(self) -> frozenset[str]:
+        """Nodes that run the user's own code (opaque composites), not a leaf operator."""
+        return frozenset(rec.node_id for rec in self.opaque)
 
     def all_segments(self) -> list[NumericSegment]:
         """The plan's segments and those its dynamic composites compiled so far."""
         return self.segments + [s for leaves in self.dynamic_numeric for s in leaves.segments()]
 
 
+def replay(
+    plan: ExecutionPlan,
+    inputs: dict[str, Any],
+    options: ExecutionOptions,
+    own_code: frozenset[str] = frozenset(),
+) -> ExecutionResult:
+    """Run `plan` on the scheduler `options` name; `result.by_index` holds every output.
+
+    A function has one return value, so with `return_partial_results` the first failure
+    is still raised. An error raised by the user's own code in a node of `own_code` (the
+    body run as written, an opaque composite's `forward`) is raised as that code raised
+    it, as the plain function would; leaf operators' errors name their node.
+    """
+    scheduler = resolve_scheduler(options.scheduler, plan, options)
+    engine = isinstance(scheduler, EngineScheduler)
+    error: BaseException | None = None
+    try:
+        result = scheduler.run(plan, inputs, options if engine else _all_outputs(options))
+        if result.failures:
+            error = next(iter(result.failures.values()))
+    except NodeExecutionError as exc:
+        error = exc
+    if error is not None:
+        raise _own_code_error(error, own_code) or error
+    if result.by_index is None and result.stats.scheduler != "noop":  # a custom scheduler
+        result.by_index = [result.get(node.node_id) for node in plan.nodes]
+    return result
+
+
+def _all_outputs(options: ExecutionOptions) -> ExecutionOptions:
+    """Options asking a scheduler that is not the engine for every node's output."""
+    return options.replace(include_intermediates=True)
+
+
+def _own_code_error(error: BaseException, own_code: frozenset[str]) -> BaseException | None:
+    cause = error.__cause__
+    if (
+        isinstance(error, NodeExecutionError)
+        and error.node_id in own_code
+        and cause is not None
+        and not isinstance(cause, XCSError)
+    ):
+        return cause
+    return None
+
+
 class _DynamicComposite(Operator):
     """Runs a composite's `forward` with dynamic dispatch (an opaque node in `"auto"`).
+    A plan node, never traced into (`composite = False`).
 
     Its numeric leaves are compiled into `leaves` (kept with the plan); the graph hooks
     were already told about the plan run this node belongs to.
     """
+
+    composite = False
 
     def __init__(self, operator: Operator, leaves: NumericLeaves | None):
         self.operator = operator
@@ -103,8 +144,11 @@ def build_plan(trace: Trace, *, preserve_stochasticity: bool) -> CompiledPlan:
     """Compile `trace` into a `CompiledPlan`."""
     records = trace.records
     deps = [_deps(rec) for rec in records]
-    is_async = _memo(is_async_operator)
-    numeric = [_is_numeric(rec, preserve_stochasticity, is_async) for rec in records]
+    kind = KindMemo()
+    numeric = [
+        rec.runner == "leaf" and kind(rec.operator).compiled and not preserve_stochasticity
+        for rec in records
+    ]
     group = numeric_groups(numeric, deps)
     units = _units(records, group)
     order = _topological(units, deps, group)
@@ -119,14 +163,13 @@ def build_plan(trace: Trace, *, preserve_stochasticity: bool) -> CompiledPlan:
             node, segment = _segment_node(members, records, slot, consumers, len(nodes))
             segments.append(segment)
         else:
-            node = _record_node(records[unit], deps[unit], slot, is_async, preserve_stochasticity)
+            node = _record_node(records[unit], deps[unit], slot, kind, preserve_stochasticity)
             slot[unit] = (len(nodes), None)
             if isinstance(node.operator, _DynamicComposite) and node.operator.leaves:
                 dynamic_numeric.append(node.operator.leaves)
         nodes.append(node)
-    id_of = {i: nodes[p].node_id for i, (p, _) in slot.items()}
     output = lower(
-        trace.output, resolver(lambda r: (id_of[r.record.index], slot[r.record.index][1]), "output")
+        trace.output, resolver(lambda r: slot[r.record.index], "output")
     )
     opaque = [rec for rec in records if rec.runner != "leaf"]
     plan = ExecutionPlan(nodes)
@@ -142,25 +185,6 @@ def _deps(rec: NodeRecord) -> list[int]:
             if node is not None:
                 found[node.record.index] = None
     return list(found)
-
-
-def _memo(fn: Callable[[Operator], bool]) -> Callable[[Operator], bool]:
-    """`fn` computed once per operator object for the duration of one build."""
-    seen: dict[int, bool] = {}
-
-    def cached(operator: Operator) -> bool:
-        value = seen.get(id(operator))
-        if value is None:
-            value = seen[id(operator)] = fn(operator)
-        return value
-
-    return cached
-
-
-def _is_numeric(
-    rec: NodeRecord, preserve_stochasticity: bool, is_async: Callable[[Operator], bool]
-) -> bool:
-    return rec.runner == "leaf" and compilable(rec.operator, preserve_stochasticity, is_async)
 
 
 def _units(records: list[NodeRecord], group: list[int]) -> dict[int, list[int]]:
@@ -207,7 +231,7 @@ def _record_node(
     rec: NodeRecord,
     rec_deps: list[int],
     slot: dict[int, tuple[int, int | None]],
-    is_async: Callable[[Operator], bool],
+    kind: KindMemo,
     preserve_stochasticity: bool,
 ) -> PlanNode:
     resolve = resolver(lambda r: slot[r.record.index], f"node {rec.node_id!r} ({rec.name})")
@@ -220,7 +244,7 @@ def _record_node(
         tuple((k, lower(t, resolve)) for k, t in rec.kwargs),
     )
     deps = tuple(dict.fromkeys(slot[d][0] for d in rec_deps))
-    return PlanNode(rec.node_id, rec.name, operator, deps, bind, is_async(rec.operator))
+    return PlanNode(rec.node_id, rec.name, operator, deps, bind, kind(rec.operator).is_async)
 
 
 def _bind(args: tuple[Getter, ...], kwargs: tuple[tuple[str, Getter], ...]) -> Callable:

@@ -30,12 +30,12 @@ import jax
 from .._errors import TraceError
 from .._options import ExecutionOptions
 from ..operators import FunctionOperator, Operator
-from ..scheduling import ExecutionPlan, ExecutionStats, PlanNode, resolve_scheduler
+from ..scheduling import ExecutionPlan, ExecutionStats, PlanNode
 from ._dynamic import run_dynamic
 from ._keys import StructureGuard, input_labels, is_constant_leaf, restore_statics
 from ._modes import JitConfig, JITMode
 from ._numeric import NumericLeaves, NumericSegment
-from ._plans import INPUTS, CompiledPlan, build_plan
+from ._plans import INPUTS, CompiledPlan, build_plan, replay
 from ._symbols import StopReason, TraceStop
 from ._tracer import Tracer
 
@@ -125,13 +125,11 @@ class PlainEntry:
 
     def run(self, target: Target, leaves: list[Any], args: Any, kwargs: Any,
             options: ExecutionOptions) -> tuple[Any, ExecutionStats]:  # fmt: skip
-        scheduler = resolve_scheduler(options.scheduler, self.plan)
-        result = scheduler.run(self.plan, {INPUTS: (args, kwargs)}, options)
+        own = frozenset((self.plan.nodes[0].node_id,))  # the whole body is the user's code
+        result = replay(self.plan, {INPUTS: (args, kwargs)}, options, own)
         if result.stats.scheduler == "noop":
             return result, result.stats
-        if result.failures:
-            raise next(iter(result.failures.values()))
-        return result[self.plan.nodes[0].node_id], result.stats
+        return result.by_index[0], result.stats
 
     def segments(self) -> list[NumericSegment]:
         return []

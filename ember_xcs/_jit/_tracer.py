@@ -25,7 +25,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from ..operators import Operator, intercept_calls, is_async_operator
+from ..operators import KindMemo, Operator, intercept_calls
 from ._async import refuse_coroutine
 from ._symbols import (
     InputRef,
@@ -38,7 +38,7 @@ from ._symbols import (
 )
 from ._templates import Template, snapshot
 
-__all__ = ["NodeRecord", "Trace", "Tracer", "traces_into"]
+__all__ = ["NodeRecord", "Trace", "Tracer"]
 
 
 @dataclasses.dataclass(eq=False)
@@ -74,11 +74,6 @@ class _Scope:
     paths: dict[int, str] | None = None
 
 
-def traces_into(operator: Operator) -> bool:
-    """Composites are traced into; numeric and `async` operators are always leaves."""
-    return operator.is_composite and not operator.numeric and not is_async_operator(operator)
-
-
 class Tracer:
     """Records operator calls; see the module docstring.
 
@@ -94,15 +89,12 @@ class Tracer:
         self.scopes = [_Scope(None, 0, "")]
         self.active = True
         self._ids: dict[str, int] = {}
-        self._into: dict[int, bool] = {}  # traces_into per operator, for this trace
+        self._kind = KindMemo()  # per operator, for this trace
 
     # --- the call handler ------------------------------------------------------------------
 
     def __call__(self, operator: Operator, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        into = self._into.get(id(operator))
-        if into is None:
-            into = self._into[id(operator)] = traces_into(operator)
-        if into:
+        if self._kind(operator).composite:
             return self._enter(operator, args, kwargs)
         return self._record(operator, args, kwargs)
 

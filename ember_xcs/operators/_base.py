@@ -23,7 +23,7 @@ import numpy as np
 
 from ._interception import current_call_handler
 
-__all__ = ["Operator", "is_async_operator", "operator_signature"]
+__all__ = ["Operator", "operator_signature"]
 
 
 class Operator(abc.ABC):
@@ -49,6 +49,7 @@ class Operator(abc.ABC):
 
     numeric: ClassVar[bool] = False
     stochastic: ClassVar[bool] = False
+    composite: ClassVar[bool | None] = None  # False: never traced into, whatever it holds
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -95,19 +96,6 @@ def operator_signature(operator: Operator) -> inspect.Signature:
     if isinstance(explicit, inspect.Signature):
         return explicit
     return inspect.signature(operator.forward)
-
-
-def is_async_operator(operator: Operator) -> bool:
-    """True when calling the operator returns a coroutine: its `forward` is an `async def`,
-    or it wraps (`__wrapped__`, as `op` sets) an `async def` function or callable."""
-    if inspect.iscoroutinefunction(type(operator).forward):
-        return True
-    wrapped = vars(operator).get("__wrapped__")
-    if wrapped is None:
-        return False
-    if inspect.iscoroutinefunction(wrapped):
-        return True
-    return callable(wrapped) and inspect.iscoroutinefunction(type(wrapped).__call__)
 
 
 # --- structure -----------------------------------------------------------------------

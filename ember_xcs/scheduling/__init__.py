@@ -1,6 +1,7 @@
 """Scheduling: the engine loop, executors, schedulers, hooks and `execute_graph`."""
 
 from ._engine import DEFAULT_MAX_WORKERS as DEFAULT_MAX_WORKERS
+from ._engine import Run as Run
 from ._engine import node_timeout_error as node_timeout_error
 from ._engine import run_plan as run_plan
 from ._execute import execute_graph as execute_graph

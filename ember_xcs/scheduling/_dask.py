@@ -28,7 +28,7 @@ import uuid
 from typing import Any
 
 from .._errors import OptionsError
-from .._options import ExecutionOptions
+from .._options import ExecutionOptions, hook_calls
 from ._executors import Done
 from ._node_call import NodeCall
 
@@ -75,7 +75,7 @@ class DaskExecutor:
         self._client = client
         self._run_id = f"{uuid.uuid4().hex[:8]}{next(_run_ids)}"
         self._in_process = str(client.scheduler.address).startswith("inproc://")
-        self._hooks = options.hooks
+        self._options = options
         self._keys: list[str] = []
         scheduler = options.scheduler if isinstance(options.scheduler, str) else "auto"
         self._shipped = dataclasses.replace(
@@ -118,8 +118,8 @@ class DaskExecutor:
             if cause is not None:
                 value.__cause__ = cause
             for method, kwargs in events:
-                for hook in self._hooks:
-                    getattr(hook, method)(**kwargs)
+                for hook in hook_calls(self._options, method):
+                    hook(**kwargs)
             return index, ok, value
         try:
             exc = future.exception()

@@ -1,72 +1,348 @@
-"""The engine loop: one dataflow loop that every scheduler shares.
+"""The engine loop: one dataflow loop for every run, a plan known up front or a graph
+discovered while a jitted body runs.
 
-As in Dask's `local.get_async`, the loop keeps a ready heap and a completion queue and
-leaves *where* a call runs to an executor. Each turn it submits ready nodes while the
-executor and `max_workers` allow (critical path first: the heap is keyed by each node's
-longest remaining path), then takes one completion and releases the successors whose last
-input just arrived. A node is therefore submitted the moment its inputs are ready; waves
-are never barriers unless the `"wave"` scheduler asks for them.
+As in Dask's `local.get_async`, a `Run` keeps a ready heap and a completion queue and
+leaves *where* a call runs to an executor. `Run.pump` is the loop: it submits ready nodes
+while the executor and `max_workers` allow (critical path first: the heap is keyed by each
+node's longest remaining path), takes a completion, and releases the successors whose
+last input just arrived. A node is therefore submitted the moment its inputs are ready;
+waves are never barriers unless the `"wave"` scheduler asks for them.
 
-Failure: without `return_partial_results`, the first failure stops new submissions, the
-calls already in flight are allowed to finish (a Python thread cannot be killed; waiting
-means no call outlives the run), and the error is raised. With it, the failed node's
-dependents are skipped and everything else still runs.
+**Two ways in, one loop.**
+
+- *A plan* (`run_plan`: explicit graphs, jit replay, transforms' batches) has every node
+  from the start; the caller's thread pumps until all of them finished.
+- *A dynamic run* (`Run.dynamic`: jit's dynamic strategy) starts empty. The body runs on
+  the caller's thread, and each leaf call it makes is `Run.add`ed as a node whose
+  dependencies are the earlier nodes its arguments hold (no rank is known, so ready nodes
+  go first in, first out). `add` submits it at once if it is ready and absorbs finished
+  calls without blocking; when the body needs a value, `Run.wait(i)` pumps, blocking,
+  until node `i` finished; when the body returns, `Run.finish` pumps until every node
+  did. Successors are therefore released whenever the body calls or waits, which is
+  whenever it is not running its own Python. A lock makes `add` and `wait` safe from
+  threads the body starts itself; plan runs take no lock.
+
+**Failure.** In a plan without `return_partial_results`, the first failure stops new
+submissions, the calls in flight are allowed to finish (a Python thread cannot be
+killed; waiting means no call outlives the run), and the error is raised. With it, the
+failed node's dependents are skipped and everything else still runs. A dynamic run
+always works like the latter, because the body decides: `wait` on a failed (or skipped)
+node raises its error where the body needs the value, and `finish` raises the first
+failure, in call order, that the body never saw, as the plain function would have
+raised it at the call.
 
 Any failure reaches the caller as an `XCSError` naming the node: executors deliver
-`NodeExecutionError`s, and anything else they deliver (a cancelled Dask future) is wrapped.
-Only `BaseException`s that are not `Exception`s (`KeyboardInterrupt`) pass through as they
-are, and they stop the run even with `return_partial_results`.
+`NodeExecutionError`s, and anything else they deliver (a cancelled Dask future) is
+wrapped. Only `BaseException`s that are not `Exception`s (`KeyboardInterrupt`) pass
+through as they are, and they stop the run even with `return_partial_results`.
 
-Timeouts: the loop waits on the completion queue no longer than the graph deadline or the
-oldest running node's deadline; a completion taken after the graph deadline counts as not
-finished. The inline executor cannot be interrupted, so there a slow node is failed when
-it returns late, and nothing else starts once the deadline has passed. If the run is
-already failing when the deadline passes, the failure is raised rather than the timeout.
-Nodes still running at a deadline cannot be stopped (Python threads cannot be killed):
-their results are dropped when they arrive.
+**Timeouts.** The loop waits on the completion queue no longer than the graph deadline or
+the oldest running node's deadline; a completion taken after the graph deadline counts as
+not finished. Each submitted call gets `stop_at`, the earlier of the two deadlines, so its
+retries stop there too. The inline executor cannot be interrupted, so there a slow node
+is failed when it returns late, and nothing else starts once the deadline has passed
+(`"auto"` therefore picks threads when a deadline is set). If the run is already failing
+when the deadline passes, the failure is raised rather than the timeout. Nodes still
+running at a deadline cannot be stopped: their results are dropped when they arrive.
 """
 
 from __future__ import annotations
 
 import heapq
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from queue import Empty, SimpleQueue
 from typing import Any
 
 from .._errors import ExecutionTimeoutError, NodeExecutionError, XCSError
-from .._options import ExecutionOptions
+from .._options import ExecutionOptions, hook_calls
 from ._async_loop import blocking_loop_error, on_background_loop
 from ._node_call import NodeCall
-from ._plan import ExecutionPlan
+from ._plan import ExecutionPlan, PlanNode
 from ._result import ExecutionResult, ExecutionStats
 
-__all__ = ["DEFAULT_MAX_WORKERS", "node_timeout_error", "run_plan"]
+__all__ = ["DEFAULT_MAX_WORKERS", "Run", "node_timeout_error", "run_plan"]
 
 DEFAULT_MAX_WORKERS = 512  # I/O-bound calls: wide is cheap; this only bounds runaway graphs
 _PENDING = object()
 _SKIPPED = -(1 << 40)
+_EMPTY = ExecutionPlan([])
 
 
 class _GraphTimeout(Exception):
     pass
 
 
-class _Run:
-    """State of one execution: outputs so far, and how to bind a node's call."""
+class Run:
+    """The state of one execution of the loop; see the module docstring."""
 
-    def __init__(self, plan: ExecutionPlan, inputs: Mapping[str, Any], options: ExecutionOptions):
-        self.plan = plan
-        self.inputs = inputs
+    def __init__(
+        self,
+        options: ExecutionOptions,
+        executor: Any,
+        *,
+        scheduler: str,
+        plan: ExecutionPlan = _EMPTY,
+        inputs: Mapping[str, Any] | None = None,
+        barrier: bool = False,
+        dynamic: bool = False,
+    ):
         self.options = options
-        self.results: list[Any] = [_PENDING] * len(plan)
-
-    def prepare(self, index: int) -> NodeCall:
-        node = self.plan.nodes[index]
-        args, kwargs = node.bind(self.results, self.inputs)
-        return NodeCall(
-            node.node_id, node.name, node.operator, args, kwargs, self.options, node.is_async
+        self.executor = executor
+        self.scheduler = scheduler
+        self.plan = plan
+        self.inputs = inputs if inputs is not None else {}
+        self.nodes: list[PlanNode] = list(plan.nodes)
+        n = len(self.nodes)
+        self.successors: list[Sequence[int]] = list(plan.successors)
+        self.remaining = list(plan.indegree)
+        big = n + 2
+        self.key = (
+            [w * big - r for w, r in zip(plan.wave, plan.rank, strict=True)]
+            if barrier
+            else [-r for r in plan.rank]
         )
+        self.barrier = barrier
+        self.ready = [(self.key[i], i) for i in plan.roots]
+        heapq.heapify(self.ready)
+        self.results: list[Any] = [_PENDING] * n
+        self.errors: dict[int, XCSError] = {}  # failed and skipped nodes
+        self.capacity = min(
+            options.max_workers or DEFAULT_MAX_WORKERS,
+            getattr(executor, "capacity", None) or DEFAULT_MAX_WORKERS,
+        )
+        self.done: SimpleQueue[tuple[int, bool, Any]] = SimpleQueue()
+        self.running: dict[int, float] = {}  # index -> submit time, oldest first
+        self.start = time.perf_counter()
+        timeout = options.timeout_seconds
+        self.deadline = self.start + timeout if timeout else None
+        self.node_timeout = options.node_timeout_seconds
+        self.dynamic = dynamic
+        self.partial = options.return_partial_results or dynamic
+        self.failures: dict[str, XCSError] = {}
+        self.skipped: list[str] = []
+        self.first_error: BaseException | None = None
+        self.expired: ExecutionTimeoutError | None = None
+        self.finished = self.peak = self.count = 0
+        self.lock = threading.RLock() if dynamic else None
+        self.seen: set[int] = set()  # ids of errors a dynamic body was handed
+        reserve = getattr(executor, "reserve", None)
+        if reserve is not None and n > 1:
+            reserve(min(plan.thread_width, self.capacity))
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def pump(self, until: int | None = None, block: bool = True) -> None:
+        """Run the loop until node `until` finished (`None`: every node), or, with
+        `block=False`, until nothing more can happen without waiting."""
+        nodes, successors, key, results = self.nodes, self.successors, self.key, self.results
+        remaining, ready, running, done = self.remaining, self.ready, self.running, self.done
+        options, inputs, executor = self.options, self.inputs, self.executor
+        capacity, barrier, partial = self.capacity, self.barrier, self.partial
+        wave = self.plan.wave
+        submit = executor.submit
+        submit_async = getattr(executor, "submit_async", None)
+        deadline, node_timeout = self.deadline, self.node_timeout
+        timed = deadline is not None or node_timeout is not None
+        finished, peak, count = self.finished, self.peak, self.count
+        first_error = self.first_error
+        try:
+            while True:
+                while ready and first_error is None and len(running) < capacity:
+                    if barrier and running and wave[ready[0][1]] != wave[next(iter(running))]:
+                        break
+                    i = heapq.heappop(ready)[1]
+                    node = nodes[i]
+                    try:
+                        args, kwargs = node.bind(results, inputs)
+                    except XCSError as exc:  # a bad mapping fails this node before it runs
+                        done.put((i, False, exc))
+                        running[i] = 0.0
+                        continue
+                    call = NodeCall(
+                        node.node_id, node.name, node.operator, args, kwargs, options,
+                        node.is_async,
+                    )  # fmt: skip
+                    if timed:
+                        now = time.perf_counter()
+                        running[i] = now
+                        call.stop_at = _stop_at(now, deadline, node_timeout)
+                    else:
+                        running[i] = 0.0
+                    count += 1
+                    if node.is_async and submit_async is not None:
+                        submit_async(i, call, done)
+                    else:
+                        submit(i, call, done)
+                if len(running) > peak:
+                    peak = len(running)
+                if until is None:
+                    if finished >= len(nodes):
+                        return
+                elif results[until] is not _PENDING or until in self.errors:
+                    return
+                if not running:
+                    return
+                if not block:
+                    try:
+                        i, ok, value = done.get_nowait()
+                    except Empty:
+                        return
+                elif timed:
+                    i, ok, value = _next(done, running, deadline, node_timeout, nodes)
+                else:
+                    i, ok, value = done.get()
+                if deadline is not None and i in running and time.perf_counter() > deadline:
+                    raise _GraphTimeout  # it came back late: the inline executor's only check
+                if i not in running:  # a late answer from a node that already timed out
+                    continue
+                started = running.pop(i)
+                finished += 1
+                if ok and node_timeout and time.perf_counter() - started > node_timeout:
+                    ok, value = False, node_timeout_error(nodes[i], node_timeout)
+                if ok:
+                    results[i] = value
+                    for s in successors[i]:
+                        remaining[s] -= 1
+                        if remaining[s] == 0:
+                            heapq.heappush(ready, (key[s], s))
+                elif not isinstance(value, Exception):  # KeyboardInterrupt and friends
+                    first_error = first_error or value
+                elif partial:
+                    error = _as_xcs_error(value, nodes[i])
+                    self.failures[nodes[i].node_id] = error
+                    self.errors[i] = error
+                    finished += self._skip_dependents(i, error)
+                elif first_error is None:
+                    first_error = _as_xcs_error(value, nodes[i])
+        except _GraphTimeout:
+            if first_error is None:
+                self._expire()  # raises, or records the timeout as partial results
+                finished = self.finished
+        finally:
+            self.finished, self.peak, self.count = finished, peak, count
+            self.first_error = first_error
+
+    def _expire(self) -> None:
+        """The graph deadline passed: raise the timeout, or record it (partial results)."""
+        error = _graph_timeout_error(self)
+        if not self.partial or self.dynamic:
+            self.expired = error
+            raise error from None
+        for i in self.running:
+            self.failures[self.nodes[i].node_id] = error
+        done_or_failed = set(self.failures)
+        self.skipped.extend(
+            node.node_id
+            for node, r in zip(self.nodes, self.results, strict=True)
+            if r is _PENDING and node.node_id not in done_or_failed
+        )
+        self.finished = len(self.nodes)
+        self.running.clear()
+
+    def _skip_dependents(self, failed: int, error: XCSError) -> int:
+        """Mark every transitive dependent of `failed` skipped; return how many were new."""
+        remaining, successors = self.remaining, self.successors
+        stack, seen = list(successors[failed]), set()
+        while stack:
+            s = stack.pop()
+            if remaining[s] < 0:  # already skipped (a parent finishing since only lowered it)
+                continue
+            seen.add(s)
+            remaining[s] = _SKIPPED  # can never become ready
+            self.errors[s] = error
+            stack.extend(successors[s])
+        self.skipped.extend(self.nodes[s].node_id for s in sorted(seen))
+        return len(seen)
+
+    # --- a dynamic run: nodes added while the body runs ------------------------------------
+
+    @classmethod
+    def dynamic_run(cls, options: ExecutionOptions, executor: Any, scheduler: str) -> Run:
+        """An empty run that a jitted body adds its leaf calls to."""
+        return cls(options, executor, scheduler=scheduler, dynamic=True)
+
+    def add(self, node: PlanNode) -> int:
+        """Add `node` (its `deps` are earlier nodes of this run); start it if it is ready.
+
+        A node that depends on a failed one never runs: it fails with that error.
+        """
+        with self.lock:  # type: ignore[union-attr]
+            if self.expired is not None:
+                raise self.expired
+            i = len(self.nodes)
+            self.nodes.append(node)
+            self.successors.append([])
+            self.results.append(_PENDING)
+            self.key.append(i)  # no rank is known: first in, first out
+            waiting, failed = 0, None
+            for d in node.deps:
+                if d in self.errors:
+                    failed = self.errors[d]
+                    break
+                if self.results[d] is _PENDING:
+                    self.successors[d].append(i)  # type: ignore[attr-defined]
+                    waiting += 1
+            if failed is not None:
+                self.remaining.append(_SKIPPED)
+                self.errors[i] = failed
+                self.skipped.append(node.node_id)
+                self.finished += 1
+            else:
+                self.remaining.append(waiting)
+                if waiting == 0:
+                    heapq.heappush(self.ready, (i, i))
+            self.pump(block=False)
+        return i
+
+    def wait(self, i: int) -> Any:
+        """Node `i`'s output, pumping the loop until it is there; its error if it failed."""
+        if self.results[i] is _PENDING:
+            with self.lock:  # type: ignore[union-attr]
+                if self.expired is not None:
+                    raise self.expired
+                self.pump(until=i)
+                if self.first_error is not None:
+                    raise self.first_error
+        value = self.results[i]
+        if value is _PENDING:
+            error = self.errors[i]
+            self.seen.add(id(error))
+            raise error
+        return value
+
+    def is_done(self, i: int) -> bool:
+        return self.results[i] is not _PENDING
+
+    def finish(self) -> BaseException | None:
+        """Pump until every node finished; the first failure the body never saw, if any."""
+        with self.lock:  # type: ignore[union-attr]
+            if self.expired is None:
+                self.pump()
+            if self.first_error is not None:
+                return self.first_error
+            if self.expired is not None:
+                return None if id(self.expired) in self.seen else self.expired
+            for i in sorted(self.errors):
+                if id(self.errors[i]) not in self.seen:
+                    return self.errors[i]
+            return None
+
+    def stats(self) -> ExecutionStats:
+        return ExecutionStats(
+            self.scheduler, time.perf_counter() - self.start, self.count, self.peak
+        )
+
+
+def _stop_at(now: float, deadline: float | None, node_timeout: float | None) -> float:
+    stop = deadline if deadline is not None else float("inf")
+    if node_timeout:
+        stop = min(stop, now + node_timeout)
+    return stop
+
+
+# --- running a plan -------------------------------------------------------------------------
 
 
 def run_plan(
@@ -82,125 +358,37 @@ def run_plan(
     if plan.has_async and on_background_loop():
         # this loop would block the thread the async nodes need to run on
         raise blocking_loop_error()
-    run = _Run(plan, inputs, options)
-    hooks = options.hooks
-    start = time.perf_counter()
-    for hook in hooks:
-        hook.on_graph_start(num_nodes=len(plan), scheduler=scheduler_name)
+    run = Run(
+        options, executor, scheduler=scheduler_name, plan=plan, inputs=inputs, barrier=barrier
+    )
+    for hook in hook_calls(options, "on_graph_start"):
+        hook(num_nodes=len(plan), scheduler=scheduler_name)
     failed = True
     try:
-        failures, skipped, peak, count = _loop(run, executor, options, barrier, start)
-        failed = bool(failures)
+        run.pump()
+        if run.first_error is not None:
+            raise run.first_error
+        failed = bool(run.failures)
     finally:
-        seconds = time.perf_counter() - start
-        for hook in hooks:
-            hook.on_graph_end(num_nodes=len(plan), seconds=seconds, failed=failed)
-    stats = ExecutionStats(scheduler_name, seconds, count, peak)
+        seconds = time.perf_counter() - run.start
+        for hook in hook_calls(options, "on_graph_end"):
+            hook(num_nodes=len(plan), seconds=seconds, failed=failed)
+    stats = ExecutionStats(scheduler_name, seconds, run.count, run.peak)
     return ExecutionResult(
-        _outputs(run, options, bool(failures or skipped)),
+        _outputs(run, options, bool(run.failures or run.skipped)),
         plan=plan,
         stats=stats,
-        failures=failures,
-        skipped=skipped,
+        failures=run.failures,
+        skipped=run.skipped,
+        by_index=run.results,
     )
 
 
-def _outputs(run: _Run, options: ExecutionOptions, partial: bool) -> dict[str, Any]:
-    nodes, results = run.plan.nodes, run.results
+def _outputs(run: Run, options: ExecutionOptions, partial: bool) -> dict[str, Any]:
+    nodes, results = run.nodes, run.results
     if partial or options.include_intermediates:
         return {nodes[i].node_id: r for i, r in enumerate(results) if r is not _PENDING}
     return {nodes[i].node_id: results[i] for i in run.plan.sinks}
-
-
-def _loop(
-    run: _Run, executor: Any, options: ExecutionOptions, barrier: bool, start: float
-) -> tuple[dict[str, XCSError], list[str], int, int]:
-    plan = run.plan
-    nodes, successors, rank, wave = plan.nodes, plan.successors, plan.rank, plan.wave
-    n = len(nodes)
-    remaining = list(plan.indegree)
-    big = n + 2
-    key = [w * big - r for w, r in zip(wave, rank, strict=True)] if barrier else [-r for r in rank]
-    ready = [(key[i], i) for i in plan.roots]
-    heapq.heapify(ready)
-    capacity = min(
-        options.max_workers or DEFAULT_MAX_WORKERS, executor.capacity or DEFAULT_MAX_WORKERS
-    )
-    submit = executor.submit
-    submit_async = getattr(executor, "submit_async", None)
-    reserve = getattr(executor, "reserve", None)
-    if reserve is not None and n > 1:
-        reserve(min(plan.thread_width, capacity))
-    done: SimpleQueue[tuple[int, bool, Any]] = SimpleQueue()
-    running: dict[int, float] = {}  # index -> submit time, oldest first
-    deadline = start + options.timeout_seconds if options.timeout_seconds else None
-    node_timeout = options.node_timeout_seconds
-    timed = deadline is not None or node_timeout is not None
-    partial = options.return_partial_results
-    failures: dict[str, XCSError] = {}
-    skipped: list[str] = []
-    first_error: BaseException | None = None
-    finished = peak = count = 0
-    results = run.results
-
-    while finished < n:
-        while ready and first_error is None and len(running) < capacity:
-            if barrier and running and wave[ready[0][1]] != wave[next(iter(running))]:
-                break
-            i = heapq.heappop(ready)[1]
-            try:
-                call = run.prepare(i)
-            except XCSError as exc:  # a bad mapping fails this node before it runs
-                done.put((i, False, exc))
-                running[i] = 0.0
-                continue
-            running[i] = time.perf_counter() if node_timeout else 0.0  # only timeouts read it
-            count += 1
-            if call.is_async and submit_async is not None:
-                submit_async(i, call, done)
-            else:
-                submit(i, call, done)
-        if len(running) > peak:
-            peak = len(running)
-        if not running:
-            break
-        try:
-            if timed:
-                i, ok, value = _next(done, running, deadline, node_timeout, nodes)
-                if i in running and deadline is not None and time.perf_counter() > deadline:
-                    raise _GraphTimeout  # it came back late: the inline executor's only check
-            else:
-                i, ok, value = done.get()
-        except _GraphTimeout:
-            if first_error is not None:  # already failing: the cause beats the deadline
-                break
-            error = _graph_timeout_error(options, running, nodes, n - finished)
-            if not partial:
-                raise error from None
-            _record_timeout(failures, skipped, running, nodes, results, error)
-            return failures, skipped, peak, count
-        if i not in running:  # a late answer from a node that already timed out
-            continue
-        started = running.pop(i)
-        finished += 1
-        if ok and node_timeout and time.perf_counter() - started > node_timeout:
-            ok, value = False, node_timeout_error(nodes[i], node_timeout)
-        if ok:
-            results[i] = value
-            for s in successors[i]:
-                remaining[s] -= 1
-                if remaining[s] == 0:
-                    heapq.heappush(ready, (key[s], s))
-        elif not isinstance(value, Exception):  # KeyboardInterrupt and friends: stop now
-            first_error = first_error or value
-        elif partial:
-            failures[nodes[i].node_id] = _as_xcs_error(value, nodes[i])
-            finished += _skip_dependents(i, successors, nodes, skipped, remaining)
-        elif first_error is None:
-            first_error = _as_xcs_error(value, nodes[i])
-    if first_error is not None:
-        raise first_error
-    return failures, skipped, peak, count
 
 
 def _next(
@@ -234,33 +422,15 @@ def node_timeout_error(node: Any, seconds: float | None) -> ExecutionTimeoutErro
     )
 
 
-def _graph_timeout_error(
-    options: ExecutionOptions, running: dict[int, float], nodes: Any, unfinished: int
-) -> ExecutionTimeoutError:
-    names = [f"{nodes[i].node_id} ({nodes[i].name})" for i in running]
-    waiting = unfinished - len(running)
+def _graph_timeout_error(run: Run) -> ExecutionTimeoutError:
+    nodes = run.nodes
+    names = [f"{nodes[i].node_id} ({nodes[i].name})" for i in run.running]
+    what = "jitted call" if run.dynamic else "execution"
+    waiting = len(nodes) - run.finished - len(run.running)
     return ExecutionTimeoutError(
-        f"execution did not finish within timeout_seconds={options.timeout_seconds}; "
+        f"{what} did not finish within timeout_seconds={run.options.timeout_seconds}; "
         f"still running: {', '.join(names) or 'none'}; {waiting} node(s) not started",
-        running=[nodes[i].node_id for i in running],
-    )
-
-
-def _record_timeout(
-    failures: dict[str, XCSError],
-    skipped: list[str],
-    running: dict[int, float],
-    nodes: Any,
-    results: list[Any],
-    error: ExecutionTimeoutError,
-) -> None:
-    for i in running:
-        failures[nodes[i].node_id] = error
-    done_or_failed = set(failures)
-    skipped.extend(
-        node.node_id
-        for node, r in zip(nodes, results, strict=True)
-        if r is _PENDING and node.node_id not in done_or_failed
+        running=[nodes[i].node_id for i in run.running],
     )
 
 
@@ -277,19 +447,3 @@ def _as_xcs_error(value: BaseException, node: Any) -> XCSError:
     )
     error.__cause__ = value
     return error
-
-
-def _skip_dependents(
-    failed: int, successors: Any, nodes: Any, skipped: list[str], remaining: list[int]
-) -> int:
-    """Mark every transitive dependent of `failed` skipped; return how many were new."""
-    stack, seen = list(successors[failed]), set()
-    while stack:
-        s = stack.pop()
-        if remaining[s] < 0:  # already skipped (a parent finishing since only lowered it)
-            continue
-        seen.add(s)
-        remaining[s] = _SKIPPED  # can never become ready
-        stack.extend(successors[s])
-    skipped.extend(nodes[s].node_id for s in sorted(seen))
-    return len(seen)

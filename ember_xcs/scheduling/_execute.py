@@ -55,7 +55,7 @@ def execute_graph(
     handler = current_call_handler()
     if handler is not None and resolved.scheduler != "noop":
         return _through_handler(plan, inputs, resolved, handler)
-    return resolve_scheduler(resolved.scheduler, plan).run(plan, inputs, resolved)
+    return resolve_scheduler(resolved.scheduler, plan, resolved).run(plan, inputs, resolved)
 
 
 def _through_handler(

@@ -1,7 +1,9 @@
 """Hooks: observe graph and node events without touching the engine.
 
-Subclass `ExecutionHooks` and override what you need; pass instances in
-`ExecutionOptions(hooks=...)`. Node hooks run on the worker thread that runs the node,
+Subclass `ExecutionHooks` and override what you need, or write any object with some of
+its `on_*` methods; pass instances in `ExecutionOptions(hooks=...)`. A hook may implement
+any subset of the events: each is looked up once per options object
+(`_options.hook_calls`), and the inherited no-op defaults are never called. Node hooks run on the worker thread that runs the node,
 so they see real start and end times; they must be thread-safe. The jit layer reports
 compiles, cache hits and misses through the same objects.
 
@@ -47,6 +49,11 @@ class ExecutionHooks:
 
     def on_cache_miss(self, *, target: str, key: Any) -> None:
         """A jit call had to trace."""
+
+
+for _event in [name for name in vars(ExecutionHooks) if name.startswith("on_")]:
+    getattr(ExecutionHooks, _event).__xcs_noop__ = True  # hook_calls skips these
+del _event
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from types import CoroutineType
 from typing import Any
 
-from .._errors import NodeExecutionError, summarize_inputs
+from .._errors import ExecutionError, NodeExecutionError, summarize_inputs
 from .._options import (
     ExecutionOptions,
+    hook_calls,
     options_are_current,
     reset_current_options,
     set_current_options,
@@ -27,11 +28,26 @@ from ._async_loop import run_coroutine
 
 __all__ = ["NodeCall"]
 
+_NEVER = float("inf")
+
 
 class NodeCall:
-    """Call `operator(*args, **kwargs)` as node `node_id`, retrying per the options."""
+    """Call `operator(*args, **kwargs)` as node `node_id`, retrying per the options.
 
-    __slots__ = ("args", "hooks", "is_async", "kwargs", "name", "node_id", "operator", "options")
+    `stop_at` (a `time.perf_counter()` instant, set by the engine when a node or graph
+    deadline applies) bounds the retries: no attempt starts, and no backoff sleeps, past
+    it, so a node that timed out is not called again in the background.
+
+    An `ExecutionError` that already names a node (a nested run inside this operator: a
+    Python `vmap`, an `execute_graph`) passes through unchanged and is not retried: the
+    nested run retried its own node and named it, so retrying here would multiply the
+    attempts and wrapping it would hide the node that failed.
+    """
+
+    __slots__ = (
+        "args", "ends", "failures", "hooks", "is_async", "kwargs", "name", "node_id",
+        "operator", "options", "starts", "stop_at",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -50,7 +66,11 @@ class NodeCall:
         self.kwargs = kwargs
         self.options = options
         self.hooks = options.hooks
+        self.starts = hook_calls(options, "on_node_start")
+        self.ends = hook_calls(options, "on_node_end")
+        self.failures = hook_calls(options, "on_node_failure")
         self.is_async = is_async
+        self.stop_at = _NEVER
 
     def __call__(self) -> Any:
         if self.is_async:  # executors without an event loop still get async nodes right
@@ -69,10 +89,10 @@ class NodeCall:
 
     def _call_with_retries(self) -> Any:
         attempt = 0
-        hooks = self.hooks
+        timed = self.starts or self.ends
         while True:
             start = 0.0
-            if hooks:
+            if timed:
                 self._started(attempt)
                 start = time.perf_counter()
             try:
@@ -84,7 +104,7 @@ class NodeCall:
                 time.sleep(delay)
                 attempt += 1
                 continue
-            if hooks:
+            if timed:
                 self._ended(start)
             return out
 
@@ -108,21 +128,28 @@ class NodeCall:
             return out
 
     def _started(self, attempt: int) -> None:
-        for hook in self.hooks:
-            hook.on_node_start(node_id=self.node_id, name=self.name, attempt=attempt)
+        for hook in self.starts:
+            hook(node_id=self.node_id, name=self.name, attempt=attempt)
 
     def _ended(self, start: float) -> None:
-        if self.hooks:
+        if self.ends:
             seconds = time.perf_counter() - start
-            for hook in self.hooks:
-                hook.on_node_end(node_id=self.node_id, name=self.name, seconds=seconds)
+            for hook in self.ends:
+                hook(node_id=self.node_id, name=self.name, seconds=seconds)
 
     def _failed(self, exc: Exception, attempt: int) -> float:
         """Notify hooks; return the backoff before the next attempt, or raise."""
         options = self.options
-        will_retry = attempt < options.retries and isinstance(exc, options.retry_on)
-        for hook in self.hooks:
-            hook.on_node_failure(
+        nested = isinstance(exc, ExecutionError) and exc.node_id is not None
+        delay = options.retry_backoff * (2**attempt)
+        will_retry = (
+            not nested
+            and attempt < options.retries
+            and isinstance(exc, options.retry_on)
+            and time.perf_counter() + delay < self.stop_at
+        )
+        for hook in self.failures:
+            hook(
                 node_id=self.node_id,
                 name=self.name,
                 error=exc,
@@ -130,7 +157,9 @@ class NodeCall:
                 will_retry=will_retry,
             )
         if will_retry:
-            return options.retry_backoff * (2**attempt)
+            return delay
+        if nested:
+            raise exc
         raise self.error(exc, attempts=attempt + 1) from exc
 
     def error(self, exc: BaseException, attempts: int = 1) -> NodeExecutionError:

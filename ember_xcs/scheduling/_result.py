@@ -32,6 +32,8 @@ class ExecutionResult(dict[str, Any]):
     - `skipped`: ids of nodes never run because something they depend on failed.
     - `stats`: an `ExecutionStats` (wall time, nodes run, in-flight peak).
     - `plan`: the `ExecutionPlan` that ran (the only content of a `"noop"` dry run).
+    - `by_index`: every node's output by plan index (unfinished nodes hold a sentinel),
+      for callers that built the plan themselves and address nodes by index (jit).
     """
 
     def __init__(
@@ -42,12 +44,14 @@ class ExecutionResult(dict[str, Any]):
         stats: ExecutionStats,
         failures: dict[str, XCSError] | None = None,
         skipped: list[str] | None = None,
+        by_index: list[Any] | None = None,
     ):
         super().__init__(outputs)
         self.plan = plan
         self.stats = stats
         self.failures = failures or {}
         self.skipped = skipped or []
+        self.by_index = by_index
 
     @property
     def ok(self) -> bool:

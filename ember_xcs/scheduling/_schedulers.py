@@ -7,7 +7,7 @@
 | `"wave"` | same as parallel | waits for each wave to finish; kept for comparison |
 | `"noop"` | none | validates and returns the plan; calls nothing |
 | `"dask"` | a `distributed.Client` | for clusters |
-| `"auto"` | — | `"parallel"` when any wave has two or more nodes, else `"sequential"` |
+| `"auto"` | — | `"parallel"` when any wave has two or more nodes or a deadline is set, else `"sequential"` |
 
 Any object with `run(plan, inputs, options) -> ExecutionResult` is a `Scheduler`; register
 it under a name with `register_scheduler`, or pass it as `ExecutionOptions(scheduler=...)`.
@@ -128,12 +128,21 @@ def available_schedulers() -> list[str]:
     return ["auto", *_registry]
 
 
-def resolve_scheduler(spec: Any, plan: ExecutionPlan) -> Scheduler:
-    """The scheduler `spec` names; `"auto"` looks at the plan's width."""
+def resolve_scheduler(
+    spec: Any, plan: ExecutionPlan, options: ExecutionOptions | None = None
+) -> Scheduler:
+    """The scheduler `spec` names; `"auto"` looks at the plan's width and the deadlines.
+
+    `"auto"` is `"parallel"` when the plan has two nodes that could run at once, or when
+    `options` set a deadline (only threads let the loop stop waiting on a slow node at
+    the deadline; the inline executor notices only when the call returns), else
+    `"sequential"`.
+    """
     if not isinstance(spec, str):
         return spec
     if spec == "auto":
-        spec = "parallel" if plan.max_width > 1 else "sequential"
+        deadline = options is not None and (options.timeout_seconds or options.node_timeout_seconds)
+        spec = "parallel" if plan.max_width > 1 or deadline else "sequential"
     try:
         return _registry[spec]
     except KeyError:

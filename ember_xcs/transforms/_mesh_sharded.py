@@ -37,7 +37,7 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from .._errors import TransformError
-from ..operators._classify import guard_numeric
+from ..operators import guard_numeric
 from ._names import ArgNames, callable_name, describe
 from ._python import as_operator, run_calls
 from ._specs import check_spec_tree, check_values, normalize_specs, spec_axes

@@ -36,7 +36,7 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, PartitionSpec
 
 from .._errors import TransformError
-from ..operators._classify import guard_numeric
+from ..operators import guard_numeric
 from ._axes import (
     MappedLeaf,
     batch_size,

@@ -62,7 +62,7 @@ def run_calls(
     if max_workers is not None:
         cap = min(max_workers, options.max_workers or max_workers)
         options = options.replace(max_workers=cap)
-    result = resolve_scheduler(options.scheduler, plan).run(plan, {}, options)
+    result = resolve_scheduler(options.scheduler, plan, options).run(plan, {}, options)
     if result.failures or result.skipped:
         raise _failed_items(operator, result.failures)
     missing = [node_id for node_id in node_ids if node_id not in result]

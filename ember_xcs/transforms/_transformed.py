@@ -34,8 +34,13 @@ import jax
 import numpy as np
 
 from .._errors import TransformError
-from ..operators import Operator, classify, current_call_handler
-from ..operators._classify import Classification, PythonOperatorCall
+from ..operators import (
+    Classification,
+    Operator,
+    PythonOperatorCall,
+    classify,
+    current_call_handler,
+)
 from ._names import callable_name
 
 _current_handler = current_call_handler  # the ContextVar's bound `get`: no extra frame

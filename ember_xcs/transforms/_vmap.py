@@ -19,7 +19,7 @@ from typing import Any, overload
 
 import jax
 
-from ..operators._classify import guard_numeric
+from ..operators import guard_numeric
 from ._axes import (
     batch_size,
     check_axes_tree,

@@ -1,0 +1,89 @@
+"""The containers jit looks inside: one definition of how to open and rebuild them.
+
+A value passed to or returned from a jitted body may hold operator outputs anywhere in
+lists, tuples, namedtuples, dicts (and subclasses), sets, dataclasses and registered JAX
+pytrees. `open_container` says how to take one apart and put it back together; the
+dynamic strategy uses it to find the calls an argument depends on and to hand real
+values back. Plain objects are not containers: a trace stops when one hides a traced
+value, and the dynamic strategy resolves what a returned object holds in place
+(`resolve_attributes`), because it cannot rebuild an arbitrary class.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+
+__all__ = ["ATOMS", "open_container", "resolve_attributes"]
+
+ATOMS = frozenset({str, int, float, bool, bytes, complex, type(None)})
+
+Opened = tuple[Sequence[Any], Callable[[list[Any]], Any]]
+
+
+def open_container(value: Any) -> Opened | None:
+    """`(items, rebuild)` for a container (`rebuild(new_items)` makes a new one of the same
+    kind, leaving `value` untouched), or `None` for anything else."""
+    kind = type(value)
+    if kind in ATOMS:
+        return None
+    if kind is list:
+        return value, list
+    if kind is tuple:
+        return value, tuple
+    if kind is dict:
+        keys = list(value)
+        return list(value.values()), lambda items: dict(zip(keys, items, strict=True))
+    if isinstance(value, tuple) and hasattr(kind, "_fields"):
+        return value, lambda items: kind(*items)
+    if kind in (set, frozenset):
+        return list(value), kind
+    if isinstance(value, dict):
+        return list(value.values()), lambda items: _rebuild_dict(value, items)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = [f.name for f in dataclasses.fields(value)]
+        return [getattr(value, n) for n in names], lambda items: _rebuild_fields(
+            value, names, items
+        )
+    children, treedef = jax.tree.flatten(value, is_leaf=lambda x: x is not value)
+    if jax.tree_util.treedef_is_leaf(treedef):
+        return None
+    return children, treedef.unflatten
+
+
+def _rebuild_dict(proto: dict[Any, Any], items: list[Any]) -> dict[Any, Any]:
+    out = copy.copy(proto)
+    for key, item in zip(list(proto), items, strict=True):
+        out[key] = item
+    return out
+
+
+def _rebuild_fields(proto: Any, names: list[str], items: list[Any]) -> Any:
+    out = copy.copy(proto)
+    for name, item in zip(names, items, strict=True):
+        object.__setattr__(out, name, item)
+    return out
+
+
+def resolve_attributes(value: Any, resolve: Callable[[Any], Any], depth: int = 2) -> None:
+    """Replace, in place, what `resolve` changes among the attributes of a plain object
+    (and of the plain objects they hold, `depth` levels down)."""
+    if depth < 0 or type(value) in ATOMS or isinstance(value, type):
+        return
+    try:
+        fields = vars(value)
+    except TypeError:
+        return
+    for name, item in list(fields.items()):
+        new = resolve(item)
+        if new is not item:
+            try:
+                object.__setattr__(value, name, new)
+            except (AttributeError, TypeError):
+                return  # a read-only object: leave it as it is
+        elif open_container(item) is None:
+            resolve_attributes(item, resolve, depth - 1)

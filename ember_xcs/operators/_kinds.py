@@ -1,0 +1,81 @@
+"""What kind of operator this is: the one place jit, transforms and the engine ask.
+
+| kind | meaning | decided by |
+|---|---|---|
+| `is_async` | calling it returns a coroutine: the engine awaits it on the event loop | `async def forward`, or an `op` over an `async def` function |
+| `composite` | jit traces into its `forward` (nested ensembles flatten) | fields holding operators, unless the class says `composite = False`; never numeric or async |
+| `numeric` | pure array code: jit compiles its calls with `jax.jit` | `numeric = True` on the class or instance (`@op(numeric=True)`) |
+| `stochastic` | results must never be cached, reused or frozen by `jax.jit` | `stochastic = True` |
+| `compiled` | a leaf call that jit runs under `jax.jit` | numeric, not stochastic, not async |
+
+Internal wrappers that hold operators as data (a numeric segment's members, a compiled
+leaf's operator) set `composite = False` on their class, so they are never traced into
+by accident. Callers that ask about the same operator many times in one run or build
+keep a `KindMemo`: the answer is computed once per operator object there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from typing import Any
+
+from ._base import Operator
+
+__all__ = ["KindMemo", "OperatorKind", "is_async_operator", "operator_kind"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OperatorKind:
+    """See the module docstring."""
+
+    composite: bool
+    numeric: bool
+    is_async: bool
+    stochastic: bool
+
+    @property
+    def compiled(self) -> bool:
+        return self.numeric and not self.stochastic and not self.is_async
+
+
+def is_async_operator(operator: Operator) -> bool:
+    """True when calling the operator returns a coroutine: its `forward` is an `async def`,
+    or it wraps (`__wrapped__`, as `op` sets) an `async def` function or callable."""
+    if inspect.iscoroutinefunction(type(operator).forward):
+        return True
+    wrapped = vars(operator).get("__wrapped__")
+    if wrapped is None:
+        return False
+    if inspect.iscoroutinefunction(wrapped):
+        return True
+    return callable(wrapped) and inspect.iscoroutinefunction(type(wrapped).__call__)
+
+
+def operator_kind(operator: Operator) -> OperatorKind:
+    """The kind of `operator`, computed now (see `KindMemo` to compute it once per run)."""
+    numeric = bool(getattr(operator, "numeric", False))
+    is_async = is_async_operator(operator)
+    composite = (
+        getattr(type(operator), "composite", None) is not False
+        and not numeric
+        and not is_async
+        and operator.is_composite
+    )
+    return OperatorKind(composite, numeric, is_async, bool(getattr(operator, "stochastic", False)))
+
+
+class KindMemo:
+    """`operator_kind` once per operator object, for one run or one build (operators are
+    held by the caller for that long, so an `id` is never reused meanwhile)."""
+
+    __slots__ = ("_kinds",)
+
+    def __init__(self) -> None:
+        self._kinds: dict[int, OperatorKind] = {}
+
+    def __call__(self, operator: Any) -> OperatorKind:
+        kind = self._kinds.get(id(operator))
+        if kind is None:
+            kind = self._kinds[id(operator)] = operator_kind(operator)
+        return kind
