@@ -729,3 +729,106 @@ def test_a_scheduler_object_can_be_passed_directly() -> None:
     custom = EngineScheduler("mine", LifoExecutor)
     result = xcs.execute_graph(g, {"x": 1}, options=xcs.ExecutionOptions(scheduler=custom))
     assert result == {"a": 2} and result.stats.scheduler == "mine"
+
+
+# --- the same contract on dynamic dispatch -----------------------------------------------------
+
+
+class DynamicDispatchContract(SchedulerContract):
+    """The contract where it applies to a jitted body run dynamically.
+
+    `execute_graph` inside a jitted body hands each node to the run's call handler, so the
+    graph's nodes become leaf calls that the body's dynamic `Run` discovers one by one, on
+    the same engine loop. What the graph returns is the function's value, so the cases
+    about `ExecutionResult` details (stats, partial results, `include_intermediates`, the
+    exact graph hook events, a `dict` of failures) are the plan runs' alone; a dynamic run
+    raises the failure instead and reports `on_graph_start` with 0 nodes (unknown yet).
+    """
+
+    def run(self, graph: xcs.Graph, inputs: Any = None, **overrides: Any) -> Any:
+        options = self.options(**overrides)
+
+        @xcs.jit(mode="dynamic")
+        def body() -> Any:
+            return dict(xcs.execute_graph(graph, inputs))
+
+        fields = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
+        with xcs.execution_options(**fields):
+            return body()
+
+    # ExecutionResult details a function's return value does not have
+    test_empty_graph_returns_no_outputs = None
+    test_include_intermediates_returns_every_output = None
+    test_partial_results_keep_completed_outputs_and_list_failures = None
+    test_graph_timeout_with_partial_results_keeps_finished_nodes = None
+    test_hooks_see_graph_and_node_events_in_order = None
+    test_hooks_report_a_failed_graph = None
+    test_stats_name_the_scheduler = None
+    test_diamond_joins_both_branches = None
+    test_wide_fan_out_and_fan_in = None
+    test_single_node_graph_returns_its_output = None
+    # a plan's priorities: a dynamic run knows no ranks, ready calls go first in, first out
+    test_the_critical_path_goes_first_when_workers_are_scarce = None
+
+    def test_max_workers_caps_nodes_in_flight(self) -> None:
+        lock = threading.Lock()
+        state = {"now": 0, "peak": 0}
+
+        def unit(i: int) -> int:
+            with lock:
+                state["now"] += 1
+                state["peak"] = max(state["peak"], state["now"])
+            time.sleep(0.002)
+            with lock:
+                state["now"] -= 1
+            return i
+
+        g = xcs.Graph()
+        for i in range(12):
+            g.add_node(lambda i=i: unit(i), node_id=f"u{i}")
+        assert sorted(self.run(g, max_workers=2).values()) == list(range(12))
+        assert state["peak"] == (1 if self.scheduler == "sequential" else 2)
+
+
+class TestDynamicDispatchOnThreads(DynamicDispatchContract):
+    scheduler = "parallel"
+
+
+class TestDynamicDispatchInline(DynamicDispatchContract):
+    scheduler = "sequential"
+    overlaps_waves = False
+
+    def test_graph_timeout_names_the_running_nodes(self, release: threading.Event) -> None:
+        # inline, the body is still inside the slow call when the deadline passes: the
+        # call after it was never made, so the run does not know of it
+        g = xcs.Graph()
+        g.add_node(lambda: release.wait(0.5), node_id="slow")
+        g.add_node(lambda flag: flag, node_id="after")
+        g.connect("slow", "after")
+        with pytest.raises(xcs.ExecutionTimeoutError) as info:
+            self.run(g, timeout_seconds=0.05)
+        assert info.value.running == ["slow"]
+        assert "timeout_seconds=0.05; still running: slow" in str(info.value)
+
+
+def test_dynamic_dispatch_reports_its_calls_to_node_hooks_and_the_graph_end() -> None:
+    log = EventLog()
+    g = xcs.Graph()
+    g.add_node(add_one, node_id="a")
+    g.add_node(double, node_id="b")
+    g.connect("a", "b")
+
+    @xcs.jit(mode="dynamic")
+    def body(x: int) -> Any:
+        return xcs.execute_graph(g, {"x": x})["b"]
+
+    with xcs.execution_options(scheduler="parallel", hooks=(log,)):
+        assert body(1) == 4
+    assert log.events == [
+        ("graph_start", 0, "parallel"),
+        ("node_start", "a", 0),
+        ("node_end", "a"),
+        ("node_start", "b", 0),
+        ("node_end", "b"),
+        ("graph_end", 2, False),
+    ]

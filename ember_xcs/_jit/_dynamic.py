@@ -161,7 +161,13 @@ class _Dispatcher:
         self.kind = KindMemo()  # the body holds each operator for the run: ids stay its own
         self.ids: dict[str, int] = {}
 
-    def __call__(self, operator: Operator, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def __call__(
+        self,
+        operator: Operator,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        node_id: str | None = None,
+    ) -> Any:
         kind = self.kind(operator)
         if kind.composite:
             return operator.forward(*args, **kwargs)
@@ -173,7 +179,7 @@ class _Dispatcher:
         bind = _bind_lazies(args, kwargs) if lazies else _bind_constant(args, kwargs)
         run = self.run
         with run.lock:  # type: ignore[union-attr]
-            node_id = self._fresh(operator.name.replace(".", "_"))
+            node_id = self._fresh(node_id or operator.name.replace(".", "_"))
             node = PlanNode(node_id, operator.name, target, deps, bind, kind.is_async)
             return LazyResult(run, run.add(node))
 
@@ -224,12 +230,21 @@ def _resolve_all(value: Any) -> Any:
     return rebuild(new)
 
 
-def _resolve_output(value: Any) -> Any:
-    """The body's return value with no `LazyResult` left in it, plain objects included."""
-    out = _resolve_all(value)
-    if open_container(out) is None:
-        resolve_attributes(out, _resolve_all)
-    return out
+def _resolve_output(value: Any, depth: int = 3) -> Any:
+    """The body's return value with no `LazyResult` left in it: containers are rebuilt,
+    plain objects (`depth` levels of them) have their attributes resolved in place."""
+    if type(value) is LazyResult:
+        return resolve(value)
+    opened = open_container(value)
+    if opened is None:
+        if depth > 0:
+            resolve_attributes(value, lambda item: _resolve_output(item, depth - 1), depth=0)
+        return value
+    items, rebuild = opened
+    new = [_resolve_output(item, depth) for item in items]
+    if all(a is b for a, b in zip(new, items, strict=True)):
+        return value
+    return rebuild(new)
 
 
 # --- entry point -------------------------------------------------------------------------

@@ -168,9 +168,7 @@ def build_plan(trace: Trace, *, preserve_stochasticity: bool) -> CompiledPlan:
             if isinstance(node.operator, _DynamicComposite) and node.operator.leaves:
                 dynamic_numeric.append(node.operator.leaves)
         nodes.append(node)
-    output = lower(
-        trace.output, resolver(lambda r: slot[r.record.index], "output")
-    )
+    output = lower(trace.output, resolver(lambda r: slot[r.record.index], "output"))
     opaque = [rec for rec in records if rec.runner != "leaf"]
     plan = ExecutionPlan(nodes)
     return CompiledPlan(plan, output, len(records), opaque, segments, dynamic_numeric)

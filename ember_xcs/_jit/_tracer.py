@@ -71,7 +71,8 @@ class _Scope:
     start: int
     prefix: str
     stop: StopReason | None = None
-    paths: dict[int, str] | None = None
+    paths: dict[int, list[str]] | None = None  # every field path holding an operator
+    uses: dict[int, int] = dataclasses.field(default_factory=dict)  # calls made so far
 
 
 class Tracer:
@@ -93,10 +94,16 @@ class Tracer:
 
     # --- the call handler ------------------------------------------------------------------
 
-    def __call__(self, operator: Operator, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def __call__(
+        self,
+        operator: Operator,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        node_id: str | None = None,
+    ) -> Any:
         if self._kind(operator).composite:
             return self._enter(operator, args, kwargs)
-        return self._record(operator, args, kwargs)
+        return self._record(operator, args, kwargs, node_id=node_id)
 
     def note_stop(self, reason: StopReason) -> None:
         """Remember the first stop in the current scope, even if user code swallows it."""
@@ -191,15 +198,25 @@ class Tracer:
     # --- node ids --------------------------------------------------------------------------
 
     def _prefix_for(self, operator: Operator) -> str:
-        """`parent/field[3]` when the caller holds `operator` in a field, else its name."""
+        """`parent/field[3]` when the caller holds `operator` in a field, else its name.
+
+        One instance held in several fields (`stages = [step, step, step]`) is named after
+        them in call order: its first call is `stages[0]`, its second `stages[1]`.
+        """
         if operator is self.root:
             return ""
         parent = self.scopes[-1]
         path = None
         if parent.owner is not None:
             if parent.paths is None:
-                parent.paths = {id(op): p for p, op in parent.owner.sub_operators()}
-            path = parent.paths.get(id(operator))
+                parent.paths = {}
+                for p, op in parent.owner.sub_operators():
+                    parent.paths.setdefault(id(op), []).append(p)
+            paths = parent.paths.get(id(operator))
+            if paths:
+                used = parent.uses.get(id(operator), 0)
+                parent.uses[id(operator)] = used + 1
+                path = paths[min(used, len(paths) - 1)]
         path = (path or operator.name).replace(".", "_")
         return f"{parent.prefix}/{path}" if parent.prefix else path
 

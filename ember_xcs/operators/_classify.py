@@ -90,7 +90,9 @@ class PythonOperatorCall(Exception):  # noqa: N818 - a signal, raised on purpose
         )
 
 
-def _numeric_only(operator: Operator, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _numeric_only(
+    operator: Operator, args: tuple[Any, ...], kwargs: dict[str, Any], node_id: Any = None
+) -> Any:
     if classify(operator).numeric:
         return operator.forward(*args, **kwargs)  # nested calls stay guarded
     raise PythonOperatorCall(operator)

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._base import Operator
 
-CallHandler = Callable[["Operator", tuple[Any, ...], dict[str, Any]], Any]
+# `handler(operator, args, kwargs)`; a caller that knows a name for the call (a graph's
+# node id) passes it as a fourth argument, `node_id`.
+CallHandler = Callable[..., Any]
 
 _handler: ContextVar[CallHandler | None] = ContextVar("ember_xcs_call_handler", default=None)
 

@@ -26,10 +26,11 @@ waves are never barriers unless the `"wave"` scheduler asks for them.
 submissions, the calls in flight are allowed to finish (a Python thread cannot be
 killed; waiting means no call outlives the run), and the error is raised. With it, the
 failed node's dependents are skipped and everything else still runs. A dynamic run
-always works like the latter, because the body decides: `wait` on a failed (or skipped)
-node raises its error where the body needs the value, and `finish` raises the first
-failure, in call order, that the body never saw, as the plain function would have
-raised it at the call.
+follows the plain body instead: calls made after the failed one are held back (the
+plain function would not have made them), `wait` on a failed (or skipped) node raises
+its error where the body needs the value, `wait` on a held call starts it (the body
+caught the error and went on), and `finish` raises the first failure, in call order,
+that the body never saw, as the plain function would have raised it at the call.
 
 Any failure reaches the caller as an `XCSError` naming the node: executors deliver
 `NodeExecutionError`s, and anything else they deliver (a cancelled Dask future) is
@@ -127,6 +128,8 @@ class Run:
         self.finished = self.peak = self.count = 0
         self.lock = threading.RLock() if dynamic else None
         self.seen: set[int] = set()  # ids of errors a dynamic body was handed
+        self.failed_at: int | None = None  # dynamic: the earliest call that failed
+        self.held: set[int] = set()  # dynamic: calls made after it, not started
         reserve = getattr(executor, "reserve", None)
         if reserve is not None and n > 1:
             reserve(min(plan.thread_width, self.capacity))
@@ -153,6 +156,9 @@ class Run:
                     if barrier and running and wave[ready[0][1]] != wave[next(iter(running))]:
                         break
                     i = heapq.heappop(ready)[1]
+                    if self.failed_at is not None and i > self.failed_at and i != until:
+                        self.held.add(i)  # the plain body would have stopped at the failure
+                        continue
                     node = nodes[i]
                     try:
                         args, kwargs = node.bind(results, inputs)
@@ -214,6 +220,8 @@ class Run:
                     self.failures[nodes[i].node_id] = error
                     self.errors[i] = error
                     finished += self._skip_dependents(i, error)
+                    if self.dynamic and (self.failed_at is None or i < self.failed_at):
+                        self.failed_at = i
                 elif first_error is None:
                     first_error = _as_xcs_error(value, nodes[i])
         except _GraphTimeout:
@@ -302,6 +310,9 @@ class Run:
             with self.lock:  # type: ignore[union-attr]
                 if self.expired is not None:
                     raise self.expired
+                if i in self.held:  # the body went on past a failure and needs this call
+                    self.held.discard(i)
+                    heapq.heappush(self.ready, (self.key[i], i))
                 self.pump(until=i)
                 if self.first_error is not None:
                     raise self.first_error

@@ -72,7 +72,7 @@ def _through_handler(
     results: list[Any] = [None] * len(plan)
     for i, node in enumerate(plan.nodes):
         args, kwargs = node.bind(results, inputs)
-        results[i] = handler(node.operator, tuple(args), kwargs)
+        results[i] = handler(node.operator, tuple(args), kwargs, node.node_id)
     wanted = range(len(plan)) if options.include_intermediates else plan.sinks
     outputs = {plan.nodes[i].node_id: results[i] for i in wanted}
     return ExecutionResult(

@@ -160,7 +160,10 @@ class NodeCall:
             return delay
         if nested:
             raise exc
-        raise self.error(exc, attempts=attempt + 1) from exc
+        error = self.error(exc, attempts=attempt + 1)
+        if attempt < options.retries and not will_retry and isinstance(exc, options.retry_on):
+            error.add_note("retries stopped: the next attempt would start after the deadline")
+        raise error from exc
 
     def error(self, exc: BaseException, attempts: int = 1) -> NodeExecutionError:
         """The node-naming error for `exc` (chain it with `from exc`)."""
