@@ -15,7 +15,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._base import Operator
+    pass
 
 # `handler(operator, args, kwargs)`; a caller that knows a name for the call (a graph's
 # node id) passes it as a fourth argument, `node_id`.
