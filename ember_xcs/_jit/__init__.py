@@ -1,10 +1,13 @@
 """jit: trace once, replay a parallel plan; dynamic dispatch when tracing cannot work.
 
-Modules, one concept each: `_symbols` (placeholders and trace-stop reasons), `_templates`
+The package is `_jit` so that `ember_xcs.jit` is only ever the function. Modules, one
+concept each: `_symbols` (placeholders and trace-stop reasons), `_templates`
 (argument/output snapshots), `_tracer` (the call handler), `_plans` (traces to execution
-plans), `_numeric` (numeric segments under `jax.jit`), `_dynamic` (asynchronous dispatch),
-`_keys` (cache keys), `_cache` (LRU), `_strategies` (choosing per signature), `_jit` (the
-decorator), `_async` (refusing `async def` bodies), `_stats`, `_explain`, `_autograph`.
+plans, and replaying them), `_numeric` (numeric segments under `jax.jit`), `_dynamic`
+(dynamic dispatch onto the engine's `Run`), `_containers` (the containers jit looks
+inside), `_keys` (cache keys), `_cache` (LRU), `_strategies` (choosing per signature),
+`_jit` (the decorator), `_async` (refusing `async def` bodies), `_stats`, `_explain`,
+`_autograph`.
 """
 
 from ._autograph import autograph as autograph

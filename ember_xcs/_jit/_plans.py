@@ -5,9 +5,9 @@ from the call's input leaves and the outputs of earlier nodes (see `_templates`)
 numeric leaves are contracted into one `NumericSegment` node each (see `_numeric`). Opaque
 composites run their `forward` with concrete values, as written or with dynamic dispatch.
 
-`CompiledPlan.run` hands the plan to the scheduler the options name, with the call's
-input leaves as the only input, and builds the function's return value from the node
-outputs. Nothing from the trace is replayed: symbols have no values, so every value in the
+`replay` hands a plan to the scheduler the options name, with the call's input leaves as
+the only input; the jit's `PlanEntry` builds the function's return value from the node
+outputs it returns by index. Nothing from the trace is replayed: symbols have no values, so every value in the
 result was computed by this call.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from .._errors import NodeExecutionError, XCSError
@@ -25,7 +25,6 @@ from ..scheduling import (
     EngineScheduler,
     ExecutionPlan,
     ExecutionResult,
-    ExecutionStats,
     PlanNode,
     resolve_scheduler,
 )
@@ -50,15 +49,6 @@ class CompiledPlan:
     opaque: list[NodeRecord]
     segments: list[NumericSegment]
     dynamic_numeric: list[NumericLeaves]  # of opaque composites run dynamically
-
-    def run(self, leaves: Sequence[Any], options: ExecutionOptions) -> tuple[Any, ExecutionStats]:
-        """Run the plan on `leaves`; return the function's value and the run's stats."""
-        if not self.plan.nodes and not options.hooks and options.scheduler != "noop":
-            return self.output({}, leaves), ExecutionStats("none", 0.0, 0, 0)  # nothing to run
-        result = replay(self.plan, {INPUTS: leaves}, options, self.own_code)
-        if result.stats.scheduler == "noop":
-            return result, result.stats
-        return self.output(result.by_index, leaves), result.stats
 
     @property
     def own_code(self) -> frozenset[str]:

@@ -62,7 +62,13 @@ class PlanEntry:
 
     def run(self, target: Target, leaves: list[Any], args: Any, kwargs: Any,
             options: ExecutionOptions) -> tuple[Any, ExecutionStats]:  # fmt: skip
-        return self.compiled.run(leaves, options)
+        compiled = self.compiled
+        if not compiled.plan.nodes and not options.hooks and options.scheduler != "noop":
+            return compiled.output({}, leaves), ExecutionStats("none", 0.0, 0, 0)  # no calls
+        result = replay(compiled.plan, {INPUTS: leaves}, options, compiled.own_code)
+        if result.stats.scheduler == "noop":
+            return result, result.stats
+        return compiled.output(result.by_index, leaves), result.stats
 
     def segments(self) -> list[NumericSegment]:
         return self.compiled.all_segments()
