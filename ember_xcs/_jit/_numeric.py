@@ -41,6 +41,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from .._errors import summarize_value
 from .._options import current_options, hook_calls
 from ..operators import FunctionOperator, Operator
 from ._templates import Getter
@@ -166,7 +167,7 @@ class NumericSegment(Operator):
         return tuple(env[base + p] for p in self._outputs)
 
     def _report_compile(self, seconds: float, dynamic: list[Any]) -> None:
-        shapes = ", ".join(_describe(a) for a in dynamic) or "no arrays"
+        shapes = ", ".join(summarize_value(a) for a in dynamic) or "no arrays"
         for hook in hook_calls(current_options(), "on_compile"):
             hook(target=self._name, seconds=seconds, detail=f"XLA compile + first run for {shapes}")
 
@@ -226,9 +227,3 @@ class CompiledLeaf(Operator):
 
 def _external(k: int) -> Getter:
     return lambda R, L: R[k]
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, _ARRAYS):
-        return f"{value.dtype}{list(value.shape)}"
-    return type(value).__name__

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import jax
 import numpy as np
 
+from .._errors import summarize_value
 from ._interception import current_call_handler
 
 __all__ = ["Operator", "operator_signature"]
@@ -85,7 +86,7 @@ class Operator(abc.ABC):
 
     def __repr__(self) -> str:
         fields = ", ".join(
-            f"{k}={_short(v)}" for k, v in vars(self).items() if not k.startswith("_")
+            f"{k}={summarize_value(v, 40)}" for k, v in vars(self).items() if not k.startswith("_")
         )
         return f"{type(self).__name__}({fields})"
 
@@ -113,11 +114,6 @@ def _iter_sub_operators(fields: Mapping[str, Any]) -> Iterator[tuple[str, Operat
             for key, item in value.items():
                 if isinstance(item, Operator):
                     yield f"{name}[{key!r}]", item
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 # --- pytree registration ---------------------------------------------------------------
