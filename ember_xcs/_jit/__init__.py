@@ -16,8 +16,6 @@ from ._explain import get_jit_stats as get_jit_stats
 from ._explain import get_jit_strategy_used as get_jit_strategy_used
 from ._explain import is_jit_compiled as is_jit_compiled
 from ._jit import JittedFunction as JittedFunction
-from ._jit import JittedOperator as JittedOperator
 from ._jit import jit as jit
 from ._jit import structural_jit as structural_jit
 from ._modes import JITMode as JITMode
-from ._stats import JitStats as JitStats

@@ -9,8 +9,6 @@ from ._classify import guard_numeric as guard_numeric
 from ._interception import current_call_handler as current_call_handler
 from ._interception import intercept_calls as intercept_calls
 from ._kinds import KindMemo as KindMemo
-from ._kinds import OperatorKind as OperatorKind
 from ._kinds import is_async_operator as is_async_operator
-from ._kinds import operator_kind as operator_kind
 from ._op import FunctionOperator as FunctionOperator
 from ._op import op as op

@@ -1,8 +1,6 @@
 """Scheduling: the engine loop, executors, schedulers, hooks and `execute_graph`."""
 
-from ._engine import DEFAULT_MAX_WORKERS as DEFAULT_MAX_WORKERS
 from ._engine import Run as Run
-from ._engine import node_timeout_error as node_timeout_error
 from ._engine import run_plan as run_plan
 from ._execute import execute_graph as execute_graph
 from ._executors import Executor as Executor
@@ -20,7 +18,6 @@ from ._pool import shared_pool as shared_pool
 from ._result import ExecutionResult as ExecutionResult
 from ._result import ExecutionStats as ExecutionStats
 from ._schedulers import EngineScheduler as EngineScheduler
-from ._schedulers import NoopScheduler as NoopScheduler
 from ._schedulers import Scheduler as Scheduler
 from ._schedulers import available_schedulers as available_schedulers
 from ._schedulers import register_scheduler as register_scheduler
