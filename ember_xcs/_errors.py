@@ -77,6 +77,9 @@ class ExecutionError(XCSError):
     - `node_id`: the id of the node that failed (or `None` for graph-level errors).
     - `operator_name`: a readable name of the node's operator.
     - `inputs_summary`: a short, truncated description of the node's inputs.
+    - `path`: ids of the nodes that ran before this one and fed it, directly or not, in
+      the order the run added them (`[]` for a root; `None` when not known, as for a
+      graph-level error). Up to six are also shown in the message (`after: a -> b`).
     """
 
     def __init__(
@@ -91,6 +94,7 @@ class ExecutionError(XCSError):
         self.node_id = node_id
         self.operator_name = operator_name
         self.inputs_summary = inputs_summary
+        self.path: list[str] | None = None
 
 
 class NodeExecutionError(ExecutionError):

@@ -362,3 +362,39 @@ def test_nested_runs_inside_operators_do_not_deadlock() -> None:
     with xcs.execution_options(scheduler="parallel", max_workers=1):
         result = xcs.execute_graph(outer, {"x": 1})
     assert dict(result) == {f"o{i}": 6 for i in range(4)}
+
+
+@pytest.mark.parametrize("scheduler", ["sequential", "parallel"])
+def test_a_node_failure_carries_the_path_of_nodes_that_led_to_it(scheduler: str) -> None:
+    g = xcs.Graph()
+    g.add_node(lambda x: x, node_id="load")
+    g.add_node(lambda v: v, node_id="clean")
+    g.add_node(lambda: 0, node_id="unrelated")
+    g.add_node(failing, node_id="score")
+    g.connect("load", "clean", "score")
+    options = xcs.ExecutionOptions(scheduler=scheduler)
+    with pytest.raises(xcs.NodeExecutionError) as info:
+        xcs.execute_graph(g, {"x": 1}, options=options)
+    assert info.value.path == ["load", "clean"]
+    assert "after: load -> clean" in str(info.value)
+
+
+def test_a_long_path_is_kept_on_the_error_but_not_spelled_out_in_the_message() -> None:
+    g = xcs.Graph()
+    g.add_node(lambda x: x, node_id="n0")
+    for k in range(1, 9):
+        g.add_node(lambda v: v, node_id=f"n{k}")
+        g.connect(f"n{k - 1}", f"n{k}")
+    g.connect("n8", g.add_node(failing, node_id="last"))
+    with pytest.raises(xcs.NodeExecutionError) as info:
+        xcs.execute_graph(g, {"x": 1})
+    assert info.value.path == [f"n{k}" for k in range(9)]
+    assert "after:" not in str(info.value)
+
+
+def test_a_root_failure_has_an_empty_path() -> None:
+    g = xcs.Graph()
+    g.add_node(failing, node_id="root")
+    with pytest.raises(xcs.NodeExecutionError) as info:
+        xcs.execute_graph(g)
+    assert info.value.path == [] and "after:" not in str(info.value)

@@ -56,7 +56,7 @@ from collections.abc import Mapping, Sequence
 from queue import Empty, SimpleQueue
 from typing import Any
 
-from .._errors import ExecutionTimeoutError, NodeExecutionError, XCSError
+from .._errors import ExecutionError, ExecutionTimeoutError, NodeExecutionError, XCSError
 from .._options import ExecutionOptions, hook_calls
 from ._async_loop import blocking_loop_error, on_background_loop
 from ._node_call import NodeCall
@@ -69,6 +69,7 @@ DEFAULT_MAX_WORKERS = 512  # I/O-bound calls: wide is cheap; this only bounds ru
 _PENDING = object()
 _SKIPPED = -(1 << 40)
 _EMPTY = ExecutionPlan([])
+_PATH_IN_MESSAGE = 6  # a node's ancestors listed in its error message, at most
 
 
 class _GraphTimeout(Exception):
@@ -216,14 +217,14 @@ class Run:
                 elif not isinstance(value, Exception):  # KeyboardInterrupt and friends
                     first_error = first_error or value
                 elif partial:
-                    error = _as_xcs_error(value, nodes[i])
+                    error = self._trace_path(_as_xcs_error(value, nodes[i]), i)
                     self.failures[nodes[i].node_id] = error
                     self.errors[i] = error
                     finished += self._skip_dependents(i, error)
                     if self.dynamic and (self.failed_at is None or i < self.failed_at):
                         self.failed_at = i
                 elif first_error is None:
-                    first_error = _as_xcs_error(value, nodes[i])
+                    first_error = self._trace_path(_as_xcs_error(value, nodes[i]), i)
         except _GraphTimeout:
             if first_error is None:
                 self._expire()  # raises, or records the timeout as partial results
@@ -248,6 +249,24 @@ class Run:
         )
         self.finished = len(self.nodes)
         self.running.clear()
+
+    def _trace_path(self, error: XCSError, failed: int) -> XCSError:
+        """Give a node's error the ids of the nodes that led to it (its ancestors that ran,
+        in the order they were added), once; short paths also go into the message."""
+        if not isinstance(error, ExecutionError) or error.path is not None:
+            return error
+        if error.node_id != self.nodes[failed].node_id:
+            return error  # a nested run's error: it names, and traced, its own node
+        seen, stack = set(), list(self.nodes[failed].deps)
+        while stack:
+            d = stack.pop()
+            if d not in seen:
+                seen.add(d)
+                stack.extend(self.nodes[d].deps)
+        error.path = [self.nodes[d].node_id for d in sorted(seen)]
+        if error.path and len(error.path) <= _PATH_IN_MESSAGE and error.args:
+            error.args = (f"{error.args[0]}\n  after: {' -> '.join(error.path)}", *error.args[1:])
+        return error
 
     def _skip_dependents(self, failed: int, error: XCSError) -> int:
         """Mark every transitive dependent of `failed` skipped; return how many were new."""
