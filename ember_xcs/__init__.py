@@ -33,12 +33,14 @@ from .graph import XCSGraph as XCSGraph
 from .operators import Operator as Operator
 from .operators import op as op
 from .scheduling import EngineScheduler as EngineScheduler
+from .scheduling import EngineStatus as EngineStatus
 from .scheduling import ExecutionHooks as ExecutionHooks
 from .scheduling import ExecutionPlan as ExecutionPlan
 from .scheduling import ExecutionResult as ExecutionResult
 from .scheduling import ExecutionStats as ExecutionStats
 from .scheduling import Scheduler as Scheduler
 from .scheduling import Timeline as Timeline
+from .scheduling import engine_status as engine_status
 from .scheduling import execute_graph as execute_graph
 from .scheduling import register_scheduler as register_scheduler
 from .transforms import DeviceMesh as DeviceMesh

@@ -2,7 +2,8 @@
 
 Entries are keyed by `_keys` (structure, never payloads). When several threads miss on the
 same key at once, one builds (traces) and the others wait for its result instead of
-tracing again; different keys build concurrently. Evictions are counted for the stats.
+tracing again; different keys build concurrently. Evictions are counted for the stats and
+reported to `on_evict` (the jit's `on_cache_evict` hooks).
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ V = TypeVar("V")
 class PlanCache(Generic[V]):
     """`get_or_build(key, build) -> (value, hit)`; see the module docstring."""
 
-    def __init__(self, max_size: int):
+    def __init__(self, max_size: int, on_evict: Callable[[Any], None] | None = None):
         if not isinstance(max_size, int) or max_size < 1:
             raise ValueError(f"cache_size must be a positive int, got {max_size!r}")
         self.max_size = max_size
         self.evictions = 0
+        self._on_evict = on_evict
         self._entries: OrderedDict[Any, V] = OrderedDict()
         self._building: dict[Any, threading.Event] = {}
         self._lock = threading.Lock()
@@ -43,11 +45,15 @@ class PlanCache(Generic[V]):
             event.wait()  # another thread is tracing this key; then look again
         try:
             value = build()
+            evicted = []
             with self._lock:
                 self._entries[key] = value
                 while len(self._entries) > self.max_size:
-                    self._entries.popitem(last=False)
+                    evicted.append(self._entries.popitem(last=False)[0])
                     self.evictions += 1
+            if self._on_evict is not None:
+                for old in evicted:  # outside the lock: a hook may call back into jit
+                    self._on_evict(old)
             return value, False
         finally:
             with self._lock:

@@ -52,7 +52,8 @@ def explain_jit_selection(fn: Any) -> str:
     For each signature: the strategy chosen, the plan's shape (nodes, critical path,
     numeric segments), every opaque composite with the reason its trace stopped, or the
     trace-stop reason (file, line, what was asked of which value) that led to dynamic or
-    as-written execution.
+    as-written execution; then every strategy (`trace`, `structural`, `dynamic`,
+    `plain`) with why it was or was not chosen.
     """
     states = jit_states(fn)
     if not states:
@@ -68,4 +69,5 @@ def explain_jit_selection(fn: Any) -> str:
         for entry in entries:
             lines.append(f"  signature {entry.signature}:")
             lines += [f"    {line}" for line in entry.explain().splitlines()]
+            lines += [f"    - {name}: {why}" for name, why in entry.considered]
     return "\n".join(lines)

@@ -52,7 +52,7 @@ class JittedFunction:
         self._target = target
         self._config = config
         self._keys = KeyMaker(key_fn, config.static_argnums, config.static_argnames)
-        self._cache: PlanCache[Entry] = PlanCache(config.cache_size)
+        self._cache: PlanCache[Entry] = PlanCache(config.cache_size, on_evict=self._evicted)
         self._stats = StatsRecorder(target.name)
         self._last: Entry | None = None
         self._bound: dict[int, tuple[Any, JittedFunction]] = {}
@@ -73,7 +73,10 @@ class JittedFunction:
         self._report_cache(options, key, hit)
         self._last = entry
         start = time.perf_counter()
-        out, run_stats = entry.run(self._target, leaves, args, kwargs, options)
+        try:
+            out, run_stats = entry.run(self._target, leaves, args, kwargs, options)
+        finally:
+            self._stats.call_took(time.perf_counter() - start)
         self._record(entry, time.perf_counter() - start, run_stats)
         return out
 
@@ -85,10 +88,19 @@ class JittedFunction:
             for hook in hook_calls(current_options(), "on_compile"):
                 hook(target=self._target.name, seconds=seconds, detail=detail)
 
+        options = current_options()
+        for hook in hook_calls(options, "on_compile_start"):
+            hook(target=self._target.name, key=key)
+        start = time.perf_counter()
         entry = select(self._target, self._config, key, leaves, args, kwargs, on_trace)
+        self._stats.compiled(entry.strategy.value, time.perf_counter() - start)
         if isinstance(entry, PlanEntry) and self._target.root is not None:
             entry.guard = StructureGuard(self._target.root)
         return entry
+
+    def _evicted(self, key: Any) -> None:
+        for hook in hook_calls(current_options(), "on_cache_evict"):
+            hook(target=self._target.name, key=key)
 
     def _report_cache(self, options: Any, key: Any, hit: bool) -> None:
         self._stats.add(calls=1, cache_hits=int(hit), cache_misses=int(not hit))
@@ -158,6 +170,7 @@ class JittedFunction:
         return self._stats.snapshot(
             cache_evictions=self._cache.evictions,
             cache_entries=len(entries),
+            signatures=tuple(e.signature for e in entries),
             numeric_segments=len(segments),
             xla_compiles=sum(s.compiles for s in segments),
         )
@@ -282,6 +295,7 @@ def jit(
     static_argnames: str | tuple[str, ...] = (),
     cache_size: int = 128,
     strict: bool = False,
+    disable_strategies: str | tuple[str, ...] = (),
 ) -> Callable[[F], F]: ...
 
 
@@ -295,6 +309,7 @@ def jit(
     static_argnames: str | tuple[str, ...] = (),
     cache_size: int = 128,
     strict: bool = False,
+    disable_strategies: str | tuple[str, ...] = (),
 ) -> Any:
     """Compile a function or operator into a parallel plan, traced once per input signature.
 
@@ -313,6 +328,10 @@ def jit(
     - `cache_size`: plans kept per jitted callable (LRU).
     - `strict`: raise `TraceError` with the reason instead of falling back when a trace
       stops.
+    - `disable_strategies`: strategies never to use, from `"trace"`, `"structural"`,
+      `"dynamic"` and `"plain"` (run as written, as one node); the strongest one left is
+      chosen per signature, and `TraceError` says why when none is left for a call
+      (`OptionsError` at once when the mode leaves none at all).
 
     !!! example
         ```python
@@ -323,7 +342,13 @@ def jit(
         ```
     """
     config = JitConfig.make(
-        mode, preserve_stochasticity, static_argnums, static_argnames, cache_size, strict
+        mode,
+        preserve_stochasticity,
+        static_argnums,
+        static_argnames,
+        cache_size,
+        strict,
+        disable_strategies,
     )
     if fn is None:
         return functools.partial(_apply, config=config)

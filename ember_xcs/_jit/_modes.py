@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import enum
 
-__all__ = ["JITMode", "JitConfig"]
+from .._errors import OptionsError
+
+__all__ = ["STRATEGIES", "JITMode", "JitConfig"]
 
 
 class JITMode(enum.StrEnum):
@@ -35,6 +37,7 @@ class JitConfig:
     static_argnames: tuple[str, ...] = ()
     cache_size: int = 128
     strict: bool = False
+    disabled: frozenset[str] = frozenset()  # strategies ruled out (`STRATEGIES`)
 
     @classmethod
     def make(
@@ -45,6 +48,7 @@ class JitConfig:
         static_argnames: str | tuple[str, ...] | list[str],
         cache_size: int,
         strict: bool,
+        disable_strategies: str | tuple[str, ...] | list[str] = (),
     ) -> JitConfig:
         try:
             mode = JITMode(mode)
@@ -55,4 +59,34 @@ class JitConfig:
             raise ValueError(f"cache_size must be a positive int, got {cache_size!r}")
         nums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
         names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
-        return cls(mode, bool(preserve_stochasticity), nums, names, cache_size, bool(strict))
+        disabled = _disabled(mode, disable_strategies)
+        return cls(
+            mode, bool(preserve_stochasticity), nums, names, cache_size, bool(strict), disabled
+        )
+
+
+STRATEGIES = ("trace", "structural", "dynamic", "plain")  # strongest first
+
+
+def _disabled(mode: JITMode, names: str | tuple[str, ...] | list[str]) -> frozenset[str]:
+    """Validate `disable_strategies` against the names and the mode."""
+    names = (names,) if isinstance(names, str) else tuple(names)
+    unknown = [n for n in names if n not in STRATEGIES]
+    if unknown:
+        raise OptionsError(
+            f"disable_strategies names {', '.join(map(repr, unknown))}; the strategies are "
+            f"{', '.join(map(repr, STRATEGIES))}"
+        )
+    disabled = frozenset(names)
+    left = {
+        JITMode.DYNAMIC: {"dynamic"},
+        JITMode.TRACE: {"trace", "dynamic", "plain"},
+        JITMode.STRUCTURAL: {"trace", "structural", "plain"},
+        JITMode.AUTO: set(STRATEGIES),
+    }[mode] - disabled
+    if not left:
+        raise OptionsError(
+            f"jit(mode={mode.value!r}, disable_strategies={sorted(disabled)}) leaves no "
+            "strategy to run the function with; enable one of them or choose another mode"
+        )
+    return disabled

@@ -8,11 +8,14 @@ critical path and in-flight peak come from the plans and runs themselves.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import threading
 from typing import Any
 
 __all__ = ["JitStats", "StatsRecorder"]
+
+_RECENT = 1024  # call times kept for the percentiles
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +38,12 @@ class JitStats:
       (plan segments, and the compiled leaves of dynamic runs), and how many times JAX
       traced them (once per new shape).
     - `last_strategy`: `"trace"`, `"structural"` or `"dynamic"`.
+    - `compile_seconds`: seconds spent choosing a strategy (tracing, building the plan),
+      per strategy chosen: `{"trace": 0.004}`.
+    - `call_seconds_p50`, `call_seconds_p95`: wall time of the recent calls (the last
+      1,024), in every mode, from the call to its return.
+    - `signatures`: the input signatures cached now, as structure (types, shapes, static
+      values), never the values of the inputs.
     """
 
     name: str
@@ -57,6 +66,10 @@ class JitStats:
     numeric_segments: int = 0
     xla_compiles: int = 0
     last_strategy: str | None = None
+    compile_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+    call_seconds_p50: float = 0.0
+    call_seconds_p95: float = 0.0
+    signatures: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -73,6 +86,10 @@ def combine(name: str, parts: list[JitStats]) -> JitStats:
     if not parts:
         return JitStats(name)
     totals = {f: sum(getattr(p, f) for p in parts) for f in _SUMMED}
+    compile_seconds: dict[str, float] = {}
+    for part in parts:
+        for strategy, seconds in part.compile_seconds.items():
+            compile_seconds[strategy] = compile_seconds.get(strategy, 0.0) + seconds
     last = parts[-1]
     return JitStats(
         name,
@@ -83,6 +100,10 @@ def combine(name: str, parts: list[JitStats]) -> JitStats:
         max_in_flight=last.max_in_flight,
         peak_in_flight=max(p.peak_in_flight for p in parts),
         last_strategy=last.last_strategy,
+        compile_seconds=compile_seconds,
+        call_seconds_p50=max(p.call_seconds_p50 for p in parts),
+        call_seconds_p95=max(p.call_seconds_p95 for p in parts),
+        signatures=tuple(sig for p in parts for sig in p.signatures),
     )
 
 
@@ -92,6 +113,15 @@ class StatsRecorder:
     def __init__(self, name: str):
         self._lock = threading.Lock()
         self._values: dict[str, Any] = dataclasses.asdict(JitStats(name))
+        self._call_seconds: collections.deque[float] = collections.deque(maxlen=_RECENT)
+
+    def call_took(self, seconds: float) -> None:
+        self._call_seconds.append(seconds)  # deque.append is atomic: no lock on the hot path
+
+    def compiled(self, strategy: str, seconds: float) -> None:
+        with self._lock:
+            per = self._values["compile_seconds"]
+            per[strategy] = per.get(strategy, 0.0) + seconds
 
     def add(self, **deltas: float) -> None:
         with self._lock:
@@ -124,5 +154,14 @@ class StatsRecorder:
             self._values.update(values)
 
     def snapshot(self, **extra: Any) -> JitStats:
+        recent = sorted(self._call_seconds)
         with self._lock:
-            return JitStats(**{**self._values, **extra})
+            values = {**self._values, "compile_seconds": dict(self._values["compile_seconds"])}
+        if recent:
+            values["call_seconds_p50"] = _quantile(recent, 0.50)
+            values["call_seconds_p95"] = _quantile(recent, 0.95)
+        return JitStats(**{**values, **extra})
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]

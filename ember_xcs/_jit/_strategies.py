@@ -33,7 +33,7 @@ from ..operators import FunctionOperator, Operator
 from ..scheduling import ExecutionPlan, ExecutionStats, PlanNode
 from ._dynamic import run_dynamic
 from ._keys import StructureGuard, input_labels, is_constant_leaf, restore_statics
-from ._modes import JitConfig, JITMode
+from ._modes import STRATEGIES, JitConfig, JITMode
 from ._numeric import NumericLeaves, NumericSegment
 from ._plans import INPUTS, CompiledPlan, build_plan, replay
 from ._symbols import StopReason, TraceStop
@@ -59,6 +59,7 @@ class PlanEntry:
     compiled: CompiledPlan
     signature: str
     guard: StructureGuard | None = None  # a jitted operator's traced composites
+    considered: tuple[tuple[str, str], ...] = ()  # (strategy, why it was or was not chosen)
 
     def run(self, target: Target, leaves: list[Any], args: Any, kwargs: Any,
             options: ExecutionOptions) -> tuple[Any, ExecutionStats]:  # fmt: skip
@@ -97,6 +98,7 @@ class DynamicEntry:
     signature: str
     numeric: NumericLeaves | None  # compiled numeric leaves; None: preserve_stochasticity
     strategy: JITMode = JITMode.DYNAMIC
+    considered: tuple[tuple[str, str], ...] = ()
 
     def run(self, target: Target, leaves: list[Any], args: Any, kwargs: Any,
             options: ExecutionOptions) -> tuple[Any, ExecutionStats]:  # fmt: skip
@@ -128,6 +130,7 @@ class PlainEntry:
     signature: str
     plan: ExecutionPlan
     strategy: JITMode = JITMode.STRUCTURAL
+    considered: tuple[tuple[str, str], ...] = ()
 
     def run(self, target: Target, leaves: list[Any], args: Any, kwargs: Any,
             options: ExecutionOptions) -> tuple[Any, ExecutionStats]:  # fmt: skip
@@ -159,14 +162,18 @@ def select(
     kwargs: dict[str, Any],
     on_trace: Callable[[float, str], None],
 ) -> Entry:
-    """Trace once for this signature and return the entry that will serve it."""
+    """Trace once for this signature and return the entry that will serve it.
+
+    Every strategy is considered in order of strength (`STRATEGIES`); the entry records
+    why each one was or was not chosen, for `explain_jit_selection`.
+    """
     signature = describe_signature(key)
+    why: dict[str, str] = {}
     if config.mode is JITMode.DYNAMIC:
-        return DynamicEntry(None, signature, _numeric_leaves(config))
-    fallback = None if config.mode is JITMode.TRACE or config.strict else (
-        "plain" if config.mode is JITMode.STRUCTURAL else "auto"
-    )  # fmt: skip
-    tracer = Tracer(fallback=fallback, root=target.root)
+        why.update(trace="not tried: mode='dynamic'", structural="not tried: mode='dynamic'")
+        why.update(plain="not needed")
+        return _chosen(DynamicEntry(None, signature, _numeric_leaves(config)), "dynamic", why)
+    tracer = Tracer(fallback=_composite_fallback(config), root=target.root)
     start = time.perf_counter()
     with _gc_paused():
         sym_args, sym_kwargs = _symbolic_inputs(tracer, target, key, leaves, args, kwargs)
@@ -174,7 +181,7 @@ def select(
             trace = tracer.trace(target.call, sym_args, sym_kwargs)
         except TraceStop as stop:
             on_trace(time.perf_counter() - start, f"trace stopped: {stop.reason}")
-            return _fallback(target, config, stop.reason, signature)
+            return _fallback(target, config, stop.reason, signature, why)
         compiled = build_plan(trace, preserve_stochasticity=config.preserve_stochasticity)
     on_trace(
         time.perf_counter() - start,
@@ -182,8 +189,33 @@ def select(
     )
     strategy = JITMode.TRACE
     if compiled.opaque or config.mode is JITMode.STRUCTURAL:
+        why["trace"] = (
+            "the trace holds opaque composites" if compiled.opaque else "mode='structural'"
+        )
         strategy = JITMode.STRUCTURAL
-    return PlanEntry(strategy, compiled, signature)
+    if strategy.value in config.disabled:
+        why[strategy.value] = "traced, but disabled by disable_strategies"
+        # the function traces, so running it dynamically is exact: prefer that to as-written
+        reason = StopReason("value", f"the {strategy.value} strategy is disabled", "")
+        return _fallback(target, config, reason, signature, why)
+    return _chosen(PlanEntry(strategy, compiled, signature), strategy.value, why)
+
+
+def _composite_fallback(config: JitConfig) -> str | None:
+    """How the tracer runs a composite it cannot trace (see `Tracer`)."""
+    if config.mode is JITMode.TRACE or config.strict:
+        return None
+    if config.mode is JITMode.STRUCTURAL or "dynamic" in config.disabled:
+        return None if "plain" in config.disabled else "plain"
+    return "auto"
+
+
+def _chosen(entry: Entry, name: str, why: dict[str, str]) -> Entry:
+    why[name] = "chosen"
+    for other in STRATEGIES:
+        why.setdefault(other, "not needed: a stronger strategy applies")
+    entry.considered = tuple((s, why[s]) for s in STRATEGIES)
+    return entry
 
 
 @contextlib.contextmanager
@@ -200,15 +232,33 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _fallback(target: Target, config: JitConfig, reason: StopReason, signature: str) -> Entry:
+def _fallback(
+    target: Target, config: JitConfig, reason: StopReason, signature: str, why: dict[str, str]
+) -> Entry:
+    """The strongest strategy left once the plan is out, or `TraceError` if none is."""
     if config.strict:
         raise TraceError(
             f"jit({target.name}, mode={config.mode.value!r}, strict=True) could not trace the "
             f"call: {reason}"
         )
-    if config.mode is JITMode.STRUCTURAL or reason.kind != "value":
-        return PlainEntry(reason, signature, _plain_plan(target))
-    return DynamicEntry(reason, signature, _numeric_leaves(config))
+    for name in ("trace", "structural"):
+        why.setdefault(name, f"the trace stopped: {reason}")
+    dynamic_first = config.mode is not JITMode.STRUCTURAL and reason.kind == "value"
+    order = ["dynamic", "plain"] if dynamic_first else ["plain", "dynamic"]
+    for name in order:
+        if name in config.disabled:
+            why[name] = "disabled by disable_strategies"
+        elif name == "dynamic" and config.mode is JITMode.STRUCTURAL:
+            why[name] = "mode='structural' never runs dynamically"
+        elif name == "dynamic":
+            return _chosen(DynamicEntry(reason, signature, _numeric_leaves(config)), name, why)
+        else:
+            return _chosen(PlainEntry(reason, signature, _plain_plan(target)), name, why)
+    listed = "; ".join(f"{name}: {text}" for name, text in why.items())
+    raise TraceError(
+        f"jit({target.name}) has no strategy left for this call ({listed}); enable one with "
+        "disable_strategies=... or change the function so that it traces"
+    )
 
 
 def _numeric_leaves(config: JitConfig) -> NumericLeaves | None:

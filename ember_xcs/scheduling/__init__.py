@@ -1,6 +1,8 @@
 """Scheduling: the engine loop, executors, schedulers, hooks and `execute_graph`."""
 
+from ._engine import EngineStatus as EngineStatus
 from ._engine import Run as Run
+from ._engine import engine_status as engine_status
 from ._engine import run_plan as run_plan
 from ._execute import execute_graph as execute_graph
 from ._executors import Executor as Executor

@@ -49,9 +49,11 @@ running at a deadline cannot be stopped: their results are dropped when they arr
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import threading
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from queue import Empty, SimpleQueue
 from typing import Any
@@ -61,9 +63,17 @@ from .._options import ExecutionOptions, hook_calls
 from ._async_loop import blocking_loop_error, on_background_loop
 from ._node_call import NodeCall
 from ._plan import ExecutionPlan, PlanNode
+from ._pool import shared_pool
 from ._result import ExecutionResult, ExecutionStats
 
-__all__ = ["DEFAULT_MAX_WORKERS", "Run", "node_timeout_error", "run_plan"]
+__all__ = [
+    "DEFAULT_MAX_WORKERS",
+    "EngineStatus",
+    "Run",
+    "engine_status",
+    "node_timeout_error",
+    "run_plan",
+]
 
 DEFAULT_MAX_WORKERS = 512  # I/O-bound calls: wide is cheap; this only bounds runaway graphs
 _PENDING = object()
@@ -131,6 +141,7 @@ class Run:
         self.seen: set[int] = set()  # ids of errors a dynamic body was handed
         self.failed_at: int | None = None  # dynamic: the earliest call that failed
         self.held: set[int] = set()  # dynamic: calls made after it, not started
+        _live.add(self)
         reserve = getattr(executor, "reserve", None)
         if reserve is not None and n > 1:
             reserve(min(plan.thread_width, self.capacity))
@@ -363,6 +374,55 @@ class Run:
         return ExecutionStats(
             self.scheduler, time.perf_counter() - self.start, self.count, self.peak
         )
+
+
+# --- introspection ------------------------------------------------------------------------
+
+_live: weakref.WeakSet[Run] = weakref.WeakSet()
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineStatus:
+    """A read-only snapshot of the engine, for dashboards and debugging.
+
+    **Attributes:**
+
+    - `runs`: runs with calls queued or in flight (graphs, jitted calls, batches).
+    - `queued`: calls whose inputs are ready but that wait for a worker (`max_workers`)
+      or were held back after a failure.
+    - `running`: calls in flight now.
+    - `peak`: the most calls one of those runs has had in flight at once so far.
+    - `workers`, `busy_workers`: threads of the shared worker pool, and those running a
+      call now (`async def` calls run on the event loop and need none).
+    """
+
+    runs: int
+    queued: int
+    running: int
+    peak: int
+    workers: int
+    busy_workers: int
+
+
+def engine_status() -> EngineStatus:
+    """What the engine is doing right now; see `EngineStatus`. Reading it changes nothing.
+
+    !!! example
+        ```python
+        status = xcs.engine_status()
+        print(status.running, status.queued, status.workers)
+        ```
+    """
+    active = [run for run in list(_live) if run.running or run.ready or run.held]
+    pool = shared_pool()
+    return EngineStatus(
+        runs=len(active),
+        queued=sum(len(run.ready) + len(run.held) for run in active),
+        running=sum(len(run.running) for run in active),
+        peak=max((max(run.peak, len(run.running)) for run in active), default=0),
+        workers=pool.size(),
+        busy_workers=pool.busy(),
+    )
 
 
 def _stop_at(now: float, deadline: float | None, node_timeout: float | None) -> float:

@@ -41,6 +41,9 @@ class ExecutionHooks:
     ) -> None:
         """On the worker, after the operator raised."""
 
+    def on_compile_start(self, *, target: str, key: Any) -> None:
+        """Before jit traces a function for a new input signature (`key`: its structure)."""
+
     def on_compile(self, *, target: str, seconds: float, detail: str = "") -> None:
         """After jit traced a function or XLA compiled a numeric segment."""
 
@@ -49,6 +52,9 @@ class ExecutionHooks:
 
     def on_cache_miss(self, *, target: str, key: Any) -> None:
         """A jit call had to trace."""
+
+    def on_cache_evict(self, *, target: str, key: Any) -> None:
+        """A jitted function's cache dropped the plan for `key` (it held `cache_size`)."""
 
 
 for _event in [name for name in vars(ExecutionHooks) if name.startswith("on_")]:
