@@ -23,7 +23,13 @@ from typing import Any
 
 from ._errors import OptionsError
 
-__all__ = ["ExecutionOptions", "current_options", "execution_options", "hook_calls"]
+__all__ = [
+    "ExecutionOptions",
+    "current_options",
+    "execution_options",
+    "hook_calls",
+    "node_hook_calls",
+]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -156,6 +162,20 @@ def _events_of(hook: Any) -> list[str]:
     return [
         name for name in dir(type(hook)) if name.startswith("on_") and callable(getattr(hook, name))
     ]
+
+
+def node_hook_calls(options: ExecutionOptions) -> tuple[tuple[Any, ...], ...]:
+    """`(on_node_start, on_node_end, on_node_failure)` calls, in one lookup per node."""
+    table = options.__dict__.get("_hook_table")
+    found = table.get("node events") if table is not None else None
+    if found is None:
+        found = (
+            hook_calls(options, "on_node_start"),
+            hook_calls(options, "on_node_end"),
+            hook_calls(options, "on_node_failure"),
+        )
+        options.__dict__["_hook_table"]["node events"] = found
+    return found
 
 
 def hook_calls(options: ExecutionOptions, event: str) -> tuple[Any, ...]:

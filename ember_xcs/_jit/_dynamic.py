@@ -63,8 +63,10 @@ from ..scheduling import (
     ExecutionPlan,
     ExecutionStats,
     InlineExecutor,
+    NodeCall,
     PlanNode,
     Run,
+    deliver,
     resolve_scheduler,
 )
 from ._async import refuse_coroutine
@@ -263,9 +265,19 @@ def _executor_for(options: ExecutionOptions) -> tuple[Any, str]:
             "(mode='dynamic', or its trace stopped: see explain_jit_selection), so there is "
             "no plan to return; use mode='trace' to get one, or another scheduler"
         )
-    if isinstance(scheduler, EngineScheduler):
-        return scheduler.make_executor(options), name
-    return InlineExecutor(options), name  # a custom scheduler that is not an engine
+    executor = scheduler.make_executor(options) if isinstance(scheduler, EngineScheduler) else None
+    if executor is None or isinstance(executor, InlineExecutor):  # custom non-engine: inline
+        return _BodyThreadExecutor(options), name
+    return executor, name
+
+
+class _BodyThreadExecutor(InlineExecutor):
+    """Runs each call inline on the body's thread, where the run's call handler is
+    installed: the operator must run concretely, not be dispatched again."""
+
+    def submit(self, index: int, call: NodeCall, done: Any) -> None:
+        with intercept_calls(None):
+            deliver(done, index, call)
 
 
 def run_dynamic(

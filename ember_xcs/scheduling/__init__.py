@@ -8,6 +8,7 @@ from ._execute import execute_graph as execute_graph
 from ._executors import Executor as Executor
 from ._executors import InlineExecutor as InlineExecutor
 from ._executors import ThreadExecutor as ThreadExecutor
+from ._executors import deliver as deliver
 from ._hooks import ExecutionHooks as ExecutionHooks
 from ._hooks import NodeRecord as NodeRecord
 from ._hooks import Timeline as Timeline

@@ -169,7 +169,7 @@ def _run_local(key: str) -> tuple[bool, Any, Events, None]:
 
 
 def _run_shipped(call: NodeCall) -> tuple[bool, Any, Events, BaseException | None]:
-    recorders = [hook for hook in call.hooks if isinstance(hook, _HookRecorder)]
+    recorders = [hook for hook in call.options.hooks if isinstance(hook, _HookRecorder)]
     ok, value = _outcome_of(call)
     events = [event for recorder in recorders for event in recorder.events]
     # pickling an exception drops its __cause__, which is the user's original error

@@ -59,7 +59,7 @@ from queue import Empty, SimpleQueue
 from typing import Any
 
 from .._errors import ExecutionError, ExecutionTimeoutError, NodeExecutionError, XCSError
-from .._options import ExecutionOptions, hook_calls
+from .._options import ExecutionOptions, hook_calls, node_hook_calls
 from ._async_loop import blocking_loop_error, on_background_loop
 from ._node_call import NodeCall
 from ._plan import ExecutionPlan, PlanNode
@@ -138,6 +138,7 @@ class Run:
         self.expired: ExecutionTimeoutError | None = None
         self.finished = self.peak = self.count = 0
         self.lock = threading.RLock() if dynamic else None
+        self.node_hooks = node_hook_calls(options)
         self.seen: set[int] = set()  # ids of errors a dynamic body was handed
         self.failed_at: int | None = None  # dynamic: the earliest call that failed
         self.held: set[int] = set()  # dynamic: calls made after it, not started
@@ -161,14 +162,15 @@ class Run:
         deadline, node_timeout = self.deadline, self.node_timeout
         timed = deadline is not None or node_timeout is not None
         finished, peak, count = self.finished, self.peak, self.count
-        first_error = self.first_error
+        first_error, failed_at = self.first_error, self.failed_at
+        node_hooks, n = self.node_hooks, len(nodes)  # nodes are added only between pumps
         try:
             while True:
                 while ready and first_error is None and len(running) < capacity:
                     if barrier and running and wave[ready[0][1]] != wave[next(iter(running))]:
                         break
                     i = heapq.heappop(ready)[1]
-                    if self.failed_at is not None and i > self.failed_at and i != until:
+                    if failed_at is not None and i > failed_at and i != until:
                         self.held.add(i)  # the plain body would have stopped at the failure
                         continue
                     node = nodes[i]
@@ -180,7 +182,7 @@ class Run:
                         continue
                     call = NodeCall(
                         node.node_id, node.name, node.operator, args, kwargs, options,
-                        node.is_async,
+                        node.is_async, node_hooks,
                     )  # fmt: skip
                     if timed:
                         now = time.perf_counter()
@@ -196,7 +198,7 @@ class Run:
                 if len(running) > peak:
                     peak = len(running)
                 if until is None:
-                    if finished >= len(nodes):
+                    if finished >= n:
                         return
                 elif results[until] is not _PENDING or until in self.errors:
                     return
@@ -232,8 +234,8 @@ class Run:
                     self.failures[nodes[i].node_id] = error
                     self.errors[i] = error
                     finished += self._skip_dependents(i, error)
-                    if self.dynamic and (self.failed_at is None or i < self.failed_at):
-                        self.failed_at = i
+                    if self.dynamic and (failed_at is None or i < failed_at):
+                        self.failed_at = failed_at = i
                 elif first_error is None:
                     first_error = self._trace_path(_as_xcs_error(value, nodes[i]), i)
         except _GraphTimeout:
@@ -331,8 +333,35 @@ class Run:
                 self.remaining.append(waiting)
                 if waiting == 0:
                     heapq.heappush(self.ready, (i, i))
-            self.pump(block=False)
+            if waiting or self.failed_at is not None or len(self.running) >= self.capacity:
+                self.pump(block=False)  # absorb finished calls: they may release this one
+            elif not self.ready or self.ready[0][1] != i or not self._start_now():
+                self.pump(block=False)
         return i
+
+    def _start_now(self) -> bool:
+        """Submit the ready call just added, without a turn of the loop (the common case
+        of a dynamic call: inputs known, a worker free, nothing failed); False when it
+        must go through `pump` (a deadline to watch, or a binding error)."""
+        if self.deadline is not None or self.node_timeout is not None:
+            return False
+        i = heapq.heappop(self.ready)[1]
+        node = self.nodes[i]
+        args, kwargs = node.bind(self.results, self.inputs)
+        call = NodeCall(
+            node.node_id, node.name, node.operator, args, kwargs, self.options, node.is_async,
+            self.node_hooks,
+        )  # fmt: skip
+        self.running[i] = 0.0
+        self.count += 1
+        if len(self.running) > self.peak:
+            self.peak = len(self.running)
+        submit_async = getattr(self.executor, "submit_async", None)
+        if node.is_async and submit_async is not None:
+            submit_async(i, call, self.done)
+        else:
+            self.executor.submit(i, call, self.done)
+        return True
 
     def wait(self, i: int) -> Any:
         """Node `i`'s output, pumping the loop until it is there; its error if it failed."""

@@ -14,7 +14,6 @@ from queue import SimpleQueue
 from typing import Any, Protocol
 
 from .._options import ExecutionOptions
-from ..operators import current_call_handler, intercept_calls
 from ._async_loop import background_loop, on_background_loop
 from ._node_call import NodeCall
 from ._pool import shared_pool
@@ -54,9 +53,6 @@ class InlineExecutor:
         pass
 
     def submit(self, index: int, call: NodeCall, done: Done) -> None:
-        if current_call_handler() is not None:  # a dynamic jit run: its body's thread
-            with intercept_calls(None):  # the operator runs concretely, not recorded
-                return deliver(done, index, call)
         try:  # deliver(), inlined: this is the sequential scheduler's whole per-node cost
             done.put((index, True, call()))
         except BaseException as exc:  # noqa: BLE001 - the engine decides what to do with it

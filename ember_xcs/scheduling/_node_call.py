@@ -18,7 +18,7 @@ from typing import Any
 from .._errors import ExecutionError, NodeExecutionError, summarize_inputs
 from .._options import (
     ExecutionOptions,
-    hook_calls,
+    node_hook_calls,
     options_are_current,
     reset_current_options,
     set_current_options,
@@ -45,8 +45,8 @@ class NodeCall:
     """
 
     __slots__ = (
-        "args", "ends", "failures", "hooks", "is_async", "kwargs", "name", "node_id",
-        "operator", "options", "starts", "stop_at",
+        "args", "ends", "failures", "is_async", "kwargs", "name", "node_id", "operator",
+        "options", "starts", "stop_at",
     )  # fmt: skip
 
     def __init__(
@@ -58,6 +58,7 @@ class NodeCall:
         kwargs: dict[str, Any],
         options: ExecutionOptions,
         is_async: bool,
+        node_hooks: tuple[tuple[Any, ...], ...] | None = None,
     ):
         self.node_id = node_id
         self.name = name
@@ -65,12 +66,9 @@ class NodeCall:
         self.args = args
         self.kwargs = kwargs
         self.options = options
-        self.hooks = options.hooks
-        self.starts = hook_calls(options, "on_node_start")
-        self.ends = hook_calls(options, "on_node_end")
-        self.failures = hook_calls(options, "on_node_failure")
-        self.is_async = is_async
-        self.stop_at = _NEVER
+        # (on_node_start, on_node_end, on_node_failure) calls: a run passes its own
+        self.starts, self.ends, self.failures = node_hooks or node_hook_calls(options)
+        self.is_async = is_async  # `stop_at` is set only when a deadline applies
 
     def __call__(self) -> Any:
         if self.is_async:  # executors without an event loop still get async nodes right
@@ -146,7 +144,7 @@ class NodeCall:
             not nested
             and attempt < options.retries
             and isinstance(exc, options.retry_on)
-            and time.perf_counter() + delay < self.stop_at
+            and time.perf_counter() + delay < getattr(self, "stop_at", _NEVER)
         )
         for hook in self.failures:
             hook(
