@@ -115,7 +115,7 @@ def _graph_panel(
         fill = CRITICAL if node_id in critical else "#e9ecef"
         stroke = COLORS["failed"] if node_id in failed else "#495057"
         parts.append(
-            f'<g><title>{escape(node_id)} ({escape(graph.nodes[node_id].name)})</title>'
+            f"<g><title>{escape(node_id)} ({escape(graph.nodes[node_id].name)})</title>"
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{box_w:.1f}" height="{box_h:.1f}" rx="3" '
             f'fill="{fill}" stroke="{stroke}"/>'
             + (_label(x + 4, y + box_h - 5, node_id, box_w - 8) if box_h >= 12 else "")
