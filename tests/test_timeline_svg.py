@@ -92,6 +92,7 @@ def test_svg_highlights_the_measured_critical_path_in_graph_and_timeline(tmp_pat
     assert "critical path: slow → join" in root.find(f"{SVG}title").text
     thick = [line for line in root.iter(f"{SVG}line") if line.get("stroke") == CRITICAL]
     assert len(thick) == 1  # the one edge on the path: slow -> join
+    assert timeline.critical_path(graph) == ["slow", "join"]
 
 
 def test_svg_without_a_graph_draws_the_timeline_alone():
@@ -137,15 +138,17 @@ def test_an_empty_timeline_draws_a_placeholder():
 def test_svg_needs_the_graph_that_ran():
     timeline = run(diamond())
     with pytest.raises(
-        xcs.GraphError, match=r"^to_svg\(graph=\.\.\.\) needs the xcs.Graph that ran, got dict"
+        xcs.GraphError,
+        match=r"^graph= needs the xcs.Graph that ran, got dict; for to_svg, leave graph out",
     ):
         timeline.to_svg(graph={"slow": "join"})
     other = xcs.Graph()
     other.add_node(fast, node_id="elsewhere")
-    with pytest.raises(
-        xcs.GraphError, match=r"none of the recorded nodes \(fast, join, slow\) is in this graph"
-    ):
-        timeline.to_svg(graph=other)
+    for draw in (lambda: timeline.to_svg(graph=other), lambda: timeline.critical_path(other)):
+        with pytest.raises(
+            xcs.GraphError, match=r"^graph=: none of the recorded nodes \(fast, join, slow\) is in"
+        ):
+            draw()
 
 
 def test_node_ids_are_escaped_in_the_svg():

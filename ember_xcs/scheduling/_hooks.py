@@ -224,6 +224,15 @@ class Timeline(ExecutionHooks):
             rows.append(f"{r.node_id:<{label}} |{' ' * left}{mark * bar}")
         return "\n".join(rows)
 
+    def critical_path(self, graph: Any) -> list[str]:
+        """The chain of `graph` that set the wall time: its heaviest path, each node
+        weighted by the seconds its recorded attempts took (0 for a node that did not run).
+        """
+        from ._timeline_svg import check_graph, critical_nodes
+
+        check_graph(graph, self.records)
+        return critical_nodes(self.records, graph)
+
     # --- export ----------------------------------------------------------------------------
 
     def to_chrome_trace(self, path: str | Path | None = None) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from .._errors import GraphError
 from ..graph import Graph
 from ._trace_export import pack_lanes
 
-__all__ = ["critical_nodes", "timeline_svg"]
+__all__ = ["check_graph", "critical_nodes", "timeline_svg"]
 
 WIDTH = 960
 MARGIN = 12
@@ -51,7 +51,7 @@ def timeline_svg(records: Sequence[Any], *, graph: Graph | None = None) -> str:
     parts: list[str] = []
     top = MARGIN
     if graph is not None:
-        _check_graph(graph, records)
+        check_graph(graph, records)
         critical = critical_nodes(records, graph) if records else []
         failed = {r.node_id for r in records if r.outcome == "failed"}
         height = _graph_panel(parts, graph, set(critical), failed, top)
@@ -67,18 +67,19 @@ def timeline_svg(records: Sequence[Any], *, graph: Graph | None = None) -> str:
     return "\n".join([head, *parts, "</svg>\n"])
 
 
-def _check_graph(graph: Any, records: Sequence[Any]) -> None:
+def check_graph(graph: Any, records: Sequence[Any]) -> None:
+    """Raise `GraphError` unless `graph` is a `Graph` holding some recorded node."""
     if not isinstance(graph, Graph):
         raise GraphError(
-            f"to_svg(graph=...) needs the xcs.Graph that ran, got {type(graph).__name__}; "
-            "leave graph out to draw the timeline alone"
+            f"graph= needs the xcs.Graph that ran, got {type(graph).__name__}; "
+            "for to_svg, leave graph out to draw the timeline alone"
         )
     ran = {r.node_id for r in records}
     if ran and not ran & set(graph.nodes):
         shown = ", ".join(sorted(ran)[:5])
         raise GraphError(
-            f"to_svg(graph=...): none of the recorded nodes ({shown}) is in this graph; "
-            "pass the graph this timeline recorded, or leave graph out"
+            f"graph=: none of the recorded nodes ({shown}) is in this graph; "
+            "pass the graph this timeline recorded"
         )
 
 
