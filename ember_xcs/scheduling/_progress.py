@@ -26,7 +26,6 @@ saying what to install.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import threading
 from contextvars import ContextVar
@@ -155,11 +154,13 @@ def _new_bar(total: int, delay: float, stream: Any, scheduler: str) -> Any:
 
 
 def _progress_hooks(progress: bool | float) -> ProgressHooks:
-    if importlib.util.find_spec("tqdm") is None:
+    try:  # imported once, then a dict lookup: options are made often
+        import tqdm  # noqa: F401
+    except ImportError:
         raise OptionsError(
             f"progress={progress!r} draws its bar with tqdm, which is not installed; run "
             "`pip install 'ember_xcs[progress]'` (or `pip install tqdm`), or drop progress="
-        )
+        ) from None
     hooks = ProgressHooks(DEFAULT_DELAY if progress is True else float(progress))
     hooks.added_by_progress_option = True  # so `replace(progress=...)` swaps it, not stacks it
     return hooks
