@@ -175,6 +175,7 @@ def test_progress_option_adds_one_hook_and_replace_swaps_it():
     assert len(on.replace(max_workers=2).hooks) == 2  # not stacked on every replace
     assert on.replace(progress=5).hooks[1].delay == 5.0
     assert on.replace(progress=False).hooks == (timeline,)
+    assert on.replace(max_workers=2) == on.replace(max_workers=2)  # equal settings, equal options
     with xcs.execution_options(progress=True):
         with xcs.execution_options(max_workers=3) as inner:
             assert sum(isinstance(h, ProgressHooks) for h in inner.hooks) == 1

@@ -56,10 +56,10 @@ class ProgressHooks(ExecutionHooks):
         self._lock = threading.Lock()
         self.added_by_progress_option = False
 
-    def __eq__(self, other: object) -> bool:  # options with equal settings compare equal
-        return (
-            type(other) is type(self) and (self.delay, self.file) == (other.delay, other.file)  # type: ignore[attr-defined]
-        )
+    def __eq__(self, other: object) -> bool:  # so ExecutionOptions(progress=True) == itself
+        if not isinstance(other, ProgressHooks):
+            return NotImplemented
+        return (self.delay, self.file) == (other.delay, other.file)
 
     def __hash__(self) -> int:
         return hash((type(self), self.delay, id(self.file)))
