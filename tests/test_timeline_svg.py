@@ -11,6 +11,7 @@ import time
 import xml.etree.ElementTree as ET
 
 import pytest
+from test_timeline_trace import run_flaky_and_broken
 
 import ember_xcs as xcs
 from ember_xcs.scheduling._timeline_svg import COLORS, CRITICAL
@@ -103,25 +104,7 @@ def test_svg_without_a_graph_draws_the_timeline_alone():
 
 
 def test_failed_and_retried_attempts_are_coloured_by_outcome():
-    attempts = []
-
-    @xcs.op
-    def flaky(prompt: str) -> str:
-        attempts.append(1)
-        if len(attempts) == 1:
-            raise ConnectionError("again")
-        return prompt
-
-    @xcs.op
-    def broken(prompt: str) -> str:
-        raise ValueError("no")
-
-    graph = xcs.Graph()
-    graph.add_node(flaky, node_id="flaky")
-    graph.add_node(broken, node_id="broken")
-    timeline = run(
-        graph, retries=1, retry_backoff=0, retry_on=(ConnectionError,), return_partial_results=True
-    )
+    graph, timeline = run_flaky_and_broken()
     found = shapes(timeline.to_svg(graph=graph))
     assert fill_of(found, "broken (broken): ") == {COLORS["failed"]}
     assert fill_of(found, "flaky (flaky): ") >= {COLORS["retried"]}

@@ -127,7 +127,8 @@ def test_async_nodes_overlapping_on_the_loop_thread_get_tracks_of_their_own():
     assert names == {"ember-xcs-async", *(f"ember-xcs-async · {k}" for k in (2, 3, 4))}
 
 
-def test_retried_and_failed_attempts_are_recorded_with_their_outcome():
+def run_flaky_and_broken() -> tuple[xcs.Graph, xcs.Timeline]:
+    """`flaky` fails once (a secret in its message) then succeeds; `broken` always fails."""
     attempts = []
 
     @xcs.op
@@ -154,6 +155,11 @@ def test_retried_and_failed_attempts_are_recorded_with_their_outcome():
     )
     result = xcs.execute_graph(graph, {"prompt": "p"}, options=options)
     assert list(result.failures) == ["broken"]
+    return graph, timeline
+
+
+def test_retried_and_failed_attempts_are_recorded_with_their_outcome():
+    _, timeline = run_flaky_and_broken()
     seen = sorted((r.node_id, r.attempt, r.outcome, r.error) for r in timeline.records)
     assert seen == [
         ("broken", 0, "failed", "ValueError"),

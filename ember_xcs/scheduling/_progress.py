@@ -1,7 +1,7 @@
 """`ProgressHooks`: a tqdm progress bar for long runs, drawn from hook events.
 
 `ExecutionOptions(progress=True)` adds one of these to the run's hooks (the options
-cannot import this layer, so this module registers the class with them on import), so
+cannot import this layer, so this module registers a factory with them on import), so
 the engine knows nothing about bars: explicit graphs, jitted calls and `vmap`/`pmap`
 batches all get one the same way.
 
@@ -18,8 +18,9 @@ runs each node in a copy of the context its run was started from, so a nested ru
 nodes see the depth of the node that started it. Concurrent outermost runs that share
 one options object share one bar (their sizes add up).
 
-**Cost.** With no bar open, node events return at once (~0.1 µs each: the run is not a
-terminal, or too short to have started one). tqdm is an optional extra
+**Cost.** With no bar open (stderr is not a terminal), node events return at once: the
+two calls cost what an empty `ExecutionHooks` costs (`benchmarks/RESULTS.md`,
+"Observability overhead"). tqdm is an optional extra
 (`pip install 'ember_xcs[progress]'`); without it, `progress=True` is an `OptionsError`
 saying what to install.
 """
