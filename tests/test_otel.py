@@ -8,6 +8,7 @@ worker threads" is checked on calls that really ran on different threads at once
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 
 import pytest
@@ -227,3 +228,9 @@ def test_vmap_batch_items_are_children_of_the_batch_run(otel):
         assert xcs.vmap(call)(["a", "b", "c", "d"]) == ["a!", "b!", "c!", "d!"]
     (run,) = spans_named(exporter, "ember_xcs.run")
     assert {parent_id(s) for s in spans_named(exporter, "call")} == {run.context.span_id}
+
+
+def test_without_opentelemetry_the_hooks_say_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "opentelemetry", None)  # as if it were not installed
+    with pytest.raises(ImportError, match=r"pip install 'ember_xcs\[otel\]'"):
+        OpenTelemetryHooks()

@@ -197,3 +197,16 @@ def test_progress_without_tqdm_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "tqdm", None)  # what `import tqdm` sees when it is missing
     with pytest.raises(xcs.OptionsError, match=r"pip install 'ember_xcs\[progress\]'"):
         xcs.ExecutionOptions(progress=True)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"delay": -1}, r"^ProgressHooks: delay must be seconds >= 0, got -1$"),
+        ({"delay": "2"}, r"^ProgressHooks: delay must be seconds >= 0, got '2'$"),
+        ({"file": "out.txt"}, r"^ProgressHooks: file must be a writable stream such as sys.stderr"),
+    ],
+)
+def test_progress_hooks_check_their_arguments(kwargs, message):
+    with pytest.raises(xcs.OptionsError, match=message):
+        ProgressHooks(**kwargs)

@@ -50,6 +50,12 @@ class ProgressHooks(ExecutionHooks):
     """
 
     def __init__(self, delay: float = DEFAULT_DELAY, *, file: Any = None) -> None:
+        if isinstance(delay, bool) or not isinstance(delay, int | float) or not delay >= 0:
+            raise OptionsError(f"ProgressHooks: delay must be seconds >= 0, got {delay!r}")
+        if file is not None and not callable(getattr(file, "write", None)):
+            raise OptionsError(
+                f"ProgressHooks: file must be a writable stream such as sys.stderr, got {file!r}"
+            )
         self.delay = delay
         self.file = file
         self._bar: Any = None
