@@ -7,11 +7,12 @@ calls (100 ms) while running them one by one takes 21 calls (1.05 s).
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from ._options import ExecutionOptions
 from .graph import Graph
 from .operators import op
-from .scheduling import execute_graph
+from .scheduling import Timeline, execute_graph
 
 
 def _build(width: int, latency: float) -> Graph:
@@ -33,7 +34,18 @@ def _build(width: int, latency: float) -> Graph:
     return graph
 
 
-def run_demo(quick: bool = False) -> int:
+def write_timeline(timeline: Timeline, path: str | None) -> None:
+    """`--timeline PATH`: write the Chrome trace and say how to open it."""
+    if path is None:
+        return
+    timeline.to_chrome_trace(path)
+    print(
+        f"timeline: {len(timeline.records)} node attempts -> {Path(path)} "
+        "(open it at https://ui.perfetto.dev or chrome://tracing)"
+    )
+
+
+def run_demo(quick: bool = False, timeline_path: str | None = None) -> int:
     latency = 0.005 if quick else 0.05
     width = 20
     graph = _build(width, latency)
@@ -46,10 +58,14 @@ def run_demo(quick: bool = False) -> int:
         f"critical path: {graph.critical_path_length():.0f} calls = {graph.critical_path_length() * latency * 1000:.0f} ms"
     )
     times = {}
+    recorded = Timeline()
     for scheduler in ("sequential", "parallel"):
+        hooks = (recorded,) if scheduler == "parallel" else ()
         start = time.perf_counter()
-        result = execute_graph(graph, inputs, options=ExecutionOptions(scheduler=scheduler))
+        options = ExecutionOptions(scheduler=scheduler, hooks=hooks)
+        result = execute_graph(graph, inputs, options=options)
         times[scheduler] = time.perf_counter() - start
         print(f"{scheduler:>10}: {times[scheduler] * 1000:8.1f} ms  -> {result['join']}")
     print(f"speedup: {times['sequential'] / times['parallel']:.1f}x")
+    write_timeline(recorded, timeline_path)
     return 0

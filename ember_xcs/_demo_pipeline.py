@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._demo import write_timeline
 from ._jit import get_jit_stats, jit
 from ._options import execution_options
 from .models import JudgeSynthesis, LLMOperator, SimulatedModel
@@ -192,7 +193,7 @@ def _critical_path_seconds(timeline: Timeline) -> float:
     return sum(chain) + max(answers, default=0.0)
 
 
-def run_mixed_demo(quick: bool = False) -> int:
+def run_mixed_demo(quick: bool = False, timeline_path: str | None = None) -> int:
     """Run the mixed pipeline plainly and under `xcs.jit`, print a table; returns 0."""
     devices = ensure_devices(NUM_DEVICES)
     latency = 0.01 if quick else 0.05
@@ -231,4 +232,5 @@ def run_mixed_demo(quick: bool = False) -> int:
     same = len({r[1]["answer"] for r in runs.values()}) == 1
     print(f"answer: {out['answer']} (confidence {float(out['confidence']):.2f})")
     print(f"same answer in every run: {same}")
+    write_timeline(runs["jit, parallel"][2], timeline_path)
     return 0

@@ -57,6 +57,9 @@ class ExecutionOptions:
     - `include_intermediates`: return every node's output, not only the sinks'.
     - `dask_client`: a `distributed.Client` or a scheduler address for `scheduler="dask"`;
       `None` uses the current default client.
+    - `progress`: `True` draws a progress bar (tqdm, the `progress` extra) for a run that
+      lasts over 2 s while stderr is a terminal; a number of seconds sets that delay;
+      `False` (default) adds nothing. It adds a `ProgressHooks` to `hooks`.
     """
 
     scheduler: Any = "auto"
@@ -70,6 +73,7 @@ class ExecutionOptions:
     hooks: tuple[Any, ...] = ()
     include_intermediates: bool = False
     dask_client: Any = None
+    progress: bool | float = False
 
     def __new__(cls, **overrides: Any) -> ExecutionOptions:
         # Checked here, before the dataclass __init__, so a misspelt option is an
@@ -89,7 +93,7 @@ class ExecutionOptions:
             if not isinstance(getattr(self, flag), bool):
                 raise OptionsError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
         object.__setattr__(self, "retry_on", _as_exception_types(self.retry_on))
-        object.__setattr__(self, "hooks", _as_hooks(self.hooks))
+        object.__setattr__(self, "hooks", _with_progress(_as_hooks(self.hooks), self.progress))
         if not isinstance(self.scheduler, str) and not hasattr(self.scheduler, "run"):
             raise OptionsError(
                 f"scheduler must be a scheduler name or an object with a run() method, "
@@ -200,6 +204,25 @@ def hook_calls(options: ExecutionOptions, event: str) -> tuple[Any, ...]:
             and not getattr(method, "__xcs_noop__", False)
         )
     return calls
+# `scheduling` draws the bar and registers how to make its hook here on import: options
+# sit below scheduling in the layers, so they cannot import it.
+_progress_factory: Any = None
+
+
+def register_progress_hooks(factory: Any) -> None:
+    """Called once by `ember_xcs.scheduling._progress`: how `progress=` makes its hook."""
+    global _progress_factory
+    _progress_factory = factory
+
+
+def _with_progress(hooks: tuple[Any, ...], progress: Any) -> tuple[Any, ...]:
+    if not isinstance(progress, bool) and (not _is_number(progress) or progress < 0):
+        raise OptionsError(
+            f"progress must be True, False or a delay in seconds >= 0, got {progress!r}"
+        )
+    # replace() hands back the hook this field added: drop it, then add what it says now
+    hooks = tuple(h for h in hooks if not getattr(h, "added_by_progress_option", False))
+    return hooks if progress is False else (*hooks, _progress_factory(progress))
 
 
 def _as_exception_types(value: Any) -> tuple[type[BaseException], ...]:

@@ -18,10 +18,10 @@ def _demo(args: argparse.Namespace) -> int:
     if args.graph:
         from ._demo import run_demo
 
-        return run_demo(quick=args.quick)
+        return run_demo(quick=args.quick, timeline_path=args.timeline)
     from ._demo_pipeline import run_mixed_demo
 
-    return run_mixed_demo(quick=args.quick)
+    return run_mixed_demo(quick=args.quick, timeline_path=args.timeline)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--graph",
         action="store_true",
         help="run the explicit-graph demo (20 slow calls -> join) instead of the mixed pipeline",
+    )
+    demo.add_argument(
+        "--timeline",
+        metavar="PATH",
+        help="write the parallel run's timeline as Chrome trace JSON (open it in Perfetto)",
     )
     demo.set_defaults(func=_demo)
     bench = sub.add_parser(

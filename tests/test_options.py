@@ -290,6 +290,7 @@ FIELD_TESTS = {
     "hooks": "test_hooks_option_receives_events",
     "include_intermediates": "test_include_intermediates_option_returns_every_node",
     "dask_client": "test_dask_client_option_is_the_client_used",
+    "progress": "test_progress_option_adds_a_progress_bar_hook",
 }
 
 
@@ -298,6 +299,12 @@ def test_every_option_field_has_a_consumer_test() -> None:
     assert fields == set(FIELD_TESTS), "add a test for each new ExecutionOptions field"
     for test_name in FIELD_TESTS.values():
         assert callable(globals().get(test_name)), test_name
+
+
+def test_progress_option_adds_a_progress_bar_hook() -> None:
+    # what the bar draws, and when, is tested in tests/test_progress.py
+    hooks = xcs.ExecutionOptions(progress=True).hooks
+    assert [type(h).__name__ for h in hooks] == ["ProgressHooks"]
 
 
 def test_scheduler_option_picks_the_scheduler() -> None:

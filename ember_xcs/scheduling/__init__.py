@@ -1,5 +1,6 @@
 """Scheduling: the engine loop, executors, schedulers, hooks and `execute_graph`."""
 
+from ._annotations import annotate_node as annotate_node
 from ._engine import EngineStatus as EngineStatus
 from ._engine import Run as Run
 from ._engine import engine_status as engine_status
@@ -11,13 +12,16 @@ from ._executors import ThreadExecutor as ThreadExecutor
 from ._executors import deliver as deliver
 from ._hooks import ExecutionHooks as ExecutionHooks
 from ._hooks import NodeRecord as NodeRecord
+from ._hooks import RunRecord as RunRecord
 from ._hooks import Timeline as Timeline
 from ._node_call import NodeCall as NodeCall
+from ._otel import OpenTelemetryHooks as OpenTelemetryHooks
 from ._plan import ExecutionPlan as ExecutionPlan
 from ._plan import PlanNode as PlanNode
 from ._plan import plan_for_graph as plan_for_graph
 from ._pool import WorkerPool as WorkerPool
 from ._pool import shared_pool as shared_pool
+from ._progress import ProgressHooks as ProgressHooks
 from ._result import ExecutionResult as ExecutionResult
 from ._result import ExecutionStats as ExecutionStats
 from ._schedulers import EngineScheduler as EngineScheduler

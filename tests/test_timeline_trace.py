@@ -1,0 +1,220 @@
+"""`Timeline` records every run and node attempt and exports Chrome trace-event JSON.
+
+The export is checked against the Trace Event Format that Perfetto and `chrome://tracing`
+read: a `traceEvents` list of complete events (`ph` "X", `ts`/`dur` in microseconds,
+integer `pid`/`tid`, a `name`, an `args` dict) and metadata events naming the tracks,
+with the complete events of one track nested or disjoint, never partly overlapping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+
+import pytest
+
+import ember_xcs as xcs
+
+
+def check_trace_event_format(trace: dict) -> None:
+    """Fail unless `trace` is valid trace-event JSON of the kinds the exporter emits."""
+    json.dumps(trace, allow_nan=False)  # strict JSON
+    assert isinstance(trace["traceEvents"], list)
+    named_tracks = set()
+    slices: dict[tuple[int, int], list[tuple[float, float]]] = {}
+    for event in trace["traceEvents"]:
+        assert event["ph"] in {"X", "M"}, event
+        assert isinstance(event["name"], str) and event["name"], event
+        assert type(event["pid"]) is int and type(event["tid"]) is int, event
+        assert isinstance(event["args"], dict), event
+        if event["ph"] == "M":
+            assert event["name"] in {"process_name", "thread_name", "thread_sort_index"}
+            if event["name"] == "thread_name":
+                named_tracks.add((event["pid"], event["tid"]))
+            continue
+        assert isinstance(event["cat"], str)
+        assert isinstance(event["ts"], int | float) and event["ts"] >= 0, event
+        assert isinstance(event["dur"], int | float) and event["dur"] >= 0, event
+        slices.setdefault((event["pid"], event["tid"]), []).append(
+            (event["ts"], event["ts"] + event["dur"])
+        )
+    assert set(slices) <= named_tracks, "every track with slices is named"
+    for track, spans in slices.items():
+        open_ends: list[float] = []
+        for start, end in sorted(spans, key=lambda s: (s[0], -s[1])):
+            while open_ends and open_ends[-1] <= start:
+                open_ends.pop()
+            assert not open_ends or end <= open_ends[-1], f"partial overlap on track {track}"
+            open_ends.append(end)
+
+
+def node_events(trace: dict) -> list[dict]:
+    return [e for e in trace["traceEvents"] if e["ph"] == "X" and e["cat"] == "node"]
+
+
+@xcs.op
+def answer(prompt: str, unit: int) -> str:
+    return f"{prompt}:{unit}"
+
+
+@xcs.op
+def join(*answers: str) -> int:
+    return len(answers)
+
+
+def fan_in(width: int = 6) -> xcs.Graph:
+    graph = xcs.Graph()
+    graph.add_node(join, node_id="join")
+    for i in range(width):
+        graph.add_node(answer, node_id=f"u{i}")
+        graph.add_edge(f"u{i}", "join")
+    return graph
+
+
+def test_chrome_trace_of_a_graph_run_follows_the_trace_event_format(tmp_path):
+    timeline = xcs.Timeline()
+    inputs = {"prompt": "q", **{f"u{i}": {"unit": i} for i in range(6)}}
+    xcs.execute_graph(fan_in(), inputs, options=xcs.ExecutionOptions(hooks=(timeline,)))
+    path = tmp_path / "trace.json"
+    trace = timeline.to_chrome_trace(path)
+    assert json.loads(path.read_text()) == trace
+    check_trace_event_format(trace)
+    nodes = node_events(trace)
+    assert sorted(e["name"] for e in nodes) == ["join", *(f"u{i}" for i in range(6))]
+    by_id = {r.node_id: r for r in timeline.records}
+    t0 = min(min(r.start for r in timeline.records), timeline.runs[0].start)
+    for event in nodes:
+        record = by_id[event["name"]]
+        assert event["args"] == {
+            "node_id": record.node_id,
+            "operator": record.name,
+            "attempt": 0,
+            "outcome": "ok",
+        }
+        assert event["pid"] == os.getpid()
+        assert event["ts"] == pytest.approx((record.start - t0) * 1e6, abs=0.01)  # microseconds
+        assert event["dur"] == pytest.approx((record.end - record.start) * 1e6, abs=0.01)
+    (run,) = [e for e in trace["traceEvents"] if e["ph"] == "X" and e["cat"] == "run"]
+    assert run["name"] == "run (parallel)" and run["args"]["num_nodes"] == 7
+    assert all(run["ts"] <= e["ts"] and e["ts"] + e["dur"] <= run["ts"] + run["dur"] for e in nodes)
+
+
+def test_async_nodes_overlapping_on_the_loop_thread_get_tracks_of_their_own():
+    barrier = asyncio.Barrier(4)  # opens only with four calls in flight together
+
+    @xcs.op
+    async def fetch(prompt: str) -> str:
+        await asyncio.wait_for(barrier.wait(), timeout=10)
+        return prompt
+
+    graph = xcs.Graph()
+    for i in range(4):
+        graph.add_node(fetch, node_id=f"f{i}")
+    timeline = xcs.Timeline()
+    xcs.execute_graph(graph, {"prompt": "p"}, options=xcs.ExecutionOptions(hooks=(timeline,)))
+    assert {r.thread for r in timeline.records} == {"ember-xcs-async"}
+    assert timeline.max_concurrency() == 4
+    trace = timeline.to_chrome_trace()
+    check_trace_event_format(trace)  # would fail if the overlapping calls shared a track
+    tracks = {e["tid"] for e in node_events(trace)}
+    names = {
+        e["args"]["name"]
+        for e in trace["traceEvents"]
+        if e["ph"] == "M" and e["name"] == "thread_name" and e["tid"] in tracks
+    }
+    assert names == {"ember-xcs-async", *(f"ember-xcs-async · {k}" for k in (2, 3, 4))}
+
+
+def run_flaky_and_broken() -> tuple[xcs.Graph, xcs.Timeline]:
+    """`flaky` fails once (a secret in its message) then succeeds; `broken` always fails."""
+    attempts = []
+
+    @xcs.op
+    def flaky(prompt: str) -> str:
+        attempts.append(prompt)
+        if len(attempts) < 2:
+            raise ConnectionError(f"token sk-secret for {prompt}")
+        return prompt
+
+    @xcs.op
+    def broken(prompt: str) -> str:
+        raise ValueError("no")
+
+    graph = xcs.Graph()
+    graph.add_node(flaky, node_id="flaky")
+    graph.add_node(broken, node_id="broken")
+    timeline = xcs.Timeline()
+    options = xcs.ExecutionOptions(
+        hooks=(timeline,),
+        retries=1,
+        retry_backoff=0,
+        retry_on=(ConnectionError,),
+        return_partial_results=True,
+    )
+    result = xcs.execute_graph(graph, {"prompt": "p"}, options=options)
+    assert list(result.failures) == ["broken"]
+    return graph, timeline
+
+
+def test_retried_and_failed_attempts_are_recorded_with_their_outcome():
+    _, timeline = run_flaky_and_broken()
+    seen = sorted((r.node_id, r.attempt, r.outcome, r.error) for r in timeline.records)
+    assert seen == [
+        ("broken", 0, "failed", "ValueError"),
+        ("flaky", 0, "retried", "ConnectionError"),
+        ("flaky", 1, "ok", ""),
+    ]
+    trace = timeline.to_chrome_trace()
+    check_trace_event_format(trace)
+    outcomes = sorted(
+        (e["name"], e["args"]["attempt"], e["args"]["outcome"]) for e in node_events(trace)
+    )
+    assert outcomes == [("broken", 0, "failed"), ("flaky", 0, "retried"), ("flaky", 1, "ok")]
+    assert "sk-secret" not in json.dumps(trace)  # only the exception's type is kept
+    assert timeline.runs[0].failed is True  # a run with failures, even partial results
+
+
+def test_jitted_calls_and_vmap_batches_record_into_one_timeline():
+    @xcs.jit
+    def pair(prompt):
+        return [answer(prompt, 0), answer(prompt, 1)]
+
+    timeline = xcs.Timeline()
+    with xcs.execution_options(hooks=(timeline,)):
+        pair("a")
+        pair("b")  # a cached replay records like the first call
+        xcs.vmap(answer, in_axes=(0, None))(["x", "y", "z"], 7)
+    assert len(timeline.records) == 2 + 2 + 3
+    assert [run.num_nodes for run in timeline.runs][-2:] == [2, 3]
+    check_trace_event_format(timeline.to_chrome_trace())
+
+
+def test_records_name_the_process_and_thread_that_ran_each_attempt():
+    timeline = xcs.Timeline()
+    graph = fan_in(3)
+    options = xcs.ExecutionOptions(hooks=(timeline,), scheduler="sequential")
+    xcs.execute_graph(
+        graph, {"prompt": "q", **{f"u{i}": {"unit": i} for i in range(3)}}, options=options
+    )
+    assert {r.process for r in timeline.records} == {os.getpid()}
+    assert {r.thread for r in timeline.records} == {threading.current_thread().name}
+    assert timeline.runs[0].scheduler == "sequential"
+
+
+def test_an_empty_timeline_exports_an_empty_trace():
+    trace = xcs.Timeline().to_chrome_trace()
+    assert trace == {"traceEvents": [], "displayTimeUnit": "ms"}
+
+
+def test_clear_forgets_records_and_runs():
+    timeline = xcs.Timeline()
+    xcs.execute_graph(
+        fan_in(2),
+        {"prompt": "q", "u0": {"unit": 0}, "u1": {"unit": 1}},
+        options=xcs.ExecutionOptions(hooks=(timeline,)),
+    )
+    assert timeline.records and timeline.runs
+    timeline.clear()
+    assert timeline.records == [] and timeline.runs == []
