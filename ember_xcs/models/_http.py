@@ -69,7 +69,13 @@ from ._leaf import async_leaf
 from ._limits import CallLimits, shared_limits
 from ._protocol import ModelResponse
 from ._retry import RetryPolicy, parse_retry_after
-from ._transport import await_on_shared_loop, run_on_shared_loop, shared_session, submit
+from ._transport import (
+    await_on_shared_loop,
+    proxy_for,
+    run_on_shared_loop,
+    shared_session,
+    submit,
+)
 from ._usage import ModelStats, notify, record_call
 from ._wire import StreamState, messages_for, parse_chunk, parse_completion
 
@@ -173,6 +179,7 @@ class OpenAICompatibleModel:
         self.base_url = str(url).rstrip("/")
         self.endpoint = _endpoint(self.base_url)
         self._url = yarl.URL(self.endpoint)
+        self._proxy = proxy_for(url.scheme, url.host or "")
         self._display_endpoint = self.endpoint
         self._api_key = _Secret(key) if key else None
         self._auth = _Secret(f"Bearer {key}" if key else f"Basic {basic}") if key or basic else None
@@ -366,7 +373,11 @@ class OpenAICompatibleModel:
     async def _post(self, data: bytes) -> tuple[int, str, Any, bytes]:
         try:
             async with shared_session().post(
-                self._url, data=data, headers=self._headers(), timeout=self._client_timeout
+                self._url,
+                data=data,
+                headers=self._headers(),
+                timeout=self._client_timeout,
+                proxy=self._proxy,
             ) as reply:
                 return reply.status, reply.reason or "", reply.headers, await reply.read()
         except (TimeoutError, aiohttp.ClientError) as exc:
@@ -420,7 +431,11 @@ class OpenAICompatibleModel:
     ) -> None:
         try:
             async with shared_session().post(
-                self._url, data=data, headers=self._headers(), timeout=self._client_timeout
+                self._url,
+                data=data,
+                headers=self._headers(),
+                timeout=self._client_timeout,
+                proxy=self._proxy,
             ) as reply:
                 if reply.status >= 300:
                     raw = await reply.read()
