@@ -26,7 +26,7 @@ __all__ = ["compare", "load_rows", "stamp", "write_json", "write_markdown"]
 
 REGRESSION_THRESHOLD = 1.20
 _PACKAGES = ("ember_xcs", "jax", "jaxlib", "numpy", "networkx", "dask", "distributed")
-_PACKAGES += ("langgraph", "httpx", "matplotlib")
+_PACKAGES += ("langgraph", "aiohttp", "openai", "httpx", "matplotlib")
 
 
 def stamp(settings: Any, seconds: float, argv: list[str]) -> dict[str, Any]:
