@@ -285,6 +285,11 @@ def _throughput_rows(
         except Unavailable as exc:
             rows.append(Row("http", _THROUGHPUT, name, kind, note=str(exc)))
             continue
+        except Exception as exc:  # noqa: BLE001 - a failing contender is a reported row
+            note = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
+            log(f"  {name:<44} failed: {note}")
+            rows.append(Row("http", _THROUGHPUT, name, kind, ok=False, note=note))
+            continue
         wall = statistics.median(r[0] for r in runs)
         cpu = statistics.median(r[1] for r in runs)
         ok = all(r[2] for r in runs)
