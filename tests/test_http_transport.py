@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import pickle
 import threading
 
 import pytest
@@ -109,3 +110,10 @@ def test_blocking_complete_on_the_loop_thread_says_to_await_acomplete(fresh):
     with pytest.raises(xcs.XCSError) as info:
         xcs.jit(models.UniformEnsemble.from_units([Blocking()]))("q")
     assert "await model.acomplete" in str(info.value)
+
+
+def test_a_pickled_model_answers_the_same_and_shares_the_cap_in_its_process(fresh):
+    model = OpenAICompatibleModel(fresh.url, "m", api_key="sk-pickled", max_concurrency=3)
+    clone = pickle.loads(pickle.dumps(model))
+    assert clone.complete("q").text == model.complete("q").text
+    assert clone.limits is model.limits and "sk-pickled" not in repr(vars(clone))

@@ -72,7 +72,7 @@ from ._retry import RetryPolicy, parse_retry_after
 from ._transport import (
     await_on_shared_loop,
     proxy_for,
-    run_on_shared_loop,
+    run_coroutine,
     shared_session,
     submit,
 )
@@ -235,7 +235,7 @@ class OpenAICompatibleModel:
         if hit is not None:
             return hit
         self._refuse_blocking_the_loop("complete", "await model.acomplete(...)")
-        return run_on_shared_loop(self._call(body, key))
+        return run_coroutine(self._call(body, key))  # this thread waits; the loop works
 
     async def acomplete(self, prompt: Prompt, *, sample: int = 0, **params: Any) -> ModelResponse:
         """`complete`, awaited; the request itself runs on ember_xcs's shared loop."""

@@ -27,9 +27,9 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from ..scheduling._async_loop import background_loop, on_background_loop, run_coroutine
+from ..scheduling._async_loop import background_loop, on_background_loop, run_coroutine  # noqa: F401 - run_coroutine: re-exported for the models
 
-__all__ = ["await_on_shared_loop", "proxy_for", "run_on_shared_loop", "shared_session", "submit"]
+__all__ = ["await_on_shared_loop", "proxy_for", "run_coroutine", "shared_session", "submit"]
 
 T = TypeVar("T")
 
@@ -52,11 +52,6 @@ def proxy_for(scheme: str, host: str) -> str | None:
     if urllib.request.proxy_bypass(host):
         return None
     return urllib.request.getproxies().get(scheme)
-
-
-def run_on_shared_loop(coro: Coroutine[Any, Any, T]) -> T:
-    """Run `coro` on the shared loop; block this thread (not a new one) until it is done."""
-    return run_coroutine(coro)
 
 
 def submit(coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
