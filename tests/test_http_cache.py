@@ -16,17 +16,7 @@ from ember_xcs.cli import main as cli_main
 from ember_xcs.models import OpenAICompatibleModel, ResponseCache, RetryPolicy
 from ember_xcs.models.testing import OpenAITestServer
 
-
-@pytest.fixture(scope="module")
-def server():
-    with OpenAITestServer() as running:
-        yield running
-
-
-@pytest.fixture
-def fresh(server):
-    server.reset()
-    return server
+pytest_plugins = ("loopback",)  # the `server` and `fresh` fixtures
 
 
 @pytest.fixture

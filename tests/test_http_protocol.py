@@ -13,7 +13,9 @@ import pytest
 import ember_xcs as xcs
 from ember_xcs import models
 from ember_xcs.models import LLMOperator, OpenAICompatibleModel, RetryPolicy, ToolCall
-from ember_xcs.models.testing import Fault, OpenAITestServer
+from ember_xcs.models.testing import Fault
+
+pytest_plugins = ("loopback",)  # the `server` and `fresh` fixtures
 
 TOOLS = [
     {
@@ -21,12 +23,6 @@ TOOLS = [
         "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}},
     }
 ]
-
-
-@pytest.fixture(scope="module")
-def server():
-    with OpenAITestServer() as running:
-        yield running
 
 
 @pytest.fixture

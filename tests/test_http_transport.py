@@ -13,23 +13,10 @@ import pytest
 import ember_xcs as xcs
 from ember_xcs import models
 from ember_xcs.models import LLMOperator, OpenAICompatibleModel, UniformEnsemble
-from ember_xcs.models.testing import OpenAITestServer
+
+pytest_plugins = ("loopback",)  # the `server` and `fresh` fixtures
 
 LOOP_THREAD = "ember-xcs-async"
-
-
-@pytest.fixture(scope="module")
-def server():
-    with OpenAITestServer() as running:
-        yield running
-
-
-@pytest.fixture
-def fresh(server):
-    server.reset()
-    server.latency = 0.0
-    yield server
-    server.latency = 0.0
 
 
 class WhereCallsEnd(xcs.ExecutionHooks):

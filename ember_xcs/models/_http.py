@@ -372,16 +372,20 @@ class OpenAICompatibleModel:
 
     async def _post(self, data: bytes) -> tuple[int, str, Any, bytes]:
         try:
-            async with shared_session().post(
-                self._url,
-                data=data,
-                headers=self._headers(),
-                timeout=self._client_timeout,
-                proxy=self._proxy,
-            ) as reply:
+            async with self._send(data) as reply:
                 return reply.status, reply.reason or "", reply.headers, await reply.read()
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _transport_failure(exc) from None
+
+    def _send(self, data: bytes) -> Any:
+        """The request, as aiohttp's `async with` context (on the shared loop)."""
+        return shared_session().post(
+            self._url,
+            data=data,
+            headers=self._headers(),
+            timeout=self._client_timeout,
+            proxy=self._proxy,
+        )
 
     def _finish(self, key: str | None, response: ModelResponse) -> None:
         if key is not None:
@@ -430,13 +434,7 @@ class OpenAICompatibleModel:
         self, data: bytes, state: StreamState, emit: Callable[[str], None]
     ) -> None:
         try:
-            async with shared_session().post(
-                self._url,
-                data=data,
-                headers=self._headers(),
-                timeout=self._client_timeout,
-                proxy=self._proxy,
-            ) as reply:
+            async with self._send(data) as reply:
                 if reply.status >= 300:
                     raw = await reply.read()
                     raise self._status_failure(reply.status, reply.reason or "", reply.headers, raw)
