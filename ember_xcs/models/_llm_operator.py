@@ -168,7 +168,8 @@ class LLMOperator(Operator):
 
     def call_model(self, prompt: str) -> Any:
         """Send `prompt` to the model and parse the text of the response."""
-        return self.finish(self._text(prompt))
+        text = self._text(prompt)
+        return self.parse(text) if self.parse is not None else text
 
     def _text(self, prompt: str) -> str:
         if self.stream:
