@@ -14,7 +14,7 @@ import ember_xcs as xcs
 from ember_xcs import models
 from ember_xcs.cli import main as cli_main
 from ember_xcs.models import OpenAICompatibleModel, ResponseCache, RetryPolicy
-from ember_xcs.models.testing import OpenAITestServer
+from ember_xcs.models.testing import Fault, OpenAITestServer
 
 pytest_plugins = ("loopback",)  # the `server` and `fresh` fixtures
 
@@ -181,3 +181,13 @@ def test_cache_command_shows_size_and_clears(tmp_path, capsys):
 def test_cache_option_rejects_other_values():
     with pytest.raises(models.ModelConfigError, match="cache must be True"):
         OpenAICompatibleModel("http://127.0.0.1:1", "m", cache=42)
+
+
+def test_track_usage_counts_calls_misses_hits_and_retries(fresh, cache_dir):
+    fresh.inject(Fault.server_error())
+    model = OpenAICompatibleModel(fresh.url, "m", cache=True, retry=RetryPolicy(1, 0.0))
+    with models.track_usage() as usage:
+        model.complete("q")  # a miss, a 500, a retry, the answer
+        model.complete("q")  # a hit
+    assert (usage.calls, usage.cache_misses, usage.cache_hits, usage.retries) == (1, 1, 1, 1)
+    assert usage.prompt_tokens == model.stats()["prompt_tokens"] > 0

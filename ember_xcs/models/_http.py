@@ -76,7 +76,7 @@ from ._transport import (
     shared_session,
     submit,
 )
-from ._usage import ModelStats, notify, record_call
+from ._usage import ModelStats, notify, record_call, record_event
 from ._wire import StreamState, messages_for, parse_chunk, parse_completion
 
 __all__ = ["OpenAICompatibleModel"]
@@ -337,7 +337,7 @@ class OpenAICompatibleModel:
             return None
         hit = self.cache.get(key)  # type: ignore[union-attr]
         if hit is None:
-            self._stats.count("cache_misses")
+            record_event(self._stats, "cache_misses")
             return None
         record_call(self._stats, self.name, hit.usage, cached=True)
         return hit
@@ -512,7 +512,7 @@ class OpenAICompatibleModel:
                 f"max_retry_after_seconds={policy.max_retry_after_seconds}",
             )
         delay = policy.delay(attempt, failure.retry_after)
-        self._stats.count("retries")
+        record_event(self._stats, "retries")
         logger.info(
             "model %r at %s: %s; retry %d/%d in %.3f s",
             self.name,

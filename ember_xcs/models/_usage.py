@@ -25,7 +25,7 @@ from typing import Any
 from .._options import current_options
 from ._protocol import Usage
 
-__all__ = ["ModelStats", "UsageTotals", "notify", "record_call", "track_usage"]
+__all__ = ["ModelStats", "UsageTotals", "notify", "record_call", "record_event", "track_usage"]
 
 
 @dataclasses.dataclass
@@ -112,6 +112,16 @@ def record_call(stats: ModelStats, model: str, usage: Usage, cached: bool) -> No
             for totals in meters:
                 totals.add(usage, cached)
     notify("on_model_usage", model=model, usage=usage, cached=cached)
+
+
+def record_event(stats: ModelStats, field: str) -> None:
+    """Count a `retries` or `cache_misses` event in the model's stats and open blocks."""
+    stats.count(field)
+    meters = _meters.get()
+    if meters:
+        with _meter_lock:
+            for totals in meters:
+                setattr(totals, field, getattr(totals, field) + 1)
 
 
 def notify(event: str, **payload: Any) -> None:
