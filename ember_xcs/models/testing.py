@@ -435,47 +435,36 @@ def _completion(owner: OpenAITestServer, body: dict[str, Any], bad_usage: bool =
 
 
 def _chunks(owner: OpenAITestServer, body: dict[str, Any]) -> list[dict[str, Any]]:
-    """The `chat.completion.chunk`s of a streamed answer: a role chunk, the content in
-    pieces (or a tool call), a finish chunk per choice, and usage if asked for."""
-    header, choices, chunks = (
-        _header(owner, body, "chat.completion.chunk"),
-        _choices(owner, body),
-        [],
-    )
+    """The `chat.completion.chunk`s of a streamed answer: per choice, its deltas and a
+    finish chunk; then usage, if the request asked for it."""
+    header, chunks = _header(owner, body, "chat.completion.chunk"), []
+    choices = _choices(owner, body)
     for choice in choices:
-        index, message = choice["index"], choice["message"]
-        deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
-        if message.get("tool_calls"):
-            call = message["tool_calls"][0]
-            function = call["function"]
-            deltas[0]["content"] = None
-            deltas.append(
-                {
-                    "tool_calls": [
-                        {
-                            "index": 0,
-                            "id": call["id"],
-                            "type": "function",
-                            "function": {"name": function["name"], "arguments": ""},
-                        }
-                    ]
-                }
-            )
-            deltas += [
-                {"tool_calls": [{"index": 0, "function": {"arguments": part}}]}
-                for part in _pieces(function["arguments"])
-            ]
-        else:
-            deltas += [{"content": part} for part in _pieces(message["content"])]
-        for delta in deltas:
-            chunks.append(
-                {**header, "choices": [{"index": index, "delta": delta, "finish_reason": None}]}
-            )
+        index = choice["index"]
+        for delta in _deltas(choice["message"]):
+            delta_choice = {"index": index, "delta": delta, "finish_reason": None}
+            chunks.append({**header, "choices": [delta_choice]})
         finish = {"index": index, "delta": {}, "finish_reason": choice["finish_reason"]}
         chunks.append({**header, "choices": [finish]})
     if (body.get("stream_options") or {}).get("include_usage"):
         chunks.append({**header, "choices": [], "usage": _usage_of(body, choices)})
     return chunks
+
+
+def _deltas(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """A message as stream deltas: the role, then the content (or one tool call) in pieces."""
+    calls = message.get("tool_calls")
+    if not calls:
+        pieces = _pieces(message["content"])
+        return [{"role": "assistant", "content": ""}, *({"content": p} for p in pieces)]
+    call, function = calls[0], calls[0]["function"]
+    opening = {"index": 0, "id": call["id"], "type": "function"}
+    opening["function"] = {"name": function["name"], "arguments": ""}
+    rest = [
+        {"tool_calls": [{"index": 0, "function": {"arguments": part}}]}
+        for part in _pieces(function["arguments"])
+    ]
+    return [{"role": "assistant", "content": None}, {"tool_calls": [opening]}, *rest]
 
 
 def _pieces(text: str, size: int = 4) -> list[str]:
