@@ -1,10 +1,11 @@
 """One aiohttp session on ember_xcs's shared event loop: every HTTP model request runs here.
 
 **Why aiohttp.** Measured on this project's 2-core machine against one loopback server
-(`ember-xcs bench`, section `http`): aiohttp costs about 0.2 CPU-ms per request at 100 in
-flight, where `httpx.AsyncClient` costs 0.7 ms alone and 3.5 ms at 100, and the official
-`openai` client (httpx underneath) 2.5 ms. A batch of LLM calls against a local vLLM
-server is bound by exactly this cost, so the transport was chosen by it.
+(issue 12, and `ember-xcs bench --sections http`): aiohttp by hand costs about 0.2 CPU-ms
+per request at 100 in flight on a quiet machine (0.6 ms at load 9), where
+`httpx.AsyncClient` costs 0.7 ms alone and 3.5 ms at 100 in flight (7 ms at load 9), and
+the official `openai` client (httpx underneath) about 2.5 ms. A batch of LLM calls against
+a local vLLM server is bound by exactly this cost, so the transport was chosen by it.
 
 **Why one loop.** The engine already awaits `async def` operators on one background loop
 (`ember_xcs.scheduling`). Requests from synchronous callers are handed to the same loop

@@ -258,7 +258,7 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as real servers and httpx pools expect
+    protocol_version = "HTTP/1.1"  # keep-alive, as real servers and client pools expect
     disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms stall
     server: _Server
 
