@@ -1,8 +1,9 @@
-"""The `ember-xcs` command: `demo`, `bench` and `doctor`.
+"""The `ember-xcs` command: `demo`, `bench`, `doctor` and `cache`.
 
 `demo` runs the flagship mixed pipeline (JAX on a simulated 8-device mesh + parallel
 simulated LLM calls under one `xcs.jit`; `--graph` runs the explicit-graph demo instead); `bench` runs the benchmark suite (see `benchmarks/`);
-`doctor` prints what this machine offers (JAX version, devices, optional extras).
+`doctor` prints what this machine offers (JAX version, devices, optional extras);
+`cache` shows the size of the HTTP models' response cache (`cache clear` empties it).
 """
 
 from __future__ import annotations
@@ -37,13 +38,19 @@ def _doctor(args: argparse.Namespace) -> int:
 
     print(f"ember_xcs {__import__('ember_xcs').__version__} on Python {platform.python_version()}")
     print(f"jax {jax.__version__}: backend {jax.default_backend()}, {jax.device_count()} device(s)")
-    for extra in ("distributed", "httpx", "langgraph", "matplotlib"):
+    for extra in ("aiohttp", "distributed", "langgraph", "matplotlib"):
         try:
             module = __import__(extra)
             print(f"{extra}: {getattr(module, '__version__', 'installed')}")
         except ImportError:
             print(f"{extra}: not installed")
     return 0
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from .models._cache import cache_command
+
+    return cache_command(args.action, args.path)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=_bench)
     doctor = sub.add_parser("doctor", help="print versions and devices")
     doctor.set_defaults(func=_doctor)
+    cache = sub.add_parser("cache", help="show the size of the response cache, or clear it")
+    cache.add_argument("action", nargs="?", choices=("info", "clear"), default="info")
+    cache.add_argument("--path", help="the cache file (default: the models' default cache)")
+    cache.set_defaults(func=_cache)
     return parser
 
 

@@ -24,22 +24,9 @@ from ember_xcs.models import (
 )
 from ember_xcs.models.testing import Fault, OpenAITestServer
 
+pytest_plugins = ("loopback",)  # the `server` and `fresh` fixtures
+
 FAST_RETRY = RetryPolicy(max_retries=3, backoff_seconds=0.01, max_backoff_seconds=0.02)
-
-
-@pytest.fixture(scope="module")
-def server():
-    with OpenAITestServer() as running:
-        yield running
-
-
-@pytest.fixture
-def fresh(server):
-    server.reset()
-    server.latency = 0.0
-    yield server
-    server.reset()
-    server.latency = 0.0
 
 
 @pytest.fixture

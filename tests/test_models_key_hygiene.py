@@ -58,7 +58,7 @@ def test_key_never_appears_in_reprs(server):
 
 
 def test_key_never_appears_in_log_records(server, caplog):
-    caplog.set_level(logging.DEBUG)  # every logger, httpx and httpcore included
+    caplog.set_level(logging.DEBUG)  # every logger, aiohttp included
     server.inject(Fault.rate_limited(0.01), Fault.server_error())
     with OpenAICompatibleModel(
         server.url, "m", api_key=KEY, retry=RetryPolicy(max_retries=2, backoff_seconds=0.01)

@@ -2,8 +2,11 @@
 
 - `Model` (protocol), `ModelResponse`, `Usage`: text in, response out, sync and async.
 - `SimulatedModel`: deterministic, with latency and failure injection; needs no key.
-- `OpenAICompatibleModel`: an httpx client for `/v1/chat/completions` with retries, a
-  shared concurrency cap and rate limit, and keys kept out of every message.
+- `OpenAICompatibleModel`: a client for `/v1/chat/completions` (aiohttp on ember_xcs's
+  shared event loop) with streaming, tool calls, `n` choices, retries, a shared
+  concurrency cap and rate limit, an optional on-disk `ResponseCache`, and keys kept out
+  of every message.
+- `track_usage()`: tokens and calls of a block of code (`UsageTotals`).
 - `LLMOperator`: a leaf operator rendering a prompt template and calling a model.
 - Ensembles: `UniformEnsemble`, `Sequential` (composites `jit` traces through) and
   `MostCommon`, `JudgeSynthesis`, `Verifier` (leaves); `nested_ensemble` builds
@@ -11,6 +14,7 @@
 - `ember_xcs.models.testing`: a local OpenAI-compatible server for tests.
 """
 
+from ._cache import ResponseCache as ResponseCache
 from ._ensembles import JudgeSynthesis as JudgeSynthesis
 from ._ensembles import MostCommon as MostCommon
 from ._ensembles import Sequential as Sequential
@@ -31,9 +35,12 @@ from ._limits import CallLimits as CallLimits
 from ._llm_operator import LLMOperator as LLMOperator
 from ._protocol import Model as Model
 from ._protocol import ModelResponse as ModelResponse
+from ._protocol import ToolCall as ToolCall
 from ._protocol import Usage as Usage
 from ._retry import RetryPolicy as RetryPolicy
 from ._simulated import SimulatedModel as SimulatedModel
+from ._usage import UsageTotals as UsageTotals
+from ._usage import track_usage as track_usage
 
 __all__ = [
     "CallLimits",
@@ -50,13 +57,17 @@ __all__ = [
     "OpenAICompatibleModel",
     "PromptTemplateError",
     "RateLimitError",
+    "ResponseCache",
     "RetryPolicy",
     "Sequential",
     "ServerError",
     "SimulatedModel",
+    "ToolCall",
     "UniformEnsemble",
     "Usage",
+    "UsageTotals",
     "Verdict",
     "Verifier",
     "nested_ensemble",
+    "track_usage",
 ]

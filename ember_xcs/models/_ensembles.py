@@ -29,7 +29,7 @@ from typing import Any
 
 from ..operators import Operator, operator_signature
 from ._errors import ModelConfigError, PromptTemplateError
-from ._llm_operator import LLMOperator
+from ._llm_operator import LLMOperator, instance_signature
 from ._protocol import Model
 
 __all__ = [
@@ -85,7 +85,7 @@ class UniformEnsemble(Operator):
         ensemble.units = units
         return ensemble
 
-    @property
+    @instance_signature
     def __signature__(self) -> inspect.Signature:
         return operator_signature(self.units[0])
 
@@ -150,18 +150,18 @@ class JudgeSynthesis(LLMOperator):
             self, required={"responses"}, allowed={"question", "responses", "count"}
         )
 
-    @property
+    @instance_signature
     def __signature__(self) -> inspect.Signature:
         return _signature("responses", "question")
 
-    def forward(self, responses: Sequence[Any], question: str = "") -> Any:
+    def prompt(self, responses: Sequence[Any], question: str = "") -> str:
         if isinstance(responses, str | bytes) or not isinstance(responses, Sequence):
             raise PromptTemplateError(
                 f"{self.name} needs a list of candidate answers as `responses`, "
                 f"got {type(responses).__name__}"
             )
         values = {"question": question, "responses": _numbered(responses), "count": len(responses)}
-        return self.call_model(self.render(values))
+        return self.render(values)
 
 
 VERIFIER_TEMPLATE = """Check this answer to the question.
@@ -201,12 +201,14 @@ class Verifier(LLMOperator):
         super().__init__(model, prompt_template, None, sample=sample, params=params, name=name)
         _check_placeholders(self, required={"answer"}, allowed={"question", "answer"})
 
-    @property
+    @instance_signature
     def __signature__(self) -> inspect.Signature:
         return _signature("answer", "question")
 
-    def forward(self, answer: Any, question: str = "") -> Verdict:
-        text = self.call_model(self.render({"question": question, "answer": str(answer)}))
+    def prompt(self, answer: Any, question: str = "") -> str:
+        return self.render({"question": question, "answer": str(answer)})
+
+    def finish(self, text: str, answer: Any, question: str = "") -> Verdict:
         return parse_verdict(text, str(answer))
 
 
@@ -224,7 +226,7 @@ class Sequential(Operator):
             raise ModelConfigError("Sequential needs a non-empty list of operators")
         self.operators = operators
 
-    @property
+    @instance_signature
     def __signature__(self) -> inspect.Signature:
         return operator_signature(self.operators[0])
 

@@ -1,44 +1,60 @@
 """`OpenAICompatibleModel`: a client for any server speaking `/v1/chat/completions`.
 
-**Why httpx.** It is already a core dependency, it has a sync and an async client with the
-same API (the engine runs sync operators on threads and `async def` ones on an event loop),
-separate connect/read/write/pool timeouts, and connection pooling. The official `openai`
-SDK would add a dependency tree (pydantic and more) for one endpoint, and it brings its own
-retry loop, which would have to be switched off so that retries, the shared concurrency cap
-and the rate limit compose in one place, here.
+**Transport.** Every request runs on ember_xcs's one shared event loop with one aiohttp
+connection pool (see `_transport` for the measurements behind aiohttp). `complete` hands
+the request to that loop and waits on a future, so a synchronous caller costs no thread;
+`acomplete` and `astream` await it from any loop. Under `jit`, `complete` and `stream`
+become leaf calls awaited on the engine's loop (see `_leaf`).
+
+**The protocol in full** (`_wire`): streaming (`stream()` / `astream()` yield text deltas
+from Server-Sent Events), tool calls (a reply with `content: null` is an empty `text` and
+its `tool_calls`), `n` choices in one request (`texts`), `response_format` and any other
+field passed through, and usage recorded per call (`stats()`, `track_usage()`, hooks).
 
 **One call** holds a slot of the model's `CallLimits` (the cap and rate limit shared by
 every model with the same endpoint, model name and limits), sends one request, and releases
-the slot before any backoff, so a sleeping retry never blocks another call.
+the slot before any backoff, so a sleeping retry never blocks another call. `timeout`
+bounds the whole request, reading included, so a server trickling bytes cannot keep a
+call alive past it.
 
 **Failures.** 429, 5xx, 408, timeouts and refused or reset connections are retried per the
 `RetryPolicy` (honouring `Retry-After`); other 4xx and malformed bodies are not. When it
 gives up, the error is a `ModelError` subclass naming the model, the endpoint, the status
-and the number of attempts, chained to the underlying httpx exception.
+and the number of attempts. A stream is retried only until its first piece of text.
 
-**Pickling** (for Dask workers in other processes) drops the connection pools and
-re-attaches the limits on arrival, so a cap is shared per process, not across a cluster.
+**Keys.** The API key (and credentials written into `base_url`, which are moved into an
+`Authorization` header) live in a `_Secret` whose repr is `'***'`, are unwrapped only to
+build a request's headers, and are scrubbed from any server text quoted in an error or a
+log message. Surrounding whitespace (the newline `open("key.txt").read()` leaves) is
+stripped; a key that still cannot be sent in a header is refused at construction without
+being shown.
 
-**Keys.** The API key lives in a `_Secret` whose repr is `'***'`, is only unwrapped to build
-the `Authorization` header (which httpx itself masks in reprs), and is scrubbed from any
-server text quoted in an error or log message.
+**Pickling** (for Dask workers in other processes) re-attaches the limits on arrival, so
+a cap is shared per process, not across a cluster.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import json
 import logging
+import math
 import os
-import threading
+import queue
+import re
 import time
-import weakref
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-import httpx
+import aiohttp
+import yarl
 
+from .._errors import ModelError
+from ..operators import current_call_handler
+from ..scheduling._async_loop import on_background_loop
+from ._cache import ResponseCache, resolve_cache
 from ._errors import (
     ClientError,
     MalformedResponseError,
@@ -49,9 +65,19 @@ from ._errors import (
     ServerError,
     _CallError,
 )
+from ._leaf import async_leaf
 from ._limits import CallLimits, shared_limits
-from ._protocol import ModelResponse, Usage
+from ._protocol import ModelResponse
 from ._retry import RetryPolicy, parse_retry_after
+from ._transport import (
+    await_on_shared_loop,
+    proxy_for,
+    run_coroutine,
+    shared_session,
+    submit,
+)
+from ._usage import ModelStats, notify, record_call, record_event
+from ._wire import StreamState, messages_for, parse_chunk, parse_completion
 
 __all__ = ["OpenAICompatibleModel"]
 
@@ -59,6 +85,8 @@ logger = logging.getLogger("ember_xcs.models")
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _SERVER_TEXT_LIMIT = 200
+_END = object()
+Prompt = str | Sequence[Mapping[str, Any]]
 
 
 class _Secret:
@@ -99,7 +127,8 @@ class OpenAICompatibleModel:
       `{base_url}/v1/chat/completions`. Default: `$OPENAI_BASE_URL`, else OpenAI.
     - `model`: the model name sent in each request.
     - `api_key`: sent as a bearer token. Default: `$OPENAI_API_KEY`; none for local servers.
-    - `timeout`: read/write timeout in seconds; `connect_timeout`: for connecting.
+    - `timeout`: seconds for the whole request, reading the reply included;
+      `connect_timeout`: for opening a connection.
     - `retry`: a `RetryPolicy` (default: 3 retries, 0.5 s backoff doubling to 8 s).
     - `max_concurrency`, `requests_per_second`: limits shared by every operator using a
       model with the same endpoint, model name and limits.
@@ -107,15 +136,18 @@ class OpenAICompatibleModel:
       reproducibly on servers that honour seeds.
     - `system_prompt`: sent before the user message when given.
     - `params`: default request fields such as `{"temperature": 0.7}`; per-call
-      `params` override them.
+      `params` override them (`n`, `tools`, `response_format`... pass straight through).
+    - `cache`: `True` to keep replies in the on-disk response cache (a path or a
+      `ResponseCache` for another file); off by default.
 
     !!! example
         ```python
         model = OpenAICompatibleModel("http://127.0.0.1:8000", "llama-3", max_concurrency=8)
-        with model:
-            print(model.complete("Say hi").text)
+        print(model.complete("Say hi").text)
         ```
     """
+
+    async_native = True  # acomplete never blocks its loop: LLMOperator awaits it under jit
 
     def __init__(
         self,
@@ -131,42 +163,52 @@ class OpenAICompatibleModel:
         seed: int | None = None,
         system_prompt: str | None = None,
         params: Mapping[str, Any] | None = None,
+        cache: bool | str | os.PathLike[str] | ResponseCache | None = None,
     ):
-        if not model:
+        if not model or not isinstance(model, str):
             raise ModelConfigError("OpenAICompatibleModel needs a model name, e.g. 'gpt-4o-mini'")
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
-        key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        url, basic = _parse_base_url(base_url)
+        key = _clean_key(api_key if api_key is not None else os.environ.get("OPENAI_API_KEY"))
+        if key and basic:
+            raise ModelConfigError(
+                f"base_url {_without_userinfo(base_url)!r} carries credentials and an api_key "
+                "is set too; pass the key only as api_key="
+            )
         self.name = model
-        self.base_url = base_url.rstrip("/")
+        self.base_url = str(url).rstrip("/")
         self.endpoint = _endpoint(self.base_url)
-        self._display_endpoint = _without_userinfo(self.endpoint)
+        self._url = yarl.URL(self.endpoint)
+        self._proxy = proxy_for(url.scheme, url.host or "")
+        self._display_endpoint = self.endpoint
         self._api_key = _Secret(key) if key else None
-        self.timeout = httpx.Timeout(timeout, connect=connect_timeout)
+        self._auth = _Secret(f"Bearer {key}" if key else f"Basic {basic}") if key or basic else None
+        self.timeout = _seconds("timeout", timeout)
+        self.connect_timeout = _seconds("connect_timeout", connect_timeout)
+        self._client_timeout = aiohttp.ClientTimeout(
+            total=self.timeout, sock_connect=self.connect_timeout
+        )
         self.retry = retry if retry is not None else RetryPolicy()
         self.seed = seed
         self.system_prompt = system_prompt
         self.params = dict(params or {})
+        self.cache = resolve_cache(cache)
         self.limits: CallLimits = shared_limits(
             ("openai", self.endpoint, model), max_concurrency, requests_per_second
         )
-        self.retries = 0  # retries made by this instance, for tests and monitoring
-        self._lock = threading.Lock()
-        self._client: httpx.Client | None = None
-        self._async_clients: weakref.WeakKeyDictionary[Any, httpx.AsyncClient] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._stats = ModelStats()
 
     def __repr__(self) -> str:
         key = "'***'" if self._api_key else "None"
         return (
-            f"OpenAICompatibleModel(base_url={_without_userinfo(self.base_url)!r}, "
+            f"OpenAICompatibleModel(base_url={self.base_url!r}, "
             f"model={self.name!r}, api_key={key}, max_concurrency={self.limits.max_concurrency}, "
             f"requests_per_second={self.limits.requests_per_second})"
         )
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickle without connection pools or locks (Dask ships operators to workers)."""
-        state = {k: v for k, v in vars(self).items() if k not in _UNPICKLED}
+        """Pickle without limits or counters (Dask ships operators to workers)."""
+        state = {k: v for k, v in vars(self).items() if k not in ("limits", "_stats")}
         state["_limits_config"] = (self.limits.max_concurrency, self.limits.requests_per_second)
         return state
 
@@ -174,51 +216,88 @@ class OpenAICompatibleModel:
         cap, rate = state.pop("_limits_config")
         self.__dict__.update(state)
         self.limits = shared_limits(("openai", self.endpoint, self.name), cap, rate)
-        self._lock = threading.Lock()
-        self._client = None
-        self._async_clients = weakref.WeakKeyDictionary()
+        self._stats = ModelStats()
 
     # --- the protocol ------------------------------------------------------------------
 
-    def complete(self, prompt: str, *, sample: int = 0, **params: Any) -> ModelResponse:
-        """POST one chat completion, retrying per `self.retry`; see the module docstring."""
-        body, start, attempt = self._body(prompt, sample, params), time.perf_counter(), 0
-        while True:
-            try:
-                with self.limits.slot():
-                    response = self._post(body)
-                return self._parse(response, start)
-            except _Failure as failure:
-                time.sleep(self._next_delay(failure, attempt))
-                attempt += 1
+    def complete(self, prompt: Prompt, *, sample: int = 0, **params: Any) -> ModelResponse:
+        """One chat completion, retried per `self.retry`; see the module docstring.
 
-    async def acomplete(self, prompt: str, *, sample: int = 0, **params: Any) -> ModelResponse:
-        """`complete` on the running event loop, with one `httpx.AsyncClient` per loop."""
-        body, start, attempt = self._body(prompt, sample, params), time.perf_counter(), 0
-        while True:
-            try:
-                async with self.limits.aslot():
-                    response = await self._apost(body)
-                return self._parse(response, start)
-            except _Failure as failure:
-                await asyncio.sleep(self._next_delay(failure, attempt))
-                attempt += 1
+        `prompt` is a string (one user message) or a list of message dicts (for tool
+        results and multi-turn chats). Inside a jitted function this is a leaf call.
+        """
+        handler = current_call_handler()
+        if handler is not None:
+            leaf = async_leaf(self, "acomplete", self.name)
+            return handler(leaf, (prompt,), {"sample": sample, **params})
+        body, key = self._request(prompt, sample, params)
+        hit = self._cached(key)
+        if hit is not None:
+            return hit
+        self._refuse_blocking_the_loop("complete", "await model.acomplete(...)")
+        return run_coroutine(self._call(body, key))  # this thread waits; the loop works
 
-    # --- lifecycle ---------------------------------------------------------------------
+    async def acomplete(self, prompt: Prompt, *, sample: int = 0, **params: Any) -> ModelResponse:
+        """`complete`, awaited; the request itself runs on ember_xcs's shared loop."""
+        body, key = self._request(prompt, sample, params)
+        hit = self._cached(key)
+        if hit is not None:
+            return hit
+        return await await_on_shared_loop(self._call(body, key))
+
+    def stream(self, prompt: Prompt, *, sample: int = 0, **params: Any) -> Any:
+        """Yield the reply's text as it arrives (Server-Sent Events).
+
+        Hooks with `on_stream_delta` receive every piece too. Inside a jitted function it
+        is one leaf call that returns the list of pieces once the reply is complete.
+        """
+        handler = current_call_handler()
+        if handler is not None:
+            leaf = async_leaf(self, "astream_pieces", self.name)
+            return handler(leaf, (prompt,), {"sample": sample, **params})
+        self._refuse_blocking_the_loop("stream", "async for piece in model.astream(...)")
+        return self._stream_sync(*self._request(prompt, sample, params, stream=True))
+
+    async def astream(
+        self, prompt: Prompt, *, sample: int = 0, **params: Any
+    ) -> AsyncIterator[str]:
+        """`stream`, as an async iterator usable on any event loop."""
+        body, key = self._request(prompt, sample, params, stream=True)
+        loop, pieces = asyncio.get_running_loop(), asyncio.Queue()
+
+        def put(item: Any) -> None:
+            loop.call_soon_threadsafe(pieces.put_nowait, item)
+
+        future = asyncio.wrap_future(submit(self._stream_call(body, key, put)))
+        future.add_done_callback(lambda _: pieces.put_nowait(_END))
+        try:
+            while (piece := await pieces.get()) is not _END:
+                yield piece
+            await future
+        finally:
+            future.cancel()
+
+    async def astream_pieces(self, prompt: Prompt, *, sample: int = 0, **params: Any) -> list[str]:
+        """The streamed pieces as one list (what `stream()` gives inside `jit`)."""
+        return [piece async for piece in self.astream(prompt, sample=sample, **params)]
+
+    def stats(self) -> dict[str, int]:
+        """Calls, `prompt_tokens`, `completion_tokens`, `total_tokens`, `cache_hits`,
+        `cache_misses` and `retries` of this model object so far."""
+        return self._stats.snapshot()
+
+    @property
+    def retries(self) -> int:
+        """Retries made by this model object."""
+        return self._stats.snapshot()["retries"]
+
+    # --- lifecycle (connections belong to the process-wide pool) -------------------------
 
     def close(self) -> None:
-        """Close the sync connection pool. Async pools close with `aclose()` on their loop."""
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
+        """Nothing to release: connections live in the shared, process-wide pool."""
 
     async def aclose(self) -> None:
-        """Close the running loop's async connection pool (and the sync one)."""
-        client = self._async_clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
-        self.close()
+        """As `close`."""
 
     def __enter__(self) -> OpenAICompatibleModel:
         return self
@@ -234,84 +313,172 @@ class OpenAICompatibleModel:
 
     # --- requests ----------------------------------------------------------------------
 
-    def _body(self, prompt: str, sample: int, params: Mapping[str, Any]) -> dict[str, Any]:
-        if not isinstance(prompt, str):
-            raise ModelConfigError(f"a prompt must be a str, got {type(prompt).__name__}")
-        messages = [{"role": "user", "content": prompt}]
-        if self.system_prompt is not None:
-            messages.insert(0, {"role": "system", "content": self.system_prompt})
+    def _request(
+        self, prompt: Prompt, sample: int, params: Mapping[str, Any], stream: bool = False
+    ) -> tuple[dict[str, Any], str | None]:
+        """The request body and its cache key (None without a cache)."""
+        try:
+            messages = messages_for(prompt, self.system_prompt)
+        except TypeError as exc:
+            raise ModelConfigError(f"model {self.name!r}: {exc}") from None
         body = {"model": self.name, "messages": messages, **self.params, **params}
         if self.seed is not None and "seed" not in params:
             body["seed"] = self.seed + sample
-        return body
+        key = None
+        if self.cache is not None:
+            key = ResponseCache.key({"endpoint": self.endpoint, **body}, sample)
+        if stream:
+            body["stream"] = True
+            body.setdefault("stream_options", {"include_usage": True})
+        return body, key
+
+    def _cached(self, key: str | None) -> ModelResponse | None:
+        if key is None:
+            return None
+        hit = self.cache.get(key)  # type: ignore[union-attr]
+        if hit is None:
+            record_event(self._stats, "cache_misses")
+            return None
+        record_call(self._stats, self.name, hit.usage, cached=True)
+        return hit
 
     def _headers(self) -> dict[str, str]:
-        if self._api_key is None:
-            return {}
-        return {"Authorization": f"Bearer {self._api_key.reveal()}"}
+        headers = {"Content-Type": "application/json"}
+        if self._auth is not None:
+            headers["Authorization"] = self._auth.reveal()
+        return headers
 
-    def _sync_client(self) -> httpx.Client:
-        with self._lock:
-            if self._client is None:
-                self._client = httpx.Client(timeout=self.timeout, limits=_POOL_LIMITS)
-            return self._client
-
-    def _async_client(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        client = self._async_clients.get(loop)
-        if client is None:
-            client = httpx.AsyncClient(timeout=self.timeout, limits=_POOL_LIMITS)
-            self._async_clients[loop] = client
-        return client
-
-    def _post(self, body: dict[str, Any]) -> httpx.Response:
-        try:
-            return self._sync_client().post(self.endpoint, json=body, headers=self._headers())
-        except httpx.HTTPError as exc:
-            raise _transport_failure(exc) from None
-
-    async def _apost(self, body: dict[str, Any]) -> httpx.Response:
-        try:
-            return await self._async_client().post(
-                self.endpoint, json=body, headers=self._headers()
+    def _refuse_blocking_the_loop(self, method: str, instead: str) -> None:
+        if on_background_loop():
+            raise ModelError(
+                f"model {self.name!r}: {method}() was called on ember_xcs's event-loop thread, "
+                f"where waiting for the reply would stall every other call; use `{instead}`"
             )
-        except httpx.HTTPError as exc:
+
+    async def _call(self, body: dict[str, Any], key: str | None) -> ModelResponse:
+        """One completion with retries, on the shared loop; cached and counted."""
+        start, attempt, data = time.perf_counter(), 0, json.dumps(body).encode()
+        while True:
+            try:
+                async with self.limits.aslot():
+                    status, reason, headers, raw = await self._post(data)
+                response = self._parse(status, reason, headers, raw, start)
+                break
+            except _Failure as failure:
+                await asyncio.sleep(self._next_delay(failure, attempt))
+                attempt += 1
+        self._finish(key, response)
+        return response
+
+    async def _post(self, data: bytes) -> tuple[int, str, Any, bytes]:
+        try:
+            async with self._send(data) as reply:
+                return reply.status, reply.reason or "", reply.headers, await reply.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise _transport_failure(exc) from None
+
+    def _send(self, data: bytes) -> Any:
+        """The request, as aiohttp's `async with` context (on the shared loop)."""
+        return shared_session().post(
+            self._url,
+            data=data,
+            headers=self._headers(),
+            timeout=self._client_timeout,
+            proxy=self._proxy,
+        )
+
+    def _finish(self, key: str | None, response: ModelResponse) -> None:
+        if key is not None:
+            self.cache.put(key, response)  # type: ignore[union-attr]
+        record_call(self._stats, self.name, response.usage, cached=False)
+
+    # --- streaming ---------------------------------------------------------------------
+
+    def _stream_sync(self, body: dict[str, Any], key: str | None) -> Iterator[str]:
+        pieces: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        future = submit(self._stream_call(body, key, pieces.put))
+        future.add_done_callback(lambda _: pieces.put(_END))
+        try:
+            while (piece := pieces.get()) is not _END:
+                yield piece
+            future.result()  # raises the call's error, if any
+        finally:
+            future.cancel()  # closed early: stop reading
+
+    async def _stream_call(
+        self, body: dict[str, Any], key: str | None, emit: Callable[[str], None]
+    ) -> ModelResponse:
+        """Stream one completion, calling `emit` per piece; retried until the first piece."""
+        hit = self._cached(key)
+        if hit is not None:
+            emit(hit.text)
+            notify("on_stream_delta", model=self.name, delta=hit.text)
+            return hit
+        start, attempt, data = time.perf_counter(), 0, json.dumps(body).encode()
+        while True:
+            state = StreamState(self.name)
+            try:
+                async with self.limits.aslot():
+                    await self._read_stream(data, state, emit)
+                response = state.response(time.perf_counter() - start)
+                break
+            except _Failure as failure:
+                if state.pieces:  # text already reached the caller: a retry would repeat it
+                    raise self._error(failure, attempt + 1) from None
+                await asyncio.sleep(self._next_delay(failure, attempt))
+                attempt += 1
+        self._finish(key, response)
+        return response
+
+    async def _read_stream(
+        self, data: bytes, state: StreamState, emit: Callable[[str], None]
+    ) -> None:
+        try:
+            async with self._send(data) as reply:
+                if reply.status >= 300:
+                    raw = await reply.read()
+                    raise self._status_failure(reply.status, reply.reason or "", reply.headers, raw)
+                async for line in reply.content:
+                    piece = parse_chunk(line, state)
+                    if piece:
+                        emit(piece)
+                        notify("on_stream_delta", model=self.name, delta=piece)
+                    if state.done:
+                        return
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise _transport_failure(exc) from None
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise _Failure(
+                MalformedResponseError,
+                f"malformed event stream ({type(exc).__name__}: {self._quote(str(exc))})",
+                cause=exc,
+            ) from None
 
     # --- responses ---------------------------------------------------------------------
 
-    def _parse(self, response: httpx.Response, start: float) -> ModelResponse:
+    def _parse(
+        self, status: int, reason: str, headers: Any, raw: bytes, start: float
+    ) -> ModelResponse:
         """A `ModelResponse` from a 2xx, or a `_Failure` describing what went wrong."""
-        status = response.status_code
         if status >= 300:
-            raise self._status_failure(response)
+            raise self._status_failure(status, reason, headers, raw)
         try:
-            payload = response.json()
-            text = payload["choices"][0]["message"]["content"]
-            if not isinstance(text, str):
-                raise TypeError(f"message content is {type(text).__name__}, not str")
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            snippet = self._quote(response.text)
+            return parse_completion(json.loads(raw), self.name, time.perf_counter() - start)
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            snippet = self._quote(raw.decode("utf-8", "replace"))
             raise _Failure(
                 MalformedResponseError,
                 f"malformed response ({type(exc).__name__}: {exc}); body began {snippet}",
                 status,
                 cause=exc,
             ) from None
-        return ModelResponse(
-            text=text,
-            model=str(payload.get("model") or self.name),
-            usage=_usage(payload.get("usage")),
-            latency_seconds=time.perf_counter() - start,
-        )
 
-    def _status_failure(self, response: httpx.Response) -> _Failure:
-        status = response.status_code
-        detail = f"HTTP {status} {response.reason_phrase}".rstrip()
-        message = _server_message(response)
+    def _status_failure(self, status: int, reason: str, headers: Any, raw: bytes) -> _Failure:
+        detail = f"HTTP {status} {reason}".rstrip()
+        message = _server_message(raw)
         if message:
             detail += f" (server said: {self._quote(message)})"
-        retry_after = parse_retry_after(response.headers)
+        retry_after = parse_retry_after(headers)
         if status == 429:
             kind: type[_CallError] = RateLimitError
         elif status >= 500:
@@ -323,9 +490,9 @@ class OpenAICompatibleModel:
         return _Failure(kind, detail, status, retry_after)
 
     def _quote(self, text: str) -> str:
-        """Server text made safe to show: the key scrubbed out, the length capped."""
-        if self._api_key is not None:
-            text = text.replace(self._api_key.reveal(), "***")
+        """Server text made safe to show: secrets scrubbed out, the length capped."""
+        if self._auth is not None:  # the key or Basic token alone, and the whole header
+            text = text.replace(self._auth.reveal().split(" ", 1)[1], "***")
         if len(text) > _SERVER_TEXT_LIMIT:
             text = text[: _SERVER_TEXT_LIMIT - 3] + "..."
         return repr(text)
@@ -345,8 +512,7 @@ class OpenAICompatibleModel:
                 f"max_retry_after_seconds={policy.max_retry_after_seconds}",
             )
         delay = policy.delay(attempt, failure.retry_after)
-        with self._lock:
-            self.retries += 1
+        record_event(self._stats, "retries")
         logger.info(
             "model %r at %s: %s; retry %d/%d in %.3f s",
             self.name,
@@ -361,6 +527,12 @@ class OpenAICompatibleModel:
     def _error(self, failure: _Failure, attempts: int, note: str = "") -> _CallError:
         tries = f" after {attempts} attempts" if attempts > 1 else ""
         hint = _HINTS.get(failure.kind, "")
+        if failure.status == 404:
+            hint = (
+                f"; the server has no such route or model: check base_url={self.base_url!r} "
+                "(requests go to base_url + '/chat/completions' when it ends in /v1, else to "
+                "base_url + '/v1/chat/completions') and the model name"
+            )
         error = failure.kind(
             f"model {self.name!r} at {self._display_endpoint}: {failure.detail}{tries}{note}{hint}",
             model=self.name,
@@ -369,13 +541,10 @@ class OpenAICompatibleModel:
             attempts=attempts,
             retry_after=failure.retry_after,
         )
-        error.__cause__ = failure.cause  # the httpx or JSON error, never the request
+        error.__cause__ = failure.cause  # the transport or JSON error, never the request
         error.__suppress_context__ = True
         return error
 
-
-_UNPICKLED = frozenset({"limits", "_lock", "_client", "_async_clients"})
-_POOL_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=64)
 
 _HINTS: dict[type[_CallError], str] = {
     ModelTimeoutError: "; raise timeout= or check the server's load",
@@ -385,24 +554,75 @@ _HINTS: dict[type[_CallError], str] = {
 }
 
 
+# --- settings ------------------------------------------------------------------------
+
+
+def _parse_base_url(base_url: Any) -> tuple[yarl.URL, str | None]:
+    """The URL without credentials, and those credentials as a Basic-auth token (or None)."""
+    if not isinstance(base_url, str):
+        raise ModelConfigError(f"base_url must be a str, got {type(base_url).__name__}")
+    shown = _without_userinfo(base_url)
+    try:
+        url = yarl.URL(base_url.strip())
+    except (ValueError, TypeError) as exc:
+        raise ModelConfigError(
+            f"base_url {shown!r} is not a valid URL ({exc}); write it like "
+            "'http://127.0.0.1:8000/v1'"
+        ) from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ModelConfigError(
+            f"base_url {shown!r} must be an http:// or https:// URL with a host, e.g. "
+            "'http://127.0.0.1:8000/v1'"
+        )
+    basic = None
+    if url.user is not None or url.password is not None:
+        pair = f"{url.user or ''}:{url.password or ''}".encode()
+        basic = base64.b64encode(pair).decode()
+        url = url.with_user(None)
+    return url, basic
+
+
+def _without_userinfo(url: str) -> str:
+    """`url` with any `user:password@` replaced by `***@` (works on malformed URLs too)."""
+    return re.sub(r"(//)[^/@]*@", r"\1***@", url)
+
+
+def _clean_key(key: Any) -> str | None:
+    """The key without surrounding whitespace; refused (never shown) if it cannot be sent."""
+    if key is None:
+        return None
+    if not isinstance(key, str):
+        raise ModelConfigError(f"api_key must be a str, got {type(key).__name__}")
+    key = key.strip()
+    for position, char in enumerate(key):
+        if not (" " < char < "\x7f"):
+            raise ModelConfigError(
+                f"api_key has a character at position {position} that an HTTP header cannot "
+                f"carry (non-ASCII, whitespace or a control character); check the key's "
+                f"source (the key itself is not shown)"
+            )
+    return key or None
+
+
+def _seconds(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ModelConfigError(f"{name} must be a finite number of seconds > 0, got {value!r}")
+    if value <= 0:
+        raise ModelConfigError(f"{name} must be > 0 seconds, got {value!r}")
+    return float(value)
+
+
 def _endpoint(base_url: str) -> str:
     if base_url.endswith("/v1"):
         return f"{base_url}/chat/completions"
     return f"{base_url}/v1/chat/completions"
 
 
-def _without_userinfo(url: str) -> str:
-    try:
-        return str(httpx.URL(url).copy_with(userinfo=b""))
-    except (httpx.InvalidURL, TypeError, ValueError):
-        return "<invalid url>"
-
-
-def _transport_failure(exc: httpx.HTTPError) -> _Failure:
+def _transport_failure(exc: BaseException) -> _Failure:
     name = type(exc).__name__
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, asyncio.TimeoutError):
         return _Failure(ModelTimeoutError, f"timed out ({name})", cause=exc)
-    if isinstance(exc, httpx.TransportError):
+    if isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError):
         return _Failure(
             ModelConnectionError,
             f"could not connect or lost the connection ({name}: {exc})",
@@ -411,19 +631,14 @@ def _transport_failure(exc: httpx.HTTPError) -> _Failure:
     return _Failure(ClientError, f"request failed ({name}: {exc})", cause=exc)
 
 
-def _server_message(response: httpx.Response) -> str:
+def _server_message(raw: bytes) -> str:
     """The `error.message` of an OpenAI-style error body, else the raw text."""
+    text = raw.decode("utf-8", "replace")
     try:
-        payload = response.json()
+        payload = json.loads(text)
     except ValueError:
-        return response.text.strip()
+        return text.strip()
     error = payload.get("error") if isinstance(payload, dict) else None
     if isinstance(error, dict) and isinstance(error.get("message"), str):
         return error["message"]
     return json.dumps(payload)
-
-
-def _usage(raw: Any) -> Usage:
-    if not isinstance(raw, dict):
-        return Usage()
-    return Usage(int(raw.get("prompt_tokens") or 0), int(raw.get("completion_tokens") or 0))

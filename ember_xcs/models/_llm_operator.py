@@ -5,6 +5,15 @@ The template's placeholders are the operator's parameters: `LLMOperator(model,
 `jit` sees an ordinary call, and a missing value is reported by placeholder name before any
 request is sent. It is a leaf (it holds a model, not operators), so under `jit` every
 `LLMOperator` call is one graph node, and independent ones run concurrently.
+
+Over a model that declares `async_native = True` (the HTTP model), a call made under
+`jit` is handed to the engine as an `async def` leaf (see `_leaf`): it is awaited on the
+engine's event loop, so a hundred calls in flight hold no worker thread. Called plainly,
+it answers synchronously as before.
+
+A subclass changes what is asked and what is returned by overriding `prompt(...)` (the
+text sent for the call's arguments) and `finish(text, ...)` (the result for a reply); the
+sync and async paths share both.
 """
 
 from __future__ import annotations
@@ -14,11 +23,23 @@ import string
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..operators import Operator
+from ..operators import Operator, current_call_handler
 from ._errors import ModelConfigError, PromptTemplateError
+from ._leaf import async_leaf
 from ._protocol import Model
 
-__all__ = ["LLMOperator", "template_placeholders"]
+__all__ = ["LLMOperator", "instance_signature", "template_placeholders"]
+
+
+class instance_signature:  # noqa: N801 - used as a decorator, like `property`
+    """`__signature__` for instances only: the class itself keeps its `__init__` signature,
+    so `inspect.signature(LLMOperator)` works (IDE and Jupyter signature help)."""
+
+    def __init__(self, compute: Callable[[Any], inspect.Signature]):
+        self.compute = compute
+
+    def __get__(self, instance: Any, owner: type) -> inspect.Signature | None:
+        return None if instance is None else self.compute(instance)
 
 
 def template_placeholders(template: str) -> tuple[str, ...]:
@@ -58,6 +79,8 @@ class LLMOperator(Operator):
     - `sample`: the sample index passed to the model (ensembles give each unit its own).
     - `params`: extra request options for every call, e.g. `{"temperature": 0.7}`.
     - `name`: the name shown in graphs, timelines and errors.
+    - `stream`: request the reply as a stream, so hooks with `on_stream_delta` see the
+      text as it arrives (the operator still returns the whole text).
 
     !!! example
         ```python
@@ -75,6 +98,7 @@ class LLMOperator(Operator):
         sample: int = 0,
         params: Mapping[str, Any] | None = None,
         name: str | None = None,
+        stream: bool = False,
     ):
         if not callable(getattr(model, "complete", None)):
             raise ModelConfigError(
@@ -88,6 +112,7 @@ class LLMOperator(Operator):
         self.parse = parse
         self.sample = sample
         self.params = dict(params or {})
+        self.stream = stream
         self._placeholders = template_placeholders(prompt_template)
         self._name = name or type(self).__name__
 
@@ -95,14 +120,40 @@ class LLMOperator(Operator):
     def name(self) -> str:
         return self._name
 
-    @property
+    @instance_signature
     def __signature__(self) -> inspect.Signature:
         kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
         return inspect.Signature([inspect.Parameter(p, kind) for p in self._placeholders])
 
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        handler = current_call_handler()
+        if handler is None:
+            return self.forward(*args, **kwargs)
+        if getattr(self.model, "async_native", False):  # awaited on the engine's loop
+            return handler(async_leaf(self, "aforward", self.name), args, kwargs)
+        return handler(self, args, kwargs)
+
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """Fill the placeholders (positionally in order of first use, or by name) and call."""
-        return self.call_model(self.render(self._bind(args, kwargs)))
+        return self.finish(self._text(self.prompt(*args, **kwargs)), *args, **kwargs)
+
+    async def aforward(self, *args: Any, **kwargs: Any) -> Any:
+        """`forward` with `await model.acomplete(...)` (or `astream`)."""
+        prompt = self.prompt(*args, **kwargs)
+        if self.stream:
+            pieces = self.model.astream(prompt, sample=self.sample, **self.params)
+            text = "".join([piece async for piece in pieces])
+        else:
+            text = (await self.model.acomplete(prompt, sample=self.sample, **self.params)).text
+        return self.finish(text, *args, **kwargs)
+
+    def prompt(self, *args: Any, **kwargs: Any) -> str:
+        """The prompt for a call's arguments."""
+        return self.render(self._bind(args, kwargs))
+
+    def finish(self, text: str, *args: Any, **kwargs: Any) -> Any:
+        """The operator's result for the reply `text` to a call with these arguments."""
+        return self.parse(text) if self.parse is not None else text
 
     def render(self, values: Mapping[str, Any]) -> str:
         """The prompt for `values`; raises `PromptTemplateError` naming missing placeholders."""
@@ -117,8 +168,13 @@ class LLMOperator(Operator):
 
     def call_model(self, prompt: str) -> Any:
         """Send `prompt` to the model and parse the text of the response."""
-        text = self.model.complete(prompt, sample=self.sample, **self.params).text
+        text = self._text(prompt)
         return self.parse(text) if self.parse is not None else text
+
+    def _text(self, prompt: str) -> str:
+        if self.stream:
+            return "".join(self.model.stream(prompt, sample=self.sample, **self.params))
+        return self.model.complete(prompt, sample=self.sample, **self.params).text
 
     def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         names = self._placeholders

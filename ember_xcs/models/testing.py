@@ -1,14 +1,23 @@
 """`OpenAITestServer`: a small OpenAI-compatible server for tests and benchmarks.
 
-It serves `POST /v1/chat/completions` on 127.0.0.1 at an ephemeral port, from a
+It serves `POST /v1/chat/completions` and `GET /v1/models` on 127.0.0.1 at an ephemeral
+port, from a
 `ThreadingHTTPServer` (one thread per connection, HTTP/1.1 keep-alive, standard library
 only), so the HTTP model is tested against a real socket with no network access. It
 measures what only the server can see: how many requests were in progress at once
 (`max_concurrent`), how many arrived, and what they carried.
 
+It speaks the protocol in full, as the official `openai` client reads it (a test checks):
+`stream: true` gets Server-Sent Events (`chat.completion.chunk`s, a usage chunk when
+`stream_options.include_usage` is set, then `data: [DONE]`); `n` gets `n` distinct
+choices; a request offering `tools` (and not answering one) gets a tool call with
+`content: null`; `response_format` of type `json_object`/`json_schema` gets a JSON
+object; errors are OpenAI error objects (`message`, `type`, `param`, `code`).
+
 Faults are queued with `inject(...)` and consumed one per request in arrival order:
 `Fault.rate_limited(retry_after)`, `Fault.server_error()`, `Fault.slow(seconds)`,
-`Fault.malformed()`. With `api_key` set, a request without the matching bearer token gets
+`Fault.malformed()`, `Fault.trickle(interval)` (a reply sent one byte per `interval`),
+`Fault.bad_usage()` (a completion whose `usage` counts are not numbers). With `api_key` set, a request without the matching bearer token gets
 a 401 whose message quotes the token it received, as real providers do, so tests can check
 that clients scrub keys from errors.
 
@@ -33,6 +42,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import deque
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,6 +61,8 @@ class Fault:
     retry_after: float | None = None
     delay: float = 0.0
     bad_json: bool = False
+    byte_interval: float = 0.0
+    garbage_usage: bool = False
 
     @classmethod
     def rate_limited(cls, retry_after: float | None = 0.05) -> Fault:
@@ -72,6 +84,16 @@ class Fault:
         """HTTP 200 with a body that is not JSON."""
         return cls(bad_json=True)
 
+    @classmethod
+    def trickle(cls, interval: float) -> Fault:
+        """A normal answer, sent one byte every `interval` seconds."""
+        return cls(byte_interval=interval)
+
+    @classmethod
+    def bad_usage(cls) -> Fault:
+        """A normal answer whose `usage` token counts are strings that are not numbers."""
+        return cls(garbage_usage=True)
+
 
 class OpenAITestServer:
     """A local chat completions server with latency and fault injection.
@@ -81,7 +103,8 @@ class OpenAITestServer:
     - `latency`: seconds every request waits before it is answered.
     - `api_key`: when set, requests must carry it as a bearer token.
     - `respond`: `(prompt, request_body) -> text`; the default is a token derived from the
-      prompt and the request's `seed`, so answers are deterministic.
+      prompt, the request's `seed` and, for `n > 1`, the choice index (which the body
+      carries as `"choice"`), so answers are deterministic.
 
     **Attributes** (measured server-side): `requests`, `concurrent`, `max_concurrent`,
     `bodies` (the decoded request bodies), `unauthorized` (requests refused with 401).
@@ -235,15 +258,18 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as real servers and httpx pools expect
+    protocol_version = "HTTP/1.1"  # keep-alive, as real servers and client pools expect
     disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms stall
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # stay quiet: tests read stderr
 
-    def do_GET(self) -> None:  # noqa: N802 - `GET /stats` and `GET /reset`, for ServerProcess
+    def do_GET(self) -> None:  # noqa: N802 - `/v1/models`; `/stats`, `/reset` for ServerProcess
         owner, path = self.server.owner, self.path.rstrip("/")
+        if path == "/v1/models":
+            self._send(200, _models_list())
+            return
         if path == "/reset":
             owner.reset()
         elif path != "/stats":
@@ -261,6 +287,10 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw)
         except ValueError:
             self._send(400, _error_body("request body is not JSON", "invalid_request_error"))
+            return
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            message = "'messages' is a required property"
+            self._send(400, _error_body(message, "invalid_request_error", "messages"))
             return
         if not self._authorized(owner):
             return
@@ -298,17 +328,45 @@ class _Handler(BaseHTTPRequestHandler):
                 headers["Retry-After"] = f"{fault.retry_after:g}"
             kind = "rate_limit_exceeded" if fault.status == 429 else "server_error"
             self._send(fault.status, _error_body(f"injected HTTP {fault.status}", kind), headers)
+        elif body.get("stream"):
+            self._send_events(_chunks(owner, body))
         else:
-            self._send(200, _completion(owner, body))
+            payload = _completion(owner, body, bad_usage=fault is not None and fault.garbage_usage)
+            self._send(200, payload, trickle=fault.byte_interval if fault else 0.0)
 
-    def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        payload: bytes,
+        headers: dict[str, str] | None = None,
+        trickle: float = 0.0,
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(payload)
+        if not trickle:
+            self.wfile.write(payload)
+            return
+        for i in range(len(payload)):  # one byte at a time, until the client gives up
+            if not self.server.owner._wait(trickle):
+                return
+            self.wfile.write(payload[i : i + 1])
+            self.wfile.flush()
+
+    def _send_events(self, chunks: list[dict[str, Any]]) -> None:
+        """Server-Sent Events over chunked transfer encoding (so keep-alive still works)."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        events = [f"data: {json.dumps(chunk)}\n\n".encode() for chunk in chunks]
+        for event in [*events, b"data: [DONE]\n\n", b""]:
+            self.wfile.write(f"{len(event):x}\r\n".encode() + event + b"\r\n")
+            self.wfile.flush()
 
 
 def _prompt_of(body: dict[str, Any]) -> str:
@@ -317,38 +375,110 @@ def _prompt_of(body: dict[str, Any]) -> str:
 
 
 def _default_respond(prompt: str, body: dict[str, Any]) -> str:
-    data = f"{body.get('seed')}\x1f{prompt}".encode()
-    return f"answer-{hashlib.blake2b(data, digest_size=4).hexdigest()}"
+    choice = body.get("choice", 0)
+    data = f"{body.get('seed')}\x1f{prompt}" + (f"\x1f{choice}" if choice else "")
+    return f"answer-{hashlib.blake2b(data.encode(), digest_size=4).hexdigest()}"
 
 
-def _completion(owner: OpenAITestServer, body: dict[str, Any]) -> bytes:
-    prompt = _prompt_of(body)
-    text = owner.respond(prompt, body)
-    prompt_tokens, completion_tokens = max(1, len(prompt) // 4), max(1, len(text) // 4)
-    return json.dumps(
-        {
-            "id": f"chatcmpl-test-{owner.requests}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body.get("model", "test-model"),
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
+def _choices(owner: OpenAITestServer, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """One `message` per requested choice: text, JSON text, or a tool call."""
+    prompt, n = _prompt_of(body), body.get("n") or 1
+    messages = body.get("messages") or [{}]
+    tools = body.get("tools") or []
+    if tools and body.get("tool_choice") != "none" and messages[-1].get("role") != "tool":
+        name = tools[0].get("function", {}).get("name", "tool")
+        call = {
+            "id": f"call_{owner.requests}",
+            "type": "function",
+            "function": {"name": name, "arguments": json.dumps({"prompt": prompt})},
         }
-    ).encode()
+        message = {"role": "assistant", "content": None, "tool_calls": [call]}
+        return [{"index": i, "message": message, "finish_reason": "tool_calls"} for i in range(n)]
+    json_mode = (body.get("response_format") or {}).get("type") in ("json_object", "json_schema")
+    choices = []
+    for i in range(n):
+        text = owner.respond(prompt, {**body, "choice": i})
+        content = json.dumps({"answer": text}) if json_mode else text
+        message = {"role": "assistant", "content": content}
+        choices.append({"index": i, "message": message, "finish_reason": "stop"})
+    return choices
 
 
-def _error_body(message: str, kind: str) -> bytes:
-    return json.dumps({"error": {"message": message, "type": kind, "code": kind}}).encode()
+def _usage_of(body: dict[str, Any], choices: list[dict[str, Any]]) -> dict[str, int]:
+    prompt = _prompt_of(body)
+    texts = [c["message"]["content"] or json.dumps(c["message"]["tool_calls"]) for c in choices]
+    prompt_tokens = max(1, len(prompt) // 4)
+    completion_tokens = sum(max(1, len(t) // 4) for t in texts)
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def _header(owner: OpenAITestServer, body: dict[str, Any], kind: str) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-test-{owner.requests}",
+        "object": kind,
+        "created": int(time.time()),
+        "model": body.get("model", "test-model"),
+    }
+
+
+def _completion(owner: OpenAITestServer, body: dict[str, Any], bad_usage: bool = False) -> bytes:
+    choices = _choices(owner, body)
+    usage: dict[str, Any] = _usage_of(body, choices)
+    if bad_usage:
+        usage = {"prompt_tokens": "many", "completion_tokens": [1], "total_tokens": None}
+    reply = {**_header(owner, body, "chat.completion"), "choices": choices, "usage": usage}
+    return json.dumps(reply).encode()
+
+
+def _chunks(owner: OpenAITestServer, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The `chat.completion.chunk`s of a streamed answer: per choice, its deltas and a
+    finish chunk; then usage, if the request asked for it."""
+    header, chunks = _header(owner, body, "chat.completion.chunk"), []
+    choices = _choices(owner, body)
+    for choice in choices:
+        index = choice["index"]
+        for delta in _deltas(choice["message"]):
+            delta_choice = {"index": index, "delta": delta, "finish_reason": None}
+            chunks.append({**header, "choices": [delta_choice]})
+        finish = {"index": index, "delta": {}, "finish_reason": choice["finish_reason"]}
+        chunks.append({**header, "choices": [finish]})
+    if (body.get("stream_options") or {}).get("include_usage"):
+        chunks.append({**header, "choices": [], "usage": _usage_of(body, choices)})
+    return chunks
+
+
+def _deltas(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """A message as stream deltas: the role, then the content (or one tool call) in pieces."""
+    calls = message.get("tool_calls")
+    if not calls:
+        pieces = _pieces(message["content"])
+        return [{"role": "assistant", "content": ""}, *({"content": p} for p in pieces)]
+    call, function = calls[0], calls[0]["function"]
+    opening = {"index": 0, "id": call["id"], "type": "function"}
+    opening["function"] = {"name": function["name"], "arguments": ""}
+    rest = [
+        {"tool_calls": [{"index": 0, "function": {"arguments": part}}]}
+        for part in _pieces(function["arguments"])
+    ]
+    return [{"role": "assistant", "content": None}, {"tool_calls": [opening]}, *rest]
+
+
+def _pieces(text: str, size: int = 4) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+def _models_list() -> bytes:
+    model = {"id": "test-model", "object": "model", "created": 0, "owned_by": "ember_xcs"}
+    return json.dumps({"object": "list", "data": [model]}).encode()
+
+
+def _error_body(message: str, kind: str, param: str | None = None) -> bytes:
+    error = {"message": message, "type": kind, "param": param, "code": kind}
+    return json.dumps({"error": error}).encode()
 
 
 class ServerProcess:
@@ -412,9 +542,8 @@ class ServerProcess:
         return self._get("reset")
 
     def _get(self, route: str) -> dict[str, int]:
-        import httpx
-
-        return httpx.get(f"{self.url}/{route}", timeout=5.0).json()
+        with urllib.request.urlopen(f"{self.url}/{route}", timeout=5.0) as reply:
+            return json.loads(reply.read())
 
 
 def main(argv: list[str] | None = None) -> int:

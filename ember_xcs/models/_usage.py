@@ -1,0 +1,132 @@
+"""Token usage and call counts: per model (`model.stats()`), per block of code
+(`track_usage()`), and as hook events.
+
+**Hooks.** Two optional events, called on any `ExecutionHooks` object in the current
+`execution_options(hooks=...)` that defines them (an object without them is skipped):
+
+- `on_model_usage(*, model, usage, cached)` after every model call, with its `Usage`;
+- `on_stream_delta(*, model, delta)` for every piece of text a streamed call receives, as
+  it arrives (on ember_xcs's event-loop thread: keep it quick and thread-safe).
+
+**`track_usage()`** sums the calls made inside its block, on any thread or task the
+block's calls run on (the engine copies the caller's context into its workers), so it
+gives the tokens of one jitted call or one graph run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from .._options import current_options
+from ._protocol import Usage
+
+__all__ = ["ModelStats", "UsageTotals", "notify", "record_call", "record_event", "track_usage"]
+
+
+@dataclasses.dataclass
+class UsageTotals:
+    """Calls and tokens summed over a model's life or a `track_usage()` block."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    retries: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def add(self, usage: Usage, cached: bool) -> None:
+        if cached:
+            self.cache_hits += 1
+            return
+        self.calls += 1
+        self.prompt_tokens += usage.prompt_tokens
+        self.completion_tokens += usage.completion_tokens
+
+
+class ModelStats:
+    """A model's running totals, safe to update from threads and the event loop."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._totals = UsageTotals()
+
+    def add(self, usage: Usage, cached: bool) -> None:
+        with self._lock:
+            self._totals.add(usage, cached)
+
+    def count(self, field: str) -> None:
+        with self._lock:
+            setattr(self._totals, field, getattr(self._totals, field) + 1)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            totals = dataclasses.asdict(self._totals)
+        totals["total_tokens"] = totals["prompt_tokens"] + totals["completion_tokens"]
+        return totals
+
+    def reset(self) -> None:
+        with self._lock:
+            self._totals = UsageTotals()
+
+
+_meters: contextvars.ContextVar[tuple[UsageTotals, ...]] = contextvars.ContextVar(
+    "ember_xcs_usage_meters", default=()
+)
+_meter_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def track_usage() -> Iterator[UsageTotals]:
+    """Sum the model calls made inside the block (nested blocks each count them).
+
+    !!! example
+        ```python
+        with models.track_usage() as usage:
+            answer = pipeline("question")
+        print(usage.calls, usage.prompt_tokens, usage.completion_tokens)
+        ```
+    """
+    totals = UsageTotals()
+    token = _meters.set((*_meters.get(), totals))
+    try:
+        yield totals
+    finally:
+        _meters.reset(token)
+
+
+def record_call(stats: ModelStats, model: str, usage: Usage, cached: bool) -> None:
+    """Count one call in the model's stats, every open `track_usage()` and the hooks."""
+    stats.add(usage, cached)
+    meters = _meters.get()
+    if meters:
+        with _meter_lock:
+            for totals in meters:
+                totals.add(usage, cached)
+    notify("on_model_usage", model=model, usage=usage, cached=cached)
+
+
+def record_event(stats: ModelStats, field: str) -> None:
+    """Count a `retries` or `cache_misses` event in the model's stats and open blocks."""
+    stats.count(field)
+    meters = _meters.get()
+    if meters:
+        with _meter_lock:
+            for totals in meters:
+                setattr(totals, field, getattr(totals, field) + 1)
+
+
+def notify(event: str, **payload: Any) -> None:
+    """Call `event` on every current hook that defines it."""
+    for hook in current_options().hooks:
+        method = getattr(hook, event, None)
+        if method is not None:
+            method(**payload)
