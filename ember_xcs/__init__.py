@@ -22,6 +22,8 @@ from ._options import ExecutionOptions as ExecutionOptions
 from ._options import execution_options as execution_options
 from .graph import Graph as Graph
 from .graph import XCSGraph as XCSGraph
+from .graph import identity_mapping as identity_mapping
+from .graph import prefix_mapping as prefix_mapping
 from ._jit import JITMode as JITMode
 from ._jit import autograph as autograph
 from ._jit import explain_jit_selection as explain_jit_selection

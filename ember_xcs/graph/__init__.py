@@ -5,3 +5,6 @@ from ._graph import Edge as Edge
 from ._graph import Graph as Graph
 from ._graph import Node as Node
 from ._graph import XCSGraph as XCSGraph
+from ._mappings import MatchingFields as MatchingFields
+from ._mappings import identity_mapping as identity_mapping
+from ._mappings import prefix_mapping as prefix_mapping

@@ -38,6 +38,7 @@ from .._errors import (
     UnknownNodeError,
 )
 from ..operators import Operator, op, operator_signature
+from ._mappings import resolve_field_mappings
 
 __all__ = ["WHOLE_OUTPUT", "Edge", "Graph", "Node", "XCSGraph"]
 
@@ -148,7 +149,7 @@ class Graph:
         self._require(dst, f"edge {src} -> {dst}")
         if src == dst:
             raise CycleError([src])
-        mappings = dict(field_mappings) if field_mappings is not None else None
+        mappings = resolve_field_mappings(self._nodes[src], self._nodes[dst], field_mappings)
         if mappings is not None:
             self._check_mappings(src, dst, mappings)
         elif not any(edge.src == src for edge in self._incoming[dst]):
@@ -158,7 +159,7 @@ class Graph:
         self.version += 1
         return self
 
-    def connect(self, *endpoints: str) -> Graph:
+    def connect(self, *endpoints: str, field_mappings: Any = None) -> Graph:
         """Fluent edges from `"node"` or `"node.field"` strings; returns the graph.
 
         - `connect("a", "b", "c")`: positional edges `a -> b -> c`.
@@ -166,7 +167,16 @@ class Graph:
         - `connect("retrieve", "rank.documents")`: the whole output as `documents`.
         - `connect("retrieve.docs", "rank")`: `out["docs"]` as the next positional argument
           is not expressible; name the parameter instead.
+        - `connect("retrieve", "rank", field_mappings=xcs.identity_mapping())`: two plain
+          ids and any `field_mappings`, including `identity_mapping` and `prefix_mapping`.
         """
+        if field_mappings is not None:
+            if len(endpoints) != 2 or any("." in e for e in endpoints):
+                raise GraphError(
+                    "connect(..., field_mappings=...) takes two plain node ids, e.g. "
+                    "connect('retrieve', 'rank', field_mappings=xcs.identity_mapping())"
+                )
+            return self.add_edge(*endpoints, field_mappings=field_mappings)
         if len(endpoints) < 2:
             raise GraphError("connect() needs at least two endpoints, e.g. connect('a', 'b')")
         if len(endpoints) > 2 and any("." in e for e in endpoints):
