@@ -23,7 +23,7 @@ from typing import Any
 
 from ._errors import OptionsError
 
-__all__ = ["ExecutionOptions", "current_options", "execution_options"]
+__all__ = ["GRAPH_PASSES", "ExecutionOptions", "current_options", "execution_options"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -51,6 +51,8 @@ class ExecutionOptions:
     - `include_intermediates`: return every node's output, not only the sinks'.
     - `dask_client`: a `distributed.Client` or a scheduler address for `scheduler="dask"`;
       `None` uses the current default client.
+    - `graph_passes`: graph passes `execute_graph` applies first, in order, from
+      `GRAPH_PASSES` (or `"all"`); none by default. See `Graph.eliminate_dead_nodes`.
     """
 
     scheduler: Any = "auto"
@@ -64,6 +66,7 @@ class ExecutionOptions:
     hooks: tuple[Any, ...] = ()
     include_intermediates: bool = False
     dask_client: Any = None
+    graph_passes: tuple[str, ...] = ()
 
     def __new__(cls, **overrides: Any) -> ExecutionOptions:
         # Checked here, before the dataclass __init__, so a misspelt option is an
@@ -84,6 +87,7 @@ class ExecutionOptions:
                 raise OptionsError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
         object.__setattr__(self, "retry_on", _as_exception_types(self.retry_on))
         object.__setattr__(self, "hooks", _as_hooks(self.hooks))
+        object.__setattr__(self, "graph_passes", _as_graph_passes(self.graph_passes))
         if not isinstance(self.scheduler, str) and not hasattr(self.scheduler, "run"):
             raise OptionsError(
                 f"scheduler must be a scheduler name or an object with a run() method, "
@@ -152,6 +156,42 @@ def _as_hooks(value: Any) -> tuple[Any, ...]:
                 "ember_xcs.ExecutionHooks and override the events you need"
             )
     return hooks
+
+
+# The names `graph_passes` accepts, in the order `"all"` applies them: culling first
+# leaves less to compare, and merging before folding folds each merged node once.
+GRAPH_PASSES = ("eliminate_dead_nodes", "merge_common_subexpressions", "fold_constants")
+
+
+def _as_graph_passes(value: Any) -> tuple[str, ...]:
+    if value == "all":
+        return GRAPH_PASSES
+    names = (value,) if isinstance(value, str) else value
+    try:
+        names = tuple(dict.fromkeys(names))
+    except TypeError:
+        names = (value,)
+    unknown = [n for n in names if n not in GRAPH_PASSES]
+    if unknown:
+        hints = [
+            f"{n!r}" + (f" (did you mean {c[0]!r}?)" if (c := _close(n)) else "") for n in unknown
+        ]
+        raise OptionsError(
+            f"unknown graph pass {', '.join(hints)}; graph_passes takes names from "
+            f"{', '.join(GRAPH_PASSES)}, or 'all'"
+        )
+    return names
+
+
+_PASS_JARGON = {"dce": 0, "cse": 1, "constant_folding": 2, "fold": 2, "merge": 1}
+
+
+def _close(name: Any) -> list[str]:
+    if not isinstance(name, str):
+        return []
+    if name.lower() in _PASS_JARGON:
+        return [GRAPH_PASSES[_PASS_JARGON[name.lower()]]]
+    return difflib.get_close_matches(name, GRAPH_PASSES, n=1)
 
 
 def _as_exception_types(value: Any) -> tuple[type[BaseException], ...]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import itertools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import networkx as nx
@@ -39,6 +39,12 @@ from .._errors import (
 )
 from ..operators import Operator, op, operator_signature
 from ._mappings import resolve_field_mappings
+from ._passes import (
+    PassReport,
+    eliminate_dead_nodes,
+    fold_constants,
+    merge_common_subexpressions,
+)
 
 __all__ = ["WHOLE_OUTPUT", "Edge", "Graph", "Node", "XCSGraph"]
 
@@ -102,6 +108,8 @@ class Graph:
         results = xcs.execute_graph(g, {"query": "what is XLA?"})
         ```
     """
+
+    pass_report: PassReport | None = None  # what the graph passes did, on graphs they return
 
     def __init__(self) -> None:
         self._g = nx.DiGraph()
@@ -195,6 +203,21 @@ class Graph:
             mappings = None if param is None else {field or WHOLE_OUTPUT: param}
             self.add_edge(src, dst, field_mappings=mappings)
         return self
+
+    # --- passes (see ember_xcs.graph._passes) -----------------------------------------
+
+    def eliminate_dead_nodes(self, outputs: Iterable[str] | None = None) -> Graph:
+        """A new graph without the nodes that none of `outputs` (default: the sinks) needs."""
+        return eliminate_dead_nodes(self, outputs)[0]
+
+    def merge_common_subexpressions(self, outputs: Iterable[str] | None = None) -> Graph:
+        """A new graph where pure nodes calling one operator on the same inputs are one
+        node; each of `outputs` (default: the sinks) keeps its id."""
+        return merge_common_subexpressions(self, outputs)[0]
+
+    def fold_constants(self) -> Graph:
+        """A new graph where each pure node whose inputs are all constants runs once."""
+        return fold_constants(self)[0]
 
     # --- queries ----------------------------------------------------------------------
 
