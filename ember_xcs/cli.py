@@ -1,8 +1,9 @@
-"""The `ember-xcs` command: `demo`, `bench` and `doctor`.
+"""The `ember-xcs` command: `demo`, `bench`, `doctor` and `run`.
 
 `demo` runs the flagship mixed pipeline (JAX on a simulated 8-device mesh + parallel
 simulated LLM calls under one `xcs.jit`; `--graph` runs the explicit-graph demo instead); `bench` runs the benchmark suite (see `benchmarks/`);
-`doctor` prints what this machine offers (JAX version, devices, optional extras).
+`doctor` prints what this machine offers (JAX version, devices, optional extras);
+`run module:attribute` runs a graph or function and prints JSON (see `_run_command`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+
+from ._run_command import add_run_parser
 
 __all__ = ["main"]
 
@@ -68,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=_bench)
     doctor = sub.add_parser("doctor", help="print versions and devices")
     doctor.set_defaults(func=_doctor)
+    add_run_parser(sub)
     return parser
 
 
