@@ -39,15 +39,29 @@ from ._jit import get_jit_strategy_used
 from ._options import ExecutionOptions, execution_options
 from .graph import Graph
 from .operators import Operator
-from .scheduling import ExecutionResult, Timeline, execute_graph
+from .scheduling import Timeline, execute_graph
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "EXIT_TIMEOUT", "add_run_parser", "run"]
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_TIMEOUT = 0, 2, 3, 4
-_STATUS = {EXIT_OK: "ok", EXIT_BAD_INPUT: "bad_input", EXIT_FAILED: "failed", EXIT_TIMEOUT: "timeout"}
+_STATUS = {
+    EXIT_OK: "ok",
+    EXIT_BAD_INPUT: "bad_input",
+    EXIT_FAILED: "failed",
+    EXIT_TIMEOUT: "timeout",
+}
 
 
-_REPORT_KEYS = ("kind", "jit_strategy", "result", "failures", "skipped", "error", "stats", "timings")
+_REPORT_KEYS = (
+    "kind",
+    "jit_strategy",
+    "result",
+    "failures",
+    "skipped",
+    "error",
+    "stats",
+    "timings",
+)
 
 
 class BadInput(Exception):
@@ -96,7 +110,10 @@ def run(args: argparse.Namespace) -> int:
         report, code = _run(args)
     except BadInput as exc:
         report, code = {"error": {"type": "BadInput", "message": str(exc)}}, EXIT_BAD_INPUT
-    report["timings"] = {"total_seconds": time.perf_counter() - started, **report.get("timings", {})}
+    report["timings"] = {
+        "total_seconds": time.perf_counter() - started,
+        **report.get("timings", {}),
+    }
     report = {"target": args.target, "status": _STATUS[code]} | {
         key: report[key] for key in _REPORT_KEYS if key in report
     }

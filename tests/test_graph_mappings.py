@@ -157,9 +157,7 @@ def test_dataclass_and_namedtuple_outputs_declare_their_fields(producer, field, 
     g.add_edge(producer.name, "show", field_mappings={field: "text"})
     assert xcs.execute_graph(g, {"query": "q"})["show"] == expected
     with pytest.raises(xcs.FieldMappingError, match="declares its output fields"):
-        graph_with(producer, show).add_edge(
-            producer.name, "show", field_mappings={"nope": "text"}
-        )
+        graph_with(producer, show).add_edge(producer.name, "show", field_mappings={"nope": "text"})
 
 
 def test_whole_output_is_always_allowed_from_a_declared_producer():

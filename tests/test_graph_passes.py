@@ -18,8 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ember_xcs as xcs
-from ember_xcs.models import LLMOperator, SimulatedModel
 from ember_xcs.graph import PassReport
+from ember_xcs.models import LLMOperator, SimulatedModel
 
 PRIME = 1_000_003
 PASSES = ("eliminate_dead_nodes", "merge_common_subexpressions", "fold_constants")

@@ -20,7 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-PIPELINE = '''
+PIPELINE = """
 import threading
 from dataclasses import dataclass
 
@@ -95,7 +95,7 @@ not_callable = 42
 
 def hang():
     release.wait(30)
-'''
+"""
 
 
 @pytest.fixture
@@ -245,3 +245,47 @@ def test_a_module_that_fails_on_import_is_bad_input(workdir, run_here):
     (workdir / "broken.py").write_text("raise RuntimeError('no config')\n")
     code, out = run_here("broken:graph")
     assert code == 2 and "RuntimeError: no config" in out["error"]["message"]
+
+
+# --- the documented commands ------------------------------------------------------------
+
+DOC = ROOT / "docs" / "command-line.md"
+_FENCE = re.compile(r"^```(\w+)[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def doc_blocks(language: str) -> list[str]:
+    return [body for lang, body in _FENCE.findall(DOC.read_text()) if lang == language]
+
+
+def test_documented_commands_print_what_the_page_shows(tmp_path):
+    (tmp_path / "pipeline.py").write_text(doc_blocks("python")[0])
+    (tmp_path / "question.json").write_text('{"question": "what is XLA?"}')
+    lines = [line for block in doc_blocks("console") for line in block.splitlines()]
+    commands = [(i, line[2:]) for i, line in enumerate(lines) if line.startswith("$ ember-xcs")]
+    assert len(commands) == 3
+    env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
+    for i, command in commands:
+        shown = lines[i + 1]
+        proc = subprocess.run(
+            ["bash", "-c", command.replace("ember-xcs", f"{sys.executable} -m ember_xcs", 1)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        report = json.loads(proc.stdout)
+        assert report["status"] == re.search(r'"status": "(\w+)"', shown).group(1), command
+        assert proc.returncode == {"ok": 0, "failed": 3}[report["status"]]
+        expected_result = re.search(r'"result": (.*?), (?:"failures"|"stats"|\.\.\.)', shown).group(
+            1
+        )
+        assert report["result"] == json.loads(expected_result), command
+
+
+def test_documented_orchestrator_snippets_are_valid_python():
+    import ast
+
+    for block in doc_blocks("python"):
+        ast.parse(block)

@@ -46,8 +46,10 @@ class MatchingFields:
 
     def resolve(self, src: Node, dst: Node) -> dict[str, str]:
         helper = f"prefix_mapping({self.prefix!r})" if self.prefix else "identity_mapping()"
-        example = f"prefix_mapping({self.prefix!r}, 'field', ...)" if self.prefix else (
-            "identity_mapping('field', ...)"
+        example = (
+            f"prefix_mapping({self.prefix!r}, 'field', ...)"
+            if self.prefix
+            else ("identity_mapping('field', ...)")
         )
         fields = declared_fields(src)
         if fields is None:
@@ -123,7 +125,9 @@ def resolve_field_mappings(src: Node, dst: Node, mappings: Any) -> dict[str, str
         unknown = [
             f
             for f in mappings
-            if isinstance(f, str) and f != _WHOLE_OUTPUT and f not in fields
+            if isinstance(f, str)
+            and f != _WHOLE_OUTPUT
+            and f not in fields
             # an attribute of a dataclass or NamedTuple (a property) is a field too
             and not (isinstance(annotation, type) and hasattr(annotation, f))
         ]

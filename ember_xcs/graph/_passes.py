@@ -149,7 +149,9 @@ def merge_common_subexpressions(
         graph,
         report,
         [n for n in graph.nodes if n not in merged or n in passthrough],
-        operator=lambda node: _SameAs(merged[node.node_id]) if node.node_id in passthrough else None,
+        operator=lambda node: (
+            _SameAs(merged[node.node_id]) if node.node_id in passthrough else None
+        ),
         incoming=lambda n: _merged_incoming(graph, n, merged, passthrough),
     )
     return new, report
