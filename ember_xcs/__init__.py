@@ -21,6 +21,7 @@ from ._errors import XCSError as XCSError
 from ._options import ExecutionOptions as ExecutionOptions
 from ._options import execution_options as execution_options
 from .graph import Graph as Graph
+from .graph import PassReport as PassReport
 from .graph import XCSGraph as XCSGraph
 from .graph import identity_mapping as identity_mapping
 from .graph import prefix_mapping as prefix_mapping

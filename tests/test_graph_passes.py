@@ -433,3 +433,12 @@ def test_unknown_output_is_named():
 def test_an_operator_cannot_be_pure_and_stochastic():
     with pytest.raises(ValueError, match="contradict"):
         xcs.op(lambda: 1, pure=True, stochastic=True)
+
+
+def test_benchmark_scenario_gives_the_same_answers_with_fewer_calls():
+    from ember_xcs_bench._graph_passes import measure
+
+    out = measure(rounds=2, scale=0.0)
+    assert out["same_answers"]
+    assert out["calls_per_run"] == {"passes off": 9, "graph_passes='all'": 4}
+    assert str(out["report"]).startswith("2 removed, 2 merged, 1 folded")
