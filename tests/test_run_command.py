@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -263,25 +264,13 @@ def test_documented_commands_print_what_the_page_shows(tmp_path):
     lines = [line for block in doc_blocks("console") for line in block.splitlines()]
     commands = [(i, line[2:]) for i, line in enumerate(lines) if line.startswith("$ ember-xcs")]
     assert len(commands) == 3
-    env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
     for i, command in commands:
         shown = lines[i + 1]
-        proc = subprocess.run(
-            ["bash", "-c", command.replace("ember-xcs", f"{sys.executable} -m ember_xcs", 1)],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        report = json.loads(proc.stdout)
+        code, report = ember_run(tmp_path, *shlex.split(command)[2:])  # after "ember-xcs run"
         assert report["status"] == re.search(r'"status": "(\w+)"', shown).group(1), command
-        assert proc.returncode == {"ok": 0, "failed": 3}[report["status"]]
-        expected_result = re.search(r'"result": (.*?), (?:"failures"|"stats"|\.\.\.)', shown).group(
-            1
-        )
-        assert report["result"] == json.loads(expected_result), command
+        assert code == {"ok": 0, "failed": 3}[report["status"]]
+        result = re.search(r'"result": (.*?), (?:"failures"|"stats"|\.\.\.)', shown).group(1)
+        assert report["result"] == json.loads(result), command
 
 
 def test_documented_orchestrator_snippets_are_valid_python():
