@@ -296,6 +296,31 @@ def test_constant_folding_computes_a_constant_once_across_runs():
     assert answers[0].stats.graph_passes.folded == ("table", "keys")
 
 
+def test_a_constant_kept_as_a_pass_through_still_lets_its_consumer_fold():
+    calls: Counter[str] = Counter()
+
+    @xcs.op(pure=True)
+    def one() -> int:
+        calls["one"] += 1
+        return 1
+
+    @xcs.op(pure=True)
+    def add(a: int, b: int) -> int:
+        calls["add"] += 1
+        return a + b
+
+    g = xcs.Graph()
+    g.add_node(one, node_id="c1")
+    g.add_node(one, node_id="c2")
+    g.add_node(add)
+    g.add_edge("c1", "add").add_edge("c2", "add")  # add takes both: c2 stays, passing c1 on
+    new = g.merge_common_subexpressions().fold_constants()
+    assert dict(new.pass_report.merged) == {"c2": "c1"}
+    assert new.pass_report.folded == ("c1", "add")
+    assert [xcs.execute_graph(new, outputs=["add"]) for _ in range(2)] == [{"add": 2}] * 2
+    assert calls == {"one": 1, "add": 1}
+
+
 def test_a_parameter_with_a_default_keeps_a_node_from_being_constant():
     @xcs.op(pure=True)
     def limit(n: int = 3) -> int:

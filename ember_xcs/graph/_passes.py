@@ -159,12 +159,13 @@ def merge_common_subexpressions(
 
 def fold_constants(graph: Graph) -> tuple[Graph, PassReport]:
     """Make every pure node whose inputs are all constants compute once, then reuse it."""
-    constants: list[str] = []
+    constants: set[str] = set()
     for node_id in graph.topological_order():
-        if _is_constant(graph, graph.nodes[node_id], set(constants)):
-            constants.append(node_id)
-    folded = set(constants)
-    report = PassReport(("fold_constants",), folded=tuple(constants))
+        if _is_constant(graph, graph.nodes[node_id], constants):
+            constants.add(node_id)
+    # a pass-through of a constant is constant too, but costs nothing to run as it is
+    folded = [n for n in graph.topological_order() if n in constants and _computes(graph, n)]
+    report = PassReport(("fold_constants",), folded=tuple(folded))
     new = _rebuild(
         graph,
         report,
@@ -172,6 +173,10 @@ def fold_constants(graph: Graph) -> tuple[Graph, PassReport]:
         operator=lambda node: _Folded(node.operator) if node.node_id in folded else None,
     )
     return new, report
+
+
+def _computes(graph: Graph, node_id: str) -> bool:
+    return not isinstance(graph.nodes[node_id].operator, _SameAs | _Folded)
 
 
 def apply_passes(
@@ -286,16 +291,12 @@ def _passthroughs(graph: Graph, merged: Mapping[str, str], wanted: set[str]) -> 
     would otherwise receive the same producer over two edges (a graph has one edge per
     pair of nodes)."""
     keep = {n for n in merged if n in wanted}
-    changed = True
-    while changed:
-        changed = False
-        for node_id in graph.nodes:
-            sources = [merged.get(e.src, e.src) if e.src not in keep else e.src
-                       for e in graph.incoming(node_id)]  # fmt: skip
-            for edge, source in zip(graph.incoming(node_id), sources, strict=True):
-                if sources.count(source) > 1 and edge.src in merged and edge.src not in keep:
-                    keep.add(edge.src)
-                    changed = True
+    for node_id in graph.nodes:
+        edges = graph.incoming(node_id)
+        sources = [merged.get(e.src, e.src) for e in edges]
+        # keeping a node gives its edge back its own id, so no new clash can appear
+        keep |= {e.src for e, src in zip(edges, sources, strict=True)
+                 if e.src in merged and sources.count(src) > 1}  # fmt: skip
     return keep
 
 
@@ -315,8 +316,8 @@ def _merged_incoming(
 
 
 def _is_constant(graph: Graph, node: Node, constants: set[str]) -> bool:
-    if isinstance(node.operator, _SameAs | _Folded):
-        return isinstance(node.operator, _Folded)  # a pass-through costs nothing to run
+    if isinstance(node.operator, _Folded):
+        return True  # folded by an earlier pass
     if not is_pure(node.operator) or node.signature is None or node.accepts_any_keyword():
         return False
     edges = graph.incoming(node.node_id)

@@ -66,7 +66,9 @@ def execute_graph(
     return _run(plan, inputs, resolved)
 
 
-def _run(plan: ExecutionPlan, inputs: Mapping[str, Any], resolved: ExecutionOptions) -> Any:
+def _run(
+    plan: ExecutionPlan, inputs: Mapping[str, Any], resolved: ExecutionOptions
+) -> ExecutionResult:
     handler = current_call_handler()
     if handler is not None and resolved.scheduler != "noop":
         return _through_handler(plan, inputs, resolved, handler)
@@ -116,8 +118,9 @@ def _with_passes(
     outputs = requested_outputs(graph, outputs, "execute_graph")
     separate = [key for key in inputs if key in graph]  # nodes given their own inputs
     optimized, report = optimized_graph(graph, options.graph_passes, outputs, separate=separate)
-    run_options = options.replace(include_intermediates=True)
-    result = _run(plan_for_graph(optimized), inputs, run_options)
+    if not options.include_intermediates:
+        options = options.replace(include_intermediates=True)  # outputs may feed each other
+    result = _run(plan_for_graph(optimized), inputs, options)
     if options.graph_passes:
         result.stats = dataclasses.replace(result.stats, graph_passes=report)
     if not result.ok and not asked:
