@@ -36,7 +36,12 @@ from typing import Any
 
 from ._errors import ExecutionTimeoutError, GraphError, OptionsError, XCSError
 from ._jit import get_jit_strategy_used
-from ._options import ExecutionOptions, execution_options
+from ._options import (
+    ExecutionOptions,
+    current_options,
+    reset_current_options,
+    set_current_options,
+)
 from .graph import Graph
 from .operators import Operator
 from .scheduling import Timeline, execute_graph
@@ -231,8 +236,8 @@ def _options(args: argparse.Namespace) -> ExecutionOptions:
     }
     if flags["graph_passes"] == ("all",):
         flags["graph_passes"] = "all"
-    try:
-        return ExecutionOptions(**{k: v for k, v in flags.items() if v is not None})
+    try:  # flags beat EMBER_XCS_* variables, which beat the defaults
+        return current_options().replace(**{k: v for k, v in flags.items() if v is not None})
     except OptionsError as exc:
         raise BadInput(str(exc)) from None
 
@@ -317,8 +322,11 @@ def _run_callable(
     args, kwargs = _call_arguments(target, inputs)
 
     def call() -> Any:
-        with execution_options(**_fields(options)):
+        token = set_current_options(options)  # what a jitted function's runs use
+        try:
             return target(*args, **kwargs)
+        finally:
+            reset_current_options(token)
 
     report: dict[str, Any] = {"kind": "operator" if isinstance(target, Operator) else "function"}
     started = time.perf_counter()
@@ -357,10 +365,6 @@ def _call_arguments(target: Callable[..., Any], inputs: Any) -> tuple[list[Any],
     except ValueError:  # no signature to check against: the call itself will tell
         pass
     return list(args), kwargs
-
-
-def _fields(options: ExecutionOptions) -> dict[str, Any]:
-    return {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
 
 
 # --- JSON -------------------------------------------------------------------------------
