@@ -29,7 +29,10 @@ from ._jit import structural_jit as structural_jit
 from ._options import ExecutionOptions as ExecutionOptions
 from ._options import execution_options as execution_options
 from .graph import Graph as Graph
+from .graph import PassReport as PassReport
 from .graph import XCSGraph as XCSGraph
+from .graph import identity_mapping as identity_mapping
+from .graph import prefix_mapping as prefix_mapping
 from .operators import Operator as Operator
 from .operators import op as op
 from .scheduling import EngineScheduler as EngineScheduler

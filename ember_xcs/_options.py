@@ -24,6 +24,7 @@ from typing import Any
 from ._errors import OptionsError
 
 __all__ = [
+    "GRAPH_PASSES",
     "ExecutionOptions",
     "current_options",
     "execution_options",
@@ -60,6 +61,8 @@ class ExecutionOptions:
     - `progress`: `True` draws a progress bar (tqdm, the `progress` extra) for a run that
       lasts over 2 s while stderr is a terminal; a number of seconds sets that delay;
       `False` (default) adds nothing. It adds a `ProgressHooks` to `hooks`.
+    - `graph_passes`: graph passes `execute_graph` applies first, in order, from
+      `GRAPH_PASSES` (or `"all"`); none by default. See `Graph.eliminate_dead_nodes`.
     """
 
     scheduler: Any = "auto"
@@ -74,6 +77,7 @@ class ExecutionOptions:
     include_intermediates: bool = False
     dask_client: Any = None
     progress: bool | float = False
+    graph_passes: tuple[str, ...] = ()
 
     def __new__(cls, **overrides: Any) -> ExecutionOptions:
         # Checked here, before the dataclass __init__, so a misspelt option is an
@@ -94,6 +98,7 @@ class ExecutionOptions:
                 raise OptionsError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
         object.__setattr__(self, "retry_on", _as_exception_types(self.retry_on))
         object.__setattr__(self, "hooks", _with_progress(_as_hooks(self.hooks), self.progress))
+        object.__setattr__(self, "graph_passes", _as_graph_passes(self.graph_passes))
         if not isinstance(self.scheduler, str) and not hasattr(self.scheduler, "run"):
             raise OptionsError(
                 f"scheduler must be a scheduler name or an object with a run() method, "
@@ -204,6 +209,8 @@ def hook_calls(options: ExecutionOptions, event: str) -> tuple[Any, ...]:
             and not getattr(method, "__xcs_noop__", False)
         )
     return calls
+
+
 # `scheduling` draws the bar and registers how to make its hook here on import: options
 # sit below scheduling in the layers, so they cannot import it.
 _progress_factory: Any = None
@@ -223,6 +230,42 @@ def _with_progress(hooks: tuple[Any, ...], progress: Any) -> tuple[Any, ...]:
     # replace() hands back the hook this field added: drop it, then add what it says now
     hooks = tuple(h for h in hooks if not getattr(h, "added_by_progress_option", False))
     return hooks if progress is False else (*hooks, _progress_factory(progress))
+
+
+# The names `graph_passes` accepts, in the order `"all"` applies them: culling first
+# leaves less to compare, and merging before folding folds each merged node once.
+GRAPH_PASSES = ("eliminate_dead_nodes", "merge_common_subexpressions", "fold_constants")
+
+
+def _as_graph_passes(value: Any) -> tuple[str, ...]:
+    if value == "all":
+        return GRAPH_PASSES
+    names = (value,) if isinstance(value, str) else value
+    try:
+        names = tuple(dict.fromkeys(names))
+    except TypeError:
+        names = (value,)
+    unknown = [n for n in names if n not in GRAPH_PASSES]
+    if unknown:
+        hints = [
+            f"{n!r}" + (f" (did you mean {c[0]!r}?)" if (c := _close(n)) else "") for n in unknown
+        ]
+        raise OptionsError(
+            f"unknown graph pass {', '.join(hints)}; graph_passes takes names from "
+            f"{', '.join(GRAPH_PASSES)}, or 'all'"
+        )
+    return names
+
+
+_PASS_JARGON = {"dce": 0, "cse": 1, "constant_folding": 2, "fold": 2, "merge": 1}
+
+
+def _close(name: Any) -> list[str]:
+    if not isinstance(name, str):
+        return []
+    if name.lower() in _PASS_JARGON:
+        return [GRAPH_PASSES[_PASS_JARGON[name.lower()]]]
+    return difflib.get_close_matches(name, GRAPH_PASSES, n=1)
 
 
 def _as_exception_types(value: Any) -> tuple[type[BaseException], ...]:

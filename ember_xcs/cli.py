@@ -1,9 +1,10 @@
-"""The `ember-xcs` command: `demo`, `bench`, `doctor` and `cache`.
+"""The `ember-xcs` command: `demo`, `bench`, `doctor`, `cache` and `run`.
 
 `demo` runs the flagship mixed pipeline (JAX on a simulated 8-device mesh + parallel
 simulated LLM calls under one `xcs.jit`; `--graph` runs the explicit-graph demo instead); `bench` runs the benchmark suite (see `benchmarks/`);
 `doctor` prints what this machine offers (JAX version, devices, optional extras);
 `cache` shows the size of the HTTP models' response cache (`cache clear` empties it).
+`run module:attribute` runs a graph or function and prints JSON (see `_run_command`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+
+from ._run_command import add_run_parser
 
 __all__ = ["main"]
 
@@ -48,9 +51,18 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _cache(args: argparse.Namespace) -> int:
-    from .models._cache import cache_command
+    """`ember-xcs cache [info|clear] [--path FILE]`."""
+    from .models import ResponseCache
 
-    return cache_command(args.action, args.path)
+    cache = ResponseCache(args.path)
+    try:
+        if args.action == "clear":
+            print(f"cleared {cache.clear()} cached response(s) from {cache.path}")
+        else:
+            print(f"{len(cache)} cached response(s), {cache.size_bytes():,} bytes at {cache.path}")
+    finally:
+        cache.close()
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("action", nargs="?", choices=("info", "clear"), default="info")
     cache.add_argument("--path", help="the cache file (default: the models' default cache)")
     cache.set_defaults(func=_cache)
+    add_run_parser(sub)
     return parser
 
 

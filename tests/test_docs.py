@@ -31,6 +31,7 @@ RUNNABLE_PAGES = [
     DOCS / "execution.md",
     DOCS / "architecture.md",
     DOCS / "observability.md",
+    DOCS / "command-line.md",
 ]
 _FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 

@@ -37,7 +37,7 @@ LEVELS = {
 }
 SIBLINGS = {frozenset({"_jit", "transforms"})}
 CORE_MODULES = {"_errors", "_options"}
-PUBLIC_MODULES = {"__init__", "cli", "__main__"}
+PUBLIC_MODULES = {"__init__", "cli", "__main__", "_run_command"}
 PUBLIC_PREFIXES = ("_demo",)
 FORBIDDEN_JAX = ("jax._src", "jax.experimental")
 

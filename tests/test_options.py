@@ -47,7 +47,7 @@ def test_unknown_option_suggests_the_closest_name() -> None:
         pass
     assert str(info.value).startswith(
         "unknown execution option 'max_worker' (did you mean 'max_workers'?); valid options "
-        "are dask_client, hooks, include_intermediates, max_workers,"
+        "are dask_client, graph_passes, hooks, include_intermediates, max_workers,"
     )
 
 
@@ -291,6 +291,7 @@ FIELD_TESTS = {
     "include_intermediates": "test_include_intermediates_option_returns_every_node",
     "dask_client": "test_dask_client_option_is_the_client_used",
     "progress": "test_progress_option_adds_a_progress_bar_hook",
+    "graph_passes": "test_graph_passes_option_merges_equal_pure_calls",
 }
 
 
@@ -461,3 +462,12 @@ def test_dask_client_option_is_the_client_used() -> None:
     with xcs.execution_options(scheduler="dask", dask_client=client):
         assert xcs.execute_graph(g) == {"b": 21}
     assert [key.split("-")[0] for key in client.keys] == ["a", "b"]
+
+
+def test_graph_passes_option_merges_equal_pure_calls() -> None:
+    calls = []
+    g = wide_graph(xcs.op(lambda: calls.append(1) or 7, pure=True))
+    with xcs.execution_options(graph_passes=("merge_common_subexpressions",)):
+        result = xcs.execute_graph(g)
+    assert result == {f"n{i}": 7 for i in range(4)} and len(calls) == 1
+    assert len(result.stats.graph_passes.merged) == 3

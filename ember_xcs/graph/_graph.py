@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import itertools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import networkx as nx
@@ -38,6 +38,13 @@ from .._errors import (
     UnknownNodeError,
 )
 from ..operators import Operator, op, operator_signature
+from ._mappings import resolve_field_mappings
+from ._passes import (
+    PassReport,
+    eliminate_dead_nodes,
+    fold_constants,
+    merge_common_subexpressions,
+)
 
 __all__ = ["WHOLE_OUTPUT", "Edge", "Graph", "Node", "XCSGraph"]
 
@@ -102,6 +109,8 @@ class Graph:
         ```
     """
 
+    pass_report: PassReport | None = None  # what the graph passes did, on graphs they return
+
     def __init__(self) -> None:
         self._g = nx.DiGraph()
         self._nodes: dict[str, Node] = {}
@@ -148,7 +157,7 @@ class Graph:
         self._require(dst, f"edge {src} -> {dst}")
         if src == dst:
             raise CycleError([src])
-        mappings = dict(field_mappings) if field_mappings is not None else None
+        mappings = resolve_field_mappings(self._nodes[src], self._nodes[dst], field_mappings)
         if mappings is not None:
             self._check_mappings(src, dst, mappings)
         elif not any(edge.src == src for edge in self._incoming[dst]):
@@ -158,7 +167,7 @@ class Graph:
         self.version += 1
         return self
 
-    def connect(self, *endpoints: str) -> Graph:
+    def connect(self, *endpoints: str, field_mappings: Any = None) -> Graph:
         """Fluent edges from `"node"` or `"node.field"` strings; returns the graph.
 
         - `connect("a", "b", "c")`: positional edges `a -> b -> c`.
@@ -166,7 +175,16 @@ class Graph:
         - `connect("retrieve", "rank.documents")`: the whole output as `documents`.
         - `connect("retrieve.docs", "rank")`: `out["docs"]` as the next positional argument
           is not expressible; name the parameter instead.
+        - `connect("retrieve", "rank", field_mappings=xcs.identity_mapping())`: two plain
+          ids and any `field_mappings`, including `identity_mapping` and `prefix_mapping`.
         """
+        if field_mappings is not None:
+            if len(endpoints) != 2 or any("." in e for e in endpoints):
+                raise GraphError(
+                    "connect(..., field_mappings=...) takes two plain node ids, e.g. "
+                    "connect('retrieve', 'rank', field_mappings=xcs.identity_mapping())"
+                )
+            return self.add_edge(*endpoints, field_mappings=field_mappings)
         if len(endpoints) < 2:
             raise GraphError("connect() needs at least two endpoints, e.g. connect('a', 'b')")
         if len(endpoints) > 2 and any("." in e for e in endpoints):
@@ -185,6 +203,21 @@ class Graph:
             mappings = None if param is None else {field or WHOLE_OUTPUT: param}
             self.add_edge(src, dst, field_mappings=mappings)
         return self
+
+    # --- passes (see ember_xcs.graph._passes) -----------------------------------------
+
+    def eliminate_dead_nodes(self, outputs: Iterable[str] | None = None) -> Graph:
+        """A new graph without the nodes that none of `outputs` (default: the sinks) needs."""
+        return eliminate_dead_nodes(self, outputs)[0]
+
+    def merge_common_subexpressions(self, outputs: Iterable[str] | None = None) -> Graph:
+        """A new graph where pure nodes calling one operator on the same inputs are one
+        node; each of `outputs` (default: the sinks) keeps its id."""
+        return merge_common_subexpressions(self, outputs)[0]
+
+    def fold_constants(self) -> Graph:
+        """A new graph where each pure node whose inputs are all constants runs once."""
+        return fold_constants(self)[0]
 
     # --- queries ----------------------------------------------------------------------
 

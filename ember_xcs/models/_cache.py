@@ -37,7 +37,7 @@ from typing import Any
 from ._errors import ModelConfigError
 from ._protocol import ModelResponse, ToolCall, Usage
 
-__all__ = ["ResponseCache", "cache_command", "default_cache_path", "resolve_cache"]
+__all__ = ["ResponseCache", "default_cache_path", "resolve_cache"]
 
 _MEMO_SIZE = 4096
 _KEY_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
@@ -177,16 +177,3 @@ def resolve_cache(cache: Any) -> ResponseCache | None:
         if key not in _opened:
             _opened[key] = ResponseCache(key)
         return _opened[key]
-
-
-def cache_command(action: str, path: str | None) -> int:
-    """`ember-xcs cache [info|clear] [--path FILE]`."""
-    cache = ResponseCache(path)
-    try:
-        if action == "clear":
-            print(f"cleared {cache.clear()} cached response(s) from {cache.path}")
-        else:
-            print(f"{len(cache)} cached response(s), {cache.size_bytes():,} bytes at {cache.path}")
-    finally:
-        cache.close()
-    return 0

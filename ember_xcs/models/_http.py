@@ -53,7 +53,7 @@ import yarl
 
 from .._errors import ModelError
 from ..operators import current_call_handler
-from ..scheduling._async_loop import on_background_loop
+from ..scheduling import on_background_loop
 from ._cache import ResponseCache, resolve_cache
 from ._errors import (
     ClientError,

@@ -151,7 +151,7 @@ class LLMOperator(Operator):
         """The prompt for a call's arguments."""
         return self.render(self._bind(args, kwargs))
 
-    def finish(self, text: str, *args: Any, **kwargs: Any) -> Any:
+    def finish(self, text: str, /, *args: Any, **kwargs: Any) -> Any:
         """The operator's result for the reply `text` to a call with these arguments."""
         return self.parse(text) if self.parse is not None else text
 

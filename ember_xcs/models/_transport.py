@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from ..scheduling._async_loop import background_loop, on_background_loop, run_coroutine  # noqa: F401 - run_coroutine: re-exported for the models
+from ..scheduling import background_loop, on_background_loop, run_coroutine  # noqa: F401 - run_coroutine: re-exported for the models
 
 __all__ = ["await_on_shared_loop", "proxy_for", "run_coroutine", "shared_session", "submit"]
 

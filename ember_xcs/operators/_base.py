@@ -32,8 +32,10 @@ class Operator(abc.ABC):
 
     Subclasses implement `forward` with an ordinary Python signature. Set the class
     attribute `numeric = True` for operators whose `forward` is pure array code (they may
-    then be compiled with `jax.jit`), and `stochastic = True` for operators whose output
-    must never be cached or reused.
+    then be compiled with `jax.jit`), `stochastic = True` for operators whose output
+    must never be cached or reused, and `pure = True` for operators whose output depends
+    only on their arguments, so a repeated call may be skipped (graph passes then merge
+    and fold them; numeric operators count as pure unless stochastic).
 
     !!! example
         ```python
@@ -51,6 +53,7 @@ class Operator(abc.ABC):
     numeric: ClassVar[bool] = False
     stochastic: ClassVar[bool] = False
     composite: ClassVar[bool | None] = None  # False: never traced into, whatever it holds
+    pure: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -21,13 +21,20 @@ class FunctionOperator(Operator):
         name: str | None = None,
         numeric: bool = False,
         stochastic: bool = False,
+        pure: bool = False,
     ):
         if not callable(fn):
             raise TypeError(f"op() needs a function, got {type(fn).__name__}")
+        if pure and stochastic:
+            raise ValueError(
+                f"op({getattr(fn, '__name__', fn)!r}): pure=True and stochastic=True contradict "
+                "each other; a stochastic result must never be reused, so drop one"
+            )
         self.fn = fn
         self._name = name or getattr(fn, "__name__", type(fn).__name__)
         self.numeric = bool(numeric)
         self.stochastic = bool(stochastic)
+        self.pure = bool(pure)
         self.__doc__ = getattr(fn, "__doc__", None)
         self.__wrapped__ = fn
 
@@ -48,7 +55,7 @@ class FunctionOperator(Operator):
 
     def __repr__(self) -> str:
         flags = "".join(
-            f", {flag}=True" for flag in ("numeric", "stochastic") if getattr(self, flag)
+            f", {flag}=True" for flag in ("numeric", "stochastic", "pure") if getattr(self, flag)
         )
         return f"op({self._name}{flags})"
 
@@ -59,7 +66,13 @@ def op(fn: Callable[..., Any], /) -> FunctionOperator: ...
 
 @overload
 def op(
-    fn: None = None, /, *, name: str | None = None, numeric: bool = False, stochastic: bool = False
+    fn: None = None,
+    /,
+    *,
+    name: str | None = None,
+    numeric: bool = False,
+    stochastic: bool = False,
+    pure: bool = False,
 ) -> Callable[[Callable[..., Any]], FunctionOperator]: ...
 
 
@@ -70,6 +83,7 @@ def op(
     name: str | None = None,
     numeric: bool = False,
     stochastic: bool = False,
+    pure: bool = False,
 ) -> Any:
     """Make a leaf operator from a function; works bare and with arguments.
 
@@ -79,6 +93,8 @@ def op(
     - `numeric`: the function is pure array code; `jit` compiles it with `jax.jit` and
       the transforms hand it straight to JAX.
     - `stochastic`: results must never be cached or reused.
+    - `pure`: the result depends only on the arguments, so a repeated call may be skipped;
+      the graph passes merge and fold pure nodes (see `Graph.fold_constants`).
 
     !!! example
         ```python
@@ -91,6 +107,8 @@ def op(
     """
 
     def wrap(function: Callable[..., Any]) -> FunctionOperator:
-        return FunctionOperator(function, name=name, numeric=numeric, stochastic=stochastic)
+        return FunctionOperator(
+            function, name=name, numeric=numeric, stochastic=stochastic, pure=pure
+        )
 
     return wrap if fn is None else wrap(fn)

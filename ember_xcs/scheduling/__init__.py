@@ -1,6 +1,9 @@
 """Scheduling: the engine loop, executors, schedulers, hooks and `execute_graph`."""
 
 from ._annotations import annotate_node as annotate_node
+from ._async_loop import background_loop as background_loop
+from ._async_loop import on_background_loop as on_background_loop
+from ._async_loop import run_coroutine as run_coroutine
 from ._engine import EngineStatus as EngineStatus
 from ._engine import Run as Run
 from ._engine import engine_status as engine_status

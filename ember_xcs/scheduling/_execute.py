@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .._options import ExecutionOptions, resolve_options
-from ..graph import Graph
+from ..graph import Graph, optimized_graph, requested_outputs
 from ..operators import current_call_handler
 from ._plan import ExecutionPlan, check_inputs, plan_for_graph
 from ._result import ExecutionResult, ExecutionStats
@@ -20,6 +21,7 @@ def execute_graph(
     inputs: Mapping[str, Any] | None = None,
     *,
     options: ExecutionOptions | None = None,
+    outputs: Iterable[str] | None = None,
 ) -> ExecutionResult:
     """Run every node of `graph`, each as soon as its inputs are ready.
 
@@ -39,6 +41,13 @@ def execute_graph(
     node's with `include_intermediates=True`), with `.failures`, `.skipped`, `.stats`
     and `.plan`.
 
+    **`outputs`**: the node ids whose outputs to return, instead of the sinks. With the
+    `eliminate_dead_nodes` graph pass, nodes none of them needs do not run at all.
+
+    **Graph passes** named in the `graph_passes` option rewrite the graph before it runs
+    (see `Graph.eliminate_dead_nodes`); `result.stats.graph_passes` reports what they did,
+    in a `"noop"` dry run too.
+
     **Options** come from `options`, else the innermost `execution_options(...)` block,
     else `EMBER_XCS_*` environment variables. While the run lasts they are the current
     options for its operators, on whichever thread or worker runs them, so an operator
@@ -52,6 +61,14 @@ def execute_graph(
     plan = plan_for_graph(graph)
     inputs = {} if inputs is None else inputs
     check_inputs(plan, inputs)
+    if resolved.graph_passes or outputs is not None:
+        return _with_passes(graph, inputs, resolved, outputs)
+    return _run(plan, inputs, resolved)
+
+
+def _run(
+    plan: ExecutionPlan, inputs: Mapping[str, Any], resolved: ExecutionOptions
+) -> ExecutionResult:
     handler = current_call_handler()
     if handler is not None and resolved.scheduler != "noop":
         return _through_handler(plan, inputs, resolved, handler)
@@ -77,4 +94,41 @@ def _through_handler(
     outputs = {plan.nodes[i].node_id: results[i] for i in wanted}
     return ExecutionResult(
         outputs, plan=plan, stats=ExecutionStats("intercepted", 0.0, len(plan), 0)
+    )
+
+
+# --- graph passes and requested outputs -------------------------------------------------
+
+
+def _with_passes(
+    graph: Graph,
+    inputs: Mapping[str, Any],
+    options: ExecutionOptions,
+    outputs: Iterable[str] | None,
+) -> ExecutionResult:
+    """Run the graph the `graph_passes` option asks for (built once per graph version,
+    so folded constants outlive the run) and return the outputs asked for.
+
+    The passes change which nodes are sinks (a merged output becomes a pass-through of
+    the node it was merged into), so the outputs are fixed on the graph as given: the
+    requested ones, else every node with `include_intermediates`, else its sinks."""
+    asked = outputs is not None
+    if outputs is None:
+        outputs = list(graph.nodes) if options.include_intermediates else graph.sinks()
+    outputs = requested_outputs(graph, outputs, "execute_graph")
+    separate = [key for key in inputs if key in graph]  # nodes given their own inputs
+    optimized, report = optimized_graph(graph, options.graph_passes, outputs, separate=separate)
+    if not options.include_intermediates:
+        options = options.replace(include_intermediates=True)  # outputs may feed each other
+    result = _run(plan_for_graph(optimized), inputs, options)
+    if options.graph_passes:
+        result.stats = dataclasses.replace(result.stats, graph_passes=report)
+    if not result.ok and not asked:
+        return result  # a partial result keeps every completed node, as without passes
+    return ExecutionResult(
+        {node_id: result[node_id] for node_id in outputs if node_id in result},
+        plan=result.plan,
+        stats=result.stats,
+        failures=result.failures,
+        skipped=result.skipped,
     )

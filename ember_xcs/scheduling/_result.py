@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .._errors import XCSError
+    from ..graph import PassReport
     from ._plan import ExecutionPlan
 
 __all__ = ["ExecutionResult", "ExecutionStats"]
@@ -14,12 +15,14 @@ __all__ = ["ExecutionResult", "ExecutionStats"]
 
 @dataclasses.dataclass(frozen=True)
 class ExecutionStats:
-    """Measured facts about one run."""
+    """Measured facts about one run; `graph_passes` is what the `graph_passes` option's
+    passes did (nodes removed, merged, folded), `None` when none were asked for."""
 
     scheduler: str
     wall_seconds: float
     nodes_run: int
     max_in_flight: int
+    graph_passes: PassReport | None = None
 
 
 class ExecutionResult(dict[str, Any]):
