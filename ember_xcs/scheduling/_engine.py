@@ -254,11 +254,11 @@ class Run:
             raise error from None
         for i in self.running:
             self.failures[self.nodes[i].node_id] = error
-        done_or_failed = set(self.failures)
+        accounted = set(self.failures) | set(self.skipped)  # failed, or skipped by one
         self.skipped.extend(
             node.node_id
             for node, r in zip(self.nodes, self.results, strict=True)
-            if r is _PENDING and node.node_id not in done_or_failed
+            if r is _PENDING and node.node_id not in accounted
         )
         self.finished = len(self.nodes)
         self.running.clear()
