@@ -16,7 +16,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import math
 import os
+import threading
 from collections.abc import Iterator
 from contextvars import ContextVar, Token
 from typing import Any
@@ -38,7 +40,8 @@ class ExecutionOptions:
     - `max_workers`: cap on nodes in flight at once. `None` means as wide as the graph,
       up to 512 (I/O-bound calls spend their time waiting, not computing).
     - `timeout_seconds`: deadline for the whole execution; on expiry an
-      `ExecutionTimeoutError` names the nodes still running.
+      `ExecutionTimeoutError` names the nodes still running. `None` means no limit;
+      `float("inf")` and NaN are refused (say `None`).
     - `node_timeout_seconds`: deadline for each node, measured from its start.
     - `return_partial_results`: on failure, keep running the nodes that do not depend
       on the failed one and return every completed output with the failures listed,
@@ -51,6 +54,10 @@ class ExecutionOptions:
     - `include_intermediates`: return every node's output, not only the sinks'.
     - `dask_client`: a `distributed.Client` or a scheduler address for `scheduler="dask"`;
       `None` uses the current default client.
+
+    Durations are finite numbers of seconds: `float("inf")`, NaN and values beyond
+    `threading.TIMEOUT_MAX` (about 292 years) raise `OptionsError`, so a bad value fails
+    here rather than as an `OverflowError` in the middle of a run.
     """
 
     scheduler: Any = "auto"
@@ -77,18 +84,24 @@ class ExecutionOptions:
         _check_positive_number("node_timeout_seconds", self.node_timeout_seconds)
         if not isinstance(self.retries, int) or isinstance(self.retries, bool) or self.retries < 0:
             raise OptionsError(f"retries must be an int >= 0, got {self.retries!r}")
-        if not _is_number(self.retry_backoff) or self.retry_backoff < 0:
-            raise OptionsError(f"retry_backoff must be >= 0 seconds, got {self.retry_backoff!r}")
+        if not _is_duration(self.retry_backoff) or self.retry_backoff < 0:
+            raise OptionsError(
+                f"retry_backoff must be a finite number of seconds >= 0, got "
+                f"{self.retry_backoff!r}"
+            )
         for flag in ("return_partial_results", "include_intermediates"):
             if not isinstance(getattr(self, flag), bool):
                 raise OptionsError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
         object.__setattr__(self, "retry_on", _as_exception_types(self.retry_on))
         object.__setattr__(self, "hooks", _as_hooks(self.hooks))
-        if not isinstance(self.scheduler, str) and not hasattr(self.scheduler, "run"):
+        if self.scheduler == "" or (
+            not isinstance(self.scheduler, str) and not hasattr(self.scheduler, "run")
+        ):
             raise OptionsError(
                 f"scheduler must be a scheduler name or an object with a run() method, "
                 f"got {self.scheduler!r}"
             )
+        _check_dask_client(self.dask_client)
 
     def replace(self, **overrides: Any) -> ExecutionOptions:
         """A copy with `overrides` applied; unknown names raise `OptionsError`."""
@@ -119,13 +132,31 @@ def _check_positive_int(name: str, value: Any) -> None:
         raise OptionsError(f"{name} must be a positive int or None, got {value!r}")
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
+def _is_duration(value: Any) -> bool:
+    """A real number of seconds that `threading` can wait for: not a bool, NaN or inf."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and -threading.TIMEOUT_MAX <= value <= threading.TIMEOUT_MAX  # False for NaN
+    )
 
 
 def _check_positive_number(name: str, value: Any) -> None:
-    if value is not None and (not _is_number(value) or value <= 0):
-        raise OptionsError(f"{name} must be a positive number of seconds or None, got {value!r}")
+    if value is not None and (not _is_duration(value) or value <= 0):
+        hint = "; for no limit pass None" if value == math.inf else ""
+        raise OptionsError(
+            f"{name} must be a finite positive number of seconds, or None for no limit, "
+            f"got {value!r}{hint}"
+        )
+
+
+def _check_dask_client(value: Any) -> None:
+    if value is None or (isinstance(value, str) and value) or hasattr(value, "submit"):
+        return
+    raise OptionsError(
+        f"dask_client must be a distributed.Client, a scheduler address such as "
+        f"'tcp://10.0.0.5:8786', or None, got {value!r}"
+    )
 
 
 # The events the engine calls on every hook; the jit layer's events are optional.
@@ -155,7 +186,12 @@ def _as_hooks(value: Any) -> tuple[Any, ...]:
 
 
 def _as_exception_types(value: Any) -> tuple[type[BaseException], ...]:
-    types = (value,) if isinstance(value, type) else tuple(value)
+    try:
+        types = (value,) if isinstance(value, type) else tuple(value)
+    except TypeError:
+        raise OptionsError(
+            f"retry_on must be an exception type or a tuple of them, got {value!r}"
+        ) from None
     for t in types:
         if not (isinstance(t, type) and issubclass(t, BaseException)):
             raise OptionsError(f"retry_on must hold exception types, got {t!r}")
