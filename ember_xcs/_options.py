@@ -72,9 +72,14 @@ class ExecutionOptions:
     include_intermediates: bool = False
     dask_client: Any = None
 
-    def __new__(cls, **overrides: Any) -> ExecutionOptions:
+    def __new__(cls, *positional: Any, **overrides: Any) -> ExecutionOptions:
         # Checked here, before the dataclass __init__, so a misspelt option is an
         # OptionsError with a suggestion rather than a bare TypeError.
+        if positional:
+            raise TypeError(
+                f"ExecutionOptions takes keyword arguments only, got {positional[0]!r} "
+                "positionally; write e.g. ExecutionOptions(scheduler='parallel')"
+            )
         check_option_names(overrides)
         return super().__new__(cls)
 

@@ -15,6 +15,9 @@ running anything. It reads `--out` (default: the recorded results) and writes to
 `--out` when one is given, else to a fresh temporary folder: the recorded files are
 rewritten in place only when asked with `--in-place`.
 
+`--soak MINUTES` runs a jitted pipeline back to back for that long and reports memory,
+thread and latency drift (see `_soak`); it writes nothing.
+
 Bad values (`--scenarios typo`, `--latencies abc`) exit with status 2 and a message
 naming the valid choices, before anything runs.
 """
@@ -73,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="render RESULTS.md and the plots from results.json into --out (default: a "
         "temporary folder); run nothing",
+    )
+    parser.add_argument(
+        "--soak",
+        type=float,
+        metavar="MINUTES",
+        help="run a jitted pipeline for MINUTES and report memory, threads and latency drift",
     )
     parser.add_argument(
         "--in-place",
@@ -140,6 +149,8 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.report_only:
         return _report_only(args)
+    if args.soak is not None:
+        return _soak(args.soak)
     settings, out = _settings(args), _out_dir(args)
     print(f"ember-xcs bench: {'quick' if settings.quick else 'full'} run -> {out}", flush=True)
     recorded_stamp, recorded = load_rows(args.compare or out / "results.json")
@@ -177,6 +188,18 @@ def _report_only(args: argparse.Namespace) -> int:
     if out != source:
         print("(the recorded files are untouched; pass --in-place to rewrite them)")
     return 0
+
+
+def _soak(minutes: float) -> int:
+    if not 0 < minutes < math.inf:
+        print(f"ember-xcs bench: --soak {minutes:g}: give minutes > 0", file=sys.stderr)
+        return 2
+    from ._soak import run_soak
+
+    report = run_soak(minutes)
+    for line in report.lines():
+        print(line)
+    return 1 if report.errors or report.wrong_answers or report.thread_growth > 0 else 0
 
 
 def _flat_notes(info: dict) -> list[str]:

@@ -63,6 +63,11 @@ class Transformed(Operator):
             raise TransformTypeError(
                 f"{self.transform_name}() needs a function or operator, got {type(fn).__name__}"
             )
+        if numeric is not None and not isinstance(numeric, bool):
+            raise TransformTypeError(
+                f"{self.transform_name}(numeric=...) must be True, False or None (decide from "
+                f"the function), got {numeric!r}"
+            )
         self._target = _Hidden(fn)
         # help(), IDEs and Jupyter show the function's own docs, as for jax.vmap(f)
         self.__doc__ = getattr(fn, "__doc__", None)
