@@ -193,7 +193,7 @@ def _report_only(args: argparse.Namespace) -> int:
 def _soak(minutes: float) -> int:
     if not 0 < minutes < math.inf:
         print(f"ember-xcs bench: --soak {minutes:g}: give minutes > 0", file=sys.stderr)
-        return 2
+        raise SystemExit(2)
     from ._soak import run_soak
 
     report = run_soak(minutes)
