@@ -53,7 +53,7 @@ SECTIONS = {
 
 def default_out_dir() -> Path:
     """`benchmarks/` next to the package in a source checkout, else `./ember-xcs-bench`."""
-    checkout = Path(__file__).resolve().parents[2] / "benchmarks"
+    checkout = Path(__file__).resolve().parents[1] / "benchmarks"
     if (checkout.parent / "pyproject.toml").exists() and checkout.is_dir():
         return checkout
     return Path.cwd() / "ember-xcs-bench"
