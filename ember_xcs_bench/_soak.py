@@ -33,7 +33,7 @@ from typing import Any
 
 __all__ = ["SoakReport", "SoakWindow", "run_soak"]
 
-QUESTIONS = tuple(f"Why does compiled JAX code run fast? (variant {i})" for i in range(16))
+QUESTIONS = tuple(f"Why does compiled JAX code run fast? (variant {i})" for i in range(4))
 NUM_DOCS = 1024
 LATENCY_S = 0.001  # simulated LLM latency: small, so the run stresses ember_xcs itself
 
