@@ -155,7 +155,9 @@ def summarize_value(value: Any, limit: int = 60) -> str:
     if shape is not None and dtype is not None:
         return f"{type(value).__name__}[{dtype}{list(shape)}]"
     if isinstance(value, Mapping):
-        inner = ", ".join(f"{_repr(k)}: {summarize_value(v, 20)}" for k, v in list(value.items())[:4])
+        inner = ", ".join(
+            f"{_repr(k)}: {summarize_value(v, 20)}" for k, v in list(value.items())[:4]
+        )
         more = ", ..." if len(value) > 4 else ""
         return _truncate("{" + inner + more + "}", limit)
     return _truncate(_repr(value), limit)

@@ -91,8 +91,7 @@ class ExecutionOptions:
             raise OptionsError(f"retries must be an int >= 0, got {self.retries!r}")
         if not _is_duration(self.retry_backoff) or self.retry_backoff < 0:
             raise OptionsError(
-                f"retry_backoff must be a finite number of seconds >= 0, got "
-                f"{self.retry_backoff!r}"
+                f"retry_backoff must be a finite number of seconds >= 0, got {self.retry_backoff!r}"
             )
         for flag in ("return_partial_results", "include_intermediates"):
             if not isinstance(getattr(self, flag), bool):

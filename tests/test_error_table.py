@@ -23,8 +23,7 @@ import jax.numpy as jnp
 import pytest
 
 import ember_xcs as xcs
-from ember_xcs import _errors
-from ember_xcs import models
+from ember_xcs import _errors, models
 from ember_xcs.models import SimulatedModel
 
 ERRORS_DOC = Path(__file__).resolve().parent.parent / "docs" / "errors.md"
@@ -53,9 +52,23 @@ def test_the_table_parser_reads_code_classes_and_message() -> None:
 
 def test_the_table_covers_every_entry_point() -> None:
     assert len(ROWS) >= 90
-    for entry in ("add_node", "add_edge", "connect", "remove_edge", "remove_node",
-                  "execute_graph", "ExecutionOptions", "execution_options", "jit", "op",
-                  "vmap", "pmap", "DeviceMesh", "mesh_sharded", "ember-xcs bench"):
+    for entry in (
+        "add_node",
+        "add_edge",
+        "connect",
+        "remove_edge",
+        "remove_node",
+        "execute_graph",
+        "ExecutionOptions",
+        "execution_options",
+        "jit",
+        "op",
+        "vmap",
+        "pmap",
+        "DeviceMesh",
+        "mesh_sharded",
+        "ember-xcs bench",
+    ):
         assert any(entry in code for code, _, _ in ROWS), entry
 
 
@@ -79,9 +92,17 @@ def namespace() -> dict[str, Any]:
         inner.append([])
         inner = inner[0]
     return {
-        "xcs": xcs, "jax": jax, "jnp": jnp, "math": math, "f": f, "g": g,
-        "failing": failing, "deep": deep, "x": jnp.ones(8),
-        "mesh": xcs.DeviceMesh((2,), ("data",)), "SimulatedModel": SimulatedModel,
+        "xcs": xcs,
+        "jax": jax,
+        "jnp": jnp,
+        "math": math,
+        "f": f,
+        "g": g,
+        "failing": failing,
+        "deep": deep,
+        "x": jnp.ones(8),
+        "mesh": xcs.DeviceMesh((2,), ("data",)),
+        "SimulatedModel": SimulatedModel,
         "closed_address": closed_address(),
     }
 

@@ -80,23 +80,47 @@ def test_options_are_frozen() -> None:
         ({"max_workers": 0}, "max_workers must be a positive int or None, got 0"),
         ({"max_workers": 2.5}, "max_workers must be a positive int or None, got 2.5"),
         ({"max_workers": True}, "max_workers must be a positive int or None, got True"),
-        ({"timeout_seconds": 0}, "timeout_seconds must be a finite positive number of seconds, "
-         "or None for no limit, got 0"),
+        (
+            {"timeout_seconds": 0},
+            "timeout_seconds must be a finite positive number of seconds, "
+            "or None for no limit, got 0",
+        ),
         ({"timeout_seconds": "1"}, "timeout_seconds must be a finite positive number of seconds"),
         ({"node_timeout_seconds": -1}, "node_timeout_seconds must be a finite positive number"),
-        ({"timeout_seconds": float("inf")}, "timeout_seconds must be a finite positive number "
-         "of seconds, or None for no limit, got inf; for no limit pass None"),
-        ({"node_timeout_seconds": float("inf")}, "node_timeout_seconds must be a finite positive "
-         "number of seconds, or None for no limit, got inf; for no limit pass None"),
-        ({"timeout_seconds": float("nan")}, "timeout_seconds must be a finite positive number "
-         "of seconds, or None for no limit, got nan"),
-        ({"node_timeout_seconds": 1e300}, "node_timeout_seconds must be a finite positive "
-         "number of seconds, or None for no limit, got 1e+300"),
+        (
+            {"timeout_seconds": float("inf")},
+            "timeout_seconds must be a finite positive number "
+            "of seconds, or None for no limit, got inf; for no limit pass None",
+        ),
+        (
+            {"node_timeout_seconds": float("inf")},
+            "node_timeout_seconds must be a finite positive "
+            "number of seconds, or None for no limit, got inf; for no limit pass None",
+        ),
+        (
+            {"timeout_seconds": float("nan")},
+            "timeout_seconds must be a finite positive number "
+            "of seconds, or None for no limit, got nan",
+        ),
+        (
+            {"node_timeout_seconds": 1e300},
+            "node_timeout_seconds must be a finite positive "
+            "number of seconds, or None for no limit, got 1e+300",
+        ),
         ({"retries": -1}, "retries must be an int >= 0, got -1"),
         ({"retries": True}, "retries must be an int >= 0, got True"),
-        ({"retry_backoff": -0.1}, "retry_backoff must be a finite number of seconds >= 0, got -0.1"),
-        ({"retry_backoff": float("nan")}, "retry_backoff must be a finite number of seconds >= 0, got nan"),
-        ({"retry_backoff": float("inf")}, "retry_backoff must be a finite number of seconds >= 0, got inf"),
+        (
+            {"retry_backoff": -0.1},
+            "retry_backoff must be a finite number of seconds >= 0, got -0.1",
+        ),
+        (
+            {"retry_backoff": float("nan")},
+            "retry_backoff must be a finite number of seconds >= 0, got nan",
+        ),
+        (
+            {"retry_backoff": float("inf")},
+            "retry_backoff must be a finite number of seconds >= 0, got inf",
+        ),
         ({"retry_on": (ValueError, "x")}, "retry_on must hold exception types, got 'x'"),
         ({"retry_on": int}, "retry_on must hold exception types, got <class 'int'>"),
         ({"retry_on": 5}, "retry_on must be an exception type or a tuple of them, got 5"),

@@ -44,8 +44,13 @@ CASES: list[tuple[str, Callable[..., Any], dict[str, Any], tuple[Any, ...], str]
     ("in_axes tuple too long", ident, {"in_axes": (0, 0)}, (x4,), "in_axes has 2 entries"),
     ("in_axes tuple too short", add, {"in_axes": (0,)}, (x4, x4), "in_axes has 1 entries"),
     ("mapped sizes differ", add, {}, (x4, jnp.ones(3)), "disagree on the batch size"),
-    ("sizes differ in a nested tuple", lambda t: t[0] + t[1], {}, ((x4, jnp.ones(5)),),
-     "t[1] has size 5"),
+    (
+        "sizes differ in a nested tuple",
+        lambda t: t[0] + t[1],
+        {},
+        ((x4, jnp.ones(5)),),
+        "t[1] has size 5",
+    ),
     ("axis beyond the rank", ident, {"in_axes": 1}, (x4,), "valid axes are -1..0"),
     ("negative axis beyond the rank", ident, {"in_axes": -3}, (m23,), "valid axes are -2..1"),
     ("a scalar mapped", ident, {}, (jnp.float32(2.0),), "(rank 0)"),
@@ -53,14 +58,34 @@ CASES: list[tuple[str, Callable[..., Any], dict[str, Any], tuple[Any, ...], str]
     ("nothing mapped and no axis_size", ident, {"in_axes": None}, (x4,), "nothing to map"),
     ("axis_size disagrees with the batch", ident, {"axis_size": 3}, (x4,), "axis_size=3"),
     ("out_axes beyond the output rank", ident, {"out_axes": 2}, (x4,), "out_axes=2"),
-    ("dict in_axes with other keys", lambda d: d["a"], {"in_axes": ({"b": 0},)},
-     ({"a": x4},), "lacks keys 'b'"),
-    ("tuple in_axes for a non-tuple", lambda p: p, {"in_axes": ((0, 0),)}, (x4,),
-     "in_axes for p is a tuple of 2 entries"),
-    ("collective on an unbound axis", lambda v: jax.lax.psum(v, "j"), {"axis_name": "i"},
-     (x4,), "uses axis name 'j'"),
-    ("collective with no axis_name", lambda v: jax.lax.pmean(v, "j"), {}, (x4,),
-     "binds no axis name"),
+    (
+        "dict in_axes with other keys",
+        lambda d: d["a"],
+        {"in_axes": ({"b": 0},)},
+        ({"a": x4},),
+        "lacks keys 'b'",
+    ),
+    (
+        "tuple in_axes for a non-tuple",
+        lambda p: p,
+        {"in_axes": ((0, 0),)},
+        (x4,),
+        "in_axes for p is a tuple of 2 entries",
+    ),
+    (
+        "collective on an unbound axis",
+        lambda v: jax.lax.psum(v, "j"),
+        {"axis_name": "i"},
+        (x4,),
+        "uses axis name 'j'",
+    ),
+    (
+        "collective with no axis_name",
+        lambda v: jax.lax.pmean(v, "j"),
+        {},
+        (x4,),
+        "binds no axis name",
+    ),
     ("fn is not callable", 5, {}, (x4,), "needs a function or operator, got int"),
 ]
 
@@ -78,8 +103,9 @@ def outcome(vmap: Callable[..., Any], fn: Any, build: dict[str, Any], args: tupl
     return "ok", None
 
 
-@pytest.mark.parametrize(("fn", "build", "args", "words"), [c[1:] for c in CASES],
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("fn", "build", "args", "words"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_our_vmap_raises_what_jax_vmap_raises_when_jax_raises_it(
     fn: Any, build: dict[str, Any], args: tuple, words: str
 ) -> None:

@@ -93,7 +93,9 @@ class DeviceMesh(metaclass=_MeshMeta):
         devices: Sequence[Any] | np.ndarray | None = None,
         axis_types: str | tuple[AxisType, ...] = "auto",
     ) -> Mesh:
-        names = (axis_names,) if isinstance(axis_names, str) else _as_tuple(axis_names, "axis_names")
+        names = (
+            (axis_names,) if isinstance(axis_names, str) else _as_tuple(axis_names, "axis_names")
+        )
         dims = _shape(shape, devices, names)
         _check_names(names, dims)
         types = _axis_types(axis_types, len(dims))
@@ -121,8 +123,7 @@ def _as_tuple(value: Any, what: str) -> tuple[Any, ...]:
         return tuple(value)
     except TypeError:
         raise TransformTypeError(
-            f"DeviceMesh: {what} must be a tuple (or one value for a one-axis mesh), got "
-            f"{value!r}"
+            f"DeviceMesh: {what} must be a tuple (or one value for a one-axis mesh), got {value!r}"
         ) from None
 
 

@@ -150,14 +150,24 @@ def run(g: xcs.Graph, options: xcs.ExecutionOptions) -> tuple[Any, float]:
 @given(case=faulty_dags(), drawn=option_draws)
 @example(  # a chain: the deadline passes while its second node stalls
     case=([[], [0], [1]], ["ok", "stall", "ok"]),
-    drawn={"return_partial_results": False, "retries": 0, "timeout_seconds": GRAPH_TIMEOUT_S,
-           "node_timeout_seconds": None},
+    drawn={
+        "return_partial_results": False,
+        "retries": 0,
+        "timeout_seconds": GRAPH_TIMEOUT_S,
+        "node_timeout_seconds": None,
+    },
 )
 @example(  # a deadline passing after a failure has already skipped a node
-    case=([[], [], [], [], [0], [], [2], [], []],
-          ["ok", "ok", "fail", "slow", "slow", "ok", "ok", "ok", "ok"]),
-    drawn={"return_partial_results": True, "retries": 0, "timeout_seconds": GRAPH_TIMEOUT_S,
-           "node_timeout_seconds": None},
+    case=(
+        [[], [], [], [], [0], [], [2], [], []],
+        ["ok", "ok", "fail", "slow", "slow", "ok", "ok", "ok", "ok"],
+    ),
+    drawn={
+        "return_partial_results": True,
+        "retries": 0,
+        "timeout_seconds": GRAPH_TIMEOUT_S,
+        "node_timeout_seconds": None,
+    },
 )
 def test_faults_surface_by_node_and_partial_results_lose_nothing(
     scheduler: str, case: tuple[list[list[int]], list[str]], drawn: dict[str, Any], request

@@ -130,9 +130,7 @@ def check(call: Callable[[Any], Any], words: tuple[str, ...], value: Any) -> Non
         pytest.fail(f"{type(exc).__name__} escaped for {value!r}: {exc}")
 
 
-FUZZ = settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+FUZZ = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @pytest.mark.parametrize("entry", list(ENTRY_POINTS))
@@ -167,5 +165,12 @@ def test_any_option_name_is_an_options_error_or_a_real_option(name: str, value: 
 def test_the_fuzz_reaches_every_public_callable_it_claims() -> None:
     assert jax.device_count() >= 2  # DeviceMesh((2,), ...) and mesh() need two devices
     assert {e.split("(")[0].split(".")[0] for e in ENTRY_POINTS} >= {
-        "Graph", "execute_graph", "jit", "op", "vmap", "pmap", "DeviceMesh", "mesh_sharded"
+        "Graph",
+        "execute_graph",
+        "jit",
+        "op",
+        "vmap",
+        "pmap",
+        "DeviceMesh",
+        "mesh_sharded",
     }
