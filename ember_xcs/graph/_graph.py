@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import itertools
+import numbers
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -530,7 +531,8 @@ def _as_mappings(src: str, dst: str, field_mappings: Any) -> dict[str, str] | No
 
 
 def _weight(value: Any, node_id: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+    # numbers.Real takes NumPy scalars too; `not value >= 0` is also true for NaN
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
         raise GraphError(
             f"the weight of node {node_id!r} must be a number >= 0 (e.g. seconds), got {value!r}"
         )

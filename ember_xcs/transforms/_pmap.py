@@ -244,9 +244,10 @@ def pmap(
     **Numeric functions** run under `jax.shard_map` over a 1-D mesh (not `jax.pmap`):
     each device vmaps `fn` over its contiguous block, in one `jax.jit` compiled once per
     input shape. As in `jax.pmap`, shard_map's varying-manual-axes check is off
-    (`check_vma=False`), so a `lax.scan` carry that picks up `lax.axis_index` works. The batch must split evenly over the devices; otherwise a
-    `TransformError` names the size, the device count and the `num_workers` values that
-    would divide it (no padding: see the module docs). Outputs are sharded over the
+    (`check_vma=False`), so a `lax.scan` carry that picks up `lax.axis_index` works. The
+    batch must split evenly over the devices; otherwise a `TransformError` names the size,
+    the device count and the `num_workers` values that would divide it (no padding: see
+    the module docs). Outputs are sharded over the
     devices along the batch axis. An empty batch returns empty outputs.
 
     **Python operators** run once per item on the scheduler, at most `num_workers` at a
