@@ -31,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import itertools
-import numbers
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -357,7 +356,7 @@ class Graph:
         if weights is None:
             return lambda n: 1.0
         if callable(weights):
-            return lambda n: _weight(weights(self._nodes[n]), n)
+            return lambda n: _weight(_call_weights(weights, self._nodes[n]), n)
         if not isinstance(weights, Mapping):
             raise GraphError(
                 f"weights must be a dict {{node_id: seconds}}, a function of a Node, or "
@@ -530,13 +529,27 @@ def _as_mappings(src: str, dst: str, field_mappings: Any) -> dict[str, str] | No
     return dict(field_mappings)
 
 
+def _call_weights(weights: Callable[[Node], Any], node: Node) -> Any:
+    try:
+        return weights(node)
+    except Exception as exc:
+        raise GraphError(
+            f"the weights function {getattr(weights, '__name__', weights)!r} raised "
+            f"{type(exc).__name__} for node {node.node_id!r}: {exc}; it is called with each "
+            "Node and returns a number >= 0"
+        ) from exc
+
+
 def _weight(value: Any, node_id: str) -> float:
-    # numbers.Real takes NumPy scalars too; `not value >= 0` is also true for NaN
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
+    try:  # float() takes NumPy scalars too
+        number = float(value) if not isinstance(value, bool | str | bytes) else -1.0
+    except (TypeError, ValueError):
+        number = -1.0
+    if not number >= 0:  # also true for NaN
         raise GraphError(
             f"the weight of node {node_id!r} must be a number >= 0 (e.g. seconds), got {value!r}"
         )
-    return float(value)
+    return number
 
 
 def _signature_or_none(operator: Operator) -> inspect.Signature | None:
