@@ -18,13 +18,19 @@ XCSError
 │   ├── NodeExecutionError  an operator raised
 │   └── ExecutionTimeoutError
 ├── TraceError              jit tracing could not continue
-├── TransformError          vmap / pmap / mesh_sharded misuse
+├── TransformError          vmap / pmap / mesh_sharded misuse (also a ValueError)
+│   ├── TransformTypeError  an argument of the wrong type (also a TypeError)
+│   └── AxisNameError       a collective names an axis no transform binds (a NameError)
 └── ModelError              an LLM backend failed
 ```
+
+Where JAX raises a builtin for the same mistake, ours is also that builtin, so code
+written against `jax.vmap` (`except ValueError`, `except TypeError`) catches ours too.
 """
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -55,10 +61,18 @@ class UnknownNodeError(GraphError, KeyError):
 class CycleError(GraphError):
     """The graph has a cycle, so there is no order to run it in."""
 
-    def __init__(self, cycle: Sequence[str]):
+    def __init__(self, cycle: Sequence[str], *, closing: tuple[str, str] | None = None):
         self.cycle = list(cycle)
         path = " -> ".join([*self.cycle, self.cycle[0]]) if self.cycle else "?"
-        super().__init__(f"graph has a cycle: {path}; remove one edge or merge the nodes")
+        if closing is None:
+            super().__init__(f"graph has a cycle: {path}; remove one edge or merge the nodes")
+        else:
+            src, dst = closing
+            super().__init__(
+                f"edge {src} -> {dst} would close a cycle: {path}; the graph is unchanged. "
+                "Data flows one way: merge the nodes, or remove an edge of the cycle first "
+                "(Graph.remove_edge)"
+            )
 
 
 class FieldMappingError(GraphError):
@@ -113,8 +127,21 @@ class TraceError(XCSError):
     """Symbolic tracing could not continue (Python needed a concrete value)."""
 
 
-class TransformError(XCSError):
-    """A transform (vmap, pmap, mesh_sharded) was given inputs it cannot map."""
+class TransformError(XCSError, ValueError):
+    """A transform (vmap, pmap, mesh_sharded) was given inputs it cannot map.
+
+    A `ValueError`, as `jax.vmap`'s own errors for the same misuse are.
+    """
+
+
+class TransformTypeError(TransformError, TypeError):
+    """A transform argument has the wrong type (a `str` for `in_axes`, a non-callable `fn`);
+    a `TypeError`, as in JAX."""
+
+
+class AxisNameError(TransformError, NameError):
+    """A collective (`jax.lax.psum(x, "j")`) names an axis no enclosing transform binds;
+    a `NameError`, as in JAX."""
 
 
 class ModelError(XCSError):
@@ -122,17 +149,35 @@ class ModelError(XCSError):
 
 
 def summarize_value(value: Any, limit: int = 60) -> str:
-    """A short description of `value` for error messages: arrays by shape and dtype."""
+    """A short description of `value` for error messages: arrays by shape and dtype.
+
+    Never raises: it runs while an error is being reported, so a value nested 5,000 deep
+    or with a broken `__repr__` must not replace the error it describes.
+    """
     shape = getattr(value, "shape", None)
     dtype = getattr(value, "dtype", None)
     if shape is not None and dtype is not None:
         return f"{type(value).__name__}[{dtype}{list(shape)}]"
     if isinstance(value, Mapping):
-        inner = ", ".join(f"{k!r}: {summarize_value(v, 20)}" for k, v in list(value.items())[:4])
+        inner = ", ".join(
+            f"{_repr(k)}: {summarize_value(v, 20)}" for k, v in list(value.items())[:4]
+        )
         more = ", ..." if len(value) > 4 else ""
         return _truncate("{" + inner + more + "}", limit)
-    text = repr(value)
-    return _truncate(text, limit)
+    return _truncate(_repr(value), limit)
+
+
+# reprlib stops at a depth and a length, so the summary of a huge or deeply nested
+# container costs the few characters it shows, not a walk of the whole value
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 80, 80
+
+
+def _repr(value: Any) -> str:
+    try:
+        return _REPR.repr(value)
+    except Exception as exc:  # a user's __repr__ raised
+        return f"<{type(value).__name__} (repr failed: {type(exc).__name__})>"
 
 
 def summarize_inputs(args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:

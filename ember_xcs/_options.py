@@ -16,7 +16,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import math
 import os
+import threading
 from collections.abc import Iterator
 from contextvars import ContextVar, Token
 from typing import Any
@@ -45,7 +47,8 @@ class ExecutionOptions:
     - `max_workers`: cap on nodes in flight at once. `None` means as wide as the graph,
       up to 512 (I/O-bound calls spend their time waiting, not computing).
     - `timeout_seconds`: deadline for the whole execution; on expiry an
-      `ExecutionTimeoutError` names the nodes still running.
+      `ExecutionTimeoutError` names the nodes still running. `None` means no limit;
+      `float("inf")` and NaN are refused (say `None`).
     - `node_timeout_seconds`: deadline for each node, measured from its start.
     - `return_partial_results`: on failure, keep running the nodes that do not depend
       on the failed one and return every completed output with the failures listed,
@@ -63,6 +66,10 @@ class ExecutionOptions:
       `False` (default) adds nothing. It adds a `ProgressHooks` to `hooks`.
     - `graph_passes`: graph passes `execute_graph` applies first, in order, from
       `GRAPH_PASSES` (or `"all"`); none by default. See `Graph.eliminate_dead_nodes`.
+
+    Durations are finite numbers of seconds: `float("inf")`, NaN and values beyond
+    `threading.TIMEOUT_MAX` (about 292 years) raise `OptionsError`, so a bad value fails
+    here rather than as an `OverflowError` in the middle of a run.
     """
 
     scheduler: Any = "auto"
@@ -79,9 +86,14 @@ class ExecutionOptions:
     progress: bool | float = False
     graph_passes: tuple[str, ...] = ()
 
-    def __new__(cls, **overrides: Any) -> ExecutionOptions:
+    def __new__(cls, *positional: Any, **overrides: Any) -> ExecutionOptions:
         # Checked here, before the dataclass __init__, so a misspelt option is an
         # OptionsError with a suggestion rather than a bare TypeError.
+        if positional:
+            raise TypeError(
+                f"ExecutionOptions takes keyword arguments only, got {positional[0]!r} "
+                "positionally; write e.g. ExecutionOptions(scheduler='parallel')"
+            )
         check_option_names(overrides)
         return super().__new__(cls)
 
@@ -91,19 +103,24 @@ class ExecutionOptions:
         _check_positive_number("node_timeout_seconds", self.node_timeout_seconds)
         if not isinstance(self.retries, int) or isinstance(self.retries, bool) or self.retries < 0:
             raise OptionsError(f"retries must be an int >= 0, got {self.retries!r}")
-        if not _is_number(self.retry_backoff) or self.retry_backoff < 0:
-            raise OptionsError(f"retry_backoff must be >= 0 seconds, got {self.retry_backoff!r}")
+        if not _is_duration(self.retry_backoff) or self.retry_backoff < 0:
+            raise OptionsError(
+                f"retry_backoff must be a finite number of seconds >= 0, got {self.retry_backoff!r}"
+            )
         for flag in ("return_partial_results", "include_intermediates"):
             if not isinstance(getattr(self, flag), bool):
                 raise OptionsError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
         object.__setattr__(self, "retry_on", _as_exception_types(self.retry_on))
         object.__setattr__(self, "hooks", _with_progress(_as_hooks(self.hooks), self.progress))
         object.__setattr__(self, "graph_passes", _as_graph_passes(self.graph_passes))
-        if not isinstance(self.scheduler, str) and not hasattr(self.scheduler, "run"):
+        if self.scheduler == "" or (
+            not isinstance(self.scheduler, str) and not hasattr(self.scheduler, "run")
+        ):
             raise OptionsError(
                 f"scheduler must be a scheduler name or an object with a run() method, "
                 f"got {self.scheduler!r}"
             )
+        _check_dask_client(self.dask_client)
 
     def replace(self, **overrides: Any) -> ExecutionOptions:
         """A copy with `overrides` applied; unknown names raise `OptionsError`."""
@@ -134,13 +151,31 @@ def _check_positive_int(name: str, value: Any) -> None:
         raise OptionsError(f"{name} must be a positive int or None, got {value!r}")
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
+def _is_duration(value: Any) -> bool:
+    """A real number of seconds that `threading` can wait for: not a bool, NaN or inf."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and -threading.TIMEOUT_MAX <= value <= threading.TIMEOUT_MAX  # False for NaN
+    )
 
 
 def _check_positive_number(name: str, value: Any) -> None:
-    if value is not None and (not _is_number(value) or value <= 0):
-        raise OptionsError(f"{name} must be a positive number of seconds or None, got {value!r}")
+    if value is not None and (not _is_duration(value) or value <= 0):
+        hint = "; for no limit pass None" if value == math.inf else ""
+        raise OptionsError(
+            f"{name} must be a finite positive number of seconds, or None for no limit, "
+            f"got {value!r}{hint}"
+        )
+
+
+def _check_dask_client(value: Any) -> None:
+    if value is None or (isinstance(value, str) and value) or hasattr(value, "submit"):
+        return
+    raise OptionsError(
+        f"dask_client must be a distributed.Client, a scheduler address such as "
+        f"'tcp://10.0.0.5:8786', or None, got {value!r}"
+    )
 
 
 def _as_hooks(value: Any) -> tuple[Any, ...]:
@@ -223,7 +258,7 @@ def register_progress_hooks(factory: Any) -> None:
 
 
 def _with_progress(hooks: tuple[Any, ...], progress: Any) -> tuple[Any, ...]:
-    if not isinstance(progress, bool) and (not _is_number(progress) or progress < 0):
+    if not isinstance(progress, bool) and (not _is_duration(progress) or progress < 0):
         raise OptionsError(
             f"progress must be True, False or a delay in seconds >= 0, got {progress!r}"
         )
@@ -269,7 +304,12 @@ def _close(name: Any) -> list[str]:
 
 
 def _as_exception_types(value: Any) -> tuple[type[BaseException], ...]:
-    types = (value,) if isinstance(value, type) else tuple(value)
+    try:
+        types = (value,) if isinstance(value, type) else tuple(value)
+    except TypeError:
+        raise OptionsError(
+            f"retry_on must be an exception type or a tuple of them, got {value!r}"
+        ) from None
     for t in types:
         if not (isinstance(t, type) and issubclass(t, BaseException)):
             raise OptionsError(f"retry_on must hold exception types, got {t!r}")

@@ -9,11 +9,24 @@ recorded results.
 A run limited with `--sections` or `--scenarios` into a folder that already holds a
 `results.json` replaces only the rows it re-measured and keeps the others, so one
 section can be refreshed without re-running the whole suite.
+
+`--report-only` re-renders `RESULTS.md` and the plots from a `results.json` without
+running anything. It reads `--out` (default: the recorded results) and writes to
+`--out` when one is given, else to a fresh temporary folder: the recorded files are
+rewritten in place only when asked with `--in-place`.
+
+`--soak MINUTES` runs a jitted pipeline back to back for that long and reports memory,
+thread and latency drift (see `_soak`); it writes nothing.
+
+Bad values (`--scenarios typo`, `--latencies abc`) exit with status 2 and a message
+naming the valid choices, before anything runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 import tempfile
 import time
 import warnings
@@ -23,6 +36,10 @@ from . import _diagnose, _http, _numeric, _suite
 from ._plots import write_plots
 from ._report import compare, load_rows, stamp, write_json, write_markdown
 from ._rows import Row, annotate
+from ._scenarios import SCENARIOS
+
+# "ensemble-depth2-async" is the asyncio-baseline variant llm_section adds by name
+SCENARIO_NAMES = (*(s.name for s in SCENARIOS), "ensemble-depth2-async")
 
 __all__ = ["default_out_dir", "main"]
 
@@ -36,7 +53,7 @@ SECTIONS = {
 
 def default_out_dir() -> Path:
     """`benchmarks/` next to the package in a source checkout, else `./ember-xcs-bench`."""
-    checkout = Path(__file__).resolve().parents[2] / "benchmarks"
+    checkout = Path(__file__).resolve().parents[1] / "benchmarks"
     if (checkout.parent / "pyproject.toml").exists() and checkout.is_dir():
         return checkout
     return Path.cwd() / "ember-xcs-bench"
@@ -47,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="CI smoke: small sizes, one run each")
     parser.add_argument("--out", type=Path, help="folder for RESULTS.md, results.json, PNGs")
     parser.add_argument("--sections", help=f"comma-separated subset of {', '.join(SECTIONS)}")
-    parser.add_argument("--scenarios", help="comma-separated scenario names (section llm)")
+    parser.add_argument(
+        "--scenarios", help=f"comma-separated subset of {', '.join(SCENARIO_NAMES)} (section llm)"
+    )
     parser.add_argument("--latencies", help="simulated LLM latencies in ms, e.g. 50,5")
     parser.add_argument("--repeats", type=int, help="timed runs per row (default 5)")
     parser.add_argument("--compare", type=Path, help="results.json to compare against")
@@ -55,25 +74,61 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--report-only",
         action="store_true",
-        help="rewrite RESULTS.md and the plots from the folder's results.json; run nothing",
+        help="render RESULTS.md and the plots from results.json into --out (default: a "
+        "temporary folder); run nothing",
+    )
+    parser.add_argument(
+        "--soak",
+        type=float,
+        metavar="MINUTES",
+        help="run a jitted pipeline for MINUTES and report memory, threads and latency drift",
+    )
+    parser.add_argument(
+        "--in-place",
+        action="store_true",
+        help="with --report-only and no --out: rewrite the recorded RESULTS.md and plots",
     )
     return parser
+
+
+def _choices(raw: str, valid: tuple[str, ...], flag: str) -> tuple[str, ...]:
+    """The comma-separated names in `raw`; exit 2 naming the valid ones on a typo."""
+    chosen = tuple(s.strip() for s in raw.split(",") if s.strip())
+    unknown = [s for s in chosen if s not in valid]
+    if unknown or not chosen:
+        print(
+            f"ember-xcs bench: {flag}: unknown {', '.join(unknown) or 'empty list'}; choose "
+            f"from {', '.join(valid)}",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    return chosen
+
+
+def _latencies(raw: str) -> tuple[float, ...]:
+    """`--latencies 50,5` in ms as seconds; exit 2 on anything but numbers >= 0."""
+    try:
+        values = tuple(float(x) / 1000 for x in raw.split(","))
+    except ValueError:
+        values = ()
+    if not values or not all(0 <= v < math.inf for v in values):
+        print(
+            f"ember-xcs bench: --latencies {raw!r}: give milliseconds >= 0 separated by "
+            "commas, e.g. --latencies 50,5",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    return values
 
 
 def _settings(args: argparse.Namespace) -> _suite.Settings:
     settings = _suite.Settings.for_quick() if args.quick else _suite.Settings()
     if args.sections:
-        chosen = tuple(s.strip() for s in args.sections.split(",") if s.strip())
-        unknown = [s for s in chosen if s not in SECTIONS]
-        if unknown:
-            raise SystemExit(
-                f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}"
-            )
-        settings.sections = chosen
+        settings.sections = _choices(args.sections, tuple(SECTIONS), "--sections")
     if args.scenarios:
-        settings.scenarios = tuple(s.strip() for s in args.scenarios.split(","))
+        settings.scenarios = _choices(args.scenarios, SCENARIO_NAMES, "--scenarios")
     if args.latencies:
-        settings.latencies = tuple(float(x) / 1000 for x in args.latencies.split(","))
+        settings.latencies = _latencies(args.latencies)
     if args.repeats:
         settings.repeats = max(1, args.repeats)
     return settings
@@ -93,7 +148,9 @@ def _out_dir(args: argparse.Namespace) -> Path:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.report_only:
-        return _report_only(args.out or default_out_dir(), args.no_plots)
+        return _report_only(args)
+    if args.soak is not None:
+        return _soak(args.soak)
     settings, out = _settings(args), _out_dir(args)
     print(f"ember-xcs bench: {'quick' if settings.quick else 'full'} run -> {out}", flush=True)
     recorded_stamp, recorded = load_rows(args.compare or out / "results.json")
@@ -114,16 +171,35 @@ def main(argv: list[str]) -> int:
     return 1 if failed else 0
 
 
-def _report_only(out: Path, no_plots: bool) -> int:
-    info, rows = load_rows(out / "results.json")
+def _report_only(args: argparse.Namespace) -> int:
+    source = args.out or default_out_dir()
+    info, rows = load_rows(source / "results.json")
     if not rows:
-        print(f"no rows in {out / 'results.json'}; run the suite first")
+        print(f"no rows in {source / 'results.json'}; run the suite first")
         return 1
+    if args.out is not None or args.in_place:
+        out = source
+    else:  # never rewrite the recorded (tracked) files unless asked
+        out = Path(tempfile.mkdtemp(prefix="ember-xcs-bench-report-"))
     notes = _flat_notes(info)
-    plots = [] if no_plots else write_plots(out, rows, notes)
+    plots = [] if args.no_plots else write_plots(out, rows, notes)
     write_markdown(out / "RESULTS.md", rows, info, notes, plots)
-    print(f"rewrote {out / 'RESULTS.md'} from {len(rows)} recorded rows")
+    print(f"wrote {out / 'RESULTS.md'} from {len(rows)} rows of {source / 'results.json'}")
+    if out != source:
+        print("(the recorded files are untouched; pass --in-place to rewrite them)")
     return 0
+
+
+def _soak(minutes: float) -> int:
+    if not 0 < minutes < math.inf:
+        print(f"ember-xcs bench: --soak {minutes:g}: give minutes > 0", file=sys.stderr)
+        raise SystemExit(2)
+    from ._soak import run_soak
+
+    report = run_soak(minutes)
+    for line in report.lines():
+        print(line)
+    return 1 if report.errors or report.wrong_answers or report.thread_growth > 0 else 0
 
 
 def _flat_notes(info: dict) -> list[str]:

@@ -102,7 +102,7 @@ def dask_client() -> Any:
             processes=False,
             n_workers=1,
             threads_per_worker=DASK_THREADS,
-            dashboard_address=None,
+            dashboard_address=":0",  # never a fixed port (8787 may be taken)
             set_as_default=True,  # see _dask_options: found via get_client(), not options
         )
     return _shared["dask"]

@@ -126,6 +126,17 @@ def test_simulated_model_rejects_bad_configuration():
         SimulatedModel().complete(42)
 
 
+def test_a_call_refused_before_it_ran_is_not_counted():
+    model = SimulatedModel()
+    with pytest.raises(ModelConfigError, match="prompt must be a str"):
+        model.complete(42)
+    with pytest.raises(ModelConfigError, match="prompt must be a str"):
+        asyncio.run(model.acomplete(None))
+    assert model.calls == 0 and model.call_log == [] and model.in_flight == 0
+    model.complete("ok")
+    assert model.calls == 1
+
+
 def test_simulated_model_counts_calls_and_logs_each_once():
     model = SimulatedModel()
     _run_threads(12, lambda i: model.complete(f"q{i}", sample=i))

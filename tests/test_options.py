@@ -80,15 +80,53 @@ def test_options_are_frozen() -> None:
         ({"max_workers": 0}, "max_workers must be a positive int or None, got 0"),
         ({"max_workers": 2.5}, "max_workers must be a positive int or None, got 2.5"),
         ({"max_workers": True}, "max_workers must be a positive int or None, got True"),
-        ({"timeout_seconds": 0}, "timeout_seconds must be a positive number of seconds or None"),
-        ({"timeout_seconds": "1"}, "timeout_seconds must be a positive number of seconds"),
-        ({"node_timeout_seconds": -1}, "node_timeout_seconds must be a positive number"),
+        (
+            {"timeout_seconds": 0},
+            "timeout_seconds must be a finite positive number of seconds, "
+            "or None for no limit, got 0",
+        ),
+        ({"timeout_seconds": "1"}, "timeout_seconds must be a finite positive number of seconds"),
+        ({"node_timeout_seconds": -1}, "node_timeout_seconds must be a finite positive number"),
+        (
+            {"timeout_seconds": float("inf")},
+            "timeout_seconds must be a finite positive number "
+            "of seconds, or None for no limit, got inf; for no limit pass None",
+        ),
+        (
+            {"node_timeout_seconds": float("inf")},
+            "node_timeout_seconds must be a finite positive "
+            "number of seconds, or None for no limit, got inf; for no limit pass None",
+        ),
+        (
+            {"timeout_seconds": float("nan")},
+            "timeout_seconds must be a finite positive number "
+            "of seconds, or None for no limit, got nan",
+        ),
+        (
+            {"node_timeout_seconds": 1e300},
+            "node_timeout_seconds must be a finite positive "
+            "number of seconds, or None for no limit, got 1e+300",
+        ),
         ({"retries": -1}, "retries must be an int >= 0, got -1"),
         ({"retries": True}, "retries must be an int >= 0, got True"),
-        ({"retry_backoff": -0.1}, "retry_backoff must be >= 0 seconds, got -0.1"),
-        ({"retry_backoff": float("nan")}, "retry_backoff must be >= 0 seconds, got nan"),
+        (
+            {"retry_backoff": -0.1},
+            "retry_backoff must be a finite number of seconds >= 0, got -0.1",
+        ),
+        (
+            {"retry_backoff": float("nan")},
+            "retry_backoff must be a finite number of seconds >= 0, got nan",
+        ),
+        (
+            {"retry_backoff": float("inf")},
+            "retry_backoff must be a finite number of seconds >= 0, got inf",
+        ),
         ({"retry_on": (ValueError, "x")}, "retry_on must hold exception types, got 'x'"),
         ({"retry_on": int}, "retry_on must hold exception types, got <class 'int'>"),
+        ({"retry_on": 5}, "retry_on must be an exception type or a tuple of them, got 5"),
+        ({"dask_client": 5}, "dask_client must be a distributed.Client, a scheduler address"),
+        ({"dask_client": ""}, "dask_client must be a distributed.Client, a scheduler address"),
+        ({"scheduler": ""}, "scheduler must be a scheduler name or an object with a run()"),
         ({"hooks": object()}, "hooks must be a sequence of ExecutionHooks"),
         ({"hooks": (None,)}, "hook None implements no event (no on_* method)"),
         ({"return_partial_results": "yes"}, "return_partial_results must be True or False"),
@@ -237,6 +275,13 @@ def test_empty_environment_variables_are_ignored(env: pytest.MonkeyPatch) -> Non
             "0",
             "environment variable EMBER_XCS_MAX_WORKERS='0' is not a valid max_workers: "
             "max_workers must be a positive int or None, got 0; fix or unset it",
+        ),
+        (
+            "EMBER_XCS_TIMEOUT_SECONDS",
+            "inf",
+            "environment variable EMBER_XCS_TIMEOUT_SECONDS='inf' is not a valid "
+            "timeout_seconds: timeout_seconds must be a finite positive number of seconds, or "
+            "None for no limit, got inf; for no limit pass None; fix or unset it",
         ),
         (
             "EMBER_XCS_TIMEOUT_SECONDS",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Iterable
 
 from .._errors import OptionsError
 
@@ -54,11 +55,17 @@ class JitConfig:
             mode = JITMode(mode)
         except ValueError:
             choices = ", ".join(repr(m.value) for m in JITMode)
-            raise ValueError(f"unknown jit mode {mode!r}; choose one of {choices}") from None
+            raise OptionsError(f"unknown jit mode {mode!r}; choose one of {choices}") from None
         if not isinstance(cache_size, int) or isinstance(cache_size, bool) or cache_size < 1:
-            raise ValueError(f"cache_size must be a positive int, got {cache_size!r}")
-        nums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
-        names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
+            raise OptionsError(f"cache_size must be a positive int, got {cache_size!r}")
+        nums = (static_argnums,) if isinstance(static_argnums, int) else static_argnums
+        names = (static_argnames,) if isinstance(static_argnames, str) else static_argnames
+        nums = tuple(nums) if isinstance(nums, Iterable) else (nums,)  # a float: refused below
+        names = tuple(names) if isinstance(names, Iterable) else (names,)
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in nums):
+            raise OptionsError(f"static_argnums must be an int or ints, got {static_argnums!r}")
+        if not all(isinstance(n, str) for n in names):
+            raise OptionsError(f"static_argnames must be a str or strs, got {static_argnames!r}")
         disabled = _disabled(mode, disable_strategies)
         return cls(
             mode, bool(preserve_stochasticity), nums, names, cache_size, bool(strict), disabled

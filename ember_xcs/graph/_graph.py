@@ -12,9 +12,15 @@
   ordering-only edge, e.g. "warm the cache first").
 
 Mappings are checked against the consumer's signature when the edge is added; a field
-the producer does not return is reported when it runs, naming both nodes. A cycle is
-reported from the node added first: `graph has a cycle: a -> b -> a`. How graph
-`inputs` reach nodes is described in `ember_xcs.scheduling.execute_graph`.
+the producer does not return is reported when it runs, naming both nodes. An edge that
+would close a cycle is refused when it is added, printing the cycle from the node added
+first: `edge b -> a would close a cycle: a -> b -> a`. How graph `inputs` reach nodes is
+described in `ember_xcs.scheduling.execute_graph`.
+
+**Editing.** `remove_edge(src, dst)` and `remove_node(node_id)` (which also removes the
+node's edges) bump `version`, so a plan cached for the old graph is never reused. After a
+positional edge is removed, the later positional edges into the same node move up one
+argument.
 
 Analysis delegates to networkx: `waves()` is `nx.topological_generations`, and
 `topological_order()` flattens the waves.
@@ -115,7 +121,11 @@ class Graph:
         self._g = nx.DiGraph()
         self._nodes: dict[str, Node] = {}
         self._incoming: dict[str, list[Edge]] = {}
-        self._order: dict[str, int] = {}
+        self._order: dict[str, int] = {}  # insertion rank: ties and cycles print in it
+        self._ranks = itertools.count()
+        # True while every edge points from an older node to a newer one: then a new
+        # forward edge cannot close a cycle and add_edge skips the path search
+        self._forward_only = True
         self._suffixes: dict[str, int] = {}  # next suffix to try per name
         self.version = 0  # bumped on every change; executors cache plans by it
 
@@ -139,12 +149,17 @@ class Graph:
                     f"add_node() needs an Operator or a function, got {type(operator).__name__}"
                 )
             operator = op(operator)
+        if name is not None and (not isinstance(name, str) or not name):
+            raise GraphError(
+                f"add_node(name=...) must be a non-empty string, got {name!r}; the name "
+                "labels the node in errors and renderings"
+            )
         label = name or operator.name
         node_id = self._check_new_id(node_id) if node_id is not None else self._fresh_id(label)
         node = Node(node_id, operator, label, _signature_or_none(operator))
         self._nodes[node_id] = node
         self._incoming[node_id] = []
-        self._order[node_id] = len(self._order)
+        self._order[node_id] = next(self._ranks)
         self._g.add_node(node_id)
         self.version += 1
         return node_id
@@ -155,8 +170,7 @@ class Graph:
         """Make `dst` depend on `src`; see the module docstring for how values flow."""
         self._require(src, f"edge {src} -> {dst}")
         self._require(dst, f"edge {src} -> {dst}")
-        if src == dst:
-            raise CycleError([src])
+        self._check_no_cycle(src, dst)
         mappings = resolve_field_mappings(self._nodes[src], self._nodes[dst], field_mappings)
         if mappings is not None:
             self._check_mappings(src, dst, mappings)
@@ -164,6 +178,36 @@ class Graph:
             self._check_positional(src, dst)
         edge = self._merge_with_existing(src, dst, mappings)
         self._g.add_edge(src, dst, field_mappings=edge.field_mappings)
+        self._forward_only &= self._order[src] < self._order[dst]
+        self.version += 1
+        return self
+
+    def remove_edge(self, src: str, dst: str) -> Graph:
+        """Remove the edge `src -> dst` (all of its field mappings); returns the graph."""
+        self._require(src, f"remove_edge({src!r}, {dst!r})")
+        self._require(dst, f"remove_edge({src!r}, {dst!r})")
+        if not self._g.has_edge(src, dst):
+            feeders = ", ".join(e.src for e in self._incoming[dst]) or "nothing"
+            raise GraphError(
+                f"remove_edge({src!r}, {dst!r}): there is no edge {src} -> {dst}; {dst} is "
+                f"fed by {feeders}"
+            )
+        self._incoming[dst] = [e for e in self._incoming[dst] if e.src != src]
+        self._g.remove_edge(src, dst)
+        self.version += 1
+        return self
+
+    def remove_node(self, node_id: str) -> Graph:
+        """Remove `node_id` and every edge into or out of it; returns the graph.
+
+        Nodes that consumed its output lose that input: a required parameter it fed is
+        reported as missing when the graph next runs.
+        """
+        self._require(node_id, f"remove_node({node_id!r})")
+        for dst in self._g.successors(node_id):
+            self._incoming[dst] = [e for e in self._incoming[dst] if e.src != node_id]
+        self._g.remove_node(node_id)
+        del self._nodes[node_id], self._incoming[node_id], self._order[node_id]
         self.version += 1
         return self
 
@@ -193,8 +237,8 @@ class Graph:
                 "use connect('a.field', 'b.param') one edge at a time for fields"
             )
         for src_spec, dst_spec in itertools.pairwise(endpoints):
-            src, field = _split_endpoint(src_spec)
-            dst, param = _split_endpoint(dst_spec)
+            src, field = _split_endpoint(src_spec, "a node output")
+            dst, param = _split_endpoint(dst_spec, "a node parameter")
             if field is not None and param is None:
                 raise GraphError(
                     f"connect({src_spec!r}, {dst_spec!r}): a field needs a parameter to go "
@@ -345,10 +389,20 @@ class Graph:
         if weights is None:
             return lambda n: 1.0
         if callable(weights):
-            return lambda n: float(weights(self._nodes[n]))
-        return lambda n: float(weights.get(n, 1.0))
+            return lambda n: _weight(_call_weights(weights, self._nodes[n]), n)
+        if not isinstance(weights, Mapping):
+            raise GraphError(
+                f"weights must be a dict {{node_id: seconds}}, a function of a Node, or "
+                f"None, got {type(weights).__name__}"
+            )
+        return lambda n: _weight(weights.get(n, 1.0), n)
 
     def _require(self, node_id: str, where: str) -> None:
+        if not isinstance(node_id, str):
+            raise UnknownNodeError(
+                f"{where}: node ids are strings, got {node_id!r} ({type(node_id).__name__}); "
+                "use the id add_node() returned"
+            )
         if node_id not in self._nodes:
             known = ", ".join(list(self._nodes)[:8]) or "none yet"
             raise UnknownNodeError(
@@ -370,6 +424,18 @@ class Graph:
                 "pick another node_id or leave it out to get a fresh one"
             )
         return node_id
+
+    def _check_no_cycle(self, src: str, dst: str) -> None:
+        """Refuse `src -> dst` when `dst` already reaches `src`, printing the cycle."""
+        if src == dst:
+            raise CycleError([src])
+        if self._forward_only and self._order[src] < self._order[dst]:
+            return
+        if not nx.has_path(self._g, dst, src):
+            return
+        cycle = nx.shortest_path(self._g, dst, src)
+        first = min(range(len(cycle)), key=lambda k: self._order[cycle[k]])
+        raise CycleError(cycle[first:] + cycle[:first], closing=(src, dst))
 
     def _fresh_id(self, label: str) -> str:
         base = label.replace(".", "_") or "node"
@@ -472,11 +538,39 @@ class _ReadOnly(Mapping[str, Node]):
         return len(self._data)
 
 
-def _split_endpoint(spec: str) -> tuple[str, str | None]:
+def _split_endpoint(spec: str, what: str) -> tuple[str, str | None]:
     if not isinstance(spec, str):
         raise GraphError(f"connect() takes 'node' or 'node.field' strings, got {spec!r}")
-    node, _, field = spec.partition(".")
+    node, dot, field = spec.partition(".")
+    if not node or (dot and not field):
+        raise GraphError(
+            f"connect(): {spec!r} is not 'node' or 'node.field'; name {what} like "
+            "'retrieve' or 'retrieve.docs'"
+        )
     return node, (field or None)
+
+
+def _call_weights(weights: Callable[[Node], Any], node: Node) -> Any:
+    try:
+        return weights(node)
+    except Exception as exc:
+        raise GraphError(
+            f"the weights function {getattr(weights, '__name__', weights)!r} raised "
+            f"{type(exc).__name__} for node {node.node_id!r}: {exc}; it is called with each "
+            "Node and returns a number >= 0"
+        ) from exc
+
+
+def _weight(value: Any, node_id: str) -> float:
+    try:  # float() takes NumPy scalars too
+        number = float(value) if not isinstance(value, bool | str | bytes) else -1.0
+    except (TypeError, ValueError):
+        number = -1.0
+    if not number >= 0:  # also true for NaN
+        raise GraphError(
+            f"the weight of node {node_id!r} must be a number >= 0 (e.g. seconds), got {value!r}"
+        )
+    return number
 
 
 def _signature_or_none(operator: Operator) -> inspect.Signature | None:

@@ -115,8 +115,9 @@ def resolve_field_mappings(src: Node, dst: Node, mappings: Any) -> dict[str, str
         return mappings.resolve(src, dst)
     if not isinstance(mappings, Mapping):
         raise FieldMappingError(
-            f"edge {src.node_id} -> {dst.node_id}: field_mappings must be a dict of "
-            f"{{output field: parameter}}, got {type(mappings).__name__}"
+            f"edge {src.node_id} -> {dst.node_id}: field_mappings must be a dict "
+            f"{{output_field: parameter}}, got {type(mappings).__name__} {mappings!r}; e.g. "
+            "field_mappings={'docs': 'documents'}, or {'*': 'documents'} for the whole output"
         )
     mappings = dict(mappings)
     fields = declared_fields(src)

@@ -136,6 +136,7 @@ class SimulatedModel:
     def complete(self, prompt: str, *, sample: int = 0, **params: Any) -> ModelResponse:
         """Answer `prompt` after the simulated latency, or raise the injected failure."""
         start = time.perf_counter()
+        _check_prompt(prompt)  # before the slot: a refused call is not counted in `calls`
         with self.limits.slot():
             failure = self._begin(prompt, sample)
             time.sleep(self._latency(prompt, sample))
@@ -144,6 +145,7 @@ class SimulatedModel:
     async def acomplete(self, prompt: str, *, sample: int = 0, **params: Any) -> ModelResponse:
         """`complete` for event loops: waits with `asyncio.sleep`."""
         start = time.perf_counter()
+        _check_prompt(prompt)
         async with self.limits.aslot():
             failure = self._begin(prompt, sample)
             await asyncio.sleep(self._latency(prompt, sample))
@@ -151,8 +153,6 @@ class SimulatedModel:
 
     def _begin(self, prompt: str, sample: int) -> Exception | None:
         """Log the call and decide (deterministically) whether this attempt fails."""
-        if not isinstance(prompt, str):
-            raise ModelConfigError(f"a prompt must be a str, got {type(prompt).__name__}")
         with self._log_lock:
             self.call_log.append((prompt, sample))
             attempt = self._attempts.get((prompt, sample), 0)
@@ -210,6 +210,11 @@ class SimulatedModel:
         return MalformedResponseError(
             f"model {self.name!r} (simulated) returned a malformed response", status=200, **where
         )
+
+
+def _check_prompt(prompt: Any) -> None:
+    if not isinstance(prompt, str):
+        raise ModelConfigError(f"a prompt must be a str, got {type(prompt).__name__}")
 
 
 def _digest(*parts: Any) -> int:

@@ -23,11 +23,12 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import pickle
+import socket
 import threading
 import uuid
 from typing import Any
 
-from .._errors import OptionsError
+from .._errors import ExecutionError, OptionsError
 from .._options import ExecutionOptions, hook_calls
 from ._executors import Done
 from ._node_call import NodeCall
@@ -52,6 +53,29 @@ def _import_distributed() -> Any:
     return distributed
 
 
+# Dask's own connect timeout is 30 s, retried; a wrong address should say so sooner
+CONNECT_TIMEOUT_S = 5.0
+
+
+def _connect(distributed: Any, address: str) -> Any:
+    """A client of the scheduler at `address`, or an `ExecutionError` naming the address.
+
+    A TCP address is probed first, so a refused connection (nothing listens there) fails
+    in milliseconds; a silent one fails after `CONNECT_TIMEOUT_S`.
+    """
+    try:
+        scheme, location = distributed.comm.parse_address(address)
+        if scheme == "tcp":
+            host, port = distributed.comm.parse_host_port(location)
+            socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+        return distributed.Client(address, set_as_default=False, timeout=CONNECT_TIMEOUT_S)
+    except Exception as exc:  # refused, timed out, a bad address, or not Dask at all
+        raise ExecutionError(
+            f"dask_client={address!r}: cannot connect to a Dask scheduler there "
+            f"({type(exc).__name__}: {exc}); start one (`dask scheduler`) or fix the address"
+        ) from None
+
+
 class DaskExecutor:
     """Runs node calls as Dask futures; results come back through future callbacks."""
 
@@ -70,7 +94,7 @@ class DaskExecutor:
                     "distributed.Client(...) or pass execution_options(dask_client=...)"
                 ) from None
         elif isinstance(client, str):
-            client = distributed.Client(client, set_as_default=False)
+            client = _connect(distributed, client)
             self._owned = True
         self._client = client
         self._run_id = f"{uuid.uuid4().hex[:8]}{next(_run_ids)}"

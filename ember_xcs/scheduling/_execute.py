@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .._errors import GraphError
 from .._options import ExecutionOptions, resolve_options
 from ..graph import Graph, optimized_graph, requested_outputs
 from ..operators import current_call_handler
@@ -22,6 +23,7 @@ def execute_graph(
     *,
     options: ExecutionOptions | None = None,
     outputs: Iterable[str] | None = None,
+    **unexpected: Any,
 ) -> ExecutionResult:
     """Run every node of `graph`, each as soon as its inputs are ready.
 
@@ -53,13 +55,14 @@ def execute_graph(
     options for its operators, on whichever thread or worker runs them, so an operator
     that reads `current_options()` or runs a nested graph sees them.
     """
+    if unexpected:
+        raise _unexpected_arguments(unexpected)
     resolved = resolve_options(options)
     if not isinstance(graph, Graph):
-        from .._errors import GraphError
-
         raise GraphError(f"execute_graph() needs a Graph, got {type(graph).__name__}")
     plan = plan_for_graph(graph)
     inputs = {} if inputs is None else inputs
+    _check_input_names(inputs)
     check_inputs(plan, inputs)
     if resolved.graph_passes or outputs is not None:
         return _with_passes(graph, inputs, resolved, outputs)
@@ -73,6 +76,33 @@ def _run(
     if handler is not None and resolved.scheduler != "noop":
         return _through_handler(plan, inputs, resolved, handler)
     return resolve_scheduler(resolved.scheduler, plan, resolved).run(plan, inputs, resolved)
+
+
+def _unexpected_arguments(unexpected: dict[str, Any]) -> TypeError:
+    """`execute_graph(g, x, scheduler=...)`: say where execution options go."""
+    names = ", ".join(map(repr, unexpected))
+    options = {k: v for k, v in unexpected.items() if k in ExecutionOptions.__dataclass_fields__}
+    if not options:
+        return TypeError(
+            f"execute_graph() got unexpected keyword argument(s) {names}; it takes "
+            "(graph, inputs, *, options)"
+        )
+    written = ", ".join(f"{k}={v!r}" for k, v in options.items())
+    return TypeError(
+        f"execute_graph() got unexpected keyword argument(s) {names}; execution options go "
+        f"in options=xcs.ExecutionOptions({written}) or a `with "
+        f"xcs.execution_options({written}):` block"
+    )
+
+
+def _check_input_names(inputs: Any) -> None:
+    if isinstance(inputs, Mapping):
+        for key in inputs:
+            if not isinstance(key, str):
+                raise GraphError(
+                    f"inputs keys must be parameter names or node ids (strings), got {key!r} "
+                    f"({type(key).__name__})"
+                )
 
 
 def _through_handler(

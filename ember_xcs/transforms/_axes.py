@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._errors import TransformError
+from .._errors import TransformError, TransformTypeError
 from ._names import ArgNames, describe, join_path
 
 __all__ = [
@@ -51,8 +51,17 @@ _KEYWORD = "keyword argument "  # keyword arguments are always mapped, as in jax
 def check_axes_tree(axes: Any, label: str, what: str) -> Any:
     """Raise unless `axes` is an int, None, or a tuple/list/dict tree of them.
 
-    A top-level list is read as a tuple, as `jax.vmap` does.
+    A top-level list is read as a tuple, as `jax.vmap` does. A top-level dict `in_axes`
+    is refused here, when the transform is built, as `jax.vmap` refuses it: `in_axes`
+    lines up with the positional arguments, which have no keys.
     """
+    if what == "in_axes" and isinstance(axes, Mapping):
+        raise TransformTypeError(
+            f"{label}: in_axes is a dict ({axes!r}), but in_axes lines up with the positional "
+            "arguments: give an int, None, or a tuple with one entry per positional argument "
+            "(an entry may be a dict shaped like a dict argument, e.g. in_axes=({'a': 0},)); "
+            "keyword arguments are always mapped along axis 0"
+        )
     _check_axes_node(axes, label, what, what)
     return tuple(axes) if isinstance(axes, list) else axes
 
@@ -68,7 +77,7 @@ def _check_axes_node(axes: Any, label: str, what: str, where: str) -> None:
         for k, a in axes.items():
             _check_axes_node(a, label, what, join_path(where, k))
         return
-    raise TransformError(
+    raise TransformTypeError(
         f"{label}: {where} is {axes!r} ({type(axes).__name__}); {what} entries must be an "
         "int (the axis to map), None (broadcast), or a tuple/list/dict of those shaped like "
         "the arguments"
@@ -236,7 +245,17 @@ def check_size_arg(axis_size: Any, label: str) -> None:
     """`axis_size` must be None or an int >= 0."""
     if axis_size is None:
         return
-    if not isinstance(axis_size, int) or isinstance(axis_size, bool) or axis_size < 0:
+    if isinstance(axis_size, str):  # jax.vmap(f, in_axes, out_axes, axis_name) habits
+        raise TransformTypeError(
+            f"{label}: axis_size must be an int >= 0 or None, got {axis_size!r}. The fourth "
+            "positional argument of xcs.vmap is axis_size (jax.vmap's is axis_name): pass "
+            f"axis_name={axis_size!r} by keyword"
+        )
+    if not isinstance(axis_size, int) or isinstance(axis_size, bool):
+        raise TransformTypeError(
+            f"{label}: axis_size must be an int >= 0 or None, got {axis_size!r}"
+        )
+    if axis_size < 0:
         raise TransformError(f"{label}: axis_size must be an int >= 0 or None, got {axis_size!r}")
 
 

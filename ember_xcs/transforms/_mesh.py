@@ -27,7 +27,7 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, PartitionSpec
 
-from .._errors import TransformError
+from .._errors import TransformError, TransformTypeError
 
 __all__ = ["DeviceMesh", "PartitionSpec", "available_devices", "simulate_hint"]
 
@@ -93,7 +93,9 @@ class DeviceMesh(metaclass=_MeshMeta):
         devices: Sequence[Any] | np.ndarray | None = None,
         axis_types: str | tuple[AxisType, ...] = "auto",
     ) -> Mesh:
-        names = (axis_names,) if isinstance(axis_names, str) else tuple(axis_names)
+        names = (
+            (axis_names,) if isinstance(axis_names, str) else _as_tuple(axis_names, "axis_names")
+        )
         dims = _shape(shape, devices, names)
         _check_names(names, dims)
         types = _axis_types(axis_types, len(dims))
@@ -110,10 +112,19 @@ def _shape(
             return tuple(devices.shape)
         count = len(devices) if devices is not None else len(jax.devices())
         return (count,) if len(names) == 1 else _ask_for_shape(names)
-    dims = (shape,) if isinstance(shape, int) else tuple(shape)
+    dims = (shape,) if isinstance(shape, int) else _as_tuple(shape, "shape")
     if not dims or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
         raise TransformError(f"DeviceMesh: shape must be positive ints, got {shape!r}")
     return dims
+
+
+def _as_tuple(value: Any, what: str) -> tuple[Any, ...]:
+    try:
+        return tuple(value)
+    except TypeError:
+        raise TransformTypeError(
+            f"DeviceMesh: {what} must be a tuple (or one value for a one-axis mesh), got {value!r}"
+        ) from None
 
 
 def _ask_for_shape(names: tuple[str, ...]) -> tuple[int, ...]:
@@ -144,7 +155,7 @@ def _axis_types(axis_types: Any, rank: int) -> tuple[AxisType, ...]:
                 "of jax.sharding.AxisType"
             )
         return (_AXIS_TYPES[axis_types.lower()],) * rank
-    types = tuple(axis_types)
+    types = _as_tuple(axis_types, "axis_types")
     if len(types) != rank or not all(isinstance(t, AxisType) for t in types):
         raise TransformError(
             f"DeviceMesh: axis_types must be 'auto', 'explicit' or {rank} "

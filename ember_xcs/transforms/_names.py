@@ -11,7 +11,7 @@ import functools
 import inspect
 from typing import Any
 
-from .._errors import TransformError
+from .._errors import TransformError, TransformTypeError
 from ..operators import Operator, operator_signature
 
 __all__ = ["ArgNames", "callable_name", "describe", "join_path"]
@@ -88,7 +88,7 @@ class ArgNames:
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as exc:
-            raise TransformError(f"{label}: {exc}") from None
+            raise TransformTypeError(f"{label}: {exc}") from None
         return tuple(bound.args), dict(bound.kwargs)
 
     @property

@@ -19,6 +19,12 @@ divide the batch.
 `jax.pmap` means only with one item per device; `axis_name` therefore requires the batch
 to equal the device count, and says so when it does not.
 
+*Varying-axes check off.* `jax.shard_map` runs here with `check_vma=False`, as
+`jax.pmap` itself does: with the check on, a `lax.scan` whose carry starts as a constant
+and picks up `lax.axis_index(axis_name)` fails with a carry-type error ("manual axis
+types do not match") that `jax.pmap` does not raise. With it off, a collective naming an
+axis that is not bound is a `NameError` (our `AxisNameError`), as under `jax.pmap`.
+
 **Python operators** ignore devices: the batch is split into items as by `vmap` and run
 on the scheduler with at most `num_workers` calls in flight, results gathered in input
 order, every failing item reported (never a silently missing shard).
@@ -35,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, Mesh, PartitionSpec
 
-from .._errors import TransformError
+from .._errors import TransformError, TransformTypeError
 from ..operators import guard_numeric
 from ._axes import (
     MappedLeaf,
@@ -74,13 +80,14 @@ class Pmapped(Transformed):
         if num_workers is not None and (
             not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 1
         ):
-            raise TransformError(
+            error = TransformError if isinstance(num_workers, int) else TransformTypeError
+            raise error(
                 f"{self._label}: num_workers must be a positive int or None, got {num_workers!r}"
             )
         if axis_name is not None and not isinstance(axis_name, str):
-            raise TransformError(f"{self._label}: axis_name must be a str, got {axis_name!r}")
+            raise TransformTypeError(f"{self._label}: axis_name must be a str, got {axis_name!r}")
         self.num_workers = num_workers
-        self.devices = None if devices is None else list(devices)
+        self.devices = _device_list(devices, self._label)
         self.in_axes = check_axes_tree(in_axes, self._label, "in_axes")
         self.out_axes = check_axes_tree(out_axes, self._label, "out_axes")
         self.axis_name = axis_name
@@ -130,6 +137,7 @@ class Pmapped(Transformed):
                 mesh=mesh,
                 in_specs=specs,
                 out_specs=out_specs,
+                check_vma=False,  # as jax.pmap: see "Varying-axes check off" above
             )
             return map_prefix(_batch_axis_to, out_axes, sharded(weights, args, kwargs))
 
@@ -170,6 +178,17 @@ class Pmapped(Transformed):
             None,
             max_workers=self.num_workers,
         )
+
+
+def _device_list(devices: Any, label: str) -> list[Any] | None:
+    if devices is None:
+        return None
+    if isinstance(devices, str) or not isinstance(devices, Sequence | np.ndarray):
+        raise TransformTypeError(
+            f"{label}: devices must be a list of devices such as jax.devices()[:4], or None "
+            f"for all of them, got {devices!r}"
+        )
+    return list(devices)
 
 
 def _tree(axes: Any, leaf: Callable[[int | None], Any]) -> Any:
@@ -224,9 +243,11 @@ def pmap(
 
     **Numeric functions** run under `jax.shard_map` over a 1-D mesh (not `jax.pmap`):
     each device vmaps `fn` over its contiguous block, in one `jax.jit` compiled once per
-    input shape. The batch must split evenly over the devices; otherwise a
-    `TransformError` names the size, the device count and the `num_workers` values that
-    would divide it (no padding: see the module docs). Outputs are sharded over the
+    input shape. As in `jax.pmap`, shard_map's varying-manual-axes check is off
+    (`check_vma=False`), so a `lax.scan` carry that picks up `lax.axis_index` works. The
+    batch must split evenly over the devices; otherwise a `TransformError` names the size,
+    the device count and the `num_workers` values that would divide it (no padding: see
+    the module docs). Outputs are sharded over the
     devices along the batch axis. An empty batch returns empty outputs.
 
     **Python operators** run once per item on the scheduler, at most `num_workers` at a

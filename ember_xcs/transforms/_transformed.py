@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import abc
 import inspect
+import re
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import numpy as np
 
-from .._errors import TransformError
+from .._errors import AxisNameError, TransformError, TransformTypeError
 from ..operators import (
     Classification,
     Operator,
@@ -64,10 +65,17 @@ class Transformed(Operator):
 
     def __init__(self, fn: Any, numeric: bool | None):
         if not callable(fn):
-            raise TransformError(
+            raise TransformTypeError(
                 f"{self.transform_name}() needs a function or operator, got {type(fn).__name__}"
             )
+        if numeric is not None and not isinstance(numeric, bool):
+            raise TransformTypeError(
+                f"{self.transform_name}(numeric=...) must be True, False or None (decide from "
+                f"the function), got {numeric!r}"
+            )
         self._target = _Hidden(fn)
+        # help(), IDEs and Jupyter show the function's own docs, as for jax.vmap(f)
+        self.__doc__ = getattr(fn, "__doc__", None)
         self._classification: Classification = classify(fn, numeric)
         self.numeric = self._classification.numeric
         self._label = f"{self.transform_name}({callable_name(fn)})"
@@ -89,6 +97,11 @@ class Transformed(Operator):
     @property
     def wrapped(self) -> Any:
         """The function or operator this transform was applied to."""
+        return self._target.value
+
+    @property
+    def __wrapped__(self) -> Any:
+        """The wrapped callable, as `functools.wraps` would set it (`inspect.unwrap`)."""
         return self._target.value
 
     @property
@@ -121,12 +134,34 @@ class Transformed(Operator):
             if not self._untraceable_call(args, kwargs):
                 raise
             return self._python(*args, **kwargs)
+        except NameError as exc:
+            self._raise_axis_name_error(exc)
+            raise
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return self._run(*args, **kwargs)
         except PythonOperatorCall as call:
             return self._switch_to_python(call, args, kwargs)
+        except NameError as exc:
+            self._raise_axis_name_error(exc)
+            raise
+
+    def _raise_axis_name_error(self, exc: NameError) -> None:
+        """JAX's unbound-axis `NameError`, said in our words; other `NameError`s pass."""
+        unbound = _UNBOUND_AXIS.search(str(exc))
+        if unbound is None or isinstance(exc, AxisNameError):
+            return
+        bound = getattr(self, "axis_name", None)
+        binds = (
+            f"{self._label} binds only {bound!r} (axis_name={bound!r})"
+            if bound is not None
+            else f"{self._label} binds no axis name; pass axis_name={unbound[1]!r}"
+        )
+        raise AxisNameError(
+            f"{self._label}: a collective in the function uses axis name {unbound[1]!r}, which "
+            f"no enclosing transform binds; {binds}"
+        ) from None
 
     def _untraceable_call(self, args: Any, kwargs: Any) -> bool:
         """A provisionally numeric function called with values JAX cannot trace."""
@@ -182,6 +217,7 @@ def holds_arrays(fn: Any) -> bool:
         return False
 
 
+_UNBOUND_AXIS = re.compile(r"unbound axis name: ([^\s.]+)")
 _TRACEABLE = (jax.Array, np.ndarray, np.generic, int, float, complex, bool)
 
 

@@ -1,0 +1,79 @@
+"""`ember-xcs bench` refuses bad arguments before measuring, and `--report-only` leaves
+the recorded results alone unless asked (`--in-place`) or given `--out`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ember_xcs_bench import _cli
+from ember_xcs_bench._cli import main
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--scenarios", "typo"], "--scenarios: unknown typo; choose from single, chain-5"),
+        (["--scenarios", "single,nope"], "--scenarios: unknown nope; choose from single"),
+        (["--scenarios", ","], "--scenarios: unknown empty list; choose from single"),
+        (["--sections", "nope"], "--sections: unknown nope; choose from llm, workers"),
+        (["--latencies", "abc"], "--latencies 'abc': give milliseconds >= 0 separated by commas"),
+        (["--latencies", "5,-1"], "--latencies '5,-1': give milliseconds >= 0"),
+        (["--latencies", "nan"], "--latencies 'nan': give milliseconds >= 0"),
+        (["--soak", "-1"], "--soak -1: give minutes > 0"),
+    ],
+)
+def test_bad_arguments_exit_2_naming_the_valid_choices_before_running_anything(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    ran: list[object] = []
+    monkeypatch.setattr(_cli, "_run_sections", lambda settings: ran.append(settings))
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "--quick"])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert ran == []
+
+
+def test_every_scenario_name_the_suite_knows_is_accepted() -> None:
+    args = _cli.build_parser().parse_args(["--scenarios", ",".join(_cli.SCENARIO_NAMES)])
+    assert _cli._settings(args).scenarios == _cli.SCENARIO_NAMES
+
+
+def _recorded(folder: Path) -> Path:
+    source = Path(__file__).resolve().parent.parent / "benchmarks" / "results.json"
+    folder.mkdir()
+    (folder / "results.json").write_text(source.read_text())
+    (folder / "RESULTS.md").write_text("recorded\n")
+    return folder
+
+
+def test_report_only_writes_a_temporary_folder_and_leaves_the_recorded_files(
+    tmp_path: Path, monkeypatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recorded = _recorded(tmp_path / "recorded")
+    monkeypatch.setattr(_cli, "default_out_dir", lambda: recorded)
+    before = {p.name: p.read_bytes() for p in recorded.iterdir()}
+    assert main(["--report-only", "--no-plots"]) == 0
+    assert {p.name: p.read_bytes() for p in recorded.iterdir()} == before
+    out = capsys.readouterr().out
+    written = Path(out.split("wrote ", 1)[1].split(" from ", 1)[0])
+    assert written.parent != recorded and "| " in written.read_text()
+    assert "pass --in-place to rewrite them" in out
+
+
+def test_report_only_rewrites_the_recorded_files_when_asked(tmp_path: Path, monkeypatch) -> None:
+    recorded = _recorded(tmp_path / "recorded")
+    monkeypatch.setattr(_cli, "default_out_dir", lambda: recorded)
+    assert main(["--report-only", "--no-plots", "--in-place"]) == 0
+    assert (recorded / "RESULTS.md").read_text() != "recorded\n"
+    other = _recorded(tmp_path / "other")
+    assert main(["--report-only", "--no-plots", "--out", str(other)]) == 0
+    assert (other / "RESULTS.md").read_text() != "recorded\n"
+    assert json.loads((other / "results.json").read_text())  # the input is kept
+
+
+def test_the_default_output_of_a_source_checkout_is_its_benchmarks_folder() -> None:
+    assert _cli.default_out_dir() == Path(__file__).resolve().parent.parent / "benchmarks"
