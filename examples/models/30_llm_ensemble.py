@@ -8,7 +8,7 @@ Uses `SimulatedModel` (50 ms per call, deterministic, no key needed):
 3. an ensemble of ten (ten-unit ensemble + judge) pipelines, judged again: 111 model
    calls whose longest chain is 3 calls, so jit runs it in about three latencies.
 
-    python examples/llm_ensemble.py
+    python examples/models/30_llm_ensemble.py
 """
 
 # expect: ^majority vote: Paris \(plain and jit agree: True\)$

@@ -7,7 +7,7 @@
    refuses plans with more calls than a budget allows and hands the rest to another
    scheduler object.
 
-    python examples/custom_scheduler.py
+    python examples/advanced/15_custom_scheduler.py
 """
 
 # expect: ^two_lanes gives the same results as sequential: True$

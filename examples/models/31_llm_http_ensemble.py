@@ -7,7 +7,7 @@ deep (111 calls, critical path 3) under `xcs.jit`. The same pipeline over a
 `SimulatedModel` with the same 50 ms shows what the HTTP client itself costs. Then it
 caps the model at 16 concurrent requests and checks what the server saw.
 
-    python examples/llm_http_ensemble.py
+    python examples/models/31_llm_http_ensemble.py
 """
 
 # expect: ^pipeline: 111 calls per question, critical path 3 calls = 150 ms$

@@ -3,7 +3,7 @@
 Builds the graph by hand, runs it with the sequential and the parallel scheduler, checks
 both give the same answer, and draws the parallel run as a timeline.
 
-    python examples/explicit_graph.py
+    python examples/basic/05_explicit_graph.py
 """
 
 # expect: ^graph: 6 nodes, critical path 3 calls$

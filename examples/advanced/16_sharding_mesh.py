@@ -3,7 +3,7 @@
 Runs on a laptop: eight CPU devices are simulated with XLA_FLAGS, set below before JAX
 starts. The same code runs unchanged on eight GPUs.
 
-    python examples/sharding_mesh.py
+    python examples/advanced/16_sharding_mesh.py
 """
 
 # expect: ^mesh: data=2 model=4 \(8 devices, Auto axes\)$

@@ -9,7 +9,7 @@ A second function builds a prompt with an f-string from an operator's output. It
 stops there (Python needed the value), so jit runs it dynamically, still overlapping the
 independent calls, and `explain_jit_selection` says where and why.
 
-    python examples/jit_ensemble.py
+    python examples/advanced/11_jit_ensemble.py
 """
 
 # expect: ^plain: 111 calls in \d+ ms$
