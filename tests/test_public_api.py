@@ -63,7 +63,9 @@ def test_reference_lists_exactly_the_exports():
     assert not exported - listed, (
         f"exported but missing from docs/reference/: {sorted(exported - listed)}"
     )
-    assert not listed - exported, f"in docs/reference/ but not exported: {sorted(listed - exported)}"
+    assert not listed - exported, (
+        f"in docs/reference/ but not exported: {sorted(listed - exported)}"
+    )
 
 
 def test_reference_lists_exactly_the_models_exports():

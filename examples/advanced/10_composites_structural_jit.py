@@ -48,6 +48,8 @@ def judge(answers: list[str]) -> str:
 @xcs.op
 def review(answer: str) -> str:
     return f"reviewed: {answer}"
+
+
 # --8<-- [end:leaves]
 
 

@@ -63,7 +63,9 @@ project = xcs.mesh_sharded(
 )
 y = project(x, w)
 same = bool(jnp.allclose(y, jnp.tanh(x @ w), atol=1e-5))
-print(f"y: spec {y.sharding.spec}, block {y.addressable_shards[0].data.shape}, matches unsharded: {same}")
+print(
+    f"y: spec {y.sharding.spec}, block {y.addressable_shards[0].data.shape}, matches unsharded: {same}"
+)
 
 shard = next(s for s in y.addressable_shards if s.device == mesh.devices[1, 1])
 rows, cols = shard.index
@@ -82,13 +84,16 @@ row_dot = xcs.mesh_sharded(
 )
 z = row_dot(x, w)
 same = bool(jnp.allclose(z, x @ w, atol=1e-4))
-print(f"psum: spec {z.sharding.spec}, block {z.addressable_shards[0].data.shape}, matches unsharded: {same}")
+print(
+    f"psum: spec {z.sharding.spec}, block {z.addressable_shards[0].data.shape}, matches unsharded: {same}"
+)
 # --8<-- [end:psum]
 
 # --8<-- [start:moved]
 on_one_device = jax.device_put(x, jax.devices()[0])  # committed to device 0
 print("moved from one device:", bool(jnp.allclose(project(on_one_device, w), y)))
 # --8<-- [end:moved]
+
 
 # --8<-- [start:python]
 @xcs.op

@@ -35,6 +35,8 @@ def draft(question: str, style: str) -> str:
 @xcs.op
 def pick(*drafts: str) -> str:
     return max(drafts)  # a real program would ask a judge model
+
+
 # --8<-- [end:operators]
 
 # --8<-- [start:graph]
@@ -69,5 +71,7 @@ for scheduler in ("sequential", "parallel"):
         f"{scheduler}: {result['pick']!r} after {stats.nodes_run} nodes,"
         f" at most {stats.max_in_flight} in flight"
     )
-print(f"sequential took {walls['sequential'] * 1000:.0f} ms, parallel {walls['parallel'] * 1000:.0f} ms")
+print(
+    f"sequential took {walls['sequential'] * 1000:.0f} ms, parallel {walls['parallel'] * 1000:.0f} ms"
+)
 # --8<-- [end:run]

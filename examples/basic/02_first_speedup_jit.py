@@ -41,6 +41,8 @@ def pick(*drafts: str) -> str:
 def answer(question: str) -> str:
     drafts = [draft(question, style) for style in "abcde"]
     return pick(*drafts)
+
+
 # --8<-- [end:program]
 
 

@@ -41,7 +41,12 @@ print("scores (0, None):", scores.shape)
 # --8<-- [start:axes]
 x = jnp.arange(24.0).reshape(4, 6)
 column_sums = xcs.vmap(jnp.sum, in_axes=1)(x)  # one call per column
-print("columns (in_axes=1):", column_sums.shape, "equals x.sum(0):", bool((column_sums == x.sum(0)).all()))
+print(
+    "columns (in_axes=1):",
+    column_sums.shape,
+    "equals x.sum(0):",
+    bool((column_sums == x.sum(0)).all()),
+)
 
 
 def shifted(batch):
@@ -82,7 +87,6 @@ sample_numbers = itertools.count()  # stands in for a model's sampling
 @xcs.op
 def sample(prompt: str) -> str:
     return f"sample {next(sample_numbers)} of {prompt}"
-
 
 
 print("samples:", sorted(xcs.vmap(sample, in_axes=None, axis_size=3)("q")))

@@ -34,6 +34,7 @@ import ember_xcs as xcs  # noqa: E402
 print("devices:", jax.device_count())
 # --8<-- [end:devices]
 
+
 # --8<-- [start:split]
 def normalize(row):
     return row / jnp.linalg.norm(row)

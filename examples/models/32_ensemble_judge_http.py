@@ -52,7 +52,9 @@ def measured(fn, question):
 
 
 plain_answer, plain_requests, plain_ms = measured(pipeline, "What is XLA?")
-print(f"plain: {plain_requests} requests, at most {server.max_concurrent} at once, {plain_ms:.0f} ms")
+print(
+    f"plain: {plain_requests} requests, at most {server.max_concurrent} at once, {plain_ms:.0f} ms"
+)
 jit_answer, jit_requests, jit_ms = measured(fast, "What is XLA?")
 print(f"jit: {jit_requests} requests, at most {server.max_concurrent} at once, {jit_ms:.0f} ms")
 print("same answer:", plain_answer == jit_answer)
