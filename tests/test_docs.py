@@ -10,6 +10,9 @@
     - `<!-- prelude ... -->` holds hidden setup code run just before the block;
     - `<!-- norun: reason -->` leaves the block out; the reason must also be said in
       the page's text (the test checks that the page says "does not run" near it);
+- a `--8<-- "examples/x.py:name"` line inside a block (pymdownx.snippets) stands for the
+  lines between `# --8<-- [start:name]` and `# --8<-- [end:name]` of that file, so a
+  tutorial shows its example script's code and the runner runs it as shown;
 - a ```text block right after a python block, marked `<!-- output -->`, is the output
   the block prints: the test compares them, with `...` in the shown text standing for
   any text (as in doctest).
@@ -34,6 +37,7 @@ _FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTA
 _PRELUDE = re.compile(r"<!--\s*prelude\s*\n(.*?)-->\s*\Z", re.DOTALL)
 _NORUN = re.compile(r"<!--\s*norun:\s*(.+?)\s*-->\s*\Z", re.DOTALL)
 _OUTPUT_MARK = re.compile(r"\A\s*<!--\s*output\s*-->\s*\Z")
+_SNIPPET = re.compile(r'^--8<-- "([^":]+)(?::(\w+))?"\s*$', re.MULTILINE)
 _BLOCK_END = "\x1e-- end of block --"
 
 
@@ -59,7 +63,7 @@ def python_blocks(markdown: str) -> list[Block]:
         prelude = _PRELUDE.search(gap)
         norun = _NORUN.search(gap)
         block = Block(
-            code=match.group(2),
+            code=expand_snippets(match.group(2)),
             line=markdown.count("\n", 0, match.start()) + 2,
             prelude=prelude.group(1) if prelude else "",
             norun=norun.group(1) if norun else None,
@@ -70,6 +74,20 @@ def python_blocks(markdown: str) -> list[Block]:
             block.output = after.group(2)
         blocks.append(block)
     return blocks
+
+
+def expand_snippets(code: str) -> str:
+    """`code` with each `--8<-- "path:section"` line replaced by that file section."""
+
+    def section(match: re.Match[str]) -> str:
+        text = (ROOT / match.group(1)).read_text()
+        if match.group(2) is None:
+            return text
+        start, end = f"# --8<-- [start:{match.group(2)}]\n", f"# --8<-- [end:{match.group(2)}]"
+        assert start in text, f"{match.group(1)} has no section {match.group(2)!r}"
+        return text.split(start, 1)[1].split(end, 1)[0]
+
+    return _SNIPPET.sub(section, code)
 
 
 def output_matches(shown: str, printed: str) -> bool:
@@ -116,6 +134,12 @@ def test_block_parser_reads_preludes_norun_and_outputs():
     assert (second.code, second.norun) == ("b = 2\n", "needs a cluster")
     assert (third.prelude, third.code, third.output) == ("x = 3\n", "print(x)\n", "3\n")
     assert third.line == 12  # the first line of code, as tracebacks count it
+
+
+def test_snippet_lines_expand_to_file_sections():
+    code = '--8<-- "examples/basic/01_hello_graph.py:graph"\n'
+    expanded = expand_snippets(code)
+    assert expanded.startswith("graph = xcs.Graph()") and "8<--" not in expanded
 
 
 def test_output_comparison_allows_ellipsis_and_trailing_space():
