@@ -182,7 +182,7 @@ def test_mkdocs_build_is_strict_clean(tmp_path):
         env=env,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=600,  # griffe reads jax for PartitionSpec: ~25 s of CPU, minutes on a loaded machine
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]

@@ -79,7 +79,10 @@ print("sub-operators:", [path for path, _ in program.sub_operators()])
 
 # --8<-- [start:structural]
 fast = xcs.structural_jit(program)
-print("plain and structural_jit agree:", fast("what is XLA?") == program("what is XLA?"))
+print(
+    "plain and structural_jit agree:",
+    fast("what is XLA?") == program("what is XLA?"),
+)
 stats = xcs.get_jit_stats(fast)
 print(
     f"leaf calls: {stats.leaf_calls}, critical path: {stats.critical_path},"
@@ -92,7 +95,9 @@ print("strategy:", xcs.get_jit_strategy_used(fast))
 recording = xcs.autograph()
 with recording as graph:
     program("what is XLA?")  # nothing runs: the calls are recorded
-print(f"recorded: {len(graph.nodes)} nodes, waves {[len(w) for w in graph.waves()]}")
+print(
+    f"recorded: {len(graph.nodes)} nodes, waves {[len(w) for w in graph.waves()]}"
+)
 
 result = xcs.execute_graph(graph, {"question": "what is a plan?"})
 print("graph run:", *result.values())

@@ -18,7 +18,9 @@ How to run:
 
 import os
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")  # before JAX
+os.environ.setdefault(
+    "XLA_FLAGS", "--xla_force_host_platform_device_count=8"
+)  # before JAX
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -39,7 +41,12 @@ print(f"input: {documents.shape} = 16 documents x 4 sentences x 8 features")
 scores = xcs.pmap(xcs.vmap(sentence_score))(documents)
 per_device = scores.addressable_shards[0].data.shape[0]
 devices = len(scores.sharding.device_set)
-print(f"output: {scores.shape}, sharded over {devices} devices, {per_device} documents per device")
+print(
+    f"output: {scores.shape}, sharded over {devices} devices, {per_device} documents per device"
+)
 
 reference = jax.vmap(jax.vmap(sentence_score))(documents)
-print("matches jax.vmap(jax.vmap(f)):", bool(jnp.allclose(scores, reference, atol=1e-6)))
+print(
+    "matches jax.vmap(jax.vmap(f)):",
+    bool(jnp.allclose(scores, reference, atol=1e-6)),
+)

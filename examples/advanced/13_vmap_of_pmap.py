@@ -18,7 +18,9 @@ How to run:
 
 import os
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")  # before JAX
+os.environ.setdefault(
+    "XLA_FLAGS", "--xla_force_host_platform_device_count=8"
+)  # before JAX
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -27,13 +29,19 @@ import ember_xcs as xcs  # noqa: E402
 
 
 def centre(sample):
-    return jax.lax.pmean(sample, "devices")  # the mean over the 8 devices' samples
+    return jax.lax.pmean(
+        sample, "devices"
+    )  # the mean over the 8 devices' samples
 
 
 experiments = jnp.arange(24.0).reshape(3, 8)
 print(f"input: {experiments.shape} = 3 experiments x 8 samples")
 
 means = xcs.vmap(xcs.pmap(centre, axis_name="devices"))(experiments)
-rows_constant = bool(jnp.allclose(means, experiments.mean(axis=1, keepdims=True)))
-print(f"output: {means.shape}; each row is its experiment's mean: {rows_constant}")
+rows_constant = bool(
+    jnp.allclose(means, experiments.mean(axis=1, keepdims=True))
+)
+print(
+    f"output: {means.shape}; each row is its experiment's mean: {rows_constant}"
+)
 print("means:", means[:, 0])

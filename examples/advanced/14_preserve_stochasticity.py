@@ -41,7 +41,9 @@ def add_fresh_noise(x):
 
 @xcs.op(numeric=True)
 def add_key_noise(x, key):
-    return x + jax.random.normal(key)  # randomness from an input: compiles once
+    return x + jax.random.normal(
+        key
+    )  # randomness from an input: compiles once
 
 
 def distinct(fn, *args_per_call):
@@ -56,13 +58,19 @@ print(
 )
 
 kept = xcs.jit(lambda x: add_noise(x), preserve_stochasticity=True)
-print(f"preserve_stochasticity=True: {distinct(kept, *three)} distinct values over 3 calls")
+print(
+    f"preserve_stochasticity=True: {distinct(kept, *three)} distinct values over 3 calls"
+)
 
 marked = xcs.jit(lambda x: add_fresh_noise(x))
-print(f"stochastic=True operator: {distinct(marked, *three)} distinct values over 3 calls")
+print(
+    f"stochastic=True operator: {distinct(marked, *three)} distinct values over 3 calls"
+)
 
 keyed = xcs.jit(lambda x, key: add_key_noise(x, key))
 keys = [(x, jax.random.key(i)) for i in range(3)]
 values = distinct(keyed, *keys)
 once = xcs.get_jit_stats(keyed).xla_compiles == 1
-print(f"JAX key as an input: {values} distinct values over 3 calls, compiled once: {once}")
+print(
+    f"JAX key as an input: {values} distinct values over 3 calls, compiled once: {once}"
+)

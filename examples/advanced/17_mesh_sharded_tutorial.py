@@ -26,7 +26,9 @@ How to run (page: docs/tutorials/07-mesh-sharded.md):
 # --8<-- [start:mesh]
 import os
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")  # before JAX
+os.environ.setdefault(
+    "XLA_FLAGS", "--xla_force_host_platform_device_count=8"
+)  # before JAX
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -47,7 +49,9 @@ w = jax.random.normal(jax.random.key(1), (16, 8))  # weights: 8 columns
 def describe(name, array, spec, what):
     placed = jax.device_put(array, NamedSharding(mesh, spec))
     block = placed.addressable_shards[0].data.shape
-    print(f"{name}: {what} -> block {block} on each of {len(placed.sharding.device_set)} devices")
+    print(
+        f"{name}: {what} -> block {block} on each of {len(placed.sharding.device_set)} devices"
+    )
 
 
 describe("x", x, P("data", None), "rows over data")
@@ -77,7 +81,9 @@ print(
 
 # --8<-- [start:psum]
 row_dot = xcs.mesh_sharded(
-    lambda x, w: jax.lax.psum(x @ w, "model"),  # partial sums per model block, then added
+    lambda x, w: jax.lax.psum(
+        x @ w, "model"
+    ),  # partial sums per model block, then added
     mesh,
     in_specs=(P("data", "model"), P("model", None)),
     out_specs=P("data"),
@@ -91,17 +97,23 @@ print(
 
 # --8<-- [start:moved]
 on_one_device = jax.device_put(x, jax.devices()[0])  # committed to device 0
-print("moved from one device:", bool(jnp.allclose(project(on_one_device, w), y)))
+print(
+    "moved from one device:", bool(jnp.allclose(project(on_one_device, w), y))
+)
 # --8<-- [end:moved]
 
 
 # --8<-- [start:python]
 @xcs.op
 def label(items: list) -> list:
-    return [f"x[{items[0]}:{items[-1] + 1}]"] * len(items)  # one row per input item
+    return [f"x[{items[0]}:{items[-1] + 1}]"] * len(
+        items
+    )  # one row per input item
 
 
-chunks = xcs.mesh_sharded(label, mesh, in_specs=P("data"), out_specs=P("data"))(list(range(16)))
+chunks = xcs.mesh_sharded(
+    label, mesh, in_specs=P("data"), out_specs=P("data")
+)(list(range(16)))
 distinct = list(dict.fromkeys(chunks))
 print(f"python chunks: {distinct} ({len(distinct)} chunks)")
 # --8<-- [end:python]

@@ -22,7 +22,9 @@ How to run:
 
 import os
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")  # before JAX
+os.environ.setdefault(
+    "XLA_FLAGS", "--xla_force_host_platform_device_count=8"
+)  # before JAX
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -32,29 +34,40 @@ import ember_xcs as xcs  # noqa: E402
 P = xcs.PartitionSpec
 mesh = xcs.DeviceMesh((2, 4), ("data", "model"))
 scores = jax.random.normal(jax.random.key(0), (8, 64))
-values = jnp.arange(64.0)  # what each candidate would contribute to a consensus
+values = jnp.arange(
+    64.0
+)  # what each candidate would contribute to a consensus
 print(f"scores: {scores.shape} over {dict(mesh.shape)}, block (4, 16)")
 
 
 def best(block):
-    return jax.lax.pmax(block.max(axis=1), "model")  # per-row max, then across devices
+    return jax.lax.pmax(
+        block.max(axis=1), "model"
+    )  # per-row max, then across devices
 
 
-top = xcs.mesh_sharded(best, mesh, in_specs=P("data", "model"), out_specs=P("data"))(scores)
+top = xcs.mesh_sharded(
+    best, mesh, in_specs=P("data", "model"), out_specs=P("data")
+)(scores)
 print(
     f"best score per question: {top.shape}, spec {top.sharding.spec}, matches: {bool(jnp.allclose(top, scores.max(1)))}"
 )
 
 
 def consensus(block, vals):
-    row_max = jax.lax.pmax(block.max(axis=1, keepdims=True), "model")  # stable softmax
+    row_max = jax.lax.pmax(
+        block.max(axis=1, keepdims=True), "model"
+    )  # stable softmax
     weights = jnp.exp(block - row_max)
     total = jax.lax.psum(weights.sum(axis=1), "model")
     return jax.lax.psum(weights @ vals, "model") / total
 
 
 weighted = xcs.mesh_sharded(
-    consensus, mesh, in_specs=(P("data", "model"), P("model")), out_specs=P("data")
+    consensus,
+    mesh,
+    in_specs=(P("data", "model"), P("model")),
+    out_specs=P("data"),
 )(scores, values)
 expected = jax.nn.softmax(scores, axis=1) @ values
 print(
@@ -66,5 +79,9 @@ def mean_all(block):
     return jax.lax.psum(block.sum(), ("data", "model")) / scores.size
 
 
-overall = xcs.mesh_sharded(mean_all, mesh, in_specs=P("data", "model"), out_specs=P())(scores)
-print(f"global mean: matches: {bool(jnp.allclose(overall, scores.mean(), atol=1e-6))}")
+overall = xcs.mesh_sharded(
+    mean_all, mesh, in_specs=P("data", "model"), out_specs=P()
+)(scores)
+print(
+    f"global mean: matches: {bool(jnp.allclose(overall, scores.mean(), atol=1e-6))}"
+)

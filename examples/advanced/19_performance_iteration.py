@@ -96,7 +96,11 @@ versions = [
 ]
 for label, fn in versions:
     ms = median_ms(fn)
-    strategy = f"  strategy {xcs.get_jit_strategy_used(fn)}" if label[0] != "1" else ""
+    strategy = (
+        f"  strategy {xcs.get_jit_strategy_used(fn)}"
+        if label[0] != "1"
+        else ""
+    )
     print(f"{label:<18} {ms:6.1f} ms{strategy}")
 
 stats = xcs.get_jit_stats(versions[2][1])
@@ -105,6 +109,9 @@ print(
     f" plan of {stats.nodes} nodes, critical path {stats.critical_path} nodes"
 )
 reason = xcs.explain_jit_selection(versions[1][1])
-print("why 2 was dynamic:", next(line.strip() for line in reason.splitlines() if ".py:" in line))
+print(
+    "why 2 was dynamic:",
+    next(line.strip() for line in reason.splitlines() if ".py:" in line),
+)
 answers = {label: fn("final question") for label, fn in versions}
 print("same answers in every version:", len(set(answers.values())) == 1)

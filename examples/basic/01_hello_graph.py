@@ -45,7 +45,9 @@ for style in ("a", "b", "c"):
     graph.add_node(draft, node_id=f"draft_{style}")
 graph.add_node(pick, node_id="pick")
 for style in ("a", "b", "c"):
-    graph.add_edge(f"draft_{style}", "pick")  # each output becomes pick's next argument
+    graph.add_edge(
+        f"draft_{style}", "pick"
+    )  # each output becomes pick's next argument
 
 print("waves:", graph.waves())
 print("critical path:", graph.critical_path())

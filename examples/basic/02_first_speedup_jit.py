@@ -63,7 +63,10 @@ for name, fn in (("plain", answer), ("jit", fast_answer)):
 
 # --8<-- [start:replay]
 questions = ["what is XLA?", "what is a plan?", "why dataflow?"]
-print("same answers:", [fast_answer(q) for q in questions] == [answer(q) for q in questions])
+print(
+    "same answers:",
+    [fast_answer(q) for q in questions] == [answer(q) for q in questions],
+)
 
 stats = xcs.get_jit_stats(fast_answer)
 print(

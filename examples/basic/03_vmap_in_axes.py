@@ -34,7 +34,9 @@ def score(query, keys):
 queries = jnp.ones((4, 8))  # 4 queries of dimension 8
 keys = jnp.ones((16, 8))  # 16 keys, shared by every query
 
-scores = xcs.vmap(score, in_axes=(0, None))(queries, keys)  # map queries, broadcast keys
+scores = xcs.vmap(score, in_axes=(0, None))(
+    queries, keys
+)  # map queries, broadcast keys
 print("scores (0, None):", scores.shape)
 # --8<-- [end:numeric]
 
@@ -54,7 +56,10 @@ def shifted(batch):
 
 
 rows = {"q": queries, "bias": jnp.float32(1.0)}
-print("dict prefix:", xcs.vmap(shifted, in_axes=({"q": 0, "bias": None},))(rows).shape)
+print(
+    "dict prefix:",
+    xcs.vmap(shifted, in_axes=({"q": 0, "bias": None},))(rows).shape,
+)
 
 transposed = xcs.vmap(score, in_axes=(0, None), out_axes=1)(queries, keys)
 print("out_axes=1:", transposed.shape)
@@ -72,7 +77,9 @@ def draft(question: str, style: str) -> str:
 
 timeline = xcs.Timeline()
 with xcs.execution_options(hooks=(timeline,)):
-    drafts = xcs.vmap(draft, in_axes=(0, None))([f"q{i}" for i in range(4)], "a")
+    drafts = xcs.vmap(draft, in_axes=(0, None))(
+        [f"q{i}" for i in range(4)], "a"
+    )
 print(f"drafts: {drafts}, {timeline.max_concurrency()} in flight")
 
 

@@ -24,7 +24,9 @@ How to run (page: docs/tutorials/04-pmap.md):
 # --8<-- [start:devices]
 import os
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")  # before JAX
+os.environ.setdefault(
+    "XLA_FLAGS", "--xla_force_host_platform_device_count=8"
+)  # before JAX
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -52,7 +54,9 @@ print(
 # --8<-- [start:workers]
 half = xcs.pmap(normalize, num_workers=4)(rows)
 same = bool(jnp.allclose(half, xcs.vmap(normalize)(rows)))
-print(f"num_workers=4: {len(half.sharding.device_set)} devices, matches vmap: {same}")
+print(
+    f"num_workers=4: {len(half.sharding.device_set)} devices, matches vmap: {same}"
+)
 
 
 def share(x):
@@ -75,7 +79,9 @@ def shout(question: str) -> str:
 timeline = xcs.Timeline()
 with xcs.execution_options(hooks=(timeline,)):
     answers = xcs.pmap(shout, num_workers=2)([f"q{i}" for i in range(6)])
-print(f"python pmap: {answers}, at most {timeline.max_concurrency()} in flight")
+print(
+    f"python pmap: {answers}, at most {timeline.max_concurrency()} in flight"
+)
 # --8<-- [end:python]
 
 # --8<-- [start:error]

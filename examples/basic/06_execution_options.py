@@ -41,12 +41,20 @@ with xcs.execution_options(max_workers=2):
     print(
         f"outer block: at most {xcs.execute_graph(graph, {'prompt': 'hi'}).stats.max_in_flight} in flight"
     )
-    with xcs.execution_options(scheduler="sequential"):  # max_workers=2 still applies
+    with xcs.execution_options(
+        scheduler="sequential"
+    ):  # max_workers=2 still applies
         stats = xcs.execute_graph(graph, {"prompt": "hi"}).stats
-        print(f"inner block: {stats.scheduler}, at most {stats.max_in_flight} in flight")
-    explicit = xcs.ExecutionOptions(scheduler="parallel")  # used whole: max_workers default
+        print(
+            f"inner block: {stats.scheduler}, at most {stats.max_in_flight} in flight"
+        )
+    explicit = xcs.ExecutionOptions(
+        scheduler="parallel"
+    )  # used whole: max_workers default
     stats = xcs.execute_graph(graph, {"prompt": "hi"}, options=explicit).stats
-    print(f"explicit options win: {stats.scheduler}, at most {stats.max_in_flight} in flight")
+    print(
+        f"explicit options win: {stats.scheduler}, at most {stats.max_in_flight} in flight"
+    )
 
 attempts = []
 
@@ -61,7 +69,9 @@ def flaky(prompt: str) -> str:
 
 retrying = xcs.Graph()
 retrying.add_node(flaky, node_id="flaky")
-options = xcs.ExecutionOptions(retries=3, retry_backoff=0.01, retry_on=ConnectionError)
+options = xcs.ExecutionOptions(
+    retries=3, retry_backoff=0.01, retry_on=ConnectionError
+)
 print(
     f"retried: {xcs.execute_graph(retrying, {'prompt': 'hi'}, options=options)['flaky']!r} after {len(attempts)} attempts"
 )
@@ -81,7 +91,9 @@ graph.add_node(broken, node_id="broken")
 graph.add_node(report, node_id="report")
 graph.add_edge("broken", "report")
 partial = xcs.execute_graph(
-    graph, {"prompt": "hi"}, options=xcs.ExecutionOptions(return_partial_results=True)
+    graph,
+    {"prompt": "hi"},
+    options=xcs.ExecutionOptions(return_partial_results=True),
 )
 print(
     f"partial: {sorted(partial)} done, failed {list(partial.failures)}, skipped {partial.skipped}"

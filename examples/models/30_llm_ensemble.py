@@ -55,8 +55,12 @@ def verifier_reply(prompt: str, sample: int) -> str:
 
 
 def majority_vote() -> None:
-    model = SimulatedModel(latency=LATENCY, responses=["Paris", "Paris", "Lyon", "Nice"])
-    vote = Sequential([UniformEnsemble(8, model, "Q: {question}\nA:"), MostCommon()])
+    model = SimulatedModel(
+        latency=LATENCY, responses=["Paris", "Paris", "Lyon", "Nice"]
+    )
+    vote = Sequential(
+        [UniformEnsemble(8, model, "Q: {question}\nA:"), MostCommon()]
+    )
     plain, plain_ms = timed(vote, QUESTION)
     model.reset_counters()
     fast, jit_ms = timed(xcs.jit(vote), QUESTION)
@@ -66,12 +70,18 @@ def majority_vote() -> None:
 
 
 def judge_and_verify() -> None:
-    answers = SimulatedModel(latency=LATENCY, responses=["Paris", "Lyon", "Paris"])
+    answers = SimulatedModel(
+        latency=LATENCY, responses=["Paris", "Lyon", "Paris"]
+    )
     judge = SimulatedModel("judge", latency=LATENCY, responses=judge_reply)
-    checker = SimulatedModel("checker", latency=LATENCY, responses=verifier_reply)
+    checker = SimulatedModel(
+        "checker", latency=LATENCY, responses=verifier_reply
+    )
     ensemble = UniformEnsemble(5, answers)
     judged = xcs.jit(Sequential([ensemble, JudgeSynthesis(judge)]))
-    verified = xcs.jit(Sequential([ensemble, JudgeSynthesis(judge), Verifier(checker)]))
+    verified = xcs.jit(
+        Sequential([ensemble, JudgeSynthesis(judge), Verifier(checker)])
+    )
     final = judged(QUESTION)
     verdict = verified(question=QUESTION)
     print(f"judge: {final!r} -> verdict passed={verdict.passed}")

@@ -22,7 +22,11 @@ import statistics
 import time
 
 import ember_xcs as xcs
-from ember_xcs.models import OpenAICompatibleModel, SimulatedModel, nested_ensemble
+from ember_xcs.models import (
+    OpenAICompatibleModel,
+    SimulatedModel,
+    nested_ensemble,
+)
 from ember_xcs.models.testing import ServerProcess
 
 LATENCY = 0.05
@@ -41,8 +45,12 @@ def median_ms(pipeline) -> float:
 
 def main() -> None:
     critical_ms = 3 * LATENCY * 1000
-    print(f"pipeline: 111 calls per question, critical path 3 calls = {critical_ms:.0f} ms")
-    simulated = median_ms(xcs.jit(nested_ensemble(SimulatedModel(latency=LATENCY))))
+    print(
+        f"pipeline: 111 calls per question, critical path 3 calls = {critical_ms:.0f} ms"
+    )
+    simulated = median_ms(
+        xcs.jit(nested_ensemble(SimulatedModel(latency=LATENCY)))
+    )
     print(
         f"simulated {simulated:6.0f} ms median over 5 questions, {simulated / critical_ms:.1f}x the critical path"
     )
@@ -53,11 +61,15 @@ def main() -> None:
             print(
                 f"http      {http:6.0f} ms median over 5 questions, {http / critical_ms:.1f}x the critical path"
             )
-            small = nested_ensemble(model, width=3, depth=2)  # plain calls are one at a time
+            small = nested_ensemble(
+                model, width=3, depth=2
+            )  # plain calls are one at a time
             same = xcs.jit(small)("question 0") == small("question 0")
             print(f"same answers over HTTP as called plainly: {same}")
         server.reset()
-        with OpenAICompatibleModel(server.url, "capped", max_concurrency=16) as capped:
+        with OpenAICompatibleModel(
+            server.url, "capped", max_concurrency=16
+        ) as capped:
             xcs.jit(nested_ensemble(capped))("question 0")
         stats = server.stats()
         print(

@@ -29,7 +29,9 @@ from ember_xcs import models
 from ember_xcs.models.testing import OpenAITestServer
 
 server = OpenAITestServer(latency=0.03).start()  # 127.0.0.1, an ephemeral port
-model = models.OpenAICompatibleModel(server.url, "test-model", max_concurrency=8)
+model = models.OpenAICompatibleModel(
+    server.url, "test-model", max_concurrency=8
+)
 # --8<-- [end:server]
 
 # --8<-- [start:pipeline]
@@ -56,14 +58,18 @@ print(
     f"plain: {plain_requests} requests, at most {server.max_concurrent} at once, {plain_ms:.0f} ms"
 )
 jit_answer, jit_requests, jit_ms = measured(fast, "What is XLA?")
-print(f"jit: {jit_requests} requests, at most {server.max_concurrent} at once, {jit_ms:.0f} ms")
+print(
+    f"jit: {jit_requests} requests, at most {server.max_concurrent} at once, {jit_ms:.0f} ms"
+)
 print("same answer:", plain_answer == jit_answer)
 stats = xcs.get_jit_stats(fast)
 print(f"leaf calls: {stats.leaf_calls}, critical path: {stats.critical_path}")
 # --8<-- [end:run]
 
 # --8<-- [start:capped]
-capped_model = models.OpenAICompatibleModel(server.url, "test-model", max_concurrency=2)
+capped_model = models.OpenAICompatibleModel(
+    server.url, "test-model", max_concurrency=2
+)
 capped = xcs.jit(models.UniformEnsemble(5, capped_model))
 server.reset()
 capped(question="What is XLA?")

@@ -24,8 +24,13 @@ import ember_xcs as xcs
 from ember_xcs import models
 
 model = models.SimulatedModel(latency=0.02, seed=3)
-drafts = [models.LLMOperator(model, "Draft an answer to: {question}", sample=i) for i in range(3)]
-critique = models.LLMOperator(model, "Critique this answer to {question}: {draft}")
+drafts = [
+    models.LLMOperator(model, "Draft an answer to: {question}", sample=i)
+    for i in range(3)
+]
+critique = models.LLMOperator(
+    model, "Critique this answer to {question}: {draft}"
+)
 revise = models.LLMOperator(model, "Revise {draft} given {critique}")
 judge = models.JudgeSynthesis(model)
 
@@ -43,9 +48,13 @@ fast = xcs.jit(answer)
 questions = ["What is XLA?", "Why dataflow?", "What is a mesh?"]
 answers = [fast(q) for q in questions]
 stats = xcs.get_jit_stats(fast)
-print(f"plan: {stats.leaf_calls} leaf calls, critical path {stats.critical_path}")
+print(
+    f"plan: {stats.leaf_calls} leaf calls, critical path {stats.critical_path}"
+)
 print(
     f"model calls per question: {model.calls // len(questions)}, at most {model.max_in_flight} at once"
 )
-print("same answers as plain Python:", answers == [answer(q) for q in questions])
+print(
+    "same answers as plain Python:", answers == [answer(q) for q in questions]
+)
 print("strategy:", xcs.get_jit_strategy_used(fast))

@@ -27,7 +27,9 @@ tickets = [f"ticket {i}: my order #{i} did not arrive" for i in range(8)]
 
 
 def label_for(prompt: str, sample: int) -> str:
-    return prompt.split(":")[1].strip()  # the simulated model echoes the ticket number
+    return prompt.split(":")[
+        1
+    ].strip()  # the simulated model echoes the ticket number
 
 
 model = models.SimulatedModel(latency=0.03, responses=label_for)
@@ -45,15 +47,21 @@ with xcs.execution_options(max_workers=3):
     xcs.vmap(classify)(tickets)
 print(f"with max_workers=3: at most {model.max_in_flight} in flight")
 
-capped = models.SimulatedModel(latency=0.03, responses=label_for, max_concurrency=2)
+capped = models.SimulatedModel(
+    latency=0.03, responses=label_for, max_concurrency=2
+)
 xcs.vmap(models.LLMOperator(capped, "Label: {ticket}"))(tickets)
 print(f"model max_concurrency=2: at most {capped.max_in_flight} in flight")
 
 translate = models.LLMOperator(
     models.SimulatedModel(
-        responses=lambda prompt, sample: prompt.split("|")[1] + ": " + prompt.split("|")[2]
+        responses=lambda prompt, sample: (
+            prompt.split("|")[1] + ": " + prompt.split("|")[2]
+        )
     ),
     "|{language}|{text}",
 )
-out = xcs.vmap(translate, in_axes=(None, 0))("fr", [f"ticket {i}" for i in range(3)])
+out = xcs.vmap(translate, in_axes=(None, 0))(
+    "fr", [f"ticket {i}" for i in range(3)]
+)
 print("two placeholders, one broadcast:", out)
