@@ -235,3 +235,80 @@ def test_page_code_runs_and_prints_what_it_shows(page, tmp_path):
                 f"{_page_id(page)}:{block.line}: the block printed\n{printed}\n"
                 f"but the page shows\n{block.output}"
             )
+
+
+# --- examples in docstrings ---------------------------------------------------------------
+
+# The areas whose docstring examples are complete programs; each runs after this prelude.
+DOCSTRING_AREAS = (
+    "ember_xcs.operators",
+    "ember_xcs.graph",
+    "ember_xcs.transforms",
+    "ember_xcs._errors",
+)
+DOCSTRING_PRELUDE = "import jax\nimport jax.numpy as jnp\n\nimport ember_xcs as xcs\n"
+_DOC_FENCE = re.compile(r"^\s*```python\n(.*?)^\s*```", re.MULTILINE | re.DOTALL)
+
+
+def docstring_examples() -> dict[str, list[str]]:
+    """`name` or `name.method` -> the ```python blocks in its docstring, dedented."""
+    import inspect
+    import textwrap
+
+    import ember_xcs
+
+    found: dict[str, list[str]] = {}
+    seen: set[int] = set()  # an alias (XCSGraph) shares its examples with Graph
+    for name in sorted(n for n in vars(ember_xcs) if not n.startswith("_")):
+        obj = getattr(ember_xcs, name)
+        if not getattr(obj, "__module__", "").startswith(DOCSTRING_AREAS) or id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        members = vars(obj).items() if inspect.isclass(obj) else ()
+        for label, value in [(name, obj)] + [(f"{name}.{m}", v) for m, v in members]:
+            doc = inspect.getdoc(value) if not label.split(".")[-1].startswith("_") else None
+            blocks = [textwrap.dedent(b) for b in _DOC_FENCE.findall(doc or "")]
+            if blocks:
+                found[label] = blocks
+    return found
+
+
+DOCSTRING_EXAMPLES = docstring_examples()
+
+
+def test_public_names_of_the_core_areas_show_an_example():
+    for name in (
+        "Operator",
+        "op",
+        "Graph",
+        "vmap",
+        "pmap",
+        "mesh_sharded",
+        "DeviceMesh",
+        "XCSError",
+    ):
+        assert name in DOCSTRING_EXAMPLES, f"add a runnable !!! example to ember_xcs.{name}"
+
+
+def test_docstring_examples_run(tmp_path):
+    parts = [DOCSTRING_PRELUDE]
+    for label, blocks in DOCSTRING_EXAMPLES.items():
+        for block in blocks:
+            parts.append(
+                f"exec(compile({block!r}, {f'<docstring of {label}>'!r}, 'exec'), {{'xcs': xcs, 'jax': jax, 'jnp': jnp}})"
+            )
+    script = tmp_path / "docstrings.py"
+    script.write_text("\n".join(parts) + "\n")
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+    env.setdefault("JAX_PLATFORMS", "cpu")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, f"a docstring example failed:\n{proc.stderr[-4000:]}"
