@@ -188,6 +188,22 @@ def test_mkdocs_build_is_strict_clean(tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
 
 
+def run_script(script: Path) -> subprocess.CompletedProcess[str]:
+    """Run `script` as a reader would: a fresh interpreter, 8 simulated CPU devices."""
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+    env.setdefault("JAX_PLATFORMS", "cpu")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-W", "error", str(script)],
+        cwd=script.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 RUNNABLE_PAGES = [
     page for page in [README, *sorted(DOCS.rglob("*.md"))] if python_blocks(page.read_text())
@@ -211,19 +227,7 @@ def test_page_code_runs_and_prints_what_it_shows(page, tmp_path):
     runnable = [b for b in blocks if b.norun is None]
     script = tmp_path / f"{page.stem}.py"
     script.write_text(page_script(runnable))
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
-    env.setdefault("JAX_PLATFORMS", "cpu")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    proc = subprocess.run(
-        [sys.executable, "-W", "error", str(script)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    proc = run_script(script)
     outputs = proc.stdout.split(_BLOCK_END + "\n")
     failed_at = runnable[len(outputs) - 1].line if len(outputs) <= len(runnable) else None
     assert proc.returncode == 0, (
@@ -294,21 +298,9 @@ def test_docstring_examples_run(tmp_path):
     parts = [DOCSTRING_PRELUDE]
     for label, blocks in DOCSTRING_EXAMPLES.items():
         for block in blocks:
-            parts.append(
-                f"exec(compile({block!r}, {f'<docstring of {label}>'!r}, 'exec'), {{'xcs': xcs, 'jax': jax, 'jnp': jnp}})"
-            )
+            source = f"compile({block!r}, {f'<docstring of {label}>'!r}, 'exec')"
+            parts.append(f"exec({source}, {{'xcs': xcs, 'jax': jax, 'jnp': jnp}})")
     script = tmp_path / "docstrings.py"
     script.write_text("\n".join(parts) + "\n")
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
-    env.setdefault("JAX_PLATFORMS", "cpu")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    proc = subprocess.run(
-        [sys.executable, "-W", "error", str(script)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    proc = run_script(script)
     assert proc.returncode == 0, f"a docstring example failed:\n{proc.stderr[-4000:]}"
