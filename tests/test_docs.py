@@ -15,7 +15,9 @@
   tutorial shows its example script's code and the runner runs it as shown;
 - a ```text block right after a python block, marked `<!-- output -->`, is the output
   the block prints: the test compares them, with `...` in the shown text standing for
-  any text (as in doctest).
+  any text (as in doctest);
+- the ```python blocks in the docstrings of the public names from `graph/`,
+  `operators/`, `transforms/` and `_errors.py` (rendered by the API reference) run too.
 """
 
 from __future__ import annotations
