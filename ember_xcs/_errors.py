@@ -36,7 +36,20 @@ from typing import Any
 
 
 class XCSError(Exception):
-    """Base class of every error ember_xcs raises on purpose."""
+    """Base class of every error ember_xcs raises on purpose.
+
+    Catch it to handle anything ember_xcs raises; errors raised by your own operators
+    reach you chained to one of its subclasses (`error.__cause__`).
+
+    !!! example
+        ```python
+        try:
+            xcs.ExecutionOptions(max_worker=4)
+        except xcs.XCSError as error:
+            assert isinstance(error, xcs.OptionsError)
+            assert "did you mean 'max_workers'" in str(error)
+        ```
+    """
 
 
 class OptionsError(XCSError, ValueError):
@@ -59,7 +72,24 @@ class UnknownNodeError(GraphError, KeyError):
 
 
 class CycleError(GraphError):
-    """The graph has a cycle, so there is no order to run it in."""
+    """The graph has a cycle, so there is no order to run it in.
+
+    `cycle` lists the node ids around the cycle; the message prints it as
+    `a -> b -> a`.
+
+    !!! example
+        ```python
+        g = xcs.Graph()
+        for name in ("a", "b"):
+            g.add_node(lambda x: x, node_id=name)
+        g.add_edge("a", "b")
+        g.add_edge("b", "a")
+        try:
+            g.validate()
+        except xcs.CycleError as error:
+            assert str(error).startswith("graph has a cycle: a -> b -> a")
+        ```
+    """
 
     def __init__(self, cycle: Sequence[str], *, closing: tuple[str, str] | None = None):
         self.cycle = list(cycle)
@@ -112,11 +142,33 @@ class ExecutionError(XCSError):
 
 
 class NodeExecutionError(ExecutionError):
-    """An operator raised while running as a node; the original is `__cause__`."""
+    """An operator raised while running as a node; the original is `__cause__`.
+
+    !!! example
+        ```python
+        @xcs.op
+        def parse(text: str) -> int:
+            return int(text)
+
+
+        g = xcs.Graph()
+        g.add_node(parse, node_id="parse")
+        try:
+            xcs.execute_graph(g, {"text": "seven"})
+        except xcs.NodeExecutionError as error:
+            assert (error.node_id, error.operator_name) == ("parse", "parse")
+            assert isinstance(error.__cause__, ValueError)
+        ```
+    """
 
 
 class ExecutionTimeoutError(ExecutionError):
-    """A graph or node deadline passed. `running` lists the nodes still in flight."""
+    """A graph or node deadline passed. `running` lists the nodes still in flight.
+
+    Raised for `timeout_seconds` (the whole run) and `node_timeout_seconds` (each node,
+    with `node_id` and `operator_name` set). Nodes still running cannot be stopped:
+    their results are dropped when they arrive.
+    """
 
     def __init__(self, message: str, *, running: Sequence[str] = (), **kwargs: Any):
         super().__init__(message, **kwargs)
@@ -124,13 +176,26 @@ class ExecutionTimeoutError(ExecutionError):
 
 
 class TraceError(XCSError):
-    """Symbolic tracing could not continue (Python needed a concrete value)."""
+    """Symbolic tracing could not continue (Python needed a concrete value).
+
+    Raised by `jit(strict=True)` instead of a fallback, by `autograph()` when the
+    recorded block needs a value, and when a placeholder escapes its trace. The message
+    names the file, line and node.
+    """
 
 
 class TransformError(XCSError, ValueError):
     """A transform (vmap, pmap, mesh_sharded) was given inputs it cannot map.
 
     A `ValueError`, as `jax.vmap`'s own errors for the same misuse are.
+
+    !!! example
+        ```python
+        try:
+            xcs.vmap(lambda x, y: x + y)(jnp.ones(3), jnp.ones(4))
+        except xcs.TransformError as error:
+            assert "x has size 3" in str(error) and "y has size 4" in str(error)
+        ```
     """
 
 

@@ -1,6 +1,6 @@
 """Every example runs, and prints what it says it prints.
 
-Each `examples/*.py` declares its expected output near the top, one regular expression
+Each `examples/<basic|advanced|models>/NN_name.py` declares its expected output near the top, one regular expression
 per line, in comments:
 
     # expect: speedup: \\d+\\.\\dx
@@ -21,7 +21,11 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES_DIR = ROOT / "examples"
+EXAMPLES_PAGE = ROOT / "docs" / "examples.md"
+SECTIONS = ("basic", "advanced", "models")
+_NAME = re.compile(r"^\d\d_[a-z0-9_]+\.py$")
 EXAMPLES = sorted(EXAMPLES_DIR.rglob("*.py"))
 HEADER_LINES = 40  # "near the top": expectations live in the first lines of the file
 TIMEOUT_SECONDS = 240
@@ -55,7 +59,31 @@ def test_expectation_parser_reads_only_the_header():
 
 
 def test_there_are_examples():
-    assert EXAMPLES, f"no examples in {EXAMPLES_DIR}"
+    assert len(EXAMPLES) >= 20, f"{len(EXAMPLES)} examples in {EXAMPLES_DIR}; keep at least 20"
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_example_is_numbered_in_a_section_and_says_how_to_run(path):
+    relative = path.relative_to(EXAMPLES_DIR)
+    assert relative.parts[0] in SECTIONS and _NAME.match(path.name), (
+        f"{relative}: put examples in examples/<{'|'.join(SECTIONS)}>/NN_name.py"
+    )
+    source = path.read_text()
+    assert source.startswith('"""'), f"{relative}: open with a docstring (purpose, features, run)"
+    assert f"python examples/{relative.as_posix()}" in source.split('"""')[1], (
+        f"{relative}: the docstring should say how to run it: python examples/{relative.as_posix()}"
+    )
+
+
+def test_examples_page_links_every_example():
+    page = EXAMPLES_PAGE.read_text()
+    listed = set(re.findall(r'--8<-- "examples/([\w/]+\.py)"', page))
+    present = {p.relative_to(EXAMPLES_DIR).as_posix() for p in EXAMPLES}
+    assert listed == present, (
+        f"docs/examples.md is missing {sorted(present - listed)} and lists gone {sorted(listed - present)}"
+    )
+    for path in EXAMPLES:
+        assert f"(#{path.stem})" in page, f"the table in docs/examples.md does not link {path.name}"
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])

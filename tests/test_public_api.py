@@ -1,9 +1,9 @@
-"""The public API is exactly what `docs/api.md` lists, and every name is documented.
+"""The public API is exactly what the API reference renders, and every name is documented.
 
-`docs/api.md` is made of `## ` sections holding Markdown tables; the first cell of each
-table row names one export in backticks. Sections document `ember_xcs` itself, except a
-section whose heading names a subpackage in backticks (e.g. ``## `ember_xcs.models` ``),
-whose table is checked against that subpackage's `__all__` instead.
+The reference is generated from docstrings by mkdocstrings: each page in
+`docs/reference/` holds `::: ember_xcs.Name` lines (one per export, rendered with its
+signature, parameters, returns and raises) and `::: ember_xcs.models.Name` lines for the
+`ember_xcs.models` subpackage, whose `__all__` they are checked against.
 """
 
 from __future__ import annotations
@@ -18,25 +18,15 @@ import pytest
 
 import ember_xcs
 
-API_DOC = Path(__file__).resolve().parent.parent / "docs" / "api.md"
-_MODULE_HEADING = re.compile(r"`(ember_xcs(?:\.\w+)+)`")
+REFERENCE = Path(__file__).resolve().parent.parent / "docs" / "reference"
+_DIRECTIVE = re.compile(r"^::: (ember_xcs(?:\.[a-z]\w*)*)\.(\w+)\s*$", re.MULTILINE)
 
 
 def documented_names(text: str) -> dict[str, set[str]]:
-    """Module name -> names in the first cell of the table rows of its sections."""
+    """Module name -> names rendered by the `::: module.Name` directives in `text`."""
     documented: dict[str, set[str]] = {"ember_xcs": set()}
-    module = "ember_xcs"
-    for line in text.splitlines():
-        if line.startswith("#"):
-            match = _MODULE_HEADING.search(line) if line.startswith("## ") else None
-            if line.startswith("## "):
-                module = match.group(1) if match else "ember_xcs"
-                documented.setdefault(module, set())
-            continue
-        if not line.startswith("|") or set(line) <= set("|-: "):
-            continue
-        first_cell = line.strip("|").split("|")[0]
-        documented[module].update(re.findall(r"`([A-Za-z_]\w*)`", first_cell))
+    for module, name in _DIRECTIVE.findall(text):
+        documented.setdefault(module, set()).add(name)
     return documented
 
 
@@ -51,13 +41,15 @@ def public_exports(module: types.ModuleType) -> set[str]:
     }
 
 
-DOCUMENTED = documented_names(API_DOC.read_text())
+DOCUMENTED = documented_names(
+    "\n".join(page.read_text() for page in sorted(REFERENCE.glob("*.md")))
+)
 
 
-def test_parser_reads_first_cells_and_module_sections():
+def test_parser_reads_directives_per_module():
     text = (
-        "# API\n\n## Core\n\n| name | what |\n|---|---|\n| `Graph`, `XCSGraph` | a `DAG` |\n"
-        "\n## `ember_xcs.models`\n\n| name | what |\n|---|---|\n| `Model` | protocol |\n"
+        "# Graph\n\n::: ember_xcs.Graph\n\n::: ember_xcs.XCSGraph\n    options:\n"
+        "      members: false\n\n`::: ember_xcs.NotADirective`\n::: ember_xcs.models.Model\n"
     )
     assert documented_names(text) == {
         "ember_xcs": {"Graph", "XCSGraph"},
@@ -65,16 +57,19 @@ def test_parser_reads_first_cells_and_module_sections():
     }
 
 
-def test_api_doc_lists_exactly_the_exports():
+def test_reference_lists_exactly_the_exports():
     exported = public_exports(ember_xcs)
     listed = DOCUMENTED["ember_xcs"]
     assert not exported - listed, (
-        f"exported but missing from docs/api.md: {sorted(exported - listed)}"
+        f"exported but missing from docs/reference/: {sorted(exported - listed)}"
     )
-    assert not listed - exported, f"in docs/api.md but not exported: {sorted(listed - exported)}"
+    assert not listed - exported, (
+        f"in docs/reference/ but not exported: {sorted(listed - exported)}"
+    )
 
 
-def test_subpackage_sections_list_exactly_its_exports():
+def test_reference_lists_exactly_the_models_exports():
+    assert "ember_xcs.models" in DOCUMENTED, "docs/reference/ has no ember_xcs.models page"
     for module_name in sorted(set(DOCUMENTED) - {"ember_xcs"}):
         module = importlib.import_module(module_name)
         assert public_exports(module) == DOCUMENTED[module_name], module_name

@@ -105,13 +105,29 @@ class Edge:
 class Graph:
     """A directed acyclic graph of operator calls.
 
+    Nodes are operator calls under string ids; an edge `src -> dst` passes `src`'s
+    output (or a field of it) into `dst`, see the module docstring. Run it with
+    `execute_graph`; analyse it with `waves`, `critical_path`, `to_networkx`; draw it
+    with `to_mermaid` or `to_dot`. Networkx holds the structure.
+
     !!! example
         ```python
+        @xcs.op
+        def retrieve(query: str) -> dict:
+            return {"docs": [f"{query} doc {i}" for i in range(3)]}
+
+
+        @xcs.op
+        def rank(documents: list) -> str:
+            return documents[0]
+
+
         g = xcs.Graph()
         g.add_node(retrieve, node_id="retrieve")
         g.add_node(rank, node_id="rank")
-        g.connect("retrieve.docs", "rank.documents")
-        results = xcs.execute_graph(g, {"query": "what is XLA?"})
+        g.connect("retrieve.docs", "rank.documents")  # rank(documents=out["docs"])
+        results = xcs.execute_graph(g, {"query": "xla"})
+        assert results == {"rank": "xla doc 0"}
         ```
     """
 
@@ -141,7 +157,21 @@ class Graph:
         """Add `operator` (a plain function is wrapped with `op`) and return its id.
 
         Without `node_id`, the id is the operator's name, suffixed `_1`, `_2`, ... when
-        that is taken.
+        that is taken. `name` is the readable label used in errors and renderings
+        (default: the operator's name).
+
+        **Returns:** the node id.
+
+        **Raises:** `DuplicateNodeError` when `node_id` is taken; `GraphError` when
+        `operator` is neither an `Operator` nor callable.
+
+        !!! example
+            ```python
+            g = xcs.Graph()
+            assert g.add_node(len) == "len"
+            assert g.add_node(len) == "len_1"  # a fresh id
+            assert g.add_node(len, node_id="count") == "count"
+            ```
         """
         if not isinstance(operator, Operator):
             if not callable(operator):
@@ -167,7 +197,30 @@ class Graph:
     def add_edge(
         self, src: str, dst: str, *, field_mappings: Mapping[str, str] | None = None
     ) -> Graph:
-        """Make `dst` depend on `src`; see the module docstring for how values flow."""
+        """Make `dst` depend on `src`; see the module docstring for how values flow.
+
+        - `field_mappings=None`: `src`'s whole output is `dst`'s next positional argument;
+        - `{"field": "param"}`: `output["field"]` (or `.field`) as keyword `param`;
+          `{"*": "param"}` maps the whole output;
+        - `{}`: an ordering-only edge.
+
+        **Returns:** `None`.
+
+        **Raises:** `UnknownNodeError` when either end is not in the graph;
+        `CycleError` for an edge from a node to itself; `FieldMappingError` when a mapping
+        names a parameter `dst` does not take, or a positional edge has no parameter left
+        to fill. (A cycle through several nodes is reported by `validate` and by every
+        run.)
+
+        !!! example
+            ```python
+            g = xcs.Graph()
+            g.add_node(lambda text: text.split(), node_id="split")
+            g.add_node(lambda words: len(words), node_id="count")
+            g.add_edge("split", "count")  # count(<split's output>)
+            assert xcs.execute_graph(g, {"text": "a b c"}) == {"count": 3}
+            ```
+        """
         self._require(src, f"edge {src} -> {dst}")
         self._require(dst, f"edge {src} -> {dst}")
         self._check_no_cycle(src, dst)
@@ -221,6 +274,20 @@ class Graph:
           is not expressible; name the parameter instead.
         - `connect("retrieve", "rank", field_mappings=xcs.identity_mapping())`: two plain
           ids and any `field_mappings`, including `identity_mapping` and `prefix_mapping`.
+
+        **Returns:** the graph itself, so calls chain.
+
+        **Raises:** `GraphError` for fewer than two endpoints, a field on a graph of more
+        than two endpoints, or a field without a parameter; and what `add_edge` raises.
+
+        !!! example
+            ```python
+            g = xcs.Graph()
+            for name in ("a", "b", "c"):
+                g.add_node(lambda x=0: x + 1, node_id=name)
+            g.connect("a", "b", "c")  # a -> b -> c, positional
+            assert g.topological_order() == ["a", "b", "c"]
+            ```
         """
         if field_mappings is not None:
             if len(endpoints) != 2 or any("." in e for e in endpoints):
@@ -309,7 +376,26 @@ class Graph:
         return [n for n in self._nodes if self._g.out_degree(n) == 0]
 
     def validate(self) -> Graph:
-        """Raise `CycleError` (printing the cycle) if the graph is not a DAG."""
+        """Check that the graph is a DAG.
+
+        **Returns:** the graph itself.
+
+        **Raises:** `CycleError` printing the cycle (`a -> b -> a`), starting at the node
+        added first.
+
+        !!! example
+            ```python
+            g = xcs.Graph()
+            g.add_node(lambda x: x, node_id="a")
+            g.add_node(lambda x: x, node_id="b")
+            g.add_edge("a", "b")
+            g.add_edge("b", "a")
+            try:
+                g.validate()
+            except xcs.CycleError as error:
+                assert error.cycle == ["a", "b"]
+            ```
+        """
         if not nx.is_directed_acyclic_graph(self._g):
             cycle = [u for u, _ in nx.find_cycle(self._g)]
             first = min(range(len(cycle)), key=lambda k: self._order[cycle[k]])
@@ -317,19 +403,60 @@ class Graph:
         return self
 
     def waves(self) -> list[list[str]]:
-        """Topological generations: each wave depends only on earlier waves."""
+        """Topological generations: each wave depends only on earlier waves.
+
+        Wave 0 holds the nodes with no dependencies; nodes keep insertion order within a
+        wave. A view for analysis and the `"wave"` scheduler; the parallel scheduler does
+        not wait for waves.
+
+        **Returns:** a list of waves, each a list of node ids.
+
+        **Raises:** `CycleError` when the graph has a cycle.
+
+        !!! example
+            ```python
+            g = xcs.Graph()
+            for name in ("a", "b", "judge"):
+                g.add_node(lambda *xs: xs, node_id=name)
+            g.add_edge("a", "judge")
+            g.add_edge("b", "judge")
+            assert g.waves() == [["a", "b"], ["judge"]]
+            ```
+        """
         self.validate()
         order = self._order
         return [sorted(w, key=order.__getitem__) for w in nx.topological_generations(self._g)]
 
     def topological_order(self) -> list[str]:
-        """Node ids such that every edge points forward (the waves, flattened)."""
+        """Node ids such that every edge points forward (the waves, flattened).
+
+        **Returns:** every node id once. **Raises:** `CycleError` for a cyclic graph.
+        """
         return [n for wave in self.waves() for n in wave]
 
     def critical_path(
         self, weights: Mapping[str, float] | Callable[[Node], float] | None = None
     ) -> list[str]:
-        """The heaviest dependency chain; node weights default to 1 (one call each)."""
+        """The heaviest dependency chain; node weights default to 1 (one call each).
+
+        `weights` is a mapping `{node_id: weight}` (missing nodes weigh 1) or a function
+        of the `Node`. No schedule can finish the graph faster than this chain.
+
+        **Returns:** the node ids of the chain, first to last (`[]` for an empty graph).
+
+        **Raises:** `CycleError` for a cyclic graph.
+
+        !!! example
+            ```python
+            g = xcs.Graph()
+            for name in ("fast", "slow", "join"):
+                g.add_node(lambda *xs: xs, node_id=name)
+            g.add_edge("fast", "join")
+            g.add_edge("slow", "join")
+            assert g.critical_path({"slow": 3.0}) == ["slow", "join"]
+            assert g.critical_path_length({"slow": 3.0}) == 4.0
+            ```
+        """
         weight = self._weight_fn(weights)
         best: dict[str, tuple[float, str | None]] = {}
         for n in self.topological_order():
@@ -348,7 +475,10 @@ class Graph:
     def critical_path_length(
         self, weights: Mapping[str, float] | Callable[[Node], float] | None = None
     ) -> float:
-        """Total weight of `critical_path(weights)`; with unit weights, its node count."""
+        """Total weight of `critical_path(weights)`; with unit weights, its node count.
+
+        **Returns:** a float. **Raises:** `CycleError` for a cyclic graph.
+        """
         weight = self._weight_fn(weights)
         return float(sum(weight(n) for n in self.critical_path(weights)))
 
@@ -362,11 +492,19 @@ class Graph:
         return g
 
     def to_mermaid(self) -> str:
+        """The graph as a Mermaid flowchart (`graph TD`), edges labelled with mappings.
+
+        **Returns:** Mermaid source text, for Markdown renderers that draw it.
+        """
         from ._render import to_mermaid
 
         return to_mermaid(self)
 
     def to_dot(self) -> str:
+        """The graph in Graphviz DOT, edges labelled with their field mappings.
+
+        **Returns:** DOT source text (`dot -Tsvg` draws it).
+        """
         from ._render import to_dot
 
         return to_dot(self)

@@ -37,16 +37,37 @@ class Operator(abc.ABC):
     only on their arguments, so a repeated call may be skipped (graph passes then merge
     and fold them; numeric operators count as pure unless stochastic).
 
+    Instances are JAX pytrees: array fields are leaves (weights pass through `jax.jit`
+    and `jax.grad`), every other field is static. An operator whose fields hold other
+    operators is *composite* (`jit` traces into it); one without is a *leaf*.
+
+    Calling an instance runs `forward`, unless a trace or a dynamic jit run is active
+    in this context, which then records or dispatches the call instead.
+
     !!! example
         ```python
+        @xcs.op
+        def shout(question: str) -> str:
+            return question.upper()
+
+
+        @xcs.op
+        def longest(answers: list[str]) -> str:
+            return max(answers, key=len)
+
+
         class Ensemble(xcs.Operator):
             def __init__(self, units, judge):
-                self.units = units      # a list of operators: this one is composite
+                self.units = units  # a list of operators: this one is composite
                 self.judge = judge
 
             def forward(self, question):
-                answers = [unit(question) for unit in self.units]
-                return self.judge(question, answers)
+                return self.judge([unit(question) for unit in self.units])
+
+
+        ensemble = Ensemble([shout, shout], longest)
+        assert ensemble("hi") == "HI"
+        assert [path for path, _ in ensemble.sub_operators()][:1] == ["units[0]"]
         ```
     """
 

@@ -101,13 +101,27 @@ def op(
     - `pure`: the result depends only on the arguments, so a repeated call may be skipped;
       the graph passes merge and fold pure nodes (see `Graph.fold_constants`).
 
+    **Returns:** a leaf `Operator` (a `FunctionOperator`) with the function's name,
+    signature and docstring; calling it calls the function. Without `fn`, a decorator
+    that makes one.
+
+    **Raises:** `TypeError` when `fn` is not callable.
+
     !!! example
         ```python
         @xcs.op
-        def answer(question: str) -> str: ...
+        def answer(question: str) -> str:
+            return f"an answer to {question}"
+
 
         @xcs.op(numeric=True)
-        def score(embeddings): return embeddings @ embeddings.T
+        def score(embeddings):
+            return embeddings @ embeddings.T
+
+
+        assert answer("why?") == "an answer to why?"
+        assert isinstance(answer, xcs.Operator) and score.numeric
+        assert score(jnp.ones((2, 3))).shape == (2, 2)
         ```
     """
 

@@ -75,13 +75,17 @@ class DeviceMesh(metaclass=_MeshMeta):
     - `axis_types`: `"auto"` (default; see the module docs for why), `"explicit"`, or a
       tuple of `jax.sharding.AxisType`, one per axis.
 
-    **Raises** `TransformError` when the shape needs more devices than exist (saying how
+    **Returns:** a `jax.sharding.Mesh`.
+
+    **Raises:** `TransformError` when the shape needs more devices than exist (saying how
     to simulate more), when names and shape disagree, or when names repeat.
 
     !!! example
         ```python
-        mesh = xcs.DeviceMesh((2, 4), ("data", "model"))
+        mesh = xcs.DeviceMesh((2, 4), ("data", "model"))  # needs 8 devices
         one_d = xcs.DeviceMesh(devices=jax.devices()[:4], axis_names=("workers",))
+        assert dict(mesh.shape) == {"data": 2, "model": 4}
+        assert isinstance(one_d, jax.sharding.Mesh) and one_d.size == 4
         ```
     """
 

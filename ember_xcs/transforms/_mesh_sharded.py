@@ -363,16 +363,25 @@ def mesh_sharded(
     a dimension not divisible by the devices it is split over, `in_specs` entries that
     do not match the arguments.
 
+    **Returns:** a leaf `Operator`; numeric results carry
+    `NamedSharding(mesh, out_specs)`. Without `fn`, a decorator.
+
+    **Raises:** `TransformError` as listed above (spec errors when `mesh_sharded` is
+    called, shape errors when the returned operator is).
+
     !!! example
         ```python
-        mesh = xcs.DeviceMesh((2, 4), ("data", "model"))
+        mesh = xcs.DeviceMesh((2, 4), ("data", "model"))  # 8 devices
         P = xcs.PartitionSpec
         project = xcs.mesh_sharded(
-            lambda x, w: x @ w, mesh,
+            lambda x, w: x @ w,
+            mesh,
             in_specs=(P("data", None), P(None, "model")),
             out_specs=P("data", "model"),
         )
-        y = project(x, w)   # y.sharding == NamedSharding(mesh, P("data", "model"))
+        x, w = jnp.ones((8, 16)), jnp.ones((16, 8))
+        y = project(x, w)
+        assert y.sharding.spec == P("data", "model")
         ```
     """
     if fn is None:

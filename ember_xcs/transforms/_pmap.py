@@ -253,10 +253,18 @@ def pmap(
     **Python operators** run once per item on the scheduler, at most `num_workers` at a
     time, results in input order; errors name the failing index (`fn[3]`).
 
+    **Returns:** a leaf `Operator` taking the batched arguments; numeric results are
+    sharded over the devices along the batch axis. Without `fn`, a decorator.
+
+    **Raises:** `TransformError` when called with a batch that does not split evenly
+    over the devices, with `axis_name` and a batch other than the device count, with
+    more `num_workers` than devices, or with mismatched batch sizes (as `vmap`).
+
     !!! example
         ```python
         normalize = xcs.pmap(lambda x: x / jnp.linalg.norm(x))
-        y = normalize(jnp.ones((16, 128)))   # 2 rows per device on 8 devices
+        y = normalize(jnp.ones((16, 128)))  # 2 rows per device on 8 devices
+        assert y.shape == (16, 128) and len(y.sharding.device_set) == jax.device_count()
         ```
     """
     if fn is None:

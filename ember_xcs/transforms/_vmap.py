@@ -223,14 +223,26 @@ def vmap(
     the arguments, nothing mapped without `axis_size`, or a `str`/number where a batch
     was expected.
 
+    **Returns:** a leaf `Operator` (with `numeric` and `classification` attributes) that
+    takes the batched arguments and returns the batched results; without `fn`, a
+    decorator that makes one.
+
+    **Raises:** `TransformError` as listed above, when the returned operator is called.
+
     !!! example
         ```python
+        queries, keys = jnp.ones((4, 8)), jnp.ones((8, 16))
         scores = xcs.vmap(lambda q, k: q @ k, in_axes=(0, None))(queries, keys)
+        assert scores.shape == (4, 16)
+
 
         @xcs.op
-        def answer(question: str) -> str: ...
+        def answer(question: str) -> str:
+            return f"an answer to {question}"
 
-        answers = xcs.vmap(answer)(["2+2?", "capital of France?"])  # concurrent, ordered
+
+        answers = xcs.vmap(answer)(["2+2?", "why?"])  # concurrent, in input order
+        assert answers == ["an answer to 2+2?", "an answer to why?"]
         ```
     """
     if fn is None:

@@ -3,7 +3,7 @@
 Builds the graph by hand, runs it with the sequential and the parallel scheduler, checks
 both give the same answer, and draws the parallel run as a timeline.
 
-    python examples/explicit_graph.py
+    python examples/basic/05_explicit_graph.py
 """
 
 # expect: ^graph: 6 nodes, critical path 3 calls$
@@ -28,7 +28,10 @@ def retrieve(question: str, k: int = 3) -> dict:
     """Find passages for the question; returns several fields."""
     time.sleep(LATENCY)
     docs = [f"passage {i} about {question}" for i in range(k)]
-    return {"docs": docs, "scores": [round(1.0 / (i + 1), 2) for i in range(k)]}
+    return {
+        "docs": docs,
+        "scores": [round(1.0 / (i + 1), 2) for i in range(k)],
+    }
 
 
 @xcs.op
@@ -57,7 +60,9 @@ def build() -> xcs.Graph:
     graph.add_node(judge, node_id="judge")
     for model in ("small", "medium", "large"):
         node = graph.add_node(answer, node_id=f"answer_{model}")
-        graph.connect("retrieve.docs", f"{node}.documents")  # output["docs"] -> documents=
+        graph.connect(
+            "retrieve.docs", f"{node}.documents"
+        )  # output["docs"] -> documents=
         graph.add_edge(node, "judge")  # positional: the judge's *candidates
     graph.add_node(cite, node_id="cite")
     graph.add_edge("retrieve", "cite", field_mappings={"scores": "weights"})
@@ -71,7 +76,9 @@ def main() -> None:
         "question": "what does XLA do?",  # every node with an unfed `question` parameter
         **{f"answer_{m}": {"model": m} for m in ("small", "medium", "large")},
     }
-    print(f"graph: {len(graph)} nodes, critical path {graph.critical_path_length():.0f} calls")
+    print(
+        f"graph: {len(graph)} nodes, critical path {graph.critical_path_length():.0f} calls"
+    )
     print("waves:", graph.waves())
 
     results = {}
@@ -80,7 +87,9 @@ def main() -> None:
         options = xcs.ExecutionOptions(scheduler=scheduler, hooks=(timeline,))
         start = time.perf_counter()
         results[scheduler] = xcs.execute_graph(graph, inputs, options=options)
-        print(f"{scheduler:>10}: {(time.perf_counter() - start) * 1000:6.0f} ms")
+        print(
+            f"{scheduler:>10}: {(time.perf_counter() - start) * 1000:6.0f} ms"
+        )
 
     parallel = results["parallel"]
     print("answer:", parallel["judge"])

@@ -7,7 +7,7 @@
    refuses plans with more calls than a budget allows and hands the rest to another
    scheduler object.
 
-    python examples/custom_scheduler.py
+    python examples/advanced/15_custom_scheduler.py
 """
 
 # expect: ^two_lanes gives the same results as sequential: True$
@@ -30,16 +30,24 @@ import ember_xcs as xcs
 class TwoLaneExecutor:
     """An executor: run each call on one of two threads and report back on `done`."""
 
-    capacity = 2  # the engine never has more than this many calls in flight here
+    capacity = (
+        2  # the engine never has more than this many calls in flight here
+    )
 
     def __init__(self, options: xcs.ExecutionOptions):
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lane")
+        self._pool = ThreadPoolExecutor(
+            max_workers=2, thread_name_prefix="lane"
+        )
 
     def submit(self, index: int, call: Any, done: Any) -> None:
         def run() -> None:
             try:
-                done.put((index, True, call()))  # call() does retries, backoff and hooks
-            except BaseException as exc:  # the engine decides what a failure means
+                done.put(
+                    (index, True, call())
+                )  # call() does retries, backoff and hooks
+            except (
+                BaseException
+            ) as exc:  # the engine decides what a failure means
                 done.put((index, False, exc))
 
         self._pool.submit(run)
@@ -56,7 +64,10 @@ class BudgetScheduler:
         self.max_calls = max_calls
 
     def run(
-        self, plan: xcs.ExecutionPlan, inputs: Mapping[str, Any], options: xcs.ExecutionOptions
+        self,
+        plan: xcs.ExecutionPlan,
+        inputs: Mapping[str, Any],
+        options: xcs.ExecutionOptions,
     ) -> xcs.ExecutionResult:
         if len(plan) > self.max_calls:
             raise xcs.ExecutionError(
@@ -81,7 +92,9 @@ def fan_in(width: int) -> xcs.Graph:
     graph = xcs.Graph()
     graph.add_node(gather, node_id="gather")
     for i in range(width):
-        graph.add_edge(graph.add_node(call_model, node_id=f"call_{i}"), "gather")
+        graph.add_edge(
+            graph.add_node(call_model, node_id=f"call_{i}"), "gather"
+        )
     return graph
 
 
@@ -94,9 +107,14 @@ def main() -> None:
     with xcs.execution_options(scheduler="two_lanes", hooks=(timeline,)):
         laned = xcs.execute_graph(graph, {"prompt": "hi"})
     baseline = xcs.execute_graph(
-        graph, {"prompt": "hi"}, options=xcs.ExecutionOptions(scheduler="sequential")
+        graph,
+        {"prompt": "hi"},
+        options=xcs.ExecutionOptions(scheduler="sequential"),
     )
-    print("two_lanes gives the same results as sequential:", dict(laned) == dict(baseline))
+    print(
+        "two_lanes gives the same results as sequential:",
+        dict(laned) == dict(baseline),
+    )
     print("most calls in flight:", laned.stats.max_in_flight)
     threads = sorted({record.thread for record in timeline.records})
     print("threads used:", ", ".join(threads))
@@ -112,20 +130,31 @@ def main() -> None:
 
     retrying = xcs.Graph()
     retrying.add_node(flaky, node_id="flaky")
-    options = xcs.ExecutionOptions(scheduler="two_lanes", retries=2, retry_backoff=0.001)
-    print("retried on two_lanes:", dict(xcs.execute_graph(retrying, {}, options=options)))
+    options = xcs.ExecutionOptions(
+        scheduler="two_lanes", retries=2, retry_backoff=0.001
+    )
+    print(
+        "retried on two_lanes:",
+        dict(xcs.execute_graph(retrying, {}, options=options)),
+    )
 
     budget = BudgetScheduler(two_lanes, max_calls=10)
     try:
         xcs.execute_graph(
-            fan_in(11), {"prompt": "hi"}, options=xcs.ExecutionOptions(scheduler=budget)
+            fan_in(11),
+            {"prompt": "hi"},
+            options=xcs.ExecutionOptions(scheduler=budget),
         )
     except xcs.ExecutionError as error:
         print("budget refused:", str(error).split(";")[0])
     small = xcs.execute_graph(
-        fan_in(5), {"prompt": "hi"}, options=xcs.ExecutionOptions(scheduler=budget)
+        fan_in(5),
+        {"prompt": "hi"},
+        options=xcs.ExecutionOptions(scheduler=budget),
     )
-    print(f"budget allowed: {small.stats.nodes_run} calls on {small.stats.scheduler}")
+    print(
+        f"budget allowed: {small.stats.nodes_run} calls on {small.stats.scheduler}"
+    )
 
 
 if __name__ == "__main__":

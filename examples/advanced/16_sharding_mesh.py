@@ -3,7 +3,7 @@
 Runs on a laptop: eight CPU devices are simulated with XLA_FLAGS, set below before JAX
 starts. The same code runs unchanged on eight GPUs.
 
-    python examples/sharding_mesh.py
+    python examples/advanced/16_sharding_mesh.py
 """
 
 # expect: ^mesh: data=2 model=4 \(8 devices, Auto axes\)$
@@ -15,7 +15,9 @@ starts. The same code runs unchanged on eight GPUs.
 
 import os
 
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"  # before JAX starts
+os.environ["XLA_FLAGS"] = (
+    "--xla_force_host_platform_device_count=8"  # before JAX starts
+)
 
 import time  # noqa: E402
 
@@ -41,7 +43,10 @@ def main() -> None:
         return jnp.tanh(x @ w)
 
     sharded = xcs.mesh_sharded(
-        project, mesh, in_specs=(P("data", None), P(None, "model")), out_specs=P("data", "model")
+        project,
+        mesh,
+        in_specs=(P("data", None), P(None, "model")),
+        out_specs=P("data", "model"),
     )
     x = jnp.linspace(-1, 1, 8 * 16).reshape(8, 16)
     w = jnp.linspace(-1, 1, 16 * 8).reshape(16, 8)
@@ -60,7 +65,11 @@ def main() -> None:
     rows = jnp.arange(1.0, 16 * 4 + 1).reshape(16, 4)
     normalized = xcs.pmap(lambda r: r / jnp.linalg.norm(r))(rows)
     per_device = normalized.addressable_shards[0].data.shape[0]
-    matches = bool(np.allclose(normalized, jax.vmap(lambda r: r / jnp.linalg.norm(r))(rows)))
+    matches = bool(
+        np.allclose(
+            normalized, jax.vmap(lambda r: r / jnp.linalg.norm(r))(rows)
+        )
+    )
     print(
         f"pmap: {rows.shape[0]} rows over {len(normalized.sharding.device_set)} devices, "
         f"{per_device} per device; matches vmap: {matches}"
@@ -72,7 +81,9 @@ def main() -> None:
         time.sleep(0.05 * (4 - int(prompt[1:])))  # later prompts finish first
         return prompt.upper() + "!"
 
-    print(f"vmap(llm): {xcs.vmap(llm)(['q0', 'q1', 'q2', 'q3'])} in input order")
+    print(
+        f"vmap(llm): {xcs.vmap(llm)(['q0', 'q1', 'q2', 'q3'])} in input order"
+    )
 
     try:
         xcs.pmap(lambda r: r * 2)(rows[:10])

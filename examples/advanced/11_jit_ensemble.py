@@ -9,7 +9,7 @@ A second function builds a prompt with an f-string from an operator's output. It
 stops there (Python needed the value), so jit runs it dynamically, still overlapping the
 independent calls, and `explain_jit_selection` says where and why.
 
-    python examples/jit_ensemble.py
+    python examples/advanced/11_jit_ensemble.py
 """
 
 # expect: ^plain: 111 calls in \d+ ms$
@@ -70,7 +70,8 @@ class Ensemble(xcs.Operator):
 
 def nested(width: int = 10) -> Ensemble:
     inner = [
-        Ensemble([SimulatedLLM(f"model{j}") for j in range(width)], Judge()) for _ in range(width)
+        Ensemble([SimulatedLLM(f"model{j}") for j in range(width)], Judge())
+        for _ in range(width)
     ]
     return Ensemble(inner, Judge())
 
@@ -107,7 +108,9 @@ def main() -> None:
         f"jit: {stats.leaf_calls} leaf calls, critical path {stats.critical_path}, "
         f"{stats.max_in_flight} in flight at once, {call_ms:.0f} ms per call"
     )
-    print(f"cache: {stats.traces} trace, {stats.cache_hits} hits for {stats.calls} calls")
+    print(
+        f"cache: {stats.traces} trace, {stats.cache_hits} hits for {stats.calls} calls"
+    )
 
     draft_and_review("What is a compound AI system?")
     strategy = xcs.get_jit_strategy_used(draft_and_review)
