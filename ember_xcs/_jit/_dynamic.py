@@ -186,6 +186,10 @@ class _DynamicRun:
         self.peak = 0
         self.closed = False
         self.failure: BaseException | None = None  # inline calls: the first failure
+        # written by rewritten bodies (`_rewrite`): ids of failures the body was handed
+        # (its own to raise or catch) and where it waited for a pending result
+        self.handled: set[int] = set()
+        self.forced: list[tuple[str, str]] = []
 
     # the call handler installed while the body runs
     def __call__(self, operator: Operator, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -369,7 +373,7 @@ class _DynamicRun:
         for lazy in list(self.calls):
             self.wait(lazy)
         for lazy in self.calls:
-            if lazy._state == _FAILED:
+            if lazy._state == _FAILED and id(lazy._value) not in self.handled:
                 return lazy._value
         return self.failure
 
@@ -491,6 +495,7 @@ def run_dynamic(
     try:
         out = _run_body(run, fn, args, kwargs)
         failed = False
+        warn_if_serial(fn, run)
     finally:
         run.close()
         if executor is not None:
@@ -504,7 +509,7 @@ def run_dynamic(
 def _run_body(run: _DynamicRun, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
     with intercept_calls(run):
         try:
-            out = fn(*args, **kwargs)
+            out = entry(fn)(*args, **kwargs)  # the rewritten body where there is one
         except BaseException as exc:
             run.drain()  # let every dispatched call finish before the error surfaces
             _add_lazy_note(exc)
@@ -522,3 +527,7 @@ def _add_lazy_note(exc: BaseException) -> None:
             "ember_xcs: a dynamic-jit result (LazyResult) reached code that needs a built-in "
             "value; wrap it in str()/int()/... first, or do this work inside an @op"
         )
+
+
+# the rewrite builds on LazyResult and resolve above, so it is imported once they exist
+from ._rewrite import entry, warn_if_serial  # noqa: E402

@@ -36,6 +36,7 @@ from ._keys import StructureGuard, input_labels, is_constant_leaf, restore_stati
 from ._modes import JitConfig, JITMode
 from ._numeric import NumericLeaves, NumericSegment
 from ._plans import INPUTS, CompiledPlan, build_plan
+from ._rewrite import describe, entry, rewritten_forward
 from ._symbols import StopReason, TraceStop
 from ._tracer import Tracer
 
@@ -91,9 +92,11 @@ class DynamicEntry:
     signature: str
     numeric: NumericLeaves | None  # compiled numeric leaves; None: preserve_stochasticity
     strategy: JITMode = JITMode.DYNAMIC
+    body: Any = None  # what ran: `explain` says whether it was rewritten (`_rewrite`)
 
     def run(self, target: Target, leaves: list[Any], args: Any, kwargs: Any,
             options: ExecutionOptions) -> tuple[Any, ExecutionStats]:  # fmt: skip
+        self.body = target.call
         return run_dynamic(target.call, args, kwargs, options, numeric=self.numeric)
 
     def segments(self) -> list[NumericSegment]:
@@ -108,6 +111,8 @@ class DynamicEntry:
                 "every call with leaf calls dispatched asynchronously.",
                 f"  trace stop: {self.reason}",
             ]
+        if self.body is not None:
+            lines += [f"  {line}" for line in describe(self.body).splitlines()]
         for seg in self.segments():
             if seg.eager_reason:
                 lines.append(
@@ -163,11 +168,12 @@ def select(
         "plain" if config.mode is JITMode.STRUCTURAL else "auto"
     )  # fmt: skip
     tracer = Tracer(fallback=fallback, root=target.root)
+    tracer.forward_of = rewritten_forward
     start = time.perf_counter()
     with _gc_paused():
         sym_args, sym_kwargs = _symbolic_inputs(tracer, target, key, leaves, args, kwargs)
         try:
-            trace = tracer.trace(target.call, sym_args, sym_kwargs)
+            trace = tracer.trace(entry(target.call), sym_args, sym_kwargs)
         except TraceStop as stop:
             on_trace(time.perf_counter() - start, f"trace stopped: {stop.reason}")
             return _fallback(target, config, stop.reason, signature)

@@ -95,6 +95,8 @@ class Tracer:
         self.active = True
         self._ids: dict[str, int] = {}
         self._into: dict[int, bool] = {}  # traces_into per operator, for this trace
+        # how a composite's `forward` is run (`_strategies` installs the rewritten one)
+        self.forward_of: Callable[[Operator], Callable[..., Any]] = lambda op: op.forward
 
     # --- the call handler ------------------------------------------------------------------
 
@@ -140,7 +142,7 @@ class Tracer:
         scope = _Scope(operator, len(self.records), self._prefix_for(operator))
         self.scopes.append(scope)
         try:
-            out = operator.forward(*args, **kwargs)
+            out = self.forward_of(operator)(*args, **kwargs)
             if scope.stop is None:
                 return out
             reason = scope.stop

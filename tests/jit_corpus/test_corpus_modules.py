@@ -46,14 +46,16 @@ class SelfRefine(xcs.Operator):
     """Draft, critique, revise when asked: f-strings and a branch in forward."""
 
     def __init__(self, drafts: int = 3):
+        self.generate = generate  # DSPy style: the module holds its predictors
+        self.critique = critique
         self.drafts = drafts
 
     def forward(self, question):
-        candidates = [generate(f"Draft {i}: {question}") for i in range(self.drafts)]
-        verdicts = [critique(f"Critique: {c}") for c in candidates]
+        candidates = [self.generate(f"Draft {i}: {question}") for i in range(self.drafts)]
+        verdicts = [self.critique(f"Critique: {c}") for c in candidates]
         kept = [c for c, v in zip(candidates, verdicts) if v == "OK"]
         if not kept:
-            return generate(f"Revise all: {' / '.join(candidates)}")
+            return self.generate(f"Revise all: {' / '.join(candidates)}")
         return kept[0]
 
 
