@@ -189,7 +189,7 @@ class _DynamicRun:
         # written by rewritten bodies (`_rewrite`): ids of failures the body was handed
         # (its own to raise or catch) and where it waited for a pending result
         self.handled: set[int] = set()
-        self.forced: list[tuple[str, str]] = []
+        self.forced: list[tuple[str, str, int]] = []
 
     # the call handler installed while the body runs
     def __call__(self, operator: Operator, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

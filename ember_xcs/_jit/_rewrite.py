@@ -51,7 +51,7 @@ from typing import Any
 
 from ..operators import Operator, current_call_handler
 from ._dynamic import _ATOMS, LazyResult, _DynamicRun, _lazies, _resolve_all, resolve
-from ._symbols import TraceStop, _is_library, _stop, reason_at
+from ._symbols import Symbol, TraceStop, _is_library, _stop, reason_at
 from ._tracer import Tracer, traces_into
 
 __all__ = ["call", "describe", "entry", "warn_if_serial"]
@@ -99,7 +99,8 @@ def _note_forced(run: Any, lazy: LazyResult, frame: types.FrameType) -> None:
     if forced is not None and len(forced) < 64:
         call = object.__getattribute__(lazy, "_call")
         code = frame.f_code
-        forced.append((call.node_id if call else "?", f"{code.co_filename}:{frame.f_lineno}"))
+        where = f"{code.co_filename}:{frame.f_lineno}"
+        forced.append((call.node_id if call else "?", where, run.dispatched))
 
 
 def _handled(run: Any) -> set[int]:
@@ -165,6 +166,8 @@ _PASS_METHODS = frozenset({
 _SHALLOW = frozenset({len, isinstance, type, callable, bool, hasattr, getattr, setattr})
 _BUILTIN_METHOD = type([].append)
 _BUILTIN_FUNCTION = type(len)
+# ember_xcs's own callables that know about traces and runs (the models take real values)
+_JIT_AWARE = ("ember_xcs.scheduling", "ember_xcs.transforms", "ember_xcs.graph")
 
 
 def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
@@ -191,9 +194,18 @@ def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
         if fn in _PASS or _is_record_type(fn):
             return fn(*args, **kwargs)
         if fn in _SHALLOW:
-            return fn(*[_r(a) for a in args], **kwargs)
+            return fn(*[_shallow(fn, a) for a in args], **kwargs)
+    if (getattr(fn, "__module__", None) or "").startswith(_JIT_AWARE):
+        return fn(*args, **kwargs)  # execute_graph, transforms: they hand calls to the run
     frame = sys._getframe(1)
     return fn(*_real(fn, args, frame), **_real(fn, kwargs, frame))
+
+
+def _shallow(fn: Any, value: Any) -> Any:
+    """`value` itself resolved (not its items); a placeholder stops a trace."""
+    if type(value) is Symbol:
+        _stop(value, f"passed to {fn.__name__}()")
+    return _r(value)
 
 
 def _is_record_type(fn: Any) -> bool:
@@ -242,8 +254,6 @@ def _resolving(items: Any, frame: types.FrameType) -> Any:
 
 
 def _first_symbol(value: Any) -> Any:
-    from ._symbols import Symbol
-
     kind = type(value)
     if kind is Symbol:
         return value
@@ -299,36 +309,51 @@ def describe(fn: Callable[..., Any]) -> str:
         target = target.__func__
     if _operator_call(fn):
         target = type(fn.args[0]).forward
+    serial = _serial.get(_key(fn))
+    note = f"\nno overlap: {serial}" if serial else ""
     if type(target) is not types.FunctionType:
-        return f"body runs as written (LazyResult proxies): {type(target).__name__} has no source"
+        why = f"{type(target).__name__} has no source"
+        return f"body runs as written (LazyResult proxies): {why}{note}"
     if convert(target) is not None:
         return (
             "body rewritten: leaf results are resolved where the code uses them "
-            "(f-strings, C functions, tests, operators, try bodies)"
+            f"(f-strings, C functions, tests, operators, try bodies){note}"
         )
-    return f"body runs as written (LazyResult proxies): {_why_not[target.__code__]}"
+    return f"body runs as written (LazyResult proxies): {_why_not[target.__code__]}{note}"
 
 
 def warn_if_serial(fn: Callable[..., Any], run: _DynamicRun) -> str | None:
     """One `logging` warning per function when ≥ 2 leaf calls ran and none overlapped."""
     if run.dispatched < 2 or run.peak > 1 or run.eager:
         return None
-    lines = "; ".join(f"{node} forced at {where}" for node, where in run.forced[:8])
+    # a chain of calls passing results on cannot overlap; a wait followed by a call can
+    forced = [(node, where) for node, where, before in run.forced if before < run.dispatched]
+    if not forced:
+        return None
+    lines = "; ".join(f"{node} forced at {where}" for node, where in forced[:8])
     note = (
         f"jit: {run.dispatched} leaf calls ran one at a time (none overlapped): the body used "
-        f"each result before dispatching the next call ({lines or 'lines unknown'}). Dispatch "
+        f"a result before dispatching the next call ({lines}). Dispatch "
         "independent calls first, use their results afterwards; see docs/sharp-bits.md"
     )
-    key = getattr(fn, "__code__", None) or getattr(getattr(fn, "func", None), "__code__", fn)
+    key = _key(fn)
     with _lock:
-        first = key not in _warned
-        _warned.add(key)
+        first = key not in _serial
+        _serial[key] = note
     if first:
         logger.warning("%s: %s", getattr(fn, "__qualname__", repr(fn)), note)
     return note
 
 
-_warned: weakref.WeakSet[Any] = weakref.WeakSet()
+def _key(fn: Any) -> Any:
+    """One key per function, however jit holds it (a function, a partial, a method)."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    fn = getattr(fn, "__func__", fn)
+    return getattr(fn, "__code__", fn)
+
+
+_serial: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()  # warned once
 
 
 # --- conversion ------------------------------------------------------------------------------
@@ -409,10 +434,13 @@ def _compile(fn: types.FunctionType) -> types.CodeType:
     # a factory whose locals are the original free variables and the helpers, so the
     # rewritten function's free variables are cells we can hand it (`_rebind`)
     names = [*code.co_freevars, *_HELPERS]
+    # a recursive call names the function: a global, unless it was a closure variable
+    own = [] if func.name in code.co_freevars else [ast.Global([func.name])]
     factory = ast.FunctionDef(
         name="__xcs_factory",
         args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]),
         body=[
+            *own,
             *[_assign(name, ast.Constant(None)) for name in names],
             func,
             ast.Return(ast.Name(func.name, ast.Load())),

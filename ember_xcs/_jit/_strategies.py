@@ -232,7 +232,7 @@ def _symbolic_inputs(
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:  # fmt: skip
     labels = input_labels(target.signature_of, args, kwargs)
     symbols = [
-        leaf if is_constant_leaf(leaf) else tracer.input_symbol(i, labels[i])
+        leaf if is_constant_leaf(leaf) else tracer.input_symbol(i, labels[i], leaf)
         for i, leaf in enumerate(leaves)
     ]
     sym_args, sym_kwargs = jax.tree_util.tree_unflatten(key[0], symbols)
