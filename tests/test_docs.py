@@ -30,6 +30,7 @@ RUNNABLE_PAGES = [
     DOCS / "graphs.md",
     DOCS / "execution.md",
     DOCS / "architecture.md",
+    DOCS / "sharp-bits.md",
 ]
 _FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 

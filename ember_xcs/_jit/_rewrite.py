@@ -129,11 +129,11 @@ def _mark() -> int:
     return 0
 
 
-def _settle(mark: int) -> None:
+def _settle(mark: int, frame: types.FrameType | None = None) -> None:
     """The end of a `try` body: wait for the calls it dispatched; raise the first failure."""
     handler = current_call_handler()
+    frame = frame or sys._getframe(1)
     if isinstance(handler, _DynamicRun):
-        frame = sys._getframe(1)
         for lazy in handler.calls[mark:]:
             _wait(lazy, frame)
     elif isinstance(handler, Tracer) and len(handler.records) > mark:
@@ -142,7 +142,7 @@ def _settle(mark: int) -> None:
             "value",
             "Python needs to know whether a leaf call in a `try` body raises:",
             f"the output of node {rec.node_id!r} ({rec.name})",
-            sys._getframe(1),
+            frame,
         )
         handler.note_stop(reason)
         raise TraceStop(reason)
@@ -150,7 +150,7 @@ def _settle(mark: int) -> None:
 
 def _settled(mark: int, value: Any) -> Any:
     """`return value` inside a `try` body."""
-    _settle(mark)
+    _settle(mark, sys._getframe(1))
     return value
 
 
@@ -332,9 +332,9 @@ def warn_if_serial(fn: Callable[..., Any], run: _DynamicRun) -> str | None:
         return None
     lines = "; ".join(f"{node} forced at {where}" for node, where in forced[:8])
     note = (
-        f"jit: {run.dispatched} leaf calls ran one at a time (none overlapped): the body used "
-        f"a result before dispatching the next call ({lines}). Dispatch "
-        "independent calls first, use their results afterwards; see docs/sharp-bits.md"
+        f"jit: {run.dispatched} leaf calls ran one at a time (none overlapped): the body "
+        f"waited for a result before making the next call ({lines}). If the calls are "
+        "independent, make them all before using any result; see docs/sharp-bits.md"
     )
     key = _key(fn)
     with _lock:
