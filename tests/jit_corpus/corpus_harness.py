@@ -40,6 +40,8 @@ class Recorder:
         self.lock = threading.Lock()
         self.reset()
 
+    latency = LATENCY  # seconds each leaf sleeps (the benchmark sets 0.05)
+
     def reset(self) -> None:
         with self.lock:
             self.calls: collections.Counter[tuple[str, str]] = collections.Counter()
@@ -60,8 +62,8 @@ class Recorder:
 RECORDER = Recorder()
 
 
-def leaf(fn: Callable[..., Any] | None = None, *, latency: float = LATENCY) -> Any:
-    """`@xcs.op`, recording each call into `RECORDER` and sleeping `latency` seconds."""
+def leaf(fn: Callable[..., Any] | None = None) -> Any:
+    """`@xcs.op`, recording each call into `RECORDER` and sleeping `RECORDER.latency`."""
 
     def wrap(function: Callable[..., Any]) -> xcs.Operator:
         name = function.__name__
@@ -69,7 +71,7 @@ def leaf(fn: Callable[..., Any] | None = None, *, latency: float = LATENCY) -> A
         def body(*args: Any, **kwargs: Any) -> Any:
             RECORDER.enter(name, (args, sorted(kwargs.items())))
             try:
-                time.sleep(latency)
+                time.sleep(RECORDER.latency)
                 return function(*args, **kwargs)
             finally:
                 RECORDER.leave()
@@ -92,7 +94,7 @@ class RecordingModel(SimulatedModel):
 
 
 def model(name: str = "llm", **kwargs: Any) -> RecordingModel:
-    kwargs.setdefault("latency", LATENCY)
+    kwargs.setdefault("latency", lambda rng: RECORDER.latency)
     return RecordingModel(name, **kwargs)
 
 
@@ -101,6 +103,8 @@ class Program:
     """One corpus program: `fn(*args)` for each `args` in `inputs`.
 
     `width`: the natural independent width (most leaf calls that can run at once).
+    `depth`: leaf calls on the longest dependency chain (the benchmark's critical path is
+    `depth * latency`): a number, or a function of the plain run's call multiset.
     `traces`: the function traces fully into a plan (so `structural` overlaps too).
     `modes`: the jit modes that apply.
     `threads`: call the jitted function from this many threads at once.
@@ -110,6 +114,7 @@ class Program:
     fn: Callable[..., Any]
     inputs: Sequence[tuple[Any, ...]]
     width: int
+    depth: int | Callable[[collections.Counter], int] = 1
     traces: bool = False
     modes: Sequence[str] = MODES
     threads: int = 1
@@ -117,6 +122,11 @@ class Program:
 
     def __repr__(self) -> str:
         return self.name
+
+
+def serial(calls: collections.Counter) -> int:
+    """`depth` of a program whose calls all depend on the one before (retries, agents)."""
+    return sum(calls.values())
 
 
 def _outcome(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[str, Any]:

@@ -7,7 +7,7 @@ import json
 import re
 
 import pytest
-from corpus_harness import Program, cases, check, leaf
+from corpus_harness import Program, cases, check, leaf, serial
 
 
 @leaf
@@ -144,13 +144,13 @@ def react_agent(question: str) -> str:
 MESSAGES = [("2+2 please",), ("hello there",), ("7 times 6; hi; 1+1",)]
 TASKS = [("ab",), ("abcd",), ("abcde",)]
 PROGRAMS = [
-    Program("router", router, MESSAGES, width=1),
-    Program("dict_router", dict_router, MESSAGES, width=3),
-    Program("retry_until_json", retry_until_json, TASKS, width=1),
-    Program("retry_until_valid", retry_until_valid, TASKS, width=1),
-    Program("retry_on_leaf_error", retry_on_leaf_error, TASKS, width=1),
-    Program("debate", debate, [("tabs vs spaces",), ("cats or dogs",)], width=3),
-    Program("react_agent", react_agent, [("Paris trip",), ("Rome visit",)], width=1),
+    Program("router", router, MESSAGES, width=1, depth=2),
+    Program("dict_router", dict_router, MESSAGES, width=3, depth=2),
+    Program("retry_until_json", retry_until_json, TASKS, width=1, depth=serial),
+    Program("retry_until_valid", retry_until_valid, TASKS, width=1, depth=serial),
+    Program("retry_on_leaf_error", retry_on_leaf_error, TASKS, width=1, depth=serial),
+    Program("debate", debate, [("tabs vs spaces",), ("cats or dogs",)], width=3, depth=3),
+    Program("react_agent", react_agent, [("Paris trip",), ("Rome visit",)], width=1, depth=serial),
 ]
 
 

@@ -59,11 +59,11 @@ def traced_ensemble(question: str) -> str:
 
 QUESTIONS = [("What is 2+2?",), ("Why is the sky blue?",), ("Name a prime",)]
 PROGRAMS = [
-    Program("persona_ensemble", persona_ensemble, QUESTIONS, width=4),
-    Program("ensemble_then_judge_list", ensemble_then_judge_list, QUESTIONS, width=5),
-    Program("majority_vote", majority_vote, QUESTIONS, width=5),
-    Program("normalised_vote", normalised_vote, QUESTIONS, width=4),
-    Program("traced_ensemble", traced_ensemble, QUESTIONS, width=3, traces=True),
+    Program("persona_ensemble", persona_ensemble, QUESTIONS, width=4, depth=2),
+    Program("ensemble_then_judge_list", ensemble_then_judge_list, QUESTIONS, width=5, depth=2),
+    Program("majority_vote", majority_vote, QUESTIONS, width=5, depth=1),
+    Program("normalised_vote", normalised_vote, QUESTIONS, width=4, depth=1),
+    Program("traced_ensemble", traced_ensemble, QUESTIONS, width=3, depth=2, traces=True),
 ]
 
 

@@ -106,12 +106,12 @@ def map_reduce_summary(text: str, chunk_words: int) -> str:
 QUERIES = [("capital of France", 2), ("XLA compiles", 3)]
 TEXTS = [(" ".join(DOCS), 6), (" ".join(DOCS) * 2, 10)]
 PROGRAMS = [
-    Program("rag_inline_jnp", rag_inline_jnp, QUERIES, width=6),
-    Program("rag_numeric_top", rag_numeric_top, QUERIES, width=0, traces=True),
-    Program("rag_top_k_unpack", rag_top_k_unpack, QUERIES, width=0),
-    Program("rerank_per_doc", rerank_per_doc, QUERIES, width=2),
-    Program("answer_per_top_doc", answer_per_top_doc, QUERIES, width=2),
-    Program("map_reduce_summary", map_reduce_summary, TEXTS, width=5),
+    Program("rag_inline_jnp", rag_inline_jnp, QUERIES, width=6, depth=2),
+    Program("rag_numeric_top", rag_numeric_top, QUERIES, width=0, depth=0, traces=True),
+    Program("rag_top_k_unpack", rag_top_k_unpack, QUERIES, width=0, depth=0),
+    Program("rerank_per_doc", rerank_per_doc, QUERIES, width=2, depth=2),
+    Program("answer_per_top_doc", answer_per_top_doc, QUERIES, width=2, depth=1),
+    Program("map_reduce_summary", map_reduce_summary, TEXTS, width=5, depth=2),
 ]
 
 

@@ -76,12 +76,12 @@ def jnp_weighted_score(answer: str) -> float:
 
 QUESTIONS = [("What is 6 x 7?",), ("How many legs has a spider?",), ("Is 91 prime?",)]
 PROGRAMS = [
-    Program("cot_extract", cot_extract, QUESTIONS, width=1),
-    Program("cot_samples_sum", cot_samples_sum, QUESTIONS, width=3),
-    Program("self_consistency_direct", self_consistency_direct, QUESTIONS, width=6),
-    Program("self_consistency_operator", self_consistency_operator, QUESTIONS, width=5),
-    Program("mean_parsed_scores", mean_parsed_scores, QUESTIONS, width=4),
-    Program("jnp_weighted_score", jnp_weighted_score, QUESTIONS, width=4),
+    Program("cot_extract", cot_extract, QUESTIONS, width=1, depth=1),
+    Program("cot_samples_sum", cot_samples_sum, QUESTIONS, width=3, depth=1),
+    Program("self_consistency_direct", self_consistency_direct, QUESTIONS, width=6, depth=1),
+    Program("self_consistency_operator", self_consistency_operator, QUESTIONS, width=5, depth=1),
+    Program("mean_parsed_scores", mean_parsed_scores, QUESTIONS, width=4, depth=1),
+    Program("jnp_weighted_score", jnp_weighted_score, QUESTIONS, width=4, depth=1),
 ]
 
 
