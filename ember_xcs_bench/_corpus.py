@@ -5,8 +5,10 @@ section runs from a source checkout only; elsewhere it says so and measures noth
 Every leaf sleeps the section's latency (50 ms in a full run). Per program:
 
 - `plain`: the plain function, median over its inputs;
-- `jit: auto`: the jitted function in its default mode, median over the same inputs after
-  one warm-up call (trace, compile) with the first input;
+- `jit: auto`: the jitted function in its default mode, median over the same inputs;
+  both run every input once first (tracing, XLA compiles: a numeric operator compiles
+  once per Python-int value, and JAX's eager ops compile on first use), so the figures
+  are the steady state;
 - critical path: the program's declared `depth` (leaf calls on its longest dependency
   chain) × latency.
 
@@ -58,13 +60,15 @@ def corpus_section(settings: Any, log: Callable[[str], None]) -> list[Row]:
 def _measure(program: Any, harness: Any, latency: float, log: Callable[[str], None]) -> list[Row]:
     plain, jit, depths = [], [], []
     jitted = program.jit(program.fn, "auto")
-    harness._run(jitted, program.inputs[0], program.threads)  # trace and compile
+    for args in program.inputs:  # warm-up: traces and compiles, plain and jitted
+        harness._run(program.fn, args, program.threads)
+        harness._run(jitted, args, program.threads)
     for args in program.inputs:
         harness.RECORDER.reset()
-        plain.append(_time(lambda: harness._run(program.fn, args, program.threads)))
+        plain.append(_time(lambda a=args: harness._run(program.fn, a, program.threads)))
         depth = program.depth
         depths.append(depth(harness.RECORDER.calls) if callable(depth) else depth)
-        jit.append(_time(lambda: harness._run(jitted, args, program.threads)))
+        jit.append(_time(lambda a=args: harness._run(jitted, a, program.threads)))
     cp = statistics.median(depths) * latency or None
     base = dict(section="corpus", scenario=program.name, latency_ms=latency * 1e3, cp_s=cp)
     plain_row = Row(variant="plain python", kind="plain", **base, **_stats(plain))

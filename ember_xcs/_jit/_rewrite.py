@@ -242,7 +242,9 @@ def _real(fn: Any, values: Any, frame: types.FrameType) -> Any:
             _stop(symbol, f"passed to {name}()")
         return values
     if isinstance(values, tuple):
-        values = tuple(_resolving(v, frame) if type(v) is types.GeneratorType else v for v in values)
+        values = tuple(
+            _resolving(v, frame) if type(v) is types.GeneratorType else v for v in values
+        )
     return _resolve_deep(values, frame)
 
 
@@ -359,8 +361,11 @@ _serial: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()  # wa
 # --- conversion ------------------------------------------------------------------------------
 
 _lock = threading.Lock()
-_codes: dict[types.CodeType, types.CodeType | None] = {}  # rewritten code per code object
-_why_not: dict[types.CodeType, str] = {}
+# rewritten code per code object, and why not where there is none
+_codes: weakref.WeakKeyDictionary[types.CodeType, types.CodeType | None] = (
+    weakref.WeakKeyDictionary()
+)
+_why_not: weakref.WeakKeyDictionary[types.CodeType, str] = weakref.WeakKeyDictionary()
 _functions: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 _HELPERS = {_R: _r, _RR: _rr, _CALL: call, _MARK: _mark, _SETTLE: _settle, _SETTLED: _settled}
 
@@ -377,8 +382,8 @@ def convert(fn: types.FunctionType) -> types.FunctionType | None:
         if code not in _codes:
             _codes[code] = _rewrite_code(fn)
         new_code = _codes[code]
-    converted = None if new_code is None else _rebind(fn, new_code)
-    _functions[fn] = converted
+        converted = None if new_code is None else _rebind(fn, new_code)
+        _functions[fn] = converted
     return converted
 
 

@@ -29,7 +29,7 @@ import pytest
 import ember_xcs as xcs
 from ember_xcs.models import SimulatedModel
 
-LATENCY = 0.01  # seconds per leaf call: long enough that dispatched calls overlap
+LATENCY = 0.005  # seconds per leaf call: long enough that dispatched calls overlap
 MODES = ("auto", "trace", "structural", "dynamic")
 
 
@@ -184,6 +184,4 @@ def _short(value: Any) -> str:
 
 def cases(programs: Sequence[Program]) -> list[Any]:
     """`pytest.param`s of every (program, mode) that applies, for `parametrize`."""
-    return [
-        pytest.param(p, m, id=f"{p.name}-{m}") for p in programs for m in p.modes
-    ]
+    return [pytest.param(p, m, id=f"{p.name}-{m}") for p in programs for m in p.modes]

@@ -52,7 +52,7 @@ HANDLERS = {"math": solve, "chat": chat}
 
 def dict_router(message: str) -> dict:
     kinds = [classify(part) for part in message.split(";")]
-    replies = [HANDLERS[k.strip()](part) for k, part in zip(kinds, message.split(";"))]
+    replies = [HANDLERS[k.strip()](part) for k, part in zip(kinds, message.split(";"), strict=True)]
     return {"kinds": kinds, "replies": replies}
 
 

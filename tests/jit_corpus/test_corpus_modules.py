@@ -53,7 +53,7 @@ class SelfRefine(xcs.Operator):
     def forward(self, question):
         candidates = [self.generate(f"Draft {i}: {question}") for i in range(self.drafts)]
         verdicts = [self.critique(f"Critique: {c}") for c in candidates]
-        kept = [c for c, v in zip(candidates, verdicts) if v == "OK"]
+        kept = [c for c, v in zip(candidates, verdicts, strict=True) if v == "OK"]
         if not kept:
             return self.generate(f"Revise all: {' / '.join(candidates)}")
         return kept[0]
@@ -113,11 +113,26 @@ def _jit_instance(op_class: type, *a):
 QUESTIONS = [("What is XLA?",), ("Who wrote Hamlet?",), ("Why sleep?",)]
 BATCHES = [(["a", "bb", "ccc", "dd"],), (["x", "y", "z", "w", "v"],), (["q1", "q2", "q3"],)]
 PROGRAMS = [
-    Program("chain_of_thought_module", ChainOfThought(), QUESTIONS, width=1, depth=2, traces=True,
-            jit=_jit_instance(ChainOfThought)),
-    Program("self_refine_module", SelfRefine(), QUESTIONS, width=3, depth=lambda calls: 3 if sum(calls.values()) == 7 else 2, jit=_jit_instance(SelfRefine)),
-    Program("multi_hop_module", MultiHop(), QUESTIONS, width=3, depth=3,
-            jit=_jit_instance(MultiHop)),
+    Program(
+        "chain_of_thought_module",
+        ChainOfThought(),
+        QUESTIONS,
+        width=1,
+        depth=2,
+        traces=True,
+        jit=_jit_instance(ChainOfThought),
+    ),
+    Program(
+        "self_refine_module",
+        SelfRefine(),
+        QUESTIONS,
+        width=3,
+        depth=lambda calls: 3 if sum(calls.values()) == 7 else 2,
+        jit=_jit_instance(SelfRefine),
+    ),
+    Program(
+        "multi_hop_module", MultiHop(), QUESTIONS, width=3, depth=3, jit=_jit_instance(MultiHop)
+    ),
     Program("batch_loop", batch_loop, BATCHES, width=4, depth=1),
     Program("batch_dict", batch_dict, BATCHES, width=4, depth=1),
     Program("dataclass_report", dataclass_report, QUESTIONS, width=4, depth=2),

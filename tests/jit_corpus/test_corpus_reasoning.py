@@ -45,8 +45,9 @@ def self_consistency_direct(question: str) -> str:
     return max(set(answers), key=answers.count)
 
 
-solver = LLMOperator(model("solver", responses=lambda p, s: f"Final: {(len(p) * (s + 2)) % 4}"),
-                     "Solve: {question}")
+solver = LLMOperator(
+    model("solver", responses=lambda p, s: f"Final: {(len(p) * (s + 2)) % 4}"), "Solve: {question}"
+)
 
 
 def self_consistency_operator(question: str) -> str:
