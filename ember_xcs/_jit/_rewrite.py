@@ -52,7 +52,7 @@ from typing import Any
 from ..operators import Operator, current_call_handler
 from ._dynamic import _ATOMS, LazyResult, _DynamicRun, _lazies, _resolve_all, resolve
 from ._symbols import Symbol, TraceStop, _is_library, _stop, reason_at
-from ._tracer import Tracer, traces_into
+from ._tracer import Tracer
 
 __all__ = ["call", "describe", "entry", "warn_if_serial"]
 
@@ -220,7 +220,8 @@ def _call_operator(op: Operator, args: Any, kwargs: Any) -> Any:
     (in a trace, the tracer does that: `rewritten_forward`)."""
     while type(op).__name__ == "JittedOperator":  # jit(instance) used inside a jitted body
         op = op.operator
-    if isinstance(current_call_handler(), _DynamicRun) and traces_into(op):
+    handler = current_call_handler()
+    if type(handler) is _DynamicRun and handler._kind(op)[0]:  # memoised per run
         return rewritten_forward(op)(*args, **kwargs)
     return op(*args, **kwargs)
 
