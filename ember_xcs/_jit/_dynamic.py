@@ -16,8 +16,10 @@ not the value, and C functions that demand a built-in type (`str.join`, `json.lo
 `@op`, which always receives concrete values.
 
 Every dispatched call runs exactly once. Before the jitted call returns or raises, all of
-them have finished, and the first failure is raised as the node-naming `XCSError`, even if
-the body caught it.
+them have finished, and the first failure the body was never handed is raised as the
+node-naming `XCSError`. A failure the body was handed (an inline call raising where it was
+made, a rewritten body resolving a result: `_rewrite`) is the body's: its `except` may
+catch it, as the plain function's would.
 
 Numeric leaves (`numeric=True`, not stochastic, no `preserve_stochasticity`) run through
 `_numeric.NumericLeaves`: a `jax.jit` cached per operator and call shape, so their Python
@@ -185,8 +187,7 @@ class _DynamicRun:
         self.dispatched = 0
         self.peak = 0
         self.closed = False
-        self.failure: BaseException | None = None  # inline calls: the first failure
-        # written by rewritten bodies (`_rewrite`): ids of failures the body was handed
+        # ids of failures the body was handed (inline calls; rewritten bodies: `_rewrite`)
         # (its own to raise or catch) and where it waited for a pending result
         self.handled: set[int] = set()
         self.forced: list[tuple[str, str, int]] = []
@@ -252,7 +253,7 @@ class _DynamicRun:
             self._check_deadline([call])  # it came back late: an inline call's only check
             return out
         except BaseException as exc:
-            self.failure = self.failure or exc  # raised at the end even if the body catches it
+            self.handled.add(id(exc))  # raised where the body made the call: its to catch
             raise
 
     def _ready(self, lazy: LazyResult, *, resolve: bool = True) -> None:
@@ -375,7 +376,7 @@ class _DynamicRun:
         for lazy in self.calls:
             if lazy._state == _FAILED and id(lazy._value) not in self.handled:
                 return lazy._value
-        return self.failure
+        return None
 
     def close(self) -> None:
         """The run is over: calls still queued never start."""
