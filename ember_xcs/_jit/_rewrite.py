@@ -90,22 +90,16 @@ def _wait(lazy: LazyResult, frame: types.FrameType) -> Any:
     try:
         return resolve(lazy)
     except BaseException as exc:
-        _handled(run).add(id(exc))  # the body saw this failure: it is the body's to raise
+        run.handled.add(id(exc))  # the body was handed this failure: its to raise or catch
         raise
 
 
-def _note_forced(run: Any, lazy: LazyResult, frame: types.FrameType) -> None:
-    forced = getattr(run, "forced", None)
-    if forced is not None and len(forced) < 64:
+def _note_forced(run: _DynamicRun, lazy: LazyResult, frame: types.FrameType) -> None:
+    """Where the body waited, and how many calls it had made: `warn_if_serial`'s evidence."""
+    if len(run.forced) < 64:
         call = object.__getattribute__(lazy, "_call")
-        code = frame.f_code
-        where = f"{code.co_filename}:{frame.f_lineno}"
-        forced.append((call.node_id if call else "?", where, run.dispatched))
-
-
-def _handled(run: Any) -> set[int]:
-    handled = getattr(run, "handled", None)
-    return handled if handled is not None else set()
+        where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
+        run.forced.append((call.node_id if call else "?", where, run.dispatched))
 
 
 def _resolve_deep(value: Any, frame: types.FrameType) -> Any:
@@ -482,7 +476,7 @@ class _Rewriter(ast.NodeTransformer):
     """Resolve every use of a value; see the table in the module docstring."""
 
     def __init__(self) -> None:
-        self._tries: list[str] = []  # the mark variables of the enclosing try bodies
+        self._tries: list[str] = []  # the mark variables of the enclosing `try` bodies
         self._count = 0
 
     def use(self, node: ast.expr | None) -> Any:
