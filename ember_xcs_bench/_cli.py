@@ -32,7 +32,7 @@ import time
 import warnings
 from pathlib import Path
 
-from . import _diagnose, _http, _numeric, _suite
+from . import _corpus, _diagnose, _http, _numeric, _suite
 from ._plots import write_plots
 from ._report import compare, load_rows, stamp, write_json, write_markdown
 from ._rows import Row, annotate
@@ -48,6 +48,7 @@ SECTIONS = {
     "numeric": _numeric.numeric_section,
     "http": _http.http_section,
     "diagnose": _diagnose.diagnose_section,
+    "corpus": _corpus.corpus_section,  # not in the default run: `--sections corpus`
 }
 
 
@@ -211,7 +212,7 @@ def _run_sections(settings: _suite.Settings) -> tuple[list[Row], dict[str, list[
     """Rows of every chosen section, and the notes each section left, by section."""
     rows: list[Row] = []
     notes: dict[str, list[str]] = {}
-    modules = {"numeric": _numeric, "http": _http, "diagnose": _diagnose}
+    modules = {"numeric": _numeric, "http": _http, "diagnose": _diagnose, "corpus": _corpus}
 
     def log(line: str) -> None:
         print(line, flush=True)

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import jax
+
+from ..operators import Operator
 
 __all__ = ["ATOMS", "open_container", "resolve_attributes"]
 
@@ -38,21 +40,32 @@ def open_container(value: Any) -> Opened | None:
     if kind is dict:
         keys = list(value)
         return list(value.values()), lambda items: dict(zip(keys, items, strict=True))
-    if isinstance(value, tuple) and hasattr(kind, "_fields"):
+    # `kind` alone is asked (never `isinstance(value, ...)`): a trace's placeholder answers
+    # isinstance by stopping the trace
+    if issubclass(kind, tuple) and hasattr(kind, "_fields"):
         return value, lambda items: kind(*items)
     if kind in (set, frozenset):
         return list(value), kind
-    if isinstance(value, dict):
+    if issubclass(kind, dict):
         return list(value.values()), lambda items: _rebuild_dict(value, items)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    if dataclasses.is_dataclass(kind):
         names = [f.name for f in dataclasses.fields(value)]
         return [getattr(value, n) for n in names], lambda items: _rebuild_fields(
             value, names, items
         )
+    if kind in _leaf_types or issubclass(kind, _NOT_CONTAINERS) or kind is type:
+        return None
     children, treedef = jax.tree.flatten(value, is_leaf=lambda x: x is not value)
     if jax.tree_util.treedef_is_leaf(treedef):
+        _leaf_types.add(kind)  # a registered pytree type never flattens to a leaf
         return None
     return children, treedef.unflatten
+
+
+# values that are never containers here: operators are pytrees, but an operator is a
+# value to jit, never rebuilt; iterators would be consumed (and JAX warns about them)
+_NOT_CONTAINERS = (Operator, Iterator)
+_leaf_types: set[type] = set()  # types JAX flattened to a leaf once: not asked again
 
 
 def _rebuild_dict(proto: dict[Any, Any], items: list[Any]) -> dict[Any, Any]:

@@ -10,10 +10,12 @@ dispatched when the first one finishes. Composites run inline, so their leaves a
 dispatched too. Data-dependent control flow is therefore always exact: a branch sees the
 value the call produced in this run.
 
-Limits (shared with every tracing jit): `x is None` and `type(x) is str` see the proxy,
-not the value, and C functions that demand a built-in type (`str.join`, `json.loads`,
-`re`) reject it with a `TypeError`. Resolve first (`str(x)`) or move that code into an
-`@op`, which always receives concrete values.
+Where the body's source is available it runs rewritten (`_rewrite`): every place the
+code uses a value resolves it first, so a `LazyResult` only ever meets user code as a
+real value (`re`, `json`, `str.join`, `float()`, `jnp` included). Without source (a
+lambda typed into a REPL, a builtin) the body runs as written and the proxy stands in;
+then `x is None` and `type(x) is str` see the proxy, and C functions that demand a
+built-in type reject it with a `TypeError`.
 
 **On the engine.** A dynamic call is one engine `Run` (`scheduling/_engine.py`) that
 starts empty: each leaf call is `Run.add`ed as a node whose dependencies are the calls
@@ -73,18 +75,19 @@ from ._async import refuse_coroutine
 from ._containers import open_container, resolve_attributes
 from ._numeric import NumericLeaves
 
-__all__ = ["LazyResult", "run_dynamic"]
+__all__ = ["LazyResult", "project", "resolve", "run_dynamic"]
 
 
 class LazyResult:
     """The future output of a dispatched call; see the module docstring."""
 
-    __slots__ = ("_index", "_run")
+    __slots__ = ("_attrs", "_index", "_run")
 
-    def __init__(self, run: Run, index: int):
+    def __init__(self, run: Run, index: int, attrs: tuple[str, ...] = ()):
         _set = object.__setattr__  # __setattr__ is the value's; these are the proxy's own
         _set(self, "_run", run)
         _set(self, "_index", index)
+        _set(self, "_attrs", attrs)  # a projection: `output.text` of a pending call
 
     def __getattr__(self, name: str) -> Any:
         return getattr(resolve(self), name)
@@ -108,7 +111,22 @@ def resolve(value: Any) -> Any:
     if type(value) is not LazyResult:
         return value
     get = object.__getattribute__
-    return get(value, "_run").wait(get(value, "_index"))
+    out = get(value, "_run").wait(get(value, "_index"))
+    for name in get(value, "_attrs"):
+        out = getattr(out, name)
+    return out
+
+
+def project(value: Any, name: str) -> Any:
+    """`value.name`, or, while `value` is a pending call's result, a `LazyResult` for it:
+    reading a field of a result (`model.complete(p).text`) does not wait for the call."""
+    if type(value) is not LazyResult:
+        return getattr(value, name)
+    get = object.__getattribute__
+    run, index = get(value, "_run"), get(value, "_index")
+    if run.is_done(index):
+        return getattr(resolve(value), name)
+    return LazyResult(run, index, (*get(value, "_attrs"), name))
 
 
 def _forward(name: str) -> Callable[..., Any]:
@@ -162,6 +180,9 @@ class _Dispatcher:
         self.numeric = numeric
         self.kind = KindMemo()  # the body holds each operator for the run: ids stay its own
         self.ids: dict[str, int] = {}
+        # where the body waited for a pending result: (node id, file:line, calls made by
+        # then), the evidence for `_rewrite.warn_if_serial`
+        self.forced: list[tuple[str, str, int]] = []
 
     def __call__(
         self,
@@ -300,13 +321,15 @@ def run_dynamic(
     with intercept_calls(None):  # worker contexts must not see this run's handler
         executor, scheduler = _executor_for(options)
     run = Run.dynamic_run(options, executor, scheduler)
+    dispatcher = _Dispatcher(run, numeric)
     hooks = options.hooks if graph_hooks else ()
     for hook in hook_calls(options, "on_graph_start") if hooks else ():
         hook(num_nodes=0, scheduler=scheduler)
     failed = True
     try:
-        out = _run_body(run, _Dispatcher(run, numeric), fn, args, kwargs)
+        out = _run_body(run, dispatcher, fn, args, kwargs)
         failed = False
+        warn_if_serial(fn, dispatcher)
     finally:
         executor.close()
         stats = run.stats()
@@ -320,7 +343,7 @@ def _run_body(
 ) -> Any:
     with intercept_calls(dispatcher):
         try:
-            out = fn(*args, **kwargs)
+            out = entry(fn)(*args, **kwargs)  # the rewritten body where there is one
         except BaseException as exc:
             run.finish()  # let every dispatched call finish before the error surfaces
             _add_lazy_note(exc)
@@ -342,3 +365,7 @@ def _add_lazy_note(exc: BaseException) -> None:
             "ember_xcs: a dynamic-jit result (LazyResult) reached code that needs a built-in "
             "value; wrap it in str()/int()/... first, or do this work inside an @op"
         )
+
+
+# the rewrite builds on LazyResult and resolve above, so it is imported once they exist
+from ._rewrite import entry, warn_if_serial  # noqa: E402

@@ -11,17 +11,19 @@ node ends up waiting for a Python call it does not depend on through another mem
 
 **How a segment runs.** `NumericSegment.forward(*externals)` receives the values flowing
 in from outside (inputs, outputs of Python nodes). Their array leaves are traced by
-`jax.jit`, and so are Python numbers (as `jax.jit` would trace them); every other leaf
-(strings, `None`, the pytree structure) is a static argument. If a member needs a Python
-number as a constant (`jax.lax.top_k(x, k)`), the segment retraces with numbers static,
-keyed by value. The segment's
+`jax.jit`; every other leaf (Python numbers, strings, `None`, the pytree structure) is a
+static argument, part of the cache key by value, because numeric code uses Python ints
+as sizes (`jnp.argsort(-s)[:k]`, `jnp.zeros(n)`, `jax.lax.top_k(x, k)`): a new `k`
+compiles once more, a new array with the same shape does not. The segment's
 members run in order inside that one trace and the outputs other nodes need come back as a
 tuple. `jax.jit` caches one executable per shape/dtype/static signature, so the Python
 body of each numeric function runs once per new shape, not once per call; `compiles`
 counts those traces.
 
-If a member turns out not to be traceable by JAX (it converts a tracer to a Python value),
-the segment runs its members eagerly from then on and says why in `eager_reason`.
+If a member turns out not to be traceable by JAX (it converts a tracer to a Python value,
+or any other error while tracing), the segment runs its members as written: when that
+works it stays eager from then on and says why in `eager_reason`; when it raises too, that
+is the plain function's error and reaches the caller as such.
 
 **Outside a plan.** Code that runs with concrete values (the dynamic strategy, opaque
 composites) has no segments to build ahead of time, so `NumericLeaves` makes them on
@@ -49,13 +51,6 @@ from ._templates import Getter
 __all__ = ["NumericLeaves", "NumericSegment", "numeric_groups"]
 
 _ARRAYS = (jax.Array, np.ndarray, np.generic)
-_TRACED = (*_ARRAYS, int, float, complex)  # Python numbers are traced, as jax.jit does
-_NOT_TRACEABLE = (
-    jax.errors.ConcretizationTypeError,
-    jax.errors.TracerArrayConversionError,
-    jax.errors.TracerBoolConversionError,
-    jax.errors.TracerIntegerConversionError,
-)
 
 Member = tuple[Operator, tuple[Getter, ...], tuple[tuple[str, Getter], ...]]
 
@@ -106,7 +101,6 @@ class NumericSegment(Operator):
         self._outputs = tuple(outputs)
         self.compiles = 0
         self.eager_reason: str | None = None
-        self._static_numbers = False
         self._lock = threading.Lock()
         self._compiled = jax.jit(self._traced, static_argnums=(0, 1))
 
@@ -121,9 +115,10 @@ class NumericSegment(Operator):
         # constants baked into the executable, so new weights take effect on the next call
         weighted = tuple(self._operators[i] for i in self._weighted)
         leaves, treedef = jax.tree_util.tree_flatten((externals, weighted))
-        traced = _ARRAYS if self._static_numbers else _TRACED
-        dynamic = [leaf for leaf in leaves if isinstance(leaf, traced)]
-        static = tuple((i, leaf) for i, leaf in enumerate(leaves) if not isinstance(leaf, traced))
+        # Python scalars are static (part of the cache key), as sizes must be:
+        # `jnp.argsort(-s)[:k]`, `jnp.zeros(n)`, `x.reshape(k, -1)`, `jax.lax.top_k(x, k)`
+        dynamic = [leaf for leaf in leaves if isinstance(leaf, _ARRAYS)]
+        static = tuple((i, leaf) for i, leaf in enumerate(leaves) if not isinstance(leaf, _ARRAYS))
         try:
             hash(static)
         except TypeError:
@@ -131,16 +126,19 @@ class NumericSegment(Operator):
         before, start = self.compiles, time.perf_counter()
         try:
             out = self._compiled(treedef, static, dynamic)
-        except _NOT_TRACEABLE as exc:
-            if not self._static_numbers and len(dynamic) > sum(
-                isinstance(x, _ARRAYS) for x in dynamic
-            ):
-                self._static_numbers = True  # a member needs a Python number as a constant
-                return self.forward(*externals)
-            self.eager_reason = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
-            return self._evaluate(externals, self._operators)
+        except Exception as exc:
+            if self.compiles == before:  # it failed running, not tracing: the error is real
+                raise
+            return self._eager_after(exc, externals)
         if self.compiles != before:
             self._report_compile(time.perf_counter() - start, dynamic)
+        return out
+
+    def _eager_after(self, exc: Exception, externals: Sequence[Any]) -> tuple[Any, ...]:
+        """JAX could not trace a member: run the members as written. If that works, stay
+        eager (and say why); if it raises too, the error is the plain function's."""
+        out = self._evaluate(externals, self._operators)
+        self.eager_reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         return out
 
     def _traced(self, treedef: Any, static: tuple[tuple[int, Any], ...], dynamic: list[Any]) -> Any:
@@ -223,6 +221,105 @@ class CompiledLeaf(Operator):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.segment.forward(*args, *kwargs.values())[0]
+
+
+# --- output structure in a trace -------------------------------------------------------
+
+
+def abstract_value(value: Any) -> Any:
+    """`value` as JAX sees its shape: arrays become `jax.ShapeDtypeStruct`s."""
+    if isinstance(value, _ARRAYS):
+        return jax.ShapeDtypeStruct(np.shape(value), value.dtype)
+    return value
+
+
+def project(structure: Any, key: Any, attr: bool) -> Any:
+    """`structure[key]` (or its attribute), `None` when unknown."""
+    if structure is None or structure is _UNSHAPED:
+        return None
+    try:
+        if attr:
+            return getattr(structure, key)
+        if isinstance(structure, jax.ShapeDtypeStruct):
+            return jax.eval_shape(lambda x: x[key], structure)
+        return structure[key]
+    except Exception:  # noqa: BLE001 - an unknown projection is simply not known
+        return None
+
+
+def output_structure(operator: Operator, args: Any, kwargs: Any, tracer: Any) -> Any:
+    """The output structure of a numeric leaf recorded in a trace (`jax.eval_shape`), or
+    `None` if it is not numeric or an input's shape is unknown. `args`/`kwargs` are its
+    argument templates. Python scalars stay static, as when the leaf runs.
+
+    A Python scalar that is a jit *input* is not in the cache key (its type is), so a
+    structure derived from its value would not hold for the next call: then only the
+    pytree structure is kept, if a second evaluation with the integer moved by one agrees
+    (`vals, idx = top_k(sims, k)` unpacks; `for i in idx` still needs the value)."""
+    if not getattr(operator, "numeric", False):
+        return None
+    try:
+        seen: list[bool] = []
+        first = _eval_shape(operator, args, kwargs, tracer, 0, seen)
+        if not seen:
+            return first
+        second = _eval_shape(operator, args, kwargs, tracer, 1, seen)
+        if jax.tree.structure(first) != jax.tree.structure(second):
+            return None
+        return jax.tree.map(lambda _: _UNSHAPED, first)
+    except Exception:  # noqa: BLE001 - unknown: iterating it stops the trace as before
+        return None
+
+
+_UNSHAPED = object()  # an array whose shape depends on an input's value
+
+
+def _eval_shape(
+    operator: Operator, args: Any, kwargs: Any, tracer: Any, bump: int, seen: list[bool]
+) -> Any:
+    values = (
+        [_abstract_of(t, tracer, bump, seen) for t in args],
+        {k: _abstract_of(t, tracer, bump, seen) for k, t in kwargs},
+    )
+    leaves, treedef = jax.tree_util.tree_flatten(values)
+    shaped = [i for i, leaf in enumerate(leaves) if isinstance(leaf, jax.ShapeDtypeStruct)]
+
+    def run(*arrays: Any) -> Any:
+        full = list(leaves)
+        for i, a in zip(shaped, arrays, strict=True):
+            full[i] = a
+        a, k = treedef.unflatten(full)
+        return operator.forward(*a, **k)
+
+    return jax.eval_shape(run, *[leaves[i] for i in shaped])
+
+
+class _Unknown(Exception):
+    pass
+
+
+def _abstract_of(template: Any, tracer: Any, bump: int, seen: list[bool]) -> Any:
+    """A template's value with symbols replaced by their known structure."""
+    tag = template[0]
+    if tag == "r":
+        known = tracer.structure_of(template[1])
+        if known is None or known is _UNSHAPED:
+            raise _Unknown
+        if isinstance(known, jax.ShapeDtypeStruct):
+            return known
+        if type(known) is int:  # an input's value: not part of the jit cache key
+            seen.append(True)
+            return known + bump
+        raise _Unknown
+    if tag == "c":
+        return abstract_value(template[1])
+    if tag in ("l", "t"):
+        items = [_abstract_of(t, tracer, bump, seen) for t in template[1]]
+        return items if tag == "l" else tuple(items)
+    if tag == "d":
+        items = (_abstract_of(t, tracer, bump, seen) for t in template[2])
+        return dict(zip(template[1], items, strict=True))
+    raise _Unknown
 
 
 def _external(k: int) -> Getter:

@@ -36,6 +36,7 @@ from ._keys import StructureGuard, input_labels, is_constant_leaf, restore_stati
 from ._modes import STRATEGIES, JitConfig, JITMode
 from ._numeric import NumericLeaves, NumericSegment
 from ._plans import INPUTS, CompiledPlan, build_plan, replay
+from ._rewrite import describe, entry, rewritten_forward
 from ._symbols import StopReason, TraceStop
 from ._tracer import Tracer
 
@@ -99,9 +100,11 @@ class DynamicEntry:
     numeric: NumericLeaves | None  # compiled numeric leaves; None: preserve_stochasticity
     strategy: JITMode = JITMode.DYNAMIC
     considered: tuple[tuple[str, str], ...] = ()
+    body: Any = None  # what ran: `explain` says whether it was rewritten (`_rewrite`)
 
     def run(self, target: Target, leaves: list[Any], args: Any, kwargs: Any,
             options: ExecutionOptions) -> tuple[Any, ExecutionStats]:  # fmt: skip
+        self.body = target.call
         return run_dynamic(target.call, args, kwargs, options, numeric=self.numeric)
 
     def segments(self) -> list[NumericSegment]:
@@ -116,6 +119,8 @@ class DynamicEntry:
                 "every call with leaf calls dispatched asynchronously.",
                 f"  trace stop: {self.reason}",
             ]
+        if self.body is not None:
+            lines += [f"  {line}" for line in describe(self.body).splitlines()]
         for seg in self.segments():
             if seg.eager_reason:
                 lines.append(
@@ -174,11 +179,12 @@ def select(
         why.update(plain="not needed")
         return _chosen(DynamicEntry(None, signature, _numeric_leaves(config)), "dynamic", why)
     tracer = Tracer(fallback=_composite_fallback(config), root=target.root)
+    tracer.forward_of = rewritten_forward
     start = time.perf_counter()
     with _gc_paused():
         sym_args, sym_kwargs = _symbolic_inputs(tracer, target, key, leaves, args, kwargs)
         try:
-            trace = tracer.trace(target.call, sym_args, sym_kwargs)
+            trace = tracer.trace(entry(target.call), sym_args, sym_kwargs)
         except TraceStop as stop:
             on_trace(time.perf_counter() - start, f"trace stopped: {stop.reason}")
             return _fallback(target, config, stop.reason, signature, why)
@@ -280,7 +286,7 @@ def _symbolic_inputs(
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:  # fmt: skip
     labels = input_labels(target.signature_of, args, kwargs)
     symbols = [
-        leaf if is_constant_leaf(leaf) else tracer.input_symbol(i, labels[i])
+        leaf if is_constant_leaf(leaf) else tracer.input_symbol(i, labels[i], leaf)
         for i, leaf in enumerate(leaves)
     ]
     sym_args, sym_kwargs = jax.tree_util.tree_unflatten(key[0], symbols)

@@ -294,3 +294,31 @@ for _op, _sign in _OPERATORS.items():
         setattr(Symbol, f"__r{_op}__", _make_stopper(f"applied `{_sign}` to"))
         setattr(Symbol, f"__i{_op}__", _make_stopper(f"applied `{_sign}=` to"))
 del _name, _what, _op, _sign
+
+
+def _length(symbol: Symbol) -> int | None:
+    """How many items iterating `symbol` gives, when the trace knows its structure."""
+    tracer = object.__getattribute__(symbol, "_tracer")
+    known = tracer.structure_of(object.__getattribute__(symbol, "_ref")) if tracer.active else None
+    if isinstance(known, tuple | list):
+        return len(known)
+    shape = getattr(known, "shape", None)
+    return shape[0] if shape else None
+
+
+def _iter(self: Symbol) -> Any:
+    n = _length(self)
+    if n is None:
+        _stop(self, _DUNDERS["__iter__"].rstrip())
+    return iter([self[i] for i in range(n)])  # type: ignore[index]
+
+
+def _len(self: Symbol) -> int:
+    n = _length(self)
+    if n is None:
+        _stop(self, _DUNDERS["__len__"])
+    return n  # type: ignore[return-value]
+
+
+Symbol.__iter__ = _iter  # type: ignore[method-assign]  # a numeric op's output unpacks
+Symbol.__len__ = _len  # type: ignore[method-assign]

@@ -27,6 +27,7 @@ from typing import Any
 
 from ..operators import KindMemo, Operator, intercept_calls
 from ._async import refuse_coroutine
+from ._numeric import abstract_value, output_structure, project
 from ._symbols import (
     InputRef,
     NodeRef,
@@ -91,6 +92,9 @@ class Tracer:
         self.active = True
         self._ids: dict[str, int] = {}
         self._kind = KindMemo()  # per operator, for this trace
+        # how a composite's `forward` is run (`_strategies` installs the rewritten one)
+        self.forward_of: Callable[[Operator], Callable[..., Any]] = lambda op: op.forward
+        self._abstract: dict[int, tuple[Any, Any]] = {}  # see structure_of (ref kept alive)
 
     # --- the call handler ------------------------------------------------------------------
 
@@ -113,8 +117,24 @@ class Tracer:
 
     # --- tracing ---------------------------------------------------------------------------
 
-    def input_symbol(self, index: int, label: str) -> Symbol:
-        return Symbol(self, InputRef(index, label))
+    def input_symbol(self, index: int, label: str, value: Any = None) -> Symbol:
+        ref = InputRef(index, label)
+        if value is not None:
+            self._abstract[id(ref)] = (ref, abstract_value(value))
+        return Symbol(self, ref)
+
+    def structure_of(self, ref: InputRef | NodeRef | ProjRef) -> Any:
+        """The known shape of a symbol's value (`jax.ShapeDtypeStruct`s in their pytree),
+        or `None`: inputs' arrays, and numeric leaves' outputs (`jax.eval_shape`, computed
+        when asked: unpacking `vals, idx = top_k(sims, k)` needs it)."""
+        if isinstance(ref, ProjRef):
+            return project(self.structure_of(ref.base), ref.key, ref.attr)
+        found = self._abstract.get(id(ref))
+        if found is None and isinstance(ref, NodeRef) and ref.record.runner == "leaf":
+            rec = ref.record
+            found = (ref, output_structure(rec.operator, rec.args, rec.kwargs, self))
+            self._abstract[id(ref)] = found
+        return None if found is None else found[1]
 
     def trace(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Run `fn` on symbols; return a `Trace`, or raise `TraceStop` with the reason."""
@@ -139,7 +159,7 @@ class Tracer:
         scope = _Scope(operator, len(self.records), self._prefix_for(operator))
         self.scopes.append(scope)
         try:
-            out = operator.forward(*args, **kwargs)
+            out = self.forward_of(operator)(*args, **kwargs)
             if scope.stop is None:
                 return out
             reason = scope.stop

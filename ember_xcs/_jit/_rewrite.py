@@ -1,0 +1,720 @@
+"""Rewriting a jitted body so lazy results only ever meet user code as real values.
+
+The dynamic strategy dispatches each leaf call asynchronously and hands the body a
+`LazyResult`. A proxy cannot be a `str` to C code (`re`, `json`, `str.join`), so instead of
+asking the proxy to pass for the value, this module rewrites the function's own code (its
+AST, as TensorFlow's autograph and Numba do) so that every place the code *uses* a value
+resolves it first:
+
+| in the code | rewritten to |
+|---|---|
+| `f(a, b)` | `call(f, a, b)`: an operator gets `a`, `b` as they are (the call waits for them, not the body); any other callable gets them resolved, containers included |
+| `x.attr` | `attr(x, "attr")`: the field of a pending result is itself lazy (`model.complete(p).text` does not wait for the call); of anything else, the attribute |
+| `x[i]`, `x + y`, `x == y`, `not x`, `x and y` | each operand resolved: `r(x)[r(i)]`, ... |
+| `f"{x}"` | `f"{rr(x)}"` (containers too) |
+| `if x:`, `while x:`, `assert x`, `for a in x:`, `with x:`, `a, b = x`, `raise x` | `r(x)` |
+| a `try` body | its end (and each `return`/`break`/`continue` in it) waits for every call the body dispatched since it began, so the `except` catches that call's error |
+| `return x`, `y = x`, `[x, y]`, `{"k": x}` | unchanged: the value flows on, and is resolved where it is used or when the jitted call returns |
+
+`r(x)` is an identity check for a value that is not lazy (`type(x) is LazyResult`), so
+code on real values pays one function call per use. Calls made from the rewritten body to
+the user's own Python functions and methods, and to composite operators' `forward`, are
+rewritten the same way (recursively, once per code object), so a helper passes lazy
+values through as the body does. Library code (the standard library, installed packages,
+ember_xcs itself) is never rewritten: it gets resolved values.
+
+The same rewritten code runs during a symbolic trace: there `r(x)` is an identity on
+placeholders, a placeholder passed to a non-operator callable stops the trace with the
+callable's name (so `json.loads(answer)` falls back to dynamic dispatch instead of
+running as written), and a `try` body that made a leaf call stops the trace (a plan could
+not run the `except` branch).
+
+Where the source is unavailable (a lambda, a function typed into a REPL, a builtin, a C
+function, a generator) the function runs as written, with `LazyResult` proxies;
+`explain_jit_selection` says which path ran and why (`describe`).
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import functools
+import inspect
+import logging
+import sys
+import textwrap
+import threading
+import types
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from ..operators import Operator, current_call_handler, method_leaf
+from ..scheduling import InlineExecutor
+from ._containers import ATOMS as _ATOMS
+from ._dynamic import LazyResult, _Dispatcher, _lazies, _resolve_all, project, resolve
+from ._symbols import Symbol, TraceStop, _is_library, _stop, reason_at
+from ._tracer import Tracer
+
+__all__ = ["call", "describe", "entry", "warn_if_serial"]
+
+logger = logging.getLogger("ember_xcs.jit")
+
+_R, _RR, _CALL, _MARK, _SETTLE, _SETTLED, _ATTR = (
+    "__xcs_r", "__xcs_rr", "__xcs_call", "__xcs_mark", "__xcs_settle", "__xcs_settled",
+    "__xcs_attr",
+)  # fmt: skip
+# frame-sensitive builtins: a call through `call` would run them in the wrong frame
+_FRAME_BUILTINS = frozenset({"super", "locals", "vars", "globals", "eval", "exec", "dir"})
+_NOT_REWRITTEN = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+
+
+# --- resolving, in the rewritten code -----------------------------------------------------
+
+
+def _r(value: Any) -> Any:
+    """A use of `value`: the real value (an identity check when it is not lazy)."""
+    if type(value) is not LazyResult:
+        return value
+    return _wait(value, sys._getframe(1))
+
+
+def _rr(value: Any) -> Any:
+    """A use of `value` and of everything in its containers."""
+    if type(value) is LazyResult:
+        return _wait(value, sys._getframe(1))
+    return _resolve_deep(value, sys._getframe(1))
+
+
+def _wait(lazy: LazyResult, frame: types.FrameType) -> Any:
+    """`resolve(lazy)`, noting where the body waited if it was still pending (a failure
+    raised here is the body's to catch: the run then does not raise it again)."""
+    run, index = object.__getattribute__(lazy, "_run"), object.__getattribute__(lazy, "_index")
+    if not run.is_done(index):
+        _note_forced(current_call_handler(), run, index, frame)
+    return resolve(lazy)
+
+
+def _note_forced(handler: Any, run: Any, index: int, frame: types.FrameType) -> None:
+    """Where the body waited, and how many calls it had made: `warn_if_serial`'s evidence."""
+    if isinstance(handler, _Dispatcher) and handler.run is run and len(handler.forced) < 64:
+        where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
+        handler.forced.append((run.nodes[index].node_id, where, len(run.nodes)))
+
+
+def _resolve_deep(value: Any, frame: types.FrameType) -> Any:
+    if type(value) in _ATOMS:
+        return value
+    for lazy in _lazies(value):  # wait here, so the line is known and the failure handled
+        _wait(lazy, frame)
+    return _resolve_all(value)
+
+
+# --- try blocks ----------------------------------------------------------------------------
+
+
+def _mark() -> int:
+    """Where a `try` body begins: the number of calls dispatched (or recorded) so far."""
+    handler = current_call_handler()
+    if isinstance(handler, _Dispatcher):
+        return len(handler.run.nodes)
+    if isinstance(handler, Tracer):
+        return len(handler.records)
+    return 0
+
+
+def _settle(mark: int, frame: types.FrameType | None = None) -> None:
+    """The end of a `try` body: wait for the calls it dispatched; raise the first failure."""
+    handler = current_call_handler()
+    frame = frame or sys._getframe(1)
+    if isinstance(handler, _Dispatcher):
+        run = handler.run
+        for index in range(mark, len(run.nodes)):
+            _wait(LazyResult(run, index), frame)
+    elif isinstance(handler, Tracer) and len(handler.records) > mark:
+        rec = handler.records[mark]
+        reason = reason_at(
+            "value",
+            "Python needs to know whether a leaf call in a `try` body raises:",
+            f"the output of node {rec.node_id!r} ({rec.name})",
+            frame,
+        )
+        handler.note_stop(reason)
+        raise TraceStop(reason)
+
+
+def _settled(mark: int, value: Any) -> Any:
+    """`return value` inside a `try` body."""
+    _settle(mark, sys._getframe(1))
+    return value
+
+
+# --- calls from rewritten code ---------------------------------------------------------------
+
+# callables that only move values around: lazy values pass through them unresolved
+_PASS = frozenset({list, tuple, dict, zip, enumerate, reversed, iter, id})
+_PASS_METHODS = frozenset({
+    (list, "append"), (list, "extend"), (list, "insert"), (list, "copy"),
+    (dict, "update"), (dict, "setdefault"), (dict, "copy"), (dict, "get"), (dict, "items"),
+    (dict, "values"), (dict, "keys"), (deque, "append"), (deque, "appendleft"),
+})  # fmt: skip
+_SHALLOW = frozenset({len, isinstance, type, callable, bool, hasattr, getattr, setattr})
+_BUILTIN_METHOD = type([].append)
+_BUILTIN_FUNCTION = type(len)
+# ember_xcs's own callables that know about traces and runs (the models take real values)
+_JIT_AWARE = ("ember_xcs.scheduling", "ember_xcs.transforms", "ember_xcs.graph")
+
+
+def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+    """`fn(*args, **kwargs)` from rewritten code; see the module docstring."""
+    if type(fn) is LazyResult:  # `x.method(...)` of a pending result: the caller's line waits
+        fn = _wait(fn, sys._getframe(1))
+    if isinstance(fn, Operator):
+        return _call_operator(fn, args, kwargs)
+    kind = type(fn)
+    if kind is types.MethodType and _is_model_call(fn):
+        handler = current_call_handler()
+        if handler is not None:  # a model called directly: one leaf call of the run
+            return handler(method_leaf(fn.__self__, fn.__name__), args, kwargs)
+    if kind is types.FunctionType:
+        converted = convert(fn)
+        if converted is not None:
+            return converted(*args, **kwargs)
+    elif kind is types.MethodType:
+        converted = convert(fn.__func__) if type(fn.__func__) is types.FunctionType else None
+        if converted is not None:
+            return converted(fn.__self__, *args, **kwargs)
+    elif kind is functools.partial:
+        return call(fn.func, *fn.args, *args, **{**fn.keywords, **kwargs})
+    elif kind.__name__ == "JittedFunction" and hasattr(fn, "_target"):
+        return call(fn._target.call, *args, **kwargs)  # inline, as inside any run
+    elif kind is _BUILTIN_METHOD and (type(fn.__self__), fn.__name__) in _PASS_METHODS:
+        return fn(*args, **kwargs)
+    if kind is type or kind is _BUILTIN_FUNCTION:
+        if fn in _PASS or _is_record_type(fn):
+            return fn(*args, **kwargs)
+        if fn in _SHALLOW:
+            return fn(*[_shallow(fn, a) for a in args], **kwargs)
+    if (getattr(fn, "__module__", None) or "").startswith(_JIT_AWARE):
+        return fn(*args, **kwargs)  # execute_graph, transforms: they hand calls to the run
+    frame = sys._getframe(1)
+    return fn(*_real(fn, args, frame), **_real(fn, kwargs, frame))
+
+
+_MODEL_METHODS = frozenset({"complete"})
+
+
+def _is_model_call(method: types.MethodType) -> bool:
+    """`model.complete` of anything that follows the `Model` protocol (`name`, `complete`,
+    `acomplete`) and is not an operator; a model that routes its own calls to the run
+    (`async_native`, the HTTP model) is left to do so."""
+    owner = method.__self__
+    return (
+        method.__name__ in _MODEL_METHODS
+        and not isinstance(owner, Operator)
+        and callable(getattr(owner, "acomplete", None))
+        and hasattr(owner, "name")
+        and not getattr(owner, "async_native", False)
+    )
+
+
+def _shallow(fn: Any, value: Any) -> Any:
+    """`value` itself resolved (not its items); a placeholder stops a trace."""
+    if type(value) is Symbol:
+        _stop(value, f"passed to {fn.__name__}()")
+    return _r(value)
+
+
+def _is_record_type(fn: Any) -> bool:
+    """A dataclass or named tuple class: it stores its arguments, as a container does."""
+    return isinstance(fn, type) and (
+        dataclasses.is_dataclass(fn) or (issubclass(fn, tuple) and hasattr(fn, "_fields"))
+    )
+
+
+def _call_operator(op: Operator, args: Any, kwargs: Any) -> Any:
+    """Operators take lazy arguments; a user's composite runs its rewritten `forward`
+    (in a trace, the tracer does that: `rewritten_forward`)."""
+    while type(op).__name__ == "JittedOperator":  # jit(instance) used inside a jitted body
+        op = op.operator
+    handler = current_call_handler()
+    if type(handler) is _Dispatcher and handler.kind(op).composite:  # memoised per run
+        return rewritten_forward(op)(*args, **kwargs)
+    return op(*args, **kwargs)
+
+
+def rewritten_forward(op: Operator) -> Callable[..., Any]:
+    """`op.forward`, rewritten where its source allows."""
+    forward = type(op).forward
+    converted = convert(forward) if type(forward) is types.FunctionType else None
+    return op.forward if converted is None else types.MethodType(converted, op)
+
+
+def _real(fn: Any, values: Any, frame: types.FrameType) -> Any:
+    """`values` for a callable that needs real ones; in a trace, a placeholder stops it."""
+    handler = current_call_handler()
+    if isinstance(handler, Tracer):
+        symbol = _first_symbol(values)
+        if symbol is not None:
+            name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+            _stop(symbol, f"passed to {name}()")
+        return values
+    if isinstance(values, tuple):
+        values = tuple(
+            _resolving(v, frame) if type(v) is types.GeneratorType else v for v in values
+        )
+    return _resolve_deep(values, frame)
+
+
+def _resolving(items: Any, frame: types.FrameType) -> Any:
+    """A generator argument whose items are resolved as the callee pulls them (`any()` may
+    stop early, so the items must not all be made up front)."""
+    for item in items:
+        yield _resolve_deep(item, frame)
+
+
+def _first_symbol(value: Any) -> Any:
+    kind = type(value)
+    if kind is Symbol:
+        return value
+    if kind in (list, tuple, set, frozenset) or isinstance(value, tuple):
+        items = value
+    elif isinstance(value, dict):
+        items = value.values()
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        items = [getattr(value, f.name) for f in dataclasses.fields(value)]
+    else:
+        return None
+    for item in items:
+        found = _first_symbol(item)
+        if found is not None:
+            return found
+    return None
+
+
+# --- the entry point and explanations --------------------------------------------------------
+
+
+def entry(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """What runs for the jitted body `fn`: its rewritten form where there is one."""
+    if _operator_call(fn):
+        op, bound = fn.args[0], fn.args[1:]  # a jitted operator: `Operator.__call__(op, ...)`
+        return lambda *a, **k: call(op, *bound, *a, **{**fn.keywords, **k})
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    if type(target) is types.MethodType:
+        target = target.__func__
+    if type(target) is types.FunctionType and convert(target) is not None:
+        return lambda *a, **k: call(fn, *a, **k)
+    return fn
+
+
+def _operator_call(fn: Any) -> bool:
+    """`fn` is `partial(Operator.__call__, op)`: how jit holds a jitted operator's body."""
+    return (
+        isinstance(fn, functools.partial)
+        and bool(fn.args)
+        and isinstance(fn.args[0], Operator)
+        and getattr(fn.func, "__name__", "") == "__call__"
+    )
+
+
+def describe(fn: Callable[..., Any]) -> str:
+    """Which path runs `fn`'s body in a dynamic run, and why."""
+    target = fn
+    while isinstance(target, functools.partial):
+        target = target.func
+    if isinstance(target, Operator):
+        target = type(target).forward
+    if type(target) is types.MethodType:
+        target = target.__func__
+    if _operator_call(fn):
+        target = type(fn.args[0]).forward
+    serial = _serial.get(_key(fn))
+    note = f"\nno overlap: {serial}" if serial else ""
+    if type(target) is not types.FunctionType:
+        why = f"{type(target).__name__} has no source"
+        return f"body runs as written (LazyResult proxies): {why}{note}"
+    if convert(target) is not None:
+        return (
+            "body rewritten: leaf results are resolved where the code uses them "
+            f"(f-strings, C functions, tests, operators, try bodies){note}"
+        )
+    return f"body runs as written (LazyResult proxies): {_why_not[target.__code__]}{note}"
+
+
+def warn_if_serial(fn: Callable[..., Any], dispatcher: _Dispatcher) -> str | None:
+    """One `logging` warning per function when ≥ 2 leaf calls ran and none overlapped."""
+    run = dispatcher.run
+    dispatched = len(run.nodes)
+    if dispatched < 2 or run.peak > 1 or isinstance(run.executor, InlineExecutor):
+        return None
+    # a chain of calls passing results on cannot overlap; a wait followed by a call can
+    forced = [(node, where) for node, where, before in dispatcher.forced if before < dispatched]
+    if not forced:
+        return None
+    lines = "; ".join(f"{node} forced at {where}" for node, where in forced[:8])
+    note = (
+        f"jit: {dispatched} leaf calls ran one at a time (none overlapped): the body "
+        f"waited for a result before making the next call ({lines}). If the calls are "
+        "independent, make them all before using any result; see docs/sharp-bits.md"
+    )
+    key = _key(fn)
+    with _lock:
+        first = key not in _serial
+        _serial[key] = note
+    if first:
+        logger.warning("%s: %s", getattr(fn, "__qualname__", repr(fn)), note)
+    return note
+
+
+def _key(fn: Any) -> Any:
+    """One key per function, however jit holds it (a function, a partial, a method)."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    fn = getattr(fn, "__func__", fn)
+    return getattr(fn, "__code__", fn)
+
+
+_serial: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()  # warned once
+
+
+# --- conversion ------------------------------------------------------------------------------
+
+_lock = threading.Lock()
+# rewritten code per code object, and why not where there is none
+_codes: weakref.WeakKeyDictionary[types.CodeType, types.CodeType | None] = (
+    weakref.WeakKeyDictionary()
+)
+_why_not: weakref.WeakKeyDictionary[types.CodeType, str] = weakref.WeakKeyDictionary()
+_functions: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+_HELPERS = {
+    _R: _r, _RR: _rr, _CALL: call, _MARK: _mark, _SETTLE: _settle, _SETTLED: _settled,
+    _ATTR: project,
+}  # fmt: skip
+
+
+def convert(fn: types.FunctionType) -> types.FunctionType | None:
+    """`fn` with its code rewritten (`None`: run it as written), cached per function."""
+    if getattr(fn, "__xcs_rewritten__", False):
+        return fn
+    found = _functions.get(fn, _MISSING)
+    if found is not _MISSING:
+        return found
+    code = fn.__code__
+    with _lock:
+        if code not in _codes:
+            _codes[code] = _rewrite_code(fn)
+        new_code = _codes[code]
+        converted = None if new_code is None else _rebind(fn, new_code)
+        _functions[fn] = converted
+    return converted
+
+
+_MISSING = object()
+
+
+def _rebind(fn: types.FunctionType, code: types.CodeType) -> types.FunctionType:
+    """A function running `code` with `fn`'s globals, closure cells, defaults and name."""
+    cells = dict(zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=True))
+    for name, helper in _HELPERS.items():
+        cells[name] = types.CellType(helper)
+    closure = tuple(cells[name] for name in code.co_freevars)
+    new = types.FunctionType(code, fn.__globals__, fn.__name__, fn.__defaults__, closure)
+    new.__kwdefaults__ = fn.__kwdefaults__
+    new.__qualname__ = fn.__qualname__
+    new.__dict__.update(fn.__dict__)
+    new.__xcs_rewritten__ = True  # type: ignore[attr-defined]
+    return new
+
+
+def _rewrite_code(fn: types.FunctionType) -> types.CodeType | None:
+    code = fn.__code__
+    why = _why_not_rewritten(fn)
+    if why is None:
+        try:
+            return _compile(fn)
+        except (OSError, TypeError, SyntaxError, ValueError) as exc:
+            why = f"its source could not be rewritten ({type(exc).__name__}: {exc})"
+    _why_not[code] = why
+    return None
+
+
+def _why_not_rewritten(fn: types.FunctionType) -> str | None:
+    code = fn.__code__
+    if _is_library(code.co_filename):
+        return f"{fn.__qualname__} is library code (or has no source file: {code.co_filename})"
+    if code.co_name == "<lambda>":
+        return "a lambda (its source is part of a line, not a definition)"
+    if code.co_flags & _NOT_REWRITTEN:
+        return "a generator or coroutine function"
+    return None
+
+
+def _compile(fn: types.FunctionType) -> types.CodeType:
+    code = fn.__code__
+    lines, first = inspect.getsourcelines(fn)
+    tree = ast.parse(textwrap.dedent("".join(lines)))
+    func = tree.body[0]
+    if not isinstance(func, ast.FunctionDef) or func.name != code.co_name:
+        raise ValueError("the source does not start with the function's definition")
+    func.decorator_list = []
+    func = _Rewriter().visit(func)
+    # a factory whose locals are the original free variables and the helpers, so the
+    # rewritten function's free variables are cells we can hand it (`_rebind`)
+    names = [*code.co_freevars, *_HELPERS]
+    # a recursive call names the function: a global, unless it was a closure variable
+    own = [] if func.name in code.co_freevars else [ast.Global([func.name])]
+    factory = ast.FunctionDef(
+        name="__xcs_factory",
+        args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]),
+        body=[
+            *own,
+            *[_assign(name, ast.Constant(None)) for name in names],
+            func,
+            ast.Return(ast.Name(func.name, ast.Load())),
+        ],
+        decorator_list=[],
+        returns=None,
+    )
+    module = ast.Module(body=[factory], type_ignores=[])
+    ast.fix_missing_locations(module)
+    ast.increment_lineno(module, first - 1)
+    compiled = compile(module, code.co_filename, "exec")
+    factory_code = next(c for c in compiled.co_consts if isinstance(c, types.CodeType))
+    return next(
+        c for c in factory_code.co_consts
+        if isinstance(c, types.CodeType) and c.co_name == code.co_name
+    )  # fmt: skip
+
+
+def _assign(name: str, value: ast.expr) -> ast.Assign:
+    return ast.Assign(targets=[ast.Name(name, ast.Store())], value=value)
+
+
+# --- the AST rewrite ---------------------------------------------------------------------------
+
+
+def _wrap(helper: str, node: ast.expr) -> ast.expr:
+    if isinstance(node, ast.Constant):
+        return node
+    return ast.copy_location(ast.Call(ast.Name(helper, ast.Load()), [node], []), node)
+
+
+class _Rewriter(ast.NodeTransformer):
+    """Resolve every use of a value; see the table in the module docstring."""
+
+    def __init__(self) -> None:
+        self._tries: list[str] = []  # the mark variables of the enclosing `try` bodies
+        self._count = 0
+
+    def use(self, node: ast.expr | None) -> Any:
+        return None if node is None else _wrap(_R, self.visit(node))
+
+    def use_all(self, node: ast.expr | None) -> Any:
+        return None if node is None else _wrap(_RR, self.visit(node))
+
+    # expressions: operands are uses
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        if isinstance(node.ctx, ast.Load):  # reading a field of a pending result waits later
+            read = ast.Call(
+                ast.Name(_ATTR, ast.Load()), [self.visit(node.value), ast.Constant(node.attr)], []
+            )
+            return ast.copy_location(read, node)
+        node.value = self.use(node.value)
+        return node
+
+    def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
+        node.value = self.use(node.value)
+        node.slice = self._index(node.slice)
+        return node
+
+    def _index(self, node: ast.expr) -> ast.expr:
+        if isinstance(node, ast.Slice):
+            node.lower, node.upper, node.step = map(self.use, (node.lower, node.upper, node.step))
+            return node
+        if isinstance(node, ast.Tuple):
+            node.elts = [self._index(e) for e in node.elts]
+            return node
+        return self.use(node)
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        node.left, node.right = self.use(node.left), self.use(node.right)
+        return node
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> ast.AST:
+        node.operand = self.use(node.operand)
+        return node
+
+    def visit_BoolOp(self, node: ast.BoolOp) -> ast.AST:
+        node.values = [self.use(v) for v in node.values]
+        return node
+
+    def visit_Compare(self, node: ast.Compare) -> ast.AST:
+        node.left = self.use(node.left)
+        node.comparators = [self.use(c) for c in node.comparators]
+        return node
+
+    def visit_IfExp(self, node: ast.IfExp) -> ast.AST:
+        node.test = self.use(node.test)
+        node.body, node.orelse = self.visit(node.body), self.visit(node.orelse)
+        return node
+
+    def visit_FormattedValue(self, node: ast.FormattedValue) -> ast.AST:
+        node.value = self.use_all(node.value)
+        if node.format_spec is not None:
+            node.format_spec = self.visit(node.format_spec)
+        return node
+
+    def visit_Starred(self, node: ast.Starred) -> ast.AST:
+        if isinstance(node.ctx, ast.Load):
+            node.value = self.use(node.value)
+        return node
+
+    def visit_Dict(self, node: ast.Dict) -> ast.AST:
+        node.keys = [self.use(k) for k in node.keys]  # hashed; `None` is a `**` entry
+        node.values = [self.visit(v) for v in node.values]
+        return node
+
+    def visit_Set(self, node: ast.Set) -> ast.AST:
+        node.elts = [self.use(e) for e in node.elts]
+        return node
+
+    def visit_SetComp(self, node: ast.SetComp) -> ast.AST:
+        node.generators = [self.visit(g) for g in node.generators]
+        node.elt = self.use(node.elt)
+        return node
+
+    def visit_DictComp(self, node: ast.DictComp) -> ast.AST:
+        node.generators = [self.visit(g) for g in node.generators]
+        node.key, node.value = self.use(node.key), self.visit(node.value)
+        return node
+
+    def visit_comprehension(self, node: ast.comprehension) -> ast.AST:
+        node.iter = self.use(node.iter)
+        node.ifs = [self.use(i) for i in node.ifs]
+        return node
+
+    def visit_Lambda(self, node: ast.Lambda) -> ast.AST:
+        node.body = self.use_all(node.body)  # called by code we do not see (sorted's key)
+        return node
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        func = node.func
+        if isinstance(func, ast.Name) and func.id in _FRAME_BUILTINS:
+            node.args = [self.use_all(a) for a in node.args]
+            return node
+        args = [self.visit(a) for a in node.args]  # an operator may take them lazily
+        keywords = []
+        for kw in node.keywords:
+            kw.value = self.visit(kw.value) if kw.arg is not None else self.use(kw.value)
+            keywords.append(kw)
+        new = ast.Call(ast.Name(_CALL, ast.Load()), [self.visit(func), *args], keywords)
+        return ast.copy_location(new, node)
+
+    # statements: tests, iteration, unpacking, `with`, `raise` are uses
+    def visit_Assign(self, node: ast.Assign) -> ast.AST:
+        node.targets = [self.visit(t) for t in node.targets]
+        unpacks = any(isinstance(t, ast.Tuple | ast.List) for t in node.targets)
+        node.value = self.use(node.value) if unpacks else self.visit(node.value)
+        return node
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST:
+        node.target = self.visit(node.target)
+        node.value = self.use(node.value)
+        return node
+
+    def visit_If(self, node: ast.If) -> ast.AST:
+        node.test = self.use(node.test)
+        node.body, node.orelse = self._block(node.body), self._block(node.orelse)
+        return node
+
+    def visit_While(self, node: ast.While) -> ast.AST:
+        return self.visit_If(node)  # type: ignore[arg-type]
+
+    def visit_For(self, node: ast.For) -> ast.AST:
+        node.target = self.visit(node.target)
+        node.iter = self.use(node.iter)
+        node.body, node.orelse = self._block(node.body), self._block(node.orelse)
+        return node
+
+    def visit_With(self, node: ast.With) -> ast.AST:
+        for item in node.items:
+            item.context_expr = self.use(item.context_expr)
+        node.body = self._block(node.body)
+        return node
+
+    def visit_Assert(self, node: ast.Assert) -> ast.AST:
+        node.test, node.msg = self.use(node.test), self.use_all(node.msg)
+        return node
+
+    def visit_Raise(self, node: ast.Raise) -> ast.AST:
+        node.exc, node.cause = self.use(node.exc), self.use(node.cause)
+        return node
+
+    def visit_Match(self, node: ast.Match) -> ast.AST:
+        node.subject = self.use(node.subject)
+        for case in node.cases:
+            case.guard = self.use(case.guard)
+            case.body = self._block(case.body)
+        return node
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:
+        return node  # a class body is not the function's code path
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
+        node.decorator_list = [self.visit(d) for d in node.decorator_list]
+        node.args = self.visit(node.args)
+        outer, self._tries = self._tries, []  # a nested function's try bodies are its own
+        node.body = self._block(node.body)
+        self._tries = outer
+        return node
+
+    def visit_Return(self, node: ast.Return) -> ast.AST:
+        value = self.visit(node.value) if node.value is not None else ast.Constant(None)
+        if self._tries:  # returning from a try body: its calls' errors belong to it
+            value = ast.Call(ast.Name(_SETTLED, ast.Load()), [_load(self._tries[-1]), value], [])
+        node.value = value
+        return node
+
+    def visit_Break(self, node: ast.Break) -> Any:
+        return self._settle_before(node)
+
+    def visit_Continue(self, node: ast.Continue) -> Any:
+        return self._settle_before(node)
+
+    def _settle_before(self, node: ast.stmt) -> Any:
+        if not self._tries:
+            return node
+        return [_settle_call(self._tries[-1]), node]
+
+    def visit_Try(self, node: ast.Try) -> Any:
+        self._count += 1
+        mark = f"__xcs_m{self._count}"
+        self._tries.append(mark)
+        node.body = [*self._block(node.body), _settle_call(mark)]
+        self._tries.pop()
+        for handler in node.handlers:
+            handler.type = self.use(handler.type)
+            handler.body = self._block(handler.body)
+        node.orelse = self._block(node.orelse)
+        node.finalbody = self._block(node.finalbody)
+        start = _assign(mark, ast.Call(ast.Name(_MARK, ast.Load()), [], []))
+        return [ast.copy_location(start, node), node]
+
+    visit_TryStar = visit_Try
+
+    def _block(self, body: list[ast.stmt]) -> list[ast.stmt]:
+        out: list[ast.stmt] = []
+        for stmt in body:
+            new = self.visit(stmt)
+            out.extend(new if isinstance(new, list) else [new])
+        return out
+
+
+def _load(name: str) -> ast.Name:
+    return ast.Name(name, ast.Load())
+
+
+def _settle_call(mark: str) -> ast.stmt:
+    return ast.Expr(ast.Call(ast.Name(_SETTLE, ast.Load()), [_load(mark)], []))

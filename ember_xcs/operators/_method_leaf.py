@@ -1,0 +1,66 @@
+"""`MethodLeaf`: a method of a non-operator object called as one leaf operator.
+
+A model is not an operator: anything with `name`, `complete` and `acomplete` is one. When
+a jitted body calls `model.complete(prompt)` directly (the self-consistency idiom), jit
+hands the call to the run as `method_leaf(model, "complete")`, so it becomes one node
+that overlaps with the others, and the model's own `complete` (a user's override too)
+runs on the worker, with concrete arguments, exactly once.
+
+One leaf per object and method, holding the object weakly where it can, so plans and
+dynamic runs see one stable operator per model and a cache of leaves keeps no model
+alive.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any
+
+from ._base import Operator
+
+__all__ = ["MethodLeaf", "method_leaf"]
+
+
+class MethodLeaf(Operator):
+    """`owner.<method>(*args, **kwargs)` as a leaf operator named after the owner."""
+
+    composite = False
+
+    def __init__(self, owner: Any, method: str):
+        try:
+            self._owner: Any = weakref.ref(owner)
+        except TypeError:  # an object without weak references: hold it
+            self._owner = lambda: owner
+        self._method = method
+        self._label = f"{getattr(owner, 'name', type(owner).__name__)}.{method}"
+
+    @property
+    def name(self) -> str:
+        return self._label
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        owner = self._owner()
+        if owner is None:  # only reachable through a plan that outlived the object
+            raise RuntimeError(f"{self._label}: the object it calls was deleted")
+        return getattr(owner, self._method)(*args, **kwargs)
+
+
+_leaves: dict[tuple[int, str], tuple[Any, MethodLeaf]] = {}
+_lock = threading.Lock()
+
+
+def method_leaf(owner: Any, method: str) -> MethodLeaf:
+    """The one `MethodLeaf` for `owner.method`."""
+    key = (id(owner), method)
+    with _lock:
+        found = _leaves.get(key)
+        if found is not None and found[0]() is owner:
+            return found[1]
+        leaf = MethodLeaf(owner, method)
+        try:
+            ref: Any = weakref.ref(owner, lambda _: _leaves.pop(key, None))
+        except TypeError:
+            ref = lambda: owner  # noqa: E731 - held for the process, as the object is
+        _leaves[key] = (ref, leaf)
+        return leaf

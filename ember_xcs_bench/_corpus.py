@@ -1,0 +1,156 @@
+"""The jit corpus as a benchmark family: day-one programs, plain vs `xcs.jit`.
+
+The programs live with their tests in `tests/jit_corpus/` (one module per family), so this
+section runs from a source checkout only; elsewhere it says so and measures nothing.
+Every leaf sleeps the section's latency (50 ms in a full run). Per program:
+
+- `plain`: the plain function, median over its inputs;
+- `jit: auto`: the jitted function in its default mode, median over the same inputs;
+  both run every input once first (tracing, XLA compiles: a numeric operator compiles
+  once per Python-int value, and JAX's eager ops compile on first use), so the figures
+  are the steady state;
+- critical path: the program's declared `depth` (leaf calls on its longest dependency
+  chain) × latency.
+
+The summary note gives the median wall / critical path over the programs that make
+Python leaf calls (goal ≤ 1.15 at 50 ms), the programs slower under jit than plain (goal
+0), and the cost per leaf call of a dynamic run beside a cached plan's replay (no-op
+leaves, 200 independent calls per jitted call).
+"""
+
+from __future__ import annotations
+
+import importlib
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ember_xcs as xcs
+
+from ._rows import Row
+
+__all__ = ["NOTES", "corpus_section"]
+
+NOTES: list[str] = []
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "jit_corpus"
+FAMILIES = ("ensembles", "reasoning", "control", "rag", "modules")
+
+
+def corpus_section(settings: Any, log: Callable[[str], None]) -> list[Row]:
+    NOTES.clear()
+    if not CORPUS.is_dir():
+        NOTES.append(f"corpus: {CORPUS} not found (the corpus runs from a source checkout)")
+        return []
+    sys.path.insert(0, str(CORPUS))
+    harness = importlib.import_module("corpus_harness")
+    latency = 0.002 if settings.quick else 0.05
+    harness.RECORDER.latency = latency
+    rows: list[Row] = []
+    for family in FAMILIES:
+        for program in importlib.import_module(f"test_corpus_{family}").PROGRAMS:
+            rows += _measure(program, harness, latency, log)
+    _summarise(rows, latency, log)
+    NOTES.append(_dynamic_cost(log))
+    return rows
+
+
+def _measure(program: Any, harness: Any, latency: float, log: Callable[[str], None]) -> list[Row]:
+    plain, jit, depths = [], [], []
+    jitted = program.jit(program.fn, "auto")
+    for args in program.inputs:  # warm-up: traces and compiles, plain and jitted
+        harness._run(program.fn, args, program.threads)
+        harness._run(jitted, args, program.threads)
+    for args in program.inputs:
+        harness.RECORDER.reset()
+        plain.append(_time(lambda a=args: harness._run(program.fn, a, program.threads)))
+        depth = program.depth
+        depths.append(depth(harness.RECORDER.calls) if callable(depth) else depth)
+        jit.append(_time(lambda a=args: harness._run(jitted, a, program.threads)))
+    cp = statistics.median(depths) * latency or None
+    base = dict(section="corpus", scenario=program.name, latency_ms=latency * 1e3, cp_s=cp)
+    plain_row = Row(variant="plain python", kind="plain", **base, **_stats(plain))
+    jit_row = Row(variant="jit: auto", kind="ember", **base, **_stats(jit))
+    jit_row.extra["strategy"] = str(xcs.get_jit_strategy_used(jitted))
+    if cp:
+        jit_row.ratio, jit_row.ratio_name = jit_row.median_s / cp, "wall/cp"
+    log(
+        f"[corpus] {program.name}: plain {plain_row.median_s * 1e3:.1f} ms, jit "
+        f"{jit_row.median_s * 1e3:.1f} ms, cp {(cp or 0) * 1e3:.0f} ms "
+        f"({jit_row.extra['strategy']})"
+    )
+    return [plain_row, jit_row]
+
+
+def _time(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _cpu(fn: Callable[[], Any]) -> float:
+    start = time.process_time()
+    fn()
+    return time.process_time() - start
+
+
+def _stats(times: list[float]) -> dict[str, Any]:
+    return dict(
+        median_s=statistics.median(times), min_s=min(times), max_s=max(times), runs=len(times)
+    )
+
+
+def _summarise(rows: list[Row], latency: float, log: Callable[[str], None]) -> None:
+    jit = [r for r in rows if r.kind == "ember"]
+    plain = {r.scenario: r.median_s for r in rows if r.kind == "plain"}
+    ratios = [r.ratio for r in jit if r.ratio is not None]
+    slower = [r.scenario for r in jit if r.median_s > plain[r.scenario]]
+    note = (
+        f"corpus at {latency * 1e3:.0f} ms per leaf: median wall / critical path "
+        f"{statistics.median(ratios):.3f} over {len(ratios)} programs (goal <= 1.15); "
+        f"{len(slower)} of {len(jit)} slower under jit than plain (goal 0)"
+        + (f": {', '.join(slower)}" if slower else "")
+    )
+    NOTES.append(note)
+    log(f"[corpus] {note}")
+
+
+# --- the cost of one dynamically dispatched call -------------------------------------------
+
+_FAN = """
+def fan(question):
+    return [noop(question) for _ in range({n})]
+"""
+
+
+def _dynamic_cost(log: Callable[[str], None], n: int = 200, repeats: int = 30) -> str:
+    """CPU time (all threads) per leaf call: wall time on a shared machine is too noisy
+    for a few microseconds. The least of three rounds' medians."""
+    noop = xcs.op(lambda q: q, name="noop")
+    as_written: dict[str, Any] = {"noop": noop}
+    exec(_FAN.format(n=n), as_written)  # noqa: S102 - a body with no source: run as written
+    fan = _rewritable(noop, n)
+    figures = {
+        "cached plan replay": xcs.jit(fan, mode="trace"),
+        "dynamic, rewritten body": xcs.jit(fan, mode="dynamic"),
+        "dynamic, body as written": xcs.jit(as_written["fan"], mode="dynamic"),
+    }
+    best = dict.fromkeys(figures, float("inf"))
+    for _ in range(3):
+        for name, jitted in figures.items():
+            jitted("warm")
+            times = [_cpu(lambda j=jitted: j("q")) for _ in range(repeats)]
+            best[name] = min(best[name], statistics.median(times) / n * 1e6)
+    parts = [f"{name} {us:.1f} us" for name, us in best.items()]
+    note = f"CPU per leaf call ({n} independent no-op calls per jitted call): " + ", ".join(parts)
+    log(f"[corpus] {note}")
+    return note
+
+
+def _rewritable(noop: Any, n: int) -> Callable[[str], list[str]]:
+    def fan(question: str) -> list[str]:
+        return [noop(question) for _ in range(n)]
+
+    return fan
