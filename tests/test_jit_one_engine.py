@@ -8,6 +8,7 @@ import importlib
 import json
 import threading
 import time
+import types
 from typing import Any
 
 import jax
@@ -272,3 +273,40 @@ def test_auto_runs_a_chain_on_threads_when_a_deadline_is_set() -> None:
     # on the caller's thread the loop would have seen the deadline only after `slow`
     # returned; on threads it stops waiting at the deadline with `slow` still running
     assert info.value.running == ["slow"]
+
+
+class ProtocolModel:
+    """A user's own model: no base class, just `name`, `complete` and `acomplete`. Each call
+    waits (up to 0.3 s) for `width` calls to be in flight together, and records the peak."""
+
+    name = "mine"
+
+    def __init__(self, width: int) -> None:
+        self.width, self.active, self.peak, self.calls = width, 0, 0, 0
+        self._cond = threading.Condition()
+
+    def complete(self, prompt: str, *, sample: int = 0) -> Any:
+        with self._cond:
+            self.calls += 1
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: self.active >= self.width, timeout=0.3)
+            self.active -= 1
+        return types.SimpleNamespace(text=f"{prompt}#{sample % 2}")
+
+    async def acomplete(self, prompt: str, *, sample: int = 0) -> Any:
+        return self.complete(prompt, sample=sample)
+
+
+def test_a_model_called_directly_is_one_leaf_call_and_its_samples_overlap() -> None:
+    model = ProtocolModel(width=4)
+
+    def self_consistency(question: str) -> str:
+        answers = [model.complete(f"Q: {question}", sample=i).text for i in range(4)]
+        return max(sorted(set(answers)), key=answers.count)
+
+    plain = self_consistency("why")
+    model.peak = model.calls = 0
+    assert xcs.jit(self_consistency)("why") == plain
+    assert model.calls == 4 and model.peak == 4
