@@ -174,7 +174,7 @@ def _check_dask_client(value: Any) -> None:
         return
     raise OptionsError(
         f"dask_client must be a distributed.Client, a scheduler address such as "
-        f"'tcp://10.0.0.5:8786', or None, got {value!r}"
+        f"'tcp://scheduler-host:port', or None, got {value!r}"
     )
 
 
