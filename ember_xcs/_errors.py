@@ -75,7 +75,8 @@ class CycleError(GraphError):
     """The graph has a cycle, so there is no order to run it in.
 
     `cycle` lists the node ids around the cycle; the message prints it as
-    `a -> b -> a`.
+    `a -> b -> a`. `add_edge` raises it at once for an edge that would close a cycle,
+    and leaves the graph unchanged.
 
     !!! example
         ```python
@@ -83,11 +84,11 @@ class CycleError(GraphError):
         for name in ("a", "b"):
             g.add_node(lambda x: x, node_id=name)
         g.add_edge("a", "b")
-        g.add_edge("b", "a")
         try:
-            g.validate()
+            g.add_edge("b", "a")
         except xcs.CycleError as error:
-            assert str(error).startswith("graph has a cycle: a -> b -> a")
+            assert error.cycle == ["a", "b"] and "a -> b -> a" in str(error)
+        assert len(g.edges) == 1  # the graph is unchanged
         ```
     """
 

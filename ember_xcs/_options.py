@@ -406,8 +406,14 @@ def execution_options(**overrides: Any) -> Iterator[ExecutionOptions]:
 
     !!! example
         ```python
+        @xcs.op
+        def ask(question: str) -> str:
+            return question.upper()
+
+        pipeline = xcs.jit(lambda q: [ask(q), ask(q + "!")])
         with xcs.execution_options(scheduler="parallel", max_workers=8):
-            result = pipeline(question)
+            result = pipeline("why")
+        assert result == ["WHY", "WHY!"]
         ```
 
     The options live in a `ContextVar`: they are per thread and per asyncio task, restored

@@ -17,7 +17,8 @@
   the block prints: the test compares them, with `...` in the shown text standing for
   any text (as in doctest);
 - the ```python blocks in the docstrings of the public names from `graph/`,
-  `operators/`, `transforms/` and `_errors.py` (rendered by the API reference) run too.
+  `operators/`, `transforms/`, `_jit/`, `scheduling/`, `_errors.py` and `_options.py`
+  (rendered by the API reference) run too.
 """
 
 from __future__ import annotations
@@ -251,6 +252,9 @@ DOCSTRING_AREAS = (
     "ember_xcs.graph",
     "ember_xcs.transforms",
     "ember_xcs._errors",
+    "ember_xcs._jit",
+    "ember_xcs.scheduling",
+    "ember_xcs._options",
 )
 DOCSTRING_PRELUDE = "import jax\nimport jax.numpy as jnp\n\nimport ember_xcs as xcs\n"
 _DOC_FENCE = re.compile(r"^\s*```python\n(.*?)^\s*```", re.MULTILINE | re.DOTALL)

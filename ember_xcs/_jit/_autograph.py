@@ -51,6 +51,28 @@ class autograph:  # noqa: N801 - used as a context manager, named like one
     **Arguments:**
 
     - `graph`: record into this graph instead of a new one.
+
+    **Returns:** (from `with`) the `Graph` being recorded; `recording.inputs` holds the
+    concrete values seen, by node id and parameter.
+
+    **Raises:** `TraceError` when code in the block needs a placeholder's value.
+
+    !!! example
+        ```python
+        @xcs.op
+        def write(question: str) -> str:
+            return f"draft about {question}"
+
+        @xcs.op
+        def edit(draft: str, style: str) -> str:
+            return f"{style} {draft}"
+
+        recording = xcs.autograph()
+        with recording as graph:
+            edit(draft=write(question="XLA"), style="short")
+        result = xcs.execute_graph(graph, {"question": "MLIR", "style": "long"})
+        assert list(result.values()) == ["long draft about MLIR"]
+        ```
     """
 
     def __init__(self, graph: Graph | None = None):

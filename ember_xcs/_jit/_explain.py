@@ -15,6 +15,21 @@ __all__ = ["explain_jit_selection", "get_jit_stats", "get_jit_strategy_used", "i
 def get_jit_stats(fn: Any = None) -> JitStats | dict[str, JitStats]:
     """Measured counters of one jitted callable, or of every live one by name.
 
+    **Returns:** a `JitStats` (a dict of them by name without `fn`). **Raises:**
+    `TypeError` when `fn` is not jitted.
+
+    !!! example
+        ```python
+        @xcs.op
+        def shout(text: str) -> str:
+            return text.upper()
+
+        twice = xcs.jit(lambda q: [shout(q), shout(q)])
+        twice("a"), twice("b")
+        stats = xcs.get_jit_stats(twice)
+        assert (stats.calls, stats.traces, stats.cache_hits, stats.leaf_calls) == (2, 1, 1, 2)
+        ```
+
     `fn` may be a jitted function, a jitted operator, a jitted `Operator` class (totals
     over its instances) or an instance of one. See `JitStats` for the fields.
     """
@@ -48,6 +63,25 @@ def get_jit_strategy_used(fn: Any) -> JITMode | None:
 
 def explain_jit_selection(fn: Any) -> str:
     """Which strategy serves each input signature seen so far, and why.
+
+    **Returns:** the explanation as text (one block per signature).
+
+    !!! example
+        ```python
+        @xcs.op
+        def shout(text: str) -> str:
+            return text.upper()
+
+        def exclaim(q: str) -> str:
+            return shout(f"{q}!")  # an f-string of the input stops the trace
+
+        jitted = xcs.jit(exclaim)
+        jitted("hi")
+        text = xcs.explain_jit_selection(jitted)
+        assert "dynamic: chosen" in text and "formatted" in text
+        assert xcs.get_jit_strategy_used(jitted) is xcs.JITMode.DYNAMIC
+        assert not xcs.is_jit_compiled(jitted)  # no traced plan for this signature
+        ```
 
     For each signature: the strategy chosen, the plan's shape (nodes, critical path,
     numeric segments), every opaque composite with the reason its trace stopped, or the

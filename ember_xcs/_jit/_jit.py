@@ -328,6 +328,13 @@ def jit(
     - `cache_size`: plans kept per jitted callable (LRU).
     - `strict`: raise `TraceError` with the reason instead of falling back when a trace
       stops.
+    **Returns:** the jitted callable: a function with the same signature, a
+    `JittedOperator` for an operator instance, or the class itself (with a jitted
+    `__call__`) for an `Operator` subclass.
+
+    **Raises:** `OptionsError` for an unknown mode or a bad option value; `TraceError`
+    when `fn` is `async def`, or when `strict=True` and a trace stops.
+
     - `disable_strategies`: strategies never to use, from `"trace"`, `"structural"`,
       `"dynamic"` and `"plain"` (run as written, as one node); the strongest one left is
       chosen per signature, and `TraceError` says why when none is left for a call
@@ -335,10 +342,21 @@ def jit(
 
     !!! example
         ```python
+        @xcs.op
+        def draft(question: str, style: str) -> str:
+            return f"{style}: {question}"       # stands in for an LLM call
+
+        @xcs.op
+        def judge(question: str, drafts: list[str]) -> str:
+            return max(drafts, key=len)
+
         @xcs.jit
         def answer(question: str) -> str:
-            drafts = [model(question) for model in models]   # 10 calls, run at once
+            drafts = [draft(question, s) for s in ("brief", "formal", "plain")]  # at once
             return judge(question, drafts)
+
+        assert answer("what is XLA?") == "formal: what is XLA?"
+        assert xcs.get_jit_stats(answer).leaf_calls == 4
         ```
     """
     config = JitConfig.make(

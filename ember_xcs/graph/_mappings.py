@@ -80,8 +80,21 @@ def identity_mapping(*fields: str) -> Any:
 
     !!! example
         ```python
-        g.add_edge("retrieve", "rank", field_mappings=xcs.identity_mapping("docs", "query"))
-        g.connect("retrieve", "rank", field_mappings=xcs.identity_mapping())
+        from typing import TypedDict
+
+        class Found(TypedDict):
+            docs: list[str]
+            query: str
+
+        def retrieve(question: str) -> Found:
+            return {"docs": ["a", "bb"], "query": question}
+
+        g = xcs.Graph()
+        g.add_node(retrieve, node_id="retrieve")
+        g.add_node(lambda docs, query: f"{query}: {max(docs, key=len)}", node_id="rank")
+        g.connect("retrieve", "rank", field_mappings=xcs.identity_mapping())  # both fields
+        assert xcs.identity_mapping("docs") == {"docs": "docs"}
+        assert xcs.execute_graph(g, {"question": "q"}) == {"rank": "q: bb"}
         ```
     """
     return prefix_mapping("", *fields)

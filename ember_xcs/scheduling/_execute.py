@@ -27,6 +27,16 @@ def execute_graph(
 ) -> ExecutionResult:
     """Run every node of `graph`, each as soon as its inputs are ready.
 
+    !!! example
+        ```python
+        g = xcs.Graph()
+        g.add_node(lambda question: question.strip(), node_id="clean")
+        g.add_node(lambda text: text.upper(), node_id="shout")
+        g.connect("clean", "shout")
+        result = xcs.execute_graph(g, {"question": "  why?  "})
+        assert result == {"shout": "WHY?"} and result.stats.nodes_run == 2
+        ```
+
     **How `inputs` reach nodes.** A node's arguments come, in this order, from
 
     1. its incoming edges (see `Graph`: positional edges in the order added, mapped

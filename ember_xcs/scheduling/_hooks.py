@@ -142,11 +142,19 @@ class Timeline(ExecutionHooks):
 
     !!! example
         ```python
+        import tempfile
+
+        @xcs.op
+        def ask(question: str) -> str:
+            return question.upper()
+
+        pipeline = xcs.jit(lambda q: [ask(q), ask(q + "?")])
         timeline = xcs.Timeline()
         with xcs.execution_options(hooks=(timeline,)):
             pipeline("question")
         print(timeline.max_concurrency(), timeline.render())
-        timeline.to_chrome_trace("trace.json")
+        with tempfile.TemporaryDirectory() as folder:
+            timeline.to_chrome_trace(f"{folder}/trace.json")  # open in Perfetto
         ```
     """
 
