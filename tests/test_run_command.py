@@ -233,7 +233,7 @@ def test_jitted_function_and_operator(workdir):
         (["pipeline:graph", "@nowhere.json"], "cannot read inputs from nowhere.json"),
         (["pipeline:graph", "[1]"], "a Graph takes a JSON object of inputs, got list"),
         (["pipeline:graph", '{"questoin": "q"}'], "did you mean 'question'"),
-        (["pipeline:graph", "{}", "--timeout=-1"], "timeout_seconds must be a positive"),
+        (["pipeline:graph", "{}", "--timeout=-1"], "timeout_seconds must be a finite positive"),
         (["pipeline:graph", "{}", "--graph-passes=dce"], "did you mean 'eliminate_dead_nodes'"),
         (["pipeline:score", '{"wrods": []}'], "inputs do not fit score"),
         (["pipeline:score", '"abc"'], "a JSON object .* or array"),
