@@ -310,3 +310,27 @@ def test_a_model_called_directly_is_one_leaf_call_and_its_samples_overlap() -> N
     model.peak = model.calls = 0
     assert xcs.jit(self_consistency)("why") == plain
     assert model.calls == 4 and model.peak == 4
+
+
+def test_calls_after_a_failure_the_body_caught_run_even_if_their_result_is_unused() -> None:
+    logged: list[str] = []
+
+    @xcs.op
+    def flaky(q: str) -> str:
+        raise ValueError("down")
+
+    @xcs.op
+    def log(q: str) -> None:
+        logged.append(q)
+
+    def body(q: str) -> str:
+        try:
+            answer = flaky(q).upper()
+        except Exception:  # noqa: BLE001 - the program's own fallback
+            answer = "fallback"
+        log(q)  # its result is never used
+        return answer
+
+    assert body("a") == "fallback" and logged == ["a"]
+    assert xcs.jit(body, mode="dynamic")("b") == "fallback"
+    assert logged == ["a", "b"]

@@ -28,9 +28,10 @@ killed; waiting means no call outlives the run), and the error is raised. With i
 failed node's dependents are skipped and everything else still runs. A dynamic run
 follows the plain body instead: calls made after the failed one are held back (the
 plain function would not have made them), `wait` on a failed (or skipped) node raises
-its error where the body needs the value, `wait` on a held call starts it (the body
-caught the error and went on), and `finish` raises the first failure, in call order,
-that the body never saw, as the plain function would have raised it at the call.
+its error where the body needs the value (calls the body makes after that run as usual:
+it handled the error), `wait` on a held call starts it, and `finish` raises the first
+failure, in call order, that the body never saw, as the plain function would have raised
+it at the call.
 
 Any failure reaches the caller as an `XCSError` naming the node: executors deliver
 `NodeExecutionError`s, and anything else they deliver (a cancelled Dask future) is
@@ -379,6 +380,7 @@ class Run:
         if value is _PENDING:
             error = self.errors[i]
             self.seen.add(id(error))
+            self.failed_at = None  # the body handles it from here: its next calls run
             raise error
         return value
 
