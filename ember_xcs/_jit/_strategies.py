@@ -85,12 +85,7 @@ class PlanEntry:
         for rec in c.opaque:
             how = "with dynamic dispatch" if rec.runner == "dynamic" else "as written"
             lines.append(f"  opaque node {rec.node_id!r} ({rec.name}) runs {how}: {rec.reason}")
-        for seg in c.all_segments():
-            if seg.eager_reason:
-                lines.append(
-                    f"  {seg.name} runs eagerly (not traceable by JAX): {seg.eager_reason}"
-                )
-        return "\n".join(lines)
+        return "\n".join(lines + _eager_lines(c.all_segments()))
 
 
 @dataclasses.dataclass(eq=False)
@@ -121,12 +116,7 @@ class DynamicEntry:
             ]
         if self.body is not None:
             lines += [f"  {line}" for line in describe(self.body).splitlines()]
-        for seg in self.segments():
-            if seg.eager_reason:
-                lines.append(
-                    f"  {seg.name} runs eagerly (not traceable by JAX): {seg.eager_reason}"
-                )
-        return "\n".join(lines)
+        return "\n".join(lines + _eager_lines(self.segments()))
 
 
 @dataclasses.dataclass(eq=False)
@@ -156,6 +146,15 @@ class PlainEntry:
 
 
 Entry = PlanEntry | DynamicEntry | PlainEntry
+
+
+def _eager_lines(segments: list[NumericSegment]) -> list[str]:
+    """One line per numeric segment that fell back to running eagerly, with why."""
+    return [
+        f"  {seg.name} runs eagerly (not traceable by JAX): {seg.eager_reason}"
+        for seg in segments
+        if seg.eager_reason
+    ]
 
 
 def select(
