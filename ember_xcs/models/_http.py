@@ -4,7 +4,7 @@
 connection pool (see `_transport` for the measurements behind aiohttp). `complete` hands
 the request to that loop and waits on a future, so a synchronous caller costs no thread;
 `acomplete` and `astream` await it from any loop. Under `jit`, `complete` and `stream`
-become leaf calls awaited on the engine's loop (see `_leaf`).
+become leaf calls awaited on the engine's loop (see `ember_xcs.operators.method_leaf`).
 
 **The protocol in full** (`_wire`): streaming (`stream()` / `astream()` yield text deltas
 from Server-Sent Events), tool calls (a reply with `content: null` is an empty `text` and
@@ -52,7 +52,7 @@ import aiohttp
 import yarl
 
 from .._errors import ModelError
-from ..operators import current_call_handler
+from ..operators import current_call_handler, method_leaf
 from ..scheduling import on_background_loop
 from ._cache import ResponseCache, resolve_cache
 from ._errors import (
@@ -65,7 +65,6 @@ from ._errors import (
     ServerError,
     _CallError,
 )
-from ._leaf import async_leaf
 from ._limits import CallLimits, shared_limits
 from ._protocol import ModelResponse
 from ._retry import RetryPolicy, parse_retry_after
@@ -228,7 +227,7 @@ class OpenAICompatibleModel:
         """
         handler = current_call_handler()
         if handler is not None:
-            leaf = async_leaf(self, "acomplete", self.name)
+            leaf = method_leaf(self, "acomplete", self.name, True)
             return handler(leaf, (prompt,), {"sample": sample, **params})
         body, key = self._request(prompt, sample, params)
         hit = self._cached(key)
@@ -253,7 +252,7 @@ class OpenAICompatibleModel:
         """
         handler = current_call_handler()
         if handler is not None:
-            leaf = async_leaf(self, "astream_pieces", self.name)
+            leaf = method_leaf(self, "astream_pieces", self.name, True)
             return handler(leaf, (prompt,), {"sample": sample, **params})
         self._refuse_blocking_the_loop("stream", "async for piece in model.astream(...)")
         return self._stream_sync(*self._request(prompt, sample, params, stream=True))

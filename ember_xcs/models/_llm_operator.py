@@ -7,7 +7,7 @@ request is sent. It is a leaf (it holds a model, not operators), so under `jit` 
 `LLMOperator` call is one graph node, and independent ones run concurrently.
 
 Over a model that declares `async_native = True` (the HTTP model), a call made under
-`jit` is handed to the engine as an `async def` leaf (see `_leaf`): it is awaited on the
+`jit` is handed to the engine as an `async def` leaf (`operators.method_leaf`): it is awaited on the
 engine's event loop, so a hundred calls in flight hold no worker thread. Called plainly,
 it answers synchronously as before.
 
@@ -23,9 +23,8 @@ import string
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..operators import Operator, current_call_handler
+from ..operators import Operator, current_call_handler, method_leaf
 from ._errors import ModelConfigError, PromptTemplateError
-from ._leaf import async_leaf
 from ._protocol import Model
 
 __all__ = ["LLMOperator", "instance_signature", "template_placeholders"]
@@ -130,7 +129,7 @@ class LLMOperator(Operator):
         if handler is None:
             return self.forward(*args, **kwargs)
         if getattr(self.model, "async_native", False):  # awaited on the engine's loop
-            return handler(async_leaf(self, "aforward", self.name), args, kwargs)
+            return handler(method_leaf(self, "aforward", self.name, True), args, kwargs)
         return handler(self, args, kwargs)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
