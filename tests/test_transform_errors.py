@@ -138,6 +138,23 @@ def test_pmap_names_an_unbound_collective_axis_with_a_name_error() -> None:
         jax.pmap(lambda v: jax.lax.psum(v, "j"), axis_name="i")(jnp.ones(8))
 
 
+def test_mesh_sharded_names_a_collective_axis_the_mesh_does_not_have() -> None:
+    mesh = xcs.DeviceMesh((2, 4), ("rows", "cols"))
+    summed = xcs.mesh_sharded(
+        lambda v: jax.lax.psum(v, "j"),
+        mesh,
+        in_specs=xcs.PartitionSpec("rows"),
+        out_specs=xcs.PartitionSpec(),
+    )
+    with pytest.raises(AxisNameError) as info:
+        summed(jnp.ones(8))
+    assert isinstance(info.value, NameError)
+    assert str(info.value) == (
+        "mesh_sharded(<lambda>): a collective in the function uses axis name 'j', which the "
+        "mesh does not have; its axes are ('rows', 'cols')"
+    )
+
+
 def test_a_name_error_from_the_users_own_code_passes_through_unchanged() -> None:
     def broken(v: Any) -> Any:
         return v + undefined_name  # type: ignore[name-defined]  # noqa: F821

@@ -28,6 +28,7 @@ argument (JAX's convention), or, as a convenience, a dict keyed by parameter nam
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -36,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
-from .._errors import TransformError
+from .._errors import AxisNameError, TransformError
 from ..operators import guard_numeric
 from ._names import ArgNames, callable_name, describe
 from ._python import as_operator, run_calls
@@ -161,6 +162,16 @@ class MeshSharded(Transformed):
             except ValueError as exc:  # JAX's own check fired first: say it in our words
                 self._check_args(args, specs, cause=exc)
                 raise
+            except AssertionError:  # shard_map's vma check meets an axis no mesh binds
+                unbound = _unbound_axis(per_block, mesh, specs, out_specs, w, args)
+                if unbound is None:
+                    raise
+                name = _UNBOUND_NAME.search(str(unbound))
+                raise AxisNameError(
+                    f"{label}: a collective in the function uses axis name "
+                    f"{name[1] if name else '?'!r}, which the mesh does not have; its axes are "
+                    f"{tuple(mesh.axis_names)}"
+                ) from None
 
         return call
 
@@ -389,3 +400,28 @@ def mesh_sharded(
             f, mesh, in_specs=in_specs, out_specs=out_specs, numeric=numeric
         )
     return MeshSharded(fn, mesh, in_specs, out_specs, numeric)
+
+
+_UNBOUND_NAME = re.compile(r"unbound axis name: (\w+)")
+
+
+def _unbound_axis(
+    per_block: Any, mesh: Any, specs: Any, out_specs: Any, w: Any, args: Any
+) -> NameError | None:
+    """JAX's own `NameError` for a collective over an axis the mesh does not have.
+
+    With its varying-manual-axes check on, `jax.shard_map` stops such a function with a
+    bare `AssertionError`; tracing it once more with the check off (shapes only, nothing
+    runs) gets the `NameError` that names the axis, or `None` if that was not the cause.
+    """
+    probe = jax.shard_map(
+        per_block, mesh=mesh, in_specs=(PartitionSpec(), *specs), out_specs=out_specs,
+        check_vma=False,
+    )  # fmt: skip
+    try:
+        jax.eval_shape(probe, w, *args)
+    except NameError as exc:
+        return exc
+    except Exception:  # noqa: BLE001 - some other fault: the caller re-raises the original
+        return None
+    return None
