@@ -82,10 +82,10 @@ def _rebuild_fields(proto: Any, names: list[str], items: list[Any]) -> Any:
     return out
 
 
-def resolve_attributes(value: Any, resolve: Callable[[Any], Any], depth: int = 2) -> None:
-    """Replace, in place, what `resolve` changes among the attributes of a plain object
-    (and of the plain objects they hold, `depth` levels down)."""
-    if depth < 0 or type(value) in ATOMS or isinstance(value, type):
+def resolve_attributes(value: Any, resolve: Callable[[Any], Any]) -> None:
+    """Replace, in place, each attribute of a plain object that `resolve` changes (the
+    caller's `resolve` decides how deep to go)."""
+    if type(value) in ATOMS or isinstance(value, type):
         return
     try:
         fields = vars(value)
@@ -98,5 +98,3 @@ def resolve_attributes(value: Any, resolve: Callable[[Any], Any], depth: int = 2
                 object.__setattr__(value, name, new)
             except (AttributeError, TypeError):
                 return  # a read-only object: leave it as it is
-        elif open_container(item) is None:
-            resolve_attributes(item, resolve, depth - 1)

@@ -261,7 +261,7 @@ def _resolve_output(value: Any, depth: int = 3) -> Any:
     opened = open_container(value)
     if opened is None:
         if depth > 0:
-            resolve_attributes(value, lambda item: _resolve_output(item, depth - 1), depth=0)
+            resolve_attributes(value, lambda item: _resolve_output(item, depth - 1))
         return value
     items, rebuild = opened
     new = [_resolve_output(item, depth) for item in items]
