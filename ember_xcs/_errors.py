@@ -31,6 +31,7 @@ written against `jax.vmap` (`except ValueError`, `except TypeError`) catches our
 from __future__ import annotations
 
 import reprlib
+import types
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -145,6 +146,13 @@ class ExecutionError(XCSError):
 class NodeExecutionError(ExecutionError):
     """An operator raised while running as a node; the original is `__cause__`.
 
+    It is also an instance of the original's type (`NodeExecutionError.wrapping` builds it),
+    so `except ValueError:` around a graph run or a jitted call catches a `ValueError` a
+    node raised, as it would around the plain call, and it carries the original's
+    attributes (`JSONDecodeError.pos`, `OSError.errno`). Its message is its own: it names
+    the node. Only where that type cannot be combined with this one (a `__new__` that wants
+    other arguments, a layout conflict) is it a plain `NodeExecutionError`.
+
     !!! example
         ```python
         @xcs.op
@@ -159,8 +167,146 @@ class NodeExecutionError(ExecutionError):
         except xcs.NodeExecutionError as error:
             assert (error.node_id, error.operator_name) == ("parse", "parse")
             assert isinstance(error.__cause__, ValueError)
+
+        try:
+            xcs.execute_graph(g, {"text": "seven"})
+        except ValueError as error:  # int("seven") raised a ValueError
+            assert error.node_id == "parse"
         ```
     """
+
+    @classmethod
+    def wrapping(
+        cls,
+        cause: BaseException,
+        message: str,
+        *,
+        node_id: str | None = None,
+        operator_name: str | None = None,
+        inputs_summary: str | None = None,
+    ) -> NodeExecutionError:
+        """The error for node failure `cause`: a `NodeExecutionError` that is also of
+        `type(cause)` (chain it: `raise error from cause`)."""
+        kind = _node_error_class(type(cause)) if isinstance(cause, Exception) else None
+        if kind is None:
+            return cls(
+                message, node_id=node_id, operator_name=operator_name, inputs_summary=inputs_summary
+            )
+        # The original's constructor is not called (it may want other arguments); its
+        # attributes (`JSONDecodeError.pos`, `OSError.errno`) are copied instead.
+        try:
+            error = kind.__new__(kind, message)
+            BaseException.__init__(error, message)
+        except Exception:  # noqa: BLE001 - a __new__ that wants other arguments
+            return cls(
+                message, node_id=node_id, operator_name=operator_name, inputs_summary=inputs_summary
+            )
+        _copy_fields(cause, error)
+        error.node_id, error.operator_name = node_id, operator_name
+        error.inputs_summary = inputs_summary
+        error.path = None
+        return error
+
+    def as_raised(self) -> NodeExecutionError:
+        """This error as the operator raised it: the original's `args` and message (its
+        type's own `str`), still a `NodeExecutionError` with `node_id` and the rest.
+        What a jitted body's `except` sees, so it reads what the plain call would have
+        raised. `self` where the original's type could not be combined with this one."""
+        cause = self.__cause__
+        kind = type(self)
+        if cause is None or kind is NodeExecutionError or not isinstance(self, type(cause)):
+            return self
+        try:
+            view = kind.__new__(kind, *cause.args)
+            BaseException.__init__(view, *cause.args)
+        except Exception:  # noqa: BLE001 - a __new__ that wants other arguments
+            return self
+        _copy_fields(cause, view)
+        view.__dict__.update(self.__dict__)
+        view.raised_as_is = True
+        view.__cause__ = cause.__cause__
+        view.__suppress_context__ = cause.__suppress_context__
+        return view
+
+
+# type(cause) -> NodeExecutionError subclass that is also a type(cause)
+_node_error_classes: dict[type, type | None] = {}
+
+
+def _node_error_class(cause_type: type) -> type | None:
+    if cause_type not in _node_error_classes:
+        if issubclass(cause_type, NodeExecutionError) or cause_type is Exception:
+            kind = None
+        else:
+            try:
+                kind = type(
+                    "NodeExecutionError",
+                    (NodeExecutionError, cause_type),
+                    {
+                        "__module__": __name__,
+                        "__qualname__": "NodeExecutionError",
+                        "__str__": _node_error_str,
+                        "__repr__": _node_error_repr,
+                        "__reduce__": _reduce_node_error,
+                        "__doc__": NodeExecutionError.__doc__,
+                    },
+                )
+            except TypeError:  # a layout or metaclass conflict
+                kind = None
+        _node_error_classes[cause_type] = kind
+    return _node_error_classes[cause_type]
+
+
+def _node_error_str(error: NodeExecutionError) -> str:
+    if error.__dict__.get("raised_as_is"):
+        return super(XCSError, error).__str__()  # the original type's own message
+    return BaseException.__str__(error)
+
+
+def _node_error_repr(error: NodeExecutionError) -> str:
+    if not error.__dict__.get("raised_as_is"):
+        return BaseException.__repr__(error)
+    name = _original_type(error).__name__  # as the original's repr reads
+    args = error.args
+    return f"{name}({args[0]!r})" if len(args) == 1 else f"{name}{args!r}"
+
+
+_BASE_FIELDS = frozenset(vars(BaseException)) | frozenset(vars(object))
+
+
+def _copy_fields(source: BaseException, target: BaseException) -> None:
+    """Copy `source`'s own attributes, and the C-level fields of its type, to `target`."""
+    for klass in type(source).__mro__:
+        if klass is BaseException:
+            break
+        for name, attribute in vars(klass).items():
+            if name in _BASE_FIELDS or not isinstance(attribute, _FIELD_TYPES):
+                continue
+            try:
+                value = getattr(source, name)
+                if value is not None:  # None is the fresh instance's unset (NULL) too
+                    setattr(target, name, value)
+            except (AttributeError, TypeError):  # unset, or read-only
+                pass
+    target.__dict__.update(getattr(source, "__dict__", {}))
+
+
+_FIELD_TYPES = (types.MemberDescriptorType, types.GetSetDescriptorType)
+
+
+def _original_type(error: NodeExecutionError) -> type:
+    return next(b for b in type(error).__bases__ if b is not NodeExecutionError)
+
+
+def _reduce_node_error(error: NodeExecutionError) -> tuple[Any, ...]:
+    return _rebuild_node_error, (_original_type(error), error.args), error.__dict__
+
+
+def _rebuild_node_error(cause_type: type, args: tuple[Any, ...]) -> NodeExecutionError:
+    kind = _node_error_class(cause_type) or NodeExecutionError
+    error = kind.__new__(kind, *args)
+    BaseException.__init__(error, *args)
+    return error
 
 
 class ExecutionTimeoutError(ExecutionError):

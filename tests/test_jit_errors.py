@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import pickle
+
 import pytest
 from jit_user_code import pipeline as p
 
@@ -135,3 +138,125 @@ def test_partial_results_option_still_raises_for_a_function_value():
     with xcs.execution_options(return_partial_results=True):
         with pytest.raises(xcs.XCSError):
             jitted("boom")
+
+
+# --- a leaf's error as the plain call would have raised it -----------------------------------
+
+
+@xcs.op
+def parse_json(text: str) -> dict:
+    return json.loads(text)
+
+
+@xcs.op
+def read_file(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+@xcs.op
+def lookup(table: dict, key: str) -> int:
+    return table[key]
+
+
+class NeedsTwo(Exception):
+    def __init__(self, code: int, reason: str):
+        super().__init__(code, reason)
+        self.code = code
+
+
+@xcs.op
+def refuse(prompt: str) -> str:
+    raise NeedsTwo(429, f"slow down {prompt}")
+
+
+def handles_each_error(text: str) -> list:
+    out = []
+    try:
+        out.append(parse_json(text))
+    except json.JSONDecodeError as e:
+        out.append((str(e), e.args, e.pos, repr(e)))
+    try:
+        out.append(lookup({"a": 1}, text))
+    except KeyError as e:
+        out.append((str(e), e.args, repr(e)))
+    try:
+        out.append(read_file(f"/nonexistent/{text}"))
+    except FileNotFoundError as e:
+        out.append((str(e), e.errno, e.filename))
+    try:
+        out.append(refuse(text))
+    except NeedsTwo as e:
+        out.append((e.code, e.args))
+    return out
+
+
+@pytest.mark.parametrize("text", ['{"a": 1}', "a", "nope"])
+def test_an_except_in_the_body_sees_what_the_plain_call_raised(text):
+    assert xcs.jit(handles_each_error)(text) == handles_each_error(text)
+
+
+def keeps_default_when_the_call_fails(prompts: list) -> tuple:
+    result = "default"
+    try:
+        result = flaky(prompts[0])
+    except ValueError:
+        pass
+    answers = []
+    for prompt in prompts:
+        try:
+            answers.append(flaky(prompt))
+        except ValueError as e:
+            answers.append(f"error: {e}")
+    table = {}
+    try:
+        table["last"] = flaky(prompts[-1])
+    except ValueError as e:
+        table["error"] = e.args
+    return result, answers, table
+
+
+@pytest.mark.parametrize("prompts", [["a", "boom", "c"], ["boom 1", "b", "boom 2"]])
+def test_a_failed_call_in_a_try_body_binds_and_stores_nothing(prompts):
+    """Nothing after the failing call in its statement runs: no name is bound to its
+    result, nothing is appended or stored, as with the plain call."""
+    plain = keeps_default_when_the_call_fails(prompts)
+    assert xcs.jit(keeps_default_when_the_call_fails)(prompts) == plain
+    assert plain[0] in ("default", "ok(a)")
+
+
+@pytest.mark.parametrize("mode", ["auto", "dynamic"])
+def test_an_uncaught_leaf_error_is_also_of_the_original_type(mode):
+    jitted = xcs.jit(lambda text: parse_json(text), mode=mode)
+    with pytest.raises(json.JSONDecodeError) as info:
+        jitted("nope")
+    error = info.value
+    assert isinstance(error, xcs.NodeExecutionError)
+    assert error.node_id and error.pos == 0
+    assert "failed: JSONDecodeError" in str(error)  # its own message names the node
+    assert isinstance(error.__cause__, json.JSONDecodeError)
+
+
+def test_a_node_error_survives_pickling_with_both_types():
+    g = xcs.Graph()
+    g.add_node(refuse, node_id="refuse")
+    with pytest.raises(NeedsTwo) as info:
+        xcs.execute_graph(g, {"prompt": "q"})
+    copy = pickle.loads(pickle.dumps(info.value))
+    assert isinstance(copy, NeedsTwo) and isinstance(copy, xcs.NodeExecutionError)
+    assert (copy.node_id, copy.code, str(copy)) == ("refuse", 429, str(info.value))
+
+
+def test_an_error_type_that_cannot_be_combined_is_a_plain_node_error():
+    class Strict(Exception):
+        def __new__(cls, code: int, reason: str):  # a __new__ that wants two arguments
+            return super().__new__(cls, code, reason)
+
+    @xcs.op
+    def strict(prompt: str) -> str:
+        raise Strict(1, prompt)
+
+    with pytest.raises(xcs.NodeExecutionError) as info:
+        xcs.jit(lambda q: strict(q))("q")
+    assert type(info.value) is xcs.NodeExecutionError
+    assert isinstance(info.value.__cause__, Strict)

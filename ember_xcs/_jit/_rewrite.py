@@ -13,7 +13,7 @@ resolves it first:
 | `x[i]`, `x + y`, `x == y`, `not x`, `x and y` | each operand resolved: `r(x)[r(i)]`, ... |
 | `f"{x}"` | `f"{rr(x)}"` (containers too) |
 | `if x:`, `while x:`, `assert x`, `for a in x:`, `with x:`, `a, b = x`, `raise x` | `r(x)` |
-| a `try` body | its end (and each `return`/`break`/`continue` in it) waits for every call the body dispatched since it began, so the `except` catches that call's error |
+| `f(a)` in a `try` body | `try_call(f, a)`: the call, then a wait for its result, so a leaf call that fails raises at the call, before its result is bound or stored, as the plain call would; the end of the body (and each `return`/`break`/`continue` in it) also waits for every call dispatched since it began. Independent calls inside one `try` body therefore run one after another: make them before the `try` to overlap them |
 | `return x`, `y = x`, `[x, y]`, `{"k": x}` | unchanged: the value flows on, and is resolved where it is used or when the jitted call returns |
 
 `r(x)` is an identity check for a value that is not lazy (`type(x) is LazyResult`), so
@@ -61,9 +61,9 @@ __all__ = ["call", "describe", "entry", "warn_if_serial"]
 
 logger = logging.getLogger("ember_xcs.jit")
 
-_R, _RR, _CALL, _MARK, _SETTLE, _SETTLED, _ATTR = (
-    "__xcs_r", "__xcs_rr", "__xcs_call", "__xcs_mark", "__xcs_settle", "__xcs_settled",
-    "__xcs_attr",
+_R, _RR, _CALL, _TRY_CALL, _MARK, _SETTLE, _SETTLED, _ATTR = (
+    "__xcs_r", "__xcs_rr", "__xcs_call", "__xcs_try_call", "__xcs_mark", "__xcs_settle",
+    "__xcs_settled", "__xcs_attr",
 )  # fmt: skip
 # frame-sensitive builtins: a call through `call` would run them in the wrong frame
 _FRAME_BUILTINS = frozenset({"super", "locals", "vars", "globals", "eval", "exec", "dir"})
@@ -142,6 +142,19 @@ def _settle(mark: int, frame: types.FrameType | None = None) -> None:
         )
         handler.note_stop(reason)
         raise TraceStop(reason)
+
+
+def _try_call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+    """`fn(*args, **kwargs)` inside a `try` body: `call`, then wait for what it returned,
+    so a failed leaf call raises at the call, before its result can be bound to a name,
+    appended or stored (the plain call would have raised before any of that)."""
+    out = call(fn, *args, **kwargs)
+    if type(out) is LazyResult:
+        return _wait(out, sys._getframe(1))
+    if type(out) not in _ATOMS and type(out) is not Symbol:
+        for lazy in _lazies(out):
+            _wait(lazy, sys._getframe(1))
+    return out
 
 
 def _settled(mark: int, value: Any) -> Any:
@@ -389,8 +402,8 @@ _codes: weakref.WeakKeyDictionary[types.CodeType, types.CodeType | None] = (
 _why_not: weakref.WeakKeyDictionary[types.CodeType, str] = weakref.WeakKeyDictionary()
 _functions: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 _HELPERS = {
-    _R: _r, _RR: _rr, _CALL: call, _MARK: _mark, _SETTLE: _settle, _SETTLED: _settled,
-    _ATTR: project,
+    _R: _r, _RR: _rr, _CALL: call, _TRY_CALL: _try_call, _MARK: _mark, _SETTLE: _settle,
+    _SETTLED: _settled, _ATTR: project,
 }  # fmt: skip
 
 
@@ -609,7 +622,8 @@ class _Rewriter(ast.NodeTransformer):
         for kw in node.keywords:
             kw.value = self.visit(kw.value) if kw.arg is not None else self.use(kw.value)
             keywords.append(kw)
-        new = ast.Call(ast.Name(_CALL, ast.Load()), [self.visit(func), *args], keywords)
+        helper = _TRY_CALL if self._tries else _CALL  # in a try body, calls wait
+        new = ast.Call(ast.Name(helper, ast.Load()), [self.visit(func), *args], keywords)
         return ast.copy_location(new, node)
 
     # statements: tests, iteration, unpacking, `with`, `raise` are uses

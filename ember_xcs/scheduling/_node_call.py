@@ -167,7 +167,8 @@ class NodeCall:
         """The node-naming error for `exc` (chain it with `from exc`)."""
         summary = summarize_inputs(self.args, self.kwargs)
         tries = f" after {attempts} attempts" if attempts > 1 else ""
-        return NodeExecutionError(
+        return NodeExecutionError.wrapping(
+            exc,
             f"node {self.node_id!r} ({self.name}) failed{tries}: "
             f"{type(exc).__name__}: {exc}\n  inputs: {summary}",
             node_id=self.node_id,
