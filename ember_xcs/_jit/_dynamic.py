@@ -57,7 +57,7 @@ from typing import Any
 
 import jax
 
-from .._errors import OptionsError, XCSError
+from .._errors import NodeExecutionError, OptionsError, XCSError
 from .._options import ExecutionOptions, hook_calls
 from ..operators import KindMemo, Operator, intercept_calls
 from ..scheduling import (
@@ -107,14 +107,27 @@ class LazyResult:
 
 
 def resolve(value: Any) -> Any:
-    """The concrete value: waits for a `LazyResult`, raising its call's error if it failed."""
+    """The concrete value: waits for a `LazyResult`, raising its call's error if it failed.
+
+    A leaf's failure reaches the body as the leaf raised it (`NodeExecutionError.as_raised`:
+    the original's type, `str`, `args` and attributes, and still a `NodeExecutionError`),
+    so `except ValueError as e:` reads what the plain call would have raised; errors of
+    the run itself (a timeout) are raised as they are.
+    """
     if type(value) is not LazyResult:
         return value
     get = object.__getattribute__
-    out = get(value, "_run").wait(get(value, "_index"))
-    for name in get(value, "_attrs"):
-        out = getattr(out, name)
-    return out
+    try:
+        out = get(value, "_run").wait(get(value, "_index"))
+    except NodeExecutionError as error:
+        raised = error.as_raised()
+        if raised is error:
+            raise
+    else:
+        for name in get(value, "_attrs"):
+            out = getattr(out, name)
+        return out
+    raise raised
 
 
 def project(value: Any, name: str) -> Any:
@@ -331,6 +344,7 @@ def run_dynamic(
         failed = False
         warn_if_serial(fn, dispatcher)
     finally:
+        run.close()
         executor.close()
         stats = run.stats()
         for hook in hook_calls(options, "on_graph_end") if hooks else ():

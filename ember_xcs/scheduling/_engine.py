@@ -69,11 +69,13 @@ from ._result import ExecutionResult, ExecutionStats
 
 __all__ = [
     "DEFAULT_MAX_WORKERS",
+    "as_xcs_error",
     "EngineStatus",
     "Run",
     "engine_status",
     "node_timeout_error",
     "run_plan",
+    "trace_path",
 ]
 
 DEFAULT_MAX_WORKERS = 512  # I/O-bound calls: wide is cheap; this only bounds runaway graphs
@@ -231,14 +233,14 @@ class Run:
                 elif not isinstance(value, Exception):  # KeyboardInterrupt and friends
                     first_error = first_error or value
                 elif partial:
-                    error = self._trace_path(_as_xcs_error(value, nodes[i]), i)
+                    error = self._trace_path(as_xcs_error(value, nodes[i]), i)
                     self.failures[nodes[i].node_id] = error
                     self.errors[i] = error
                     finished += self._skip_dependents(i, error)
                     if self.dynamic and (failed_at is None or i < failed_at):
                         self.failed_at = failed_at = i
                 elif first_error is None:
-                    first_error = self._trace_path(_as_xcs_error(value, nodes[i]), i)
+                    first_error = self._trace_path(as_xcs_error(value, nodes[i]), i)
         except _GraphTimeout:
             if first_error is None:
                 self._expire()  # raises, or records the timeout as partial results
@@ -265,22 +267,7 @@ class Run:
         self.running.clear()
 
     def _trace_path(self, error: XCSError, failed: int) -> XCSError:
-        """Give a node's error the ids of the nodes that led to it (its ancestors that ran,
-        in the order they were added), once; short paths also go into the message."""
-        if not isinstance(error, ExecutionError) or error.path is not None:
-            return error
-        if error.node_id != self.nodes[failed].node_id:
-            return error  # a nested run's error: it names, and traced, its own node
-        seen, stack = set(), list(self.nodes[failed].deps)
-        while stack:
-            d = stack.pop()
-            if d not in seen:
-                seen.add(d)
-                stack.extend(self.nodes[d].deps)
-        error.path = [self.nodes[d].node_id for d in sorted(seen)]
-        if error.path and len(error.path) <= _PATH_IN_MESSAGE and error.args:
-            error.args = (f"{error.args[0]}\n  after: {' -> '.join(error.path)}", *error.args[1:])
-        return error
+        return trace_path(error, self.nodes, failed)
 
     def _skip_dependents(self, failed: int, error: XCSError) -> int:
         """Mark every transitive dependent of `failed` skipped; return how many were new."""
@@ -401,6 +388,11 @@ class Run:
                     return self.errors[i]
             return None
 
+    def close(self) -> None:
+        """The run has returned or raised: `engine_status` stops counting it (calls left
+        running past a deadline still show as busy workers)."""
+        _live.discard(self)
+
     def stats(self) -> ExecutionStats:
         return ExecutionStats(
             self.scheduler, time.perf_counter() - self.start, self.count, self.peak
@@ -491,6 +483,7 @@ def run_plan(
             raise run.first_error
         failed = bool(run.failures)
     finally:
+        run.close()
         seconds = time.perf_counter() - run.start
         for hook in hook_calls(options, "on_graph_end"):
             hook(num_nodes=len(plan), seconds=seconds, failed=failed)
@@ -533,6 +526,25 @@ def _next(
         raise _GraphTimeout from None
 
 
+def trace_path(error: XCSError, nodes: Sequence[PlanNode], failed: int) -> XCSError:
+    """Give node `failed`'s error the ids of the nodes that led to it (its ancestors that
+    ran, in the order they were added), once; short paths also go into the message."""
+    if not isinstance(error, ExecutionError) or error.path is not None:
+        return error
+    if error.node_id != nodes[failed].node_id:
+        return error  # a nested run's error: it names, and traced, its own node
+    seen, stack = set(), list(nodes[failed].deps)
+    while stack:
+        d = stack.pop()
+        if d not in seen:
+            seen.add(d)
+            stack.extend(nodes[d].deps)
+    error.path = [nodes[d].node_id for d in sorted(seen)]
+    if error.path and len(error.path) <= _PATH_IN_MESSAGE and error.args:
+        error.args = (f"{error.args[0]}\n  after: {' -> '.join(error.path)}", *error.args[1:])
+    return error
+
+
 def node_timeout_error(node: Any, seconds: float | None) -> ExecutionTimeoutError:
     return ExecutionTimeoutError(
         f"node {node.node_id!r} ({node.name}) did not finish within node_timeout_seconds="
@@ -555,7 +567,7 @@ def _graph_timeout_error(run: Run) -> ExecutionTimeoutError:
     )
 
 
-def _as_xcs_error(value: BaseException, node: Any) -> XCSError:
+def as_xcs_error(value: BaseException, node: Any) -> XCSError:
     """Executors deliver `NodeExecutionError`s; anything else (a cancelled Dask future,
     an executor's own failure) is wrapped so the caller still learns which node it was."""
     if isinstance(value, XCSError):
