@@ -5,6 +5,7 @@ multi-process `LocalCluster` on 127.0.0.1."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -102,20 +103,67 @@ def test_no_client_is_an_options_error(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
-def test_timed_out_runs_leave_no_pending_calls_behind(client: Any) -> None:
-    from ember_xcs.scheduling import _dask
+def test_calls_that_had_not_started_at_the_deadline_never_run(client: Any) -> None:
+    release, lock, started = threading.Event(), threading.Lock(), []
 
-    release = threading.Event()
+    def slow(i: int) -> bool:
+        with lock:
+            started.append(i)
+        return release.wait(10)
+
     g = xcs.Graph()
-    for i in range(20):
-        g.add_node(lambda: release.wait(10), node_id=f"slow{i}")
-    options = xcs.ExecutionOptions(scheduler="dask", dask_client=client, timeout_seconds=0.1)
+    for i in range(20):  # twelve more than the worker's eight threads
+        g.add_node(lambda i=i: slow(i), node_id=f"slow{i}")
+    options = xcs.ExecutionOptions(scheduler="dask", dask_client=client, timeout_seconds=0.3)
     try:
-        with pytest.raises(xcs.ExecutionTimeoutError):
+        with pytest.raises(xcs.ExecutionTimeoutError) as info:
             xcs.execute_graph(g, options=options)
-        assert _dask._local_calls == {}  # the twelve that never started were dropped
+        assert len(info.value.running) == 8
+        begun = len(started)
     finally:
         release.set()
+    time.sleep(0.3)  # time for the twelve to have started, had they not been stopped
+    assert begun == 8 and len(started) == 8
+
+
+def test_the_plan_goes_to_dask_as_one_graph(client: Any) -> None:
+    """No client round trip per node: every task is on the scheduler before the first
+    one finishes (the engine loop would submit `b` only once `a` is done)."""
+    seen: list[int] = []
+
+    def a() -> int:
+        seen.append(len(client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.tasks)))
+        return 1
+
+    g = xcs.Graph()
+    g.add_node(a, node_id="a")
+    g.add_node(lambda v: v + 1, node_id="b")
+    g.add_node(lambda v: v + 1, node_id="c")
+    g.connect("a", "b", "c")
+    options = xcs.ExecutionOptions(scheduler="dask", dask_client=client)
+    assert xcs.execute_graph(g, options=options) == {"c": 3}
+    assert seen[0] >= 3
+
+
+def test_a_failure_skips_its_dependents_and_stops_the_rest(client: Any) -> None:
+    ran: list[str] = []
+
+    def fail() -> None:
+        raise ValueError("no")
+
+    g = xcs.Graph()
+    g.add_node(fail, node_id="fail")
+    g.add_node(lambda v: ran.append("after"), node_id="after")
+    g.connect("fail", "after")
+    for i in range(4):
+        g.add_node(lambda i=i: ran.append(f"other{i}"), node_id=f"other{i}")
+    options = xcs.ExecutionOptions(scheduler="dask", dask_client=client)
+    result = xcs.execute_graph(g, options=options.replace(return_partial_results=True))
+    assert result.skipped == ["after"] and set(result.failures) == {"fail"}
+    assert sorted(ran) == [f"other{i}" for i in range(4)]
+    with pytest.raises(ValueError, match="no") as info:  # also a NodeExecutionError
+        xcs.execute_graph(g, options=options)
+    assert info.value.node_id == "fail" and "after" not in ran
 
 
 @pytest.mark.slow
@@ -166,5 +214,67 @@ def test_a_multi_process_local_cluster_runs_the_contract_basics() -> None:
                 xcs.execute_graph(bad, options=options)
             assert info.value.node_id == "broken"
             assert isinstance(info.value.__cause__, ValueError)
+
+            lock = threading.Lock()  # cannot be sent to another process
+            locked = xcs.Graph()
+            locked.add_node(lambda: lock.locked(), node_id="uses_lock")
+            with pytest.raises(xcs.ExecutionError, match="'uses_lock'.*cannot be sent") as info:
+                xcs.execute_graph(locked, options=options)
+            assert info.value.node_id == "uses_lock"
     finally:
         cluster.close()
+
+
+@pytest.mark.slow
+def test_a_two_worker_cluster_runs_a_fan_out_across_both_workers() -> None:
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=4, processes=True, host="127.0.0.1", dashboard_address=":0"
+    )
+    try:
+        with distributed.Client(cluster, set_as_default=False) as remote:
+            g = xcs.Graph()
+            for i in range(16):
+                g.add_node(_pid_after_sleep, node_id=f"w{i}")
+                g.add_node(_count, node_id=f"count{i}")
+                g.connect(f"w{i}", f"count{i}")
+            g.add_node(_distinct, node_id="distinct")
+            for i in range(16):
+                g.connect(f"count{i}", "distinct")
+            options = xcs.ExecutionOptions(scheduler="dask", dask_client=remote)
+            result = xcs.execute_graph(g, {"seconds": 0.2}, options=options)
+            assert result["distinct"] == 2  # both worker processes ran calls
+    finally:
+        cluster.close()
+
+
+def _pid_after_sleep(seconds: float) -> int:
+    import os
+
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def _count(pid: int) -> int:
+    return pid
+
+
+def _distinct(*pids: int) -> int:
+    return len(set(pids))
+
+
+def test_a_jitted_plan_on_dask_returns_intermediate_outputs(client: Any) -> None:
+    @xcs.op
+    def up(text: str) -> str:
+        return text.upper()
+
+    @xcs.op
+    def join(a: str, b: str) -> str:
+        return f"{a}|{b}"
+
+    def pair(text: str) -> tuple[str, str]:
+        first = up(text)  # returned, and also an input of `join`: not a sink
+        return first, join(first, up(text + "b"))
+
+    jitted = xcs.jit(pair, mode="trace")
+    with xcs.execution_options(scheduler="dask", dask_client=client):
+        assert jitted("q") == pair("q") and jitted("r") == pair("r")

@@ -1,5 +1,10 @@
 """The Dask executor: the engine loop submitting `NodeCall`s to a `distributed.Client`.
 
+The `"dask"` scheduler uses it only where the plan cannot go to Dask as one graph
+(`_dask_graph`): a run with `max_workers`, and a jitted body's dynamic run, whose graph
+is discovered call by call. The client helpers (`dask_client`, `picklable_error`) serve
+both.
+
 The engine stays in this process, so dependency tracking, priorities, timeouts and
 partial results behave exactly as with threads; Dask only decides where each call runs.
 Arguments are bound here and shipped with the call, so a worker needs the operator and
@@ -33,7 +38,7 @@ from .._options import ExecutionOptions, hook_calls
 from ._executors import Done
 from ._node_call import NodeCall
 
-__all__ = ["DaskExecutor"]
+__all__ = ["DaskExecutor", "dask_client", "picklable_error"]
 
 Events = list[tuple[str, dict[str, Any]]]
 
@@ -76,26 +81,31 @@ def _connect(distributed: Any, address: str) -> Any:
         ) from None
 
 
+def dask_client(options: ExecutionOptions) -> tuple[Any, bool]:
+    """The client `options` name (or the current one), and whether the caller opened it
+    (a scheduler address) and must close it."""
+    distributed = _import_distributed()
+    client = options.dask_client
+    if client is None:
+        try:
+            return distributed.get_client(), False
+        except ValueError:
+            raise OptionsError(
+                "scheduler='dask' found no Dask client: create one with "
+                "distributed.Client(...) or pass execution_options(dask_client=...)"
+            ) from None
+    if isinstance(client, str):
+        return _connect(distributed, client), True
+    return client, False
+
+
 class DaskExecutor:
     """Runs node calls as Dask futures; results come back through future callbacks."""
 
     capacity = None
 
     def __init__(self, options: ExecutionOptions):
-        distributed = _import_distributed()
-        client = options.dask_client
-        self._owned = False
-        if client is None:
-            try:
-                client = distributed.get_client()
-            except ValueError:
-                raise OptionsError(
-                    "scheduler='dask' found no Dask client: create one with "
-                    "distributed.Client(...) or pass execution_options(dask_client=...)"
-                ) from None
-        elif isinstance(client, str):
-            client = _connect(distributed, client)
-            self._owned = True
+        client, self._owned = dask_client(options)
         self._client = client
         self._run_id = f"{uuid.uuid4().hex[:8]}{next(_run_ids)}"
         self._in_process = str(client.scheduler.address).startswith("inproc://")
@@ -197,11 +207,12 @@ def _run_shipped(call: NodeCall) -> tuple[bool, Any, Events, BaseException | Non
     ok, value = _outcome_of(call)
     events = [event for recorder in recorders for event in recorder.events]
     # pickling an exception drops its __cause__, which is the user's original error
-    cause = _picklable(value.__cause__) if not ok and value.__cause__ is not None else None
+    cause = picklable_error(value.__cause__) if not ok and value.__cause__ is not None else None
     return ok, value, events, cause
 
 
-def _picklable(exc: BaseException) -> BaseException:
+def picklable_error(exc: BaseException) -> BaseException:
+    """`exc`, or where it cannot be pickled, a `RuntimeError` with its type and message."""
     try:
         pickle.dumps(exc)
     except Exception:  # noqa: BLE001 - keep at least its type and message

@@ -16,7 +16,9 @@ __all__ = ["ExecutionResult", "ExecutionStats"]
 @dataclasses.dataclass(frozen=True)
 class ExecutionStats:
     """Measured facts about one run; `graph_passes` is what the `graph_passes` option's
-    passes did (nodes removed, merged, folded), `None` when none were asked for."""
+    passes did (nodes removed, merged, folded), `None` when none were asked for.
+    `max_in_flight` is 0 where it is not observed (a plan run on a multi-process Dask
+    cluster, whose workers' starts this process does not see)."""
 
     scheduler: str
     wall_seconds: float

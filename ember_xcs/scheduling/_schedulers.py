@@ -6,7 +6,7 @@
 | `"parallel"` | shared thread pool + event loop | dataflow; the default for graphs with parallelism |
 | `"wave"` | same as parallel | waits for each wave to finish; kept for comparison |
 | `"noop"` | none | validates and returns the plan; calls nothing |
-| `"dask"` | a `distributed.Client` | for clusters |
+| `"dask"` | a `distributed.Client` | for clusters: the plan goes to Dask as one graph (`_dask_graph`) |
 | `"auto"` | — | `"parallel"` when any wave has two or more nodes or a deadline is set, else `"sequential"` |
 
 Any object with `run(plan, inputs, options) -> ExecutionResult` is a `Scheduler`; register
@@ -103,12 +103,35 @@ def _dask_executor(options: ExecutionOptions) -> Any:
     return DaskExecutor(options)
 
 
+class DaskScheduler(EngineScheduler):
+    """The plan as one Dask graph (`_dask_graph`); with `max_workers`, which Dask cannot
+    honour per graph, the engine loop submitting ready calls to Dask (`DaskExecutor`).
+    A jitted body's dynamic run always takes the latter (`make_executor`)."""
+
+    def __init__(self) -> None:
+        super().__init__("dask", _dask_executor)
+
+    def run(
+        self, plan: ExecutionPlan, inputs: Mapping[str, Any], options: ExecutionOptions
+    ) -> ExecutionResult:
+        if options.max_workers is not None:
+            return super().run(plan, inputs, options)
+        from ._dask_graph import run_on_dask
+
+        token = set_current_options(options)
+        try:
+            with intercept_calls(None):
+                return run_on_dask(plan, inputs, options)
+        finally:
+            reset_current_options(token)
+
+
 _registry: dict[str, Scheduler] = {
     "sequential": EngineScheduler("sequential", InlineExecutor),
     "parallel": EngineScheduler("parallel", ThreadExecutor),
     "wave": EngineScheduler("wave", ThreadExecutor, barrier=True),
     "noop": NoopScheduler(),
-    "dask": EngineScheduler("dask", _dask_executor),
+    "dask": DaskScheduler(),
 }
 
 
