@@ -1,6 +1,7 @@
 """The `"dask"` scheduler against `dask.delayed` on the same Dask client.
 
     python -m ember_xcs_bench._dask_bench [--rounds 5] [--latency 0.05] [--cluster both]
+        [--workloads ensemble no-op]
 
 Two workloads, each on an in-process `Client(processes=False)` and on a 2-worker
 `LocalCluster` (separate processes) bound to 127.0.0.1:
@@ -167,13 +168,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--cluster", choices=("both", "in-process", "cluster"), default="both")
+    parser.add_argument("--workloads", nargs="+", choices=("ensemble", "no-op"), default=None)
     args = parser.parse_args(argv)
     print("| client | workload | variant | median | / dask.delayed | wall / CP |")
     print("|---|---|---|---|---|---|")
     for label, make in _clients(args.cluster):
         client = make()
         try:
-            for workload in ("ensemble", "no-op"):
+            for workload in args.workloads or ("ensemble", "no-op"):
                 seconds = measure(client, workload, args.latency, args.rounds)
                 base = statistics.median(seconds["dask.delayed"])
                 for name, values in seconds.items():
