@@ -32,6 +32,7 @@ __all__ = [
     "execution_options",
     "hook_calls",
     "node_hook_calls",
+    "positional",
 ]
 
 
@@ -122,6 +123,10 @@ class ExecutionOptions:
             )
         _check_dask_client(self.dask_client)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # the hook table caches bound methods and adapters: a copy rebuilds its own
+        return {k: v for k, v in self.__dict__.items() if k != "_hook_table"}
+
     def replace(self, **overrides: Any) -> ExecutionOptions:
         """A copy with `overrides` applied; unknown names raise `OptionsError`."""
         check_option_names(overrides)
@@ -208,42 +213,139 @@ def _events_of(hook: Any) -> list[str]:
     ]
 
 
+NODE_EVENTS = ("on_node_start", "on_node_end", "on_node_failure")
+
+
 def node_hook_calls(options: ExecutionOptions) -> tuple[tuple[Any, ...], ...]:
-    """`(on_node_start, on_node_end, on_node_failure)` calls, in one lookup per node."""
-    table = options.__dict__.get("_hook_table")
-    found = table.get("node events") if table is not None else None
-    if found is None:
-        found = (
-            hook_calls(options, "on_node_start"),
-            hook_calls(options, "on_node_end"),
-            hook_calls(options, "on_node_failure"),
+    """`(starts, ends, failures)`: a run's node hooks, as the positional calls `NodeCall`
+    makes. The engine asks once per run, on the thread that starts the run.
+
+    The calls carry the attempt's `time.perf_counter()` instants, so a hook need not read
+    the clock or remember when an attempt started:
+
+    - `start(node_id, name, attempt)`, just before the operator is called;
+    - `end(node_id, name, attempt, start, end)`, after it returned;
+    - `failure(node_id, name, attempt, start, end, error, will_retry)`, after it raised.
+
+    A hook's public `on_node_*` methods take keyword arguments; each gets a one-line
+    adapter (`seconds` is `end - start`), made once per options object. A hook class may
+    offer a positional twin instead by marking the method `positional(twin)`: `twin` is
+    then looked up with `getattr` for each run, so it may be a property that gives a run
+    its own call, or None for no call in that run; `positional(None)` means the event
+    needs no call at all (the others carry what it would have recorded). The marks count
+    only when every live node method of the hook carries one: a subclass that overrides
+    one of them with a plain keyword method gets keyword calls for all three, so its
+    `super()` calls see the events they expect.
+    """
+    if not options.hooks:
+        return _NO_NODE_CALLS
+    table = _hook_table(options)
+    targets = table.get("node events")
+    if targets is None:
+        targets = table["node events"] = _node_targets(options.hooks)
+    return tuple(
+        tuple(
+            call
+            for owner, twin in event_targets
+            if (call := getattr(owner, twin) if twin else owner) is not None
         )
-        options.__dict__["_hook_table"]["node events"] = found
-    return found
+        for event_targets in targets
+    )
+
+
+_NO_NODE_CALLS: tuple[tuple[Any, ...], ...] = ((), (), ())
+
+
+def positional(twin: str | None) -> Any:
+    """Mark a hook's `on_node_*` method as having a positional twin (see
+    `node_hook_calls`): the name of the attribute that gives the positional call, or None
+    when the event needs no call."""
+
+    def mark(method: Any) -> Any:
+        method.__xcs_positional__ = twin
+        return method
+
+    return mark
+
+
+def _node_targets(hooks: tuple[Any, ...]) -> tuple[tuple[tuple[Any, str | None], ...], ...]:
+    """Per node event, `(hook, twin name)` to look up per run, or `(adapter, None)`."""
+    targets: tuple[list[tuple[Any, str | None]], ...] = ([], [], [])
+    for hook in hooks:
+        methods = [_live_method(hook, event) for event in NODE_EVENTS]
+        marked = all(m is None or hasattr(m, "__xcs_positional__") for m in methods)
+        for k, method in enumerate(methods):
+            if method is None:
+                continue
+            if not marked:
+                targets[k].append((_KEYWORD_ADAPTERS[k](method), None))
+            elif method.__xcs_positional__ is not None:
+                targets[k].append((hook, method.__xcs_positional__))
+    return tuple(tuple(t) for t in targets)
+
+
+def _live_method(hook: Any, event: str) -> Any:
+    """`hook`'s bound `event` method, or None if it has none or it is a base-class no-op."""
+    method = getattr(hook, event, None)
+    if method is None or not callable(method) or getattr(method, "__xcs_noop__", False):
+        return None
+    return method
+
+
+# A keyword method behind a positional node call: one extra call (~60 ns), no more.
+
+
+def _keyword_start(method: Any) -> Any:
+    def call(node_id: str, name: str, attempt: int) -> None:
+        method(node_id=node_id, name=name, attempt=attempt)
+
+    return call
+
+
+def _keyword_end(method: Any) -> Any:
+    def call(node_id: str, name: str, attempt: int, start: float, end: float) -> None:
+        method(node_id=node_id, name=name, seconds=end - start)
+
+    return call
+
+
+def _keyword_failure(method: Any) -> Any:
+    def call(
+        node_id: str, name: str, attempt: int, start: float, end: float, error: Any, retry: bool
+    ) -> None:
+        method(node_id=node_id, name=name, error=error, attempt=attempt, will_retry=retry)
+
+    return call
+
+
+_KEYWORD_ADAPTERS = (_keyword_start, _keyword_end, _keyword_failure)
 
 
 def hook_calls(options: ExecutionOptions, event: str) -> tuple[Any, ...]:
     """The bound `event` methods of `options.hooks` that do something, computed once per
     options object and event.
 
-    The one place hooks are dispatched from: a hook may implement any subset of the
-    events, and `ExecutionHooks`' inherited no-op defaults (marked `__xcs_noop__`) are
-    left out, so an event nobody listens to costs one dict lookup.
+    The one place hooks are looked up: a hook may implement any subset of the events, and
+    `ExecutionHooks`' inherited no-op defaults (marked `__xcs_noop__`) are left out, so an
+    event nobody listens to costs one dict lookup. Node events reach `NodeCall` through
+    `node_hook_calls`, which calls the same methods positionally.
     """
+    table = _hook_table(options)
+    calls = table.get(event)
+    if calls is None:
+        calls = table[event] = tuple(
+            method for hook in options.hooks if (method := _live_method(hook, event)) is not None
+        )
+    return calls
+
+
+def _hook_table(options: ExecutionOptions) -> dict[str, Any]:
+    """The per-options cache of hook calls (not pickled: it is rebuilt on first use)."""
     table = options.__dict__.get("_hook_table")
     if table is None:
         table = {}
         object.__setattr__(options, "_hook_table", table)
-    calls = table.get(event)
-    if calls is None:
-        calls = table[event] = tuple(
-            method
-            for hook in options.hooks
-            if (method := getattr(hook, event, None)) is not None
-            and callable(method)
-            and not getattr(method, "__xcs_noop__", False)
-        )
-    return calls
+    return table
 
 
 # `scheduling` draws the bar and registers how to make its hook here on import: options
