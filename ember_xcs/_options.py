@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import inspect
 import math
 import os
 import threading
@@ -228,29 +229,23 @@ def node_hook_calls(options: ExecutionOptions) -> tuple[tuple[Any, ...], ...]:
     - `failure(node_id, name, attempt, start, end, error, will_retry)`, after it raised.
 
     A hook's public `on_node_*` methods take keyword arguments; each gets a one-line
-    adapter (`seconds` is `end - start`), made once per options object. A hook class may
-    offer a positional twin instead by marking the method `positional(twin)`: `twin` is
-    then looked up with `getattr` for each run, so it may be a property that gives a run
-    its own call, or None for no call in that run; `positional(None)` means the event
-    needs no call at all (the others carry what it would have recorded). The marks count
-    only when every live node method of the hook carries one: a subclass that overrides
-    one of them with a plain keyword method gets keyword calls for all three, so its
-    `super()` calls see the events they expect.
+    adapter (`seconds` is `end - start`). A hook class may offer a positional twin instead
+    by marking the method `positional(twin)`: `twin` names a method, or a property read
+    as each run starts that gives the run's call, or None for no call in that run;
+    `positional(None)` means the event needs no call at all (the others carry what it
+    would have recorded). The marks count only when every live node method of the hook
+    carries one: a subclass that overrides one of them with a plain keyword method gets
+    keyword calls for all three, so its `super()` calls see the events they expect.
+    Everything but the properties is looked up once per options object.
     """
-    if not options.hooks:
-        return _NO_NODE_CALLS
-    table = _hook_table(options)
-    targets = table.get("node events")
-    if targets is None:
-        targets = table["node events"] = _node_targets(options.hooks)
-    return tuple(
-        tuple(
-            call
-            for owner, twin in event_targets
-            if (call := getattr(owner, twin) if twin else owner) is not None
-        )
-        for event_targets in targets
-    )
+    table = options.__dict__.get("_hook_table")
+    found = table.get("node events") if table is not None else None
+    if found is None:
+        found = _hook_table(options)["node events"] = _node_targets(options.hooks)
+    calls, per_run = found
+    if not per_run:
+        return calls
+    return _per_run(calls[0]), _per_run(calls[1]), _per_run(calls[2])
 
 
 _NO_NODE_CALLS: tuple[tuple[Any, ...], ...] = ((), (), ())
@@ -258,8 +253,8 @@ _NO_NODE_CALLS: tuple[tuple[Any, ...], ...] = ((), (), ())
 
 def positional(twin: str | None) -> Any:
     """Mark a hook's `on_node_*` method as having a positional twin (see
-    `node_hook_calls`): the name of the attribute that gives the positional call, or None
-    when the event needs no call."""
+    `node_hook_calls`): the name of a method or property that gives the positional call,
+    or None when the event needs no call."""
 
     def mark(method: Any) -> Any:
         method.__xcs_positional__ = twin
@@ -268,8 +263,9 @@ def positional(twin: str | None) -> Any:
     return mark
 
 
-def _node_targets(hooks: tuple[Any, ...]) -> tuple[tuple[tuple[Any, str | None], ...], ...]:
-    """Per node event, `(hook, twin name)` to look up per run, or `(adapter, None)`."""
+def _node_targets(hooks: tuple[Any, ...]) -> tuple[tuple[tuple[Any, ...], ...], bool]:
+    """Per node event, the calls; and whether some must be read per run (then a call is
+    `(hook, property name)` and the rest `(call, None)`)."""
     targets: tuple[list[tuple[Any, str | None]], ...] = ([], [], [])
     for hook in hooks:
         methods = [_live_method(hook, event) for event in NODE_EVENTS]
@@ -279,9 +275,21 @@ def _node_targets(hooks: tuple[Any, ...]) -> tuple[tuple[tuple[Any, str | None],
                 continue
             if not marked:
                 targets[k].append((_KEYWORD_ADAPTERS[k](method), None))
-            elif method.__xcs_positional__ is not None:
-                targets[k].append((hook, method.__xcs_positional__))
-    return tuple(tuple(t) for t in targets)
+            elif (twin := method.__xcs_positional__) is not None:
+                per_run = not inspect.isfunction(inspect.getattr_static(hook, twin))
+                targets[k].append((hook, twin) if per_run else (getattr(hook, twin), None))
+    if any(twin for event in targets for _, twin in event):
+        return tuple(tuple(t) for t in targets), True
+    return tuple(tuple(call for call, _ in t) for t in targets), False
+
+
+def _per_run(targets: tuple[tuple[Any, str | None], ...]) -> tuple[Any, ...]:
+    calls = []
+    for owner, twin in targets:
+        call = getattr(owner, twin) if twin else owner
+        if call is not None:
+            calls.append(call)
+    return tuple(calls)
 
 
 def _live_method(hook: Any, event: str) -> Any:
