@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
-import inspect
 import math
 import os
 import threading
@@ -217,9 +216,9 @@ def _events_of(hook: Any) -> list[str]:
 NODE_EVENTS = ("on_node_start", "on_node_end", "on_node_failure")
 
 
-def node_hook_calls(options: ExecutionOptions) -> tuple[tuple[Any, ...], ...]:
-    """`(starts, ends, failures)`: a run's node hooks, as the positional calls `NodeCall`
-    makes. The engine asks once per run, on the thread that starts the run.
+def node_hook_calls(options: ExecutionOptions) -> tuple[Any, ...]:
+    """`(starts, ends, failures, timed)`: a run's node hooks, as the positional calls
+    `NodeCall` makes. The engine asks once per run, on the thread that starts the run.
 
     The calls carry the attempt's `time.perf_counter()` instants, so a hook need not read
     the clock or remember when an attempt started:
@@ -228,68 +227,80 @@ def node_hook_calls(options: ExecutionOptions) -> tuple[tuple[Any, ...], ...]:
     - `end(node_id, name, attempt, start, end)`, after it returned;
     - `failure(node_id, name, attempt, start, end, error, will_retry)`, after it raised.
 
+    Reading the clock is most of what calling a hook costs (~0.1 µs a read here), so
+    `end` is read only when there are end or failure calls, and `start` only when `timed`:
+    when one of them uses it (otherwise it is 0.0).
+
     A hook's public `on_node_*` methods take keyword arguments; each gets a one-line
     adapter (`seconds` is `end - start`). A hook class may offer a positional twin instead
-    by marking the method `positional(twin)`: `twin` names a method, or a property read
-    as each run starts that gives the run's call, or None for no call in that run;
+    by marking the method `positional(twin)`: `twin` names a method, or a property, read
+    as each run starts, that gives the run's call, or None for no call in that run;
     `positional(None)` means the event needs no call at all (the others carry what it
-    would have recorded). The marks count only when every live node method of the hook
-    carries one: a subclass that overrides one of them with a plain keyword method gets
-    keyword calls for all three, so its `super()` calls see the events they expect.
-    Everything but the properties is looked up once per options object.
+    would have recorded), and `positional(twin, start=False)` that the twin ignores
+    `start`. The marks count only when every live node method of the hook carries one:
+    a subclass that overrides one of them with a plain keyword method gets keyword calls
+    for all three, so its `super()` calls see the events they expect. Everything but the
+    properties is looked up once per options object.
     """
     table = options.__dict__.get("_hook_table")
     found = table.get("node events") if table is not None else None
     if found is None:
         found = _hook_table(options)["node events"] = _node_targets(options.hooks)
     calls, per_run = found
-    if not per_run:
-        return calls
-    return _per_run(calls[0]), _per_run(calls[1]), _per_run(calls[2])
+    return _resolve(calls) if per_run else calls
 
 
-_NO_NODE_CALLS: tuple[tuple[Any, ...], ...] = ((), (), ())
-
-
-def positional(twin: str | None) -> Any:
+def positional(twin: str | None, *, start: bool = True) -> Any:
     """Mark a hook's `on_node_*` method as having a positional twin (see
     `node_hook_calls`): the name of a method or property that gives the positional call,
-    or None when the event needs no call."""
+    or None when the event needs no call; `start=False` if the twin ignores `start`."""
 
     def mark(method: Any) -> Any:
-        method.__xcs_positional__ = twin
+        method.__xcs_positional__ = (twin, start)
         return method
 
     return mark
 
 
-def _node_targets(hooks: tuple[Any, ...]) -> tuple[tuple[tuple[Any, ...], ...], bool]:
-    """Per node event, the calls; and whether some must be read per run (then a call is
-    `(hook, property name)` and the rest `(call, None)`)."""
-    targets: tuple[list[tuple[Any, str | None]], ...] = ([], [], [])
+# a node event's target: (call, None, uses start) or (hook, property to read per run, ...)
+_Target = tuple[Any, str | None, bool]
+
+
+def _node_targets(hooks: tuple[Any, ...]) -> tuple[Any, bool]:
+    """The node calls of `hooks`, or, when some twin is a property to read per run, their
+    targets (then True)."""
+    targets: tuple[list[_Target], ...] = ([], [], [])
     for hook in hooks:
         methods = [_live_method(hook, event) for event in NODE_EVENTS]
         marked = all(m is None or hasattr(m, "__xcs_positional__") for m in methods)
         for k, method in enumerate(methods):
             if method is None:
                 continue
-            if not marked:
-                targets[k].append((_KEYWORD_ADAPTERS[k](method), None))
-            elif (twin := method.__xcs_positional__) is not None:
-                per_run = not inspect.isfunction(inspect.getattr_static(hook, twin))
-                targets[k].append((hook, twin) if per_run else (getattr(hook, twin), None))
-    if any(twin for event in targets for _, twin in event):
-        return tuple(tuple(t) for t in targets), True
-    return tuple(tuple(call for call, _ in t) for t in targets), False
+            if not marked:  # only a keyword end hook's `seconds` needs the start
+                targets[k].append((_KEYWORD_ADAPTERS[k](method), None, k == 1))
+                continue
+            twin, uses_start = method.__xcs_positional__
+            if twin is None:
+                continue
+            if isinstance(getattr(type(hook), twin, None), property):
+                targets[k].append((hook, twin, uses_start))
+            else:
+                targets[k].append((getattr(hook, twin), None, uses_start))
+    per_run = any(twin for event in targets for _, twin, _ in event)
+    return (targets if per_run else _resolve(targets)), per_run
 
 
-def _per_run(targets: tuple[tuple[Any, str | None], ...]) -> tuple[Any, ...]:
-    calls = []
-    for owner, twin in targets:
-        call = getattr(owner, twin) if twin else owner
-        if call is not None:
-            calls.append(call)
-    return tuple(calls)
+def _resolve(targets: tuple[list[_Target], ...]) -> tuple[Any, ...]:
+    """`(starts, ends, failures, timed)` from targets, reading the per-run properties."""
+    calls: tuple[list[Any], ...] = ([], [], [])
+    timed = False
+    for k, event_targets in enumerate(targets):
+        for owner, twin, uses_start in event_targets:
+            call = getattr(owner, twin) if twin else owner
+            if call is not None:
+                calls[k].append(call)
+                timed = timed or uses_start
+    return tuple(calls[0]), tuple(calls[1]), tuple(calls[2]), timed
 
 
 def _live_method(hook: Any, event: str) -> Any:

@@ -46,7 +46,7 @@ class NodeCall:
 
     __slots__ = (
         "args", "ends", "failures", "is_async", "kwargs", "name", "node_id", "operator",
-        "options", "starts", "stop_at",
+        "options", "starts", "stop_at", "timed",
     )  # fmt: skip
 
     def __init__(
@@ -58,7 +58,7 @@ class NodeCall:
         kwargs: dict[str, Any],
         options: ExecutionOptions,
         is_async: bool,
-        node_hooks: tuple[tuple[Any, ...], ...] | None = None,
+        node_hooks: tuple[Any, ...] | None = None,
     ):
         self.node_id = node_id
         self.name = name
@@ -66,8 +66,9 @@ class NodeCall:
         self.args = args
         self.kwargs = kwargs
         self.options = options
-        # positional (start, end, failure) hook calls (`node_hook_calls`): a run passes its own
-        self.starts, self.ends, self.failures = node_hooks or node_hook_calls(options)
+        # positional hook calls, and whether one uses `start` (`node_hook_calls`): a run
+        # passes its own
+        self.starts, self.ends, self.failures, self.timed = node_hooks or node_hook_calls(options)
         self.is_async = is_async  # `stop_at` is set only when a deadline applies
 
     def __call__(self) -> Any:
@@ -87,14 +88,12 @@ class NodeCall:
 
     def _call_with_retries(self) -> Any:
         attempt = 0
-        starts, ends = self.starts, self.ends
-        timed = starts or ends or self.failures
+        starts, ends, timed = self.starts, self.ends, self.timed
         while True:
-            start = 0.0
-            if timed:  # hooks are called inline and positionally: every node with hooks pays this
-                for hook in starts:
-                    hook(self.node_id, self.name, attempt)
-                start = time.perf_counter()
+            # hooks are called inline and positionally: every node with hooks pays this
+            for hook in starts:
+                hook(self.node_id, self.name, attempt)
+            start = time.perf_counter() if timed else 0.0
             try:
                 out = self.operator(*self.args, **self.kwargs)
                 if type(out) is CoroutineType:  # a sync-looking operator returned a coroutine

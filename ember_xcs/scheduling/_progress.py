@@ -27,8 +27,9 @@ stack, so it counts as a run of its own and joins the open bar. The keyword meth
 one gets) are called for every run; they read nesting from a `ContextVar` depth that
 `on_node_start` raises, as each node runs in a copy of its run's context.
 
-**Cost.** A counted node costs one call when it finishes: a check, an atomic count, and
-a clock comparison; the bar itself is brought up to date at most every
+**Cost.** A counted node costs one call when it finishes, which ignores the attempt's
+start (so the engine reads the clock once for it, not twice): a check, an atomic count,
+and a comparison with the end time; the bar itself is brought up to date at most every
 `REFRESH_SECONDS` (tqdm would not redraw more often anyway). A run with no bar (stderr is
 not a terminal) gets no node calls at all. See `benchmarks/RESULTS.md`, "Observability
 overhead". tqdm is an optional extra (`pip install 'ember_xcs[progress]'`); without it,
@@ -37,6 +38,7 @@ overhead". tqdm is an optional extra (`pip install 'ember_xcs[progress]'`); with
 
 from __future__ import annotations
 
+import functools
 import itertools
 import sys
 import threading
@@ -84,7 +86,6 @@ class ProgressHooks(ExecutionHooks):
         self._bar: Any = None
         self._runs = 0  # outermost runs sharing the open bar
         self._joined: dict[int, list[bool]] = {}  # thread -> did each run it opened join?
-        self._opened = 0.0  # when it opened: an attempt that started earlier is not its own
         self._done = itertools.count(1)  # next() is the count of finished nodes: atomic
         self._next_draw = 0.0  # when the next node to finish brings the bar up to date
         self._lock = threading.Lock()
@@ -120,7 +121,7 @@ class ProgressHooks(ExecutionHooks):
             stream = self._stream()
             if not _is_terminal(stream):
                 return False
-            self._done, self._next_draw, self._opened = itertools.count(1), 0.0, _clock()
+            self._done, self._next_draw = itertools.count(1), 0.0
             self._bar = _new_bar(num_nodes, self.delay, stream, scheduler)
             self._runs = 1
             with _bars_lock:
@@ -163,21 +164,19 @@ class ProgressHooks(ExecutionHooks):
         if self._bar is not None:
             _depth.set(_depth.get() + 1)
 
-    @positional("_run_node_end")
+    @positional("_run_node_end", start=False)
     def on_node_end(self, *, node_id: str, name: str, seconds: float) -> None:
         if self._left_node():
-            now = _clock()
-            self._node_ended(node_id, name, 0, now, now)
+            self._node_ended(node_id, name, 0, 0.0, _clock())
 
-    @positional("_run_node_failure")
+    @positional("_run_node_failure", start=False)
     def on_node_failure(
         self, *, node_id: str, name: str, error: BaseException, attempt: int, will_retry: bool
     ) -> None:
         if will_retry:  # the next attempt raises the depth again
             _depth.set(max(_depth.get() - 1, 0))
         elif self._left_node():
-            now = _clock()
-            self._node_ended(node_id, name, attempt, now, now)
+            self._node_ended(node_id, name, attempt, 0.0, _clock())
 
     def _left_node(self) -> bool:
         """Lower the depth; True if the node that finished belongs to an outermost run."""
@@ -204,7 +203,7 @@ class ProgressHooks(ExecutionHooks):
         return not (_depth.get() or _inside_counted_node())
 
     def _node_ended(self, node_id: str, name: str, attempt: int, start: float, end: float) -> None:
-        if self._bar is not None and start >= self._opened:
+        if self._bar is not None:
             done = next(self._done)
             if end >= self._next_draw:
                 self._draw(done, end)
@@ -263,12 +262,7 @@ def _is_terminal(stream: Any) -> bool:
 
 
 def _new_bar(total: int, delay: float, stream: Any, scheduler: str) -> Any:
-    from tqdm import tqdm
-
-    class _Bar(tqdm):  # no monitor thread: a run must not leave threads behind
-        monitor_interval = 0
-
-    return _Bar(
+    return _bar_class()(
         total=total or None,
         delay=delay,
         file=stream,
@@ -276,6 +270,16 @@ def _new_bar(total: int, delay: float, stream: Any, scheduler: str) -> Any:
         desc=f"ember_xcs ({scheduler})",
         dynamic_ncols=True,
     )
+
+
+@functools.cache
+def _bar_class() -> Any:
+    from tqdm import tqdm  # an optional extra: imported when the first bar opens
+
+    class _Bar(tqdm):  # no monitor thread: a run must not leave threads behind
+        monitor_interval = 0
+
+    return _Bar
 
 
 def _progress_hooks(progress: bool | float) -> ProgressHooks:
