@@ -23,9 +23,9 @@ actually reached, and exports what it saw as Chrome trace-event JSON (Perfetto,
 `chrome://tracing`) or as an SVG picture (`_trace_export`, `_timeline_svg`).
 
 Recording is on the hot path of every node, so an attempt costs one call, at its end or
-failure: it appends a plain tuple (what the engine passed, and the thread's name from a
-thread-local) to a list, atomic under the GIL so no lock, and the `NodeRecord`s are built
-when someone reads `records`.
+failure: it appends a plain tuple (what the engine passed, and the thread's name, kept in
+a thread-local) to a list, atomic under the GIL so no lock, and the `NodeRecord`s are
+built when someone reads `records`.
 """
 
 from __future__ import annotations
@@ -136,6 +136,17 @@ class RunRecord:
 _clock = time.perf_counter
 _ident = threading.get_ident
 _current_thread = threading.current_thread
+# `.name`: this thread's name, looked up on its first event (for every Timeline: a fresh
+# Timeline on a pool of 100 threads would otherwise pay 100 lookups)
+_this_thread = threading.local()
+
+
+def _thread_name() -> str:
+    try:
+        return _this_thread.name
+    except AttributeError:  # this thread's first node event
+        _this_thread.name = name = _current_thread().name
+        return name
 
 
 def _record(raw: tuple[Any, ...], pid: int) -> NodeRecord:
@@ -184,10 +195,9 @@ class Timeline(ExecutionHooks):
         self._built: list[NodeRecord] = []
         self._reading = threading.Lock()  # readers only: two must not build the same records
         self.runs: list[RunRecord] = []
-        # Per thread: its name, and for the keyword methods node_id -> (attempt, start) of
-        # the attempts it is running (one thread runs one attempt of a node at a time;
-        # async nodes sharing the loop thread have distinct ids within a run).
-        # Thread-local, so a node event needs no thread-id key and no name lookup.
+        # Per thread, for the keyword methods: node_id -> (attempt, start) of the attempts
+        # it is running (one thread runs one attempt of a node at a time; async nodes
+        # sharing the loop thread have distinct ids within a run).
         self._local = threading.local()
         self._run_starts: dict[int, list[tuple[float, str]]] = {}  # thread -> open runs
         self._pid = os.getpid()
@@ -201,7 +211,7 @@ class Timeline(ExecutionHooks):
         end = _clock()
         opened = self._run_starts.get(_ident())
         start, scheduler = opened.pop() if opened else (end - seconds, "")
-        thread = _current_thread().name
+        thread = _thread_name()
         self.runs.append(RunRecord(scheduler, num_nodes, start, end, thread, failed, self._pid))
 
     # The engine calls the positional twins (`_options.node_hook_calls`): one call per
@@ -209,28 +219,27 @@ class Timeline(ExecutionHooks):
 
     @positional(None)
     def on_node_start(self, *, node_id: str, name: str, attempt: int) -> None:
-        self._thread_state()[0][node_id] = (attempt, _clock())
+        self._starts()[node_id] = (attempt, _clock())
 
     @positional("_node_ended")
     def on_node_end(self, *, node_id: str, name: str, seconds: float) -> None:
         end = _clock()
-        starts, thread = self._thread_state()
-        attempt, start = starts.pop(node_id, (0, end - seconds))
-        self._raw.append((node_id, name, start, end, thread, attempt))
+        attempt, start = self._starts().pop(node_id, (0, end - seconds))
+        self._node_ended(node_id, name, attempt, start, end)
 
     @positional("_node_failed")
     def on_node_failure(
         self, *, node_id: str, name: str, error: BaseException, attempt: int, will_retry: bool
     ) -> None:
         end = _clock()
-        start = self._thread_state()[0].pop(node_id, (attempt, end))[1]
+        start = self._starts().pop(node_id, (attempt, end))[1]
         self._node_failed(node_id, name, attempt, start, end, error, will_retry)
 
     def _node_ended(self, node_id: str, name: str, attempt: int, start: float, end: float) -> None:
         try:
-            thread = self._local.thread
-        except AttributeError:  # this thread's first node
-            thread = self._thread_state()[1]
+            thread = _this_thread.name
+        except AttributeError:
+            thread = _thread_name()
         self._raw.append((node_id, name, start, end, thread, attempt))
 
     def _node_failed(
@@ -243,17 +252,15 @@ class Timeline(ExecutionHooks):
         error: BaseException,
         will_retry: bool,
     ) -> None:
-        thread = self._thread_state()[1]
-        kind = type(error).__name__
-        self._raw.append((node_id, name, start, end, thread, attempt, kind, will_retry))
+        raw = (node_id, name, start, end, _thread_name(), attempt, type(error).__name__, will_retry)
+        self._raw.append(raw)
 
-    def _thread_state(self) -> tuple[dict[str, tuple[int, float]], str]:
-        local = self._local
+    def _starts(self) -> dict[str, tuple[int, float]]:
         try:
-            return local.starts, local.thread
+            return self._local.starts
         except AttributeError:
-            local.starts, local.thread = {}, _current_thread().name
-            return local.starts, local.thread
+            self._local.starts = starts = {}
+            return starts
 
     # --- reading ---------------------------------------------------------------------------
 
