@@ -85,7 +85,7 @@ class ProgressHooks(ExecutionHooks):
         self.file = file
         self._bar: Any = None
         self._runs = 0  # outermost runs sharing the open bar
-        self._joined: dict[int, list[bool]] = {}  # thread -> did each run it opened join?
+        self._joined: dict[int, list[bool]] = {}  # thread -> did each run it started join the bar?
         self._done = itertools.count(1)  # next() is the count of finished nodes: atomic
         self._next_draw = 0.0  # when the next node to finish brings the bar up to date
         self._lock = threading.Lock()
