@@ -32,6 +32,7 @@ __all__ = [
     "execution_options",
     "hook_calls",
     "node_hook_calls",
+    "positional",
 ]
 
 
@@ -122,6 +123,10 @@ class ExecutionOptions:
             )
         _check_dask_client(self.dask_client)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # the hook table caches bound methods and adapters: a copy rebuilds its own
+        return {k: v for k, v in self.__dict__.items() if k != "_hook_table"}
+
     def replace(self, **overrides: Any) -> ExecutionOptions:
         """A copy with `overrides` applied; unknown names raise `OptionsError`."""
         check_option_names(overrides)
@@ -208,42 +213,158 @@ def _events_of(hook: Any) -> list[str]:
     ]
 
 
-def node_hook_calls(options: ExecutionOptions) -> tuple[tuple[Any, ...], ...]:
-    """`(on_node_start, on_node_end, on_node_failure)` calls, in one lookup per node."""
+NODE_EVENTS = ("on_node_start", "on_node_end", "on_node_failure")
+
+
+def node_hook_calls(options: ExecutionOptions) -> tuple[Any, ...]:
+    """`(starts, ends, failures, timed)`: a run's node hooks, as the positional calls
+    `NodeCall` makes. The engine asks once per run, on the thread that starts the run.
+
+    The calls carry the attempt's `time.perf_counter()` instants, so a hook need not read
+    the clock or remember when an attempt started:
+
+    - `start(node_id, name, attempt)`, just before the operator is called;
+    - `end(node_id, name, attempt, start, end)`, after it returned;
+    - `failure(node_id, name, attempt, start, end, error, will_retry)`, after it raised.
+
+    Reading the clock is most of what calling a hook costs (~0.1 µs a read here), so
+    `end` is read only when there are end or failure calls, and `start` only when `timed`:
+    when one of them uses it (otherwise it is 0.0).
+
+    A hook's public `on_node_*` methods take keyword arguments; each gets a one-line
+    adapter (`seconds` is `end - start`). A hook class may offer a positional twin instead
+    by marking the method `positional(twin)`: `twin` names a method, or a property, read
+    as each run starts, that gives the run's call, or None for no call in that run;
+    `positional(None)` means the event needs no call at all (the others carry what it
+    would have recorded), and `positional(twin, start=False)` that the twin ignores
+    `start`. The marks count only when every live node method of the hook carries one:
+    a subclass that overrides one of them with a plain keyword method gets keyword calls
+    for all three, so its `super()` calls see the events they expect. Everything but the
+    properties is looked up once per options object.
+    """
     table = options.__dict__.get("_hook_table")
     found = table.get("node events") if table is not None else None
     if found is None:
-        found = (
-            hook_calls(options, "on_node_start"),
-            hook_calls(options, "on_node_end"),
-            hook_calls(options, "on_node_failure"),
-        )
-        options.__dict__["_hook_table"]["node events"] = found
-    return found
+        found = _hook_table(options)["node events"] = _node_targets(options.hooks)
+    calls, per_run = found
+    return _resolve(calls) if per_run else calls
+
+
+def positional(twin: str | None, *, start: bool = True) -> Any:
+    """Mark a hook's `on_node_*` method as having a positional twin (see
+    `node_hook_calls`): the name of a method or property that gives the positional call,
+    or None when the event needs no call; `start=False` if the twin ignores `start`."""
+
+    def mark(method: Any) -> Any:
+        method.__xcs_positional__ = (twin, start)
+        return method
+
+    return mark
+
+
+# a node event's target: (call, None, uses start) or (hook, property to read per run, ...)
+_Target = tuple[Any, str | None, bool]
+
+
+def _node_targets(hooks: tuple[Any, ...]) -> tuple[Any, bool]:
+    """The node calls of `hooks`, or, when some twin is a property to read per run, their
+    targets (then True)."""
+    targets: tuple[list[_Target], ...] = ([], [], [])
+    for hook in hooks:
+        methods = [_live_method(hook, event) for event in NODE_EVENTS]
+        marked = all(m is None or hasattr(m, "__xcs_positional__") for m in methods)
+        for k, method in enumerate(methods):
+            if method is None:
+                continue
+            if not marked:  # only a keyword end hook's `seconds` needs the start
+                targets[k].append((_KEYWORD_ADAPTERS[k](method), None, k == 1))
+                continue
+            twin, uses_start = method.__xcs_positional__
+            if twin is None:
+                continue
+            if isinstance(getattr(type(hook), twin, None), property):
+                targets[k].append((hook, twin, uses_start))
+            else:
+                targets[k].append((getattr(hook, twin), None, uses_start))
+    per_run = any(twin for event in targets for _, twin, _ in event)
+    return (targets if per_run else _resolve(targets)), per_run
+
+
+def _resolve(targets: tuple[list[_Target], ...]) -> tuple[Any, ...]:
+    """`(starts, ends, failures, timed)` from targets, reading the per-run properties."""
+    calls: tuple[list[Any], ...] = ([], [], [])
+    timed = False
+    for k, event_targets in enumerate(targets):
+        for owner, twin, uses_start in event_targets:
+            call = getattr(owner, twin) if twin else owner
+            if call is not None:
+                calls[k].append(call)
+                timed = timed or uses_start
+    return tuple(calls[0]), tuple(calls[1]), tuple(calls[2]), timed
+
+
+def _live_method(hook: Any, event: str) -> Any:
+    """`hook`'s bound `event` method, or None if it has none or it is a base-class no-op."""
+    method = getattr(hook, event, None)
+    if method is None or not callable(method) or getattr(method, "__xcs_noop__", False):
+        return None
+    return method
+
+
+# A keyword method behind a positional node call: one extra call (~60 ns), no more.
+
+
+def _keyword_start(method: Any) -> Any:
+    def call(node_id: str, name: str, attempt: int) -> None:
+        method(node_id=node_id, name=name, attempt=attempt)
+
+    return call
+
+
+def _keyword_end(method: Any) -> Any:
+    def call(node_id: str, name: str, attempt: int, start: float, end: float) -> None:
+        method(node_id=node_id, name=name, seconds=end - start)
+
+    return call
+
+
+def _keyword_failure(method: Any) -> Any:
+    def call(
+        node_id: str, name: str, attempt: int, start: float, end: float, error: Any, retry: bool
+    ) -> None:
+        method(node_id=node_id, name=name, error=error, attempt=attempt, will_retry=retry)
+
+    return call
+
+
+_KEYWORD_ADAPTERS = (_keyword_start, _keyword_end, _keyword_failure)
 
 
 def hook_calls(options: ExecutionOptions, event: str) -> tuple[Any, ...]:
     """The bound `event` methods of `options.hooks` that do something, computed once per
     options object and event.
 
-    The one place hooks are dispatched from: a hook may implement any subset of the
-    events, and `ExecutionHooks`' inherited no-op defaults (marked `__xcs_noop__`) are
-    left out, so an event nobody listens to costs one dict lookup.
+    The one place hooks are looked up: a hook may implement any subset of the events, and
+    `ExecutionHooks`' inherited no-op defaults (marked `__xcs_noop__`) are left out, so an
+    event nobody listens to costs one dict lookup. Node events reach `NodeCall` through
+    `node_hook_calls`, which calls the same methods positionally.
     """
+    table = _hook_table(options)
+    calls = table.get(event)
+    if calls is None:
+        calls = table[event] = tuple(
+            method for hook in options.hooks if (method := _live_method(hook, event)) is not None
+        )
+    return calls
+
+
+def _hook_table(options: ExecutionOptions) -> dict[str, Any]:
+    """The per-options cache of hook calls (not pickled: it is rebuilt on first use)."""
     table = options.__dict__.get("_hook_table")
     if table is None:
         table = {}
         object.__setattr__(options, "_hook_table", table)
-    calls = table.get(event)
-    if calls is None:
-        calls = table[event] = tuple(
-            method
-            for hook in options.hooks
-            if (method := getattr(hook, event, None)) is not None
-            and callable(method)
-            and not getattr(method, "__xcs_noop__", False)
-        )
-    return calls
+    return table
 
 
 # `scheduling` draws the bar and registers how to make its hook here on import: options

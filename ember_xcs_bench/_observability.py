@@ -11,8 +11,8 @@ time minus the "off" run's wall time *in the same round*, divided by the node co
 Variants:
 
 - `off`: no hooks (the default options);
-- `empty hook`: one `ExecutionHooks()` whose methods do nothing: the engine's own cost of
-  calling hooks, the floor under any hook;
+- `empty hook`: one `ExecutionHooks()`, whose no-op methods the engine never calls (so
+  its figure is this machine's noise);
 - `progress, not a terminal`: `progress=True` with stderr a `StringIO` (a log file, CI);
 - `progress, bar drawn`: `progress=0` on a fake terminal, so tqdm draws;
 - `timeline`: a fresh `Timeline()` recording every node.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import pickle
 import threading
 import types
 from collections.abc import Iterator
@@ -460,6 +461,38 @@ def test_hooks_option_receives_events() -> None:
         xcs.execute_graph(wide_graph(lambda: 1, width=5))
     assert sorted(r.node_id for r in timeline.records) == [f"n{i}" for i in range(5)]
     assert all(r.ok and r.end >= r.start and r.attempt == 0 for r in timeline.records)
+
+
+class EndCounter(xcs.ExecutionHooks):
+    """A plain keyword hook, picklable (defined at module level)."""
+
+    def __init__(self) -> None:
+        self.ends: list[tuple[str, float]] = []
+
+    def on_node_end(self, *, node_id: str, name: str, seconds: float) -> None:
+        self.ends.append((node_id, seconds))
+
+
+def test_keyword_hooks_get_every_node_end_with_its_duration() -> None:
+    hook = EndCounter()
+    xcs.execute_graph(wide_graph(lambda: 1, width=3), options=xcs.ExecutionOptions(hooks=hook))
+    assert sorted(node_id for node_id, _ in hook.ends) == ["n0", "n1", "n2"]
+    assert all(seconds >= 0 for _, seconds in hook.ends)
+
+
+def test_options_that_ran_still_pickle_and_the_copy_runs() -> None:
+    options = xcs.ExecutionOptions(hooks=EndCounter())
+    xcs.execute_graph(wide_graph(lambda: 1, width=2), options=options)
+    copy = pickle.loads(pickle.dumps(options))  # the hook table is not part of the pickle
+    xcs.execute_graph(wide_graph(lambda: 1, width=2), options=copy)
+    assert len(copy.hooks[0].ends) == 4  # its earlier two, pickled with it, and two more
+    assert len(options.hooks[0].ends) == 2
+
+
+def test_no_node_calls_without_hooks() -> None:
+    nothing = ((), (), (), False)  # NodeCall then reads no clock and calls nothing
+    assert _options.node_hook_calls(xcs.ExecutionOptions()) == nothing
+    assert _options.node_hook_calls(xcs.ExecutionOptions(hooks=xcs.ExecutionHooks())) == nothing
 
 
 def test_include_intermediates_option_returns_every_node() -> None:

@@ -7,16 +7,20 @@ so no test depends on how long anything takes.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import sys
 import threading
+import time
 from contextlib import redirect_stderr
 
 import pytest
 
 import ember_xcs as xcs
+from ember_xcs._options import node_hook_calls
 from ember_xcs.scheduling import ProgressHooks
+from ember_xcs.scheduling._progress import REFRESH_SECONDS
 
 
 class Terminal(io.StringIO):
@@ -80,17 +84,97 @@ def test_no_bar_when_progress_is_off(terminal):
     assert terminal.getvalue() == ""
 
 
-def test_nested_runs_count_toward_the_outer_bar_only(terminal):
+@pytest.mark.parametrize("scheduler", ["parallel", "sequential"])
+def test_nested_runs_count_toward_the_outer_bar_only(terminal, scheduler):
     inner = wide(4)
 
     @xcs.op
     def outer(*values):
         return len(xcs.execute_graph(inner))  # inherits the options: progress is on here too
 
+    options = xcs.ExecutionOptions(progress=0, scheduler=scheduler)
     with redirect_stderr(terminal):
-        xcs.execute_graph(wide(3, outer), options=xcs.ExecutionOptions(progress=0))
+        xcs.execute_graph(wide(3, outer), options=options)
     assert final_count(terminal) == "3/3"
     assert "/4" not in terminal.getvalue()
+
+
+class LoggingBar(ProgressHooks):
+    """Overrides a node event: the engine then calls its keyword methods, for every run."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ended = []
+
+    def on_node_end(self, *, node_id, name, seconds):
+        self.ended.append(node_id)
+        super().on_node_end(node_id=node_id, name=name, seconds=seconds)
+
+
+@pytest.mark.parametrize("scheduler", ["parallel", "sequential"])
+def test_a_subclass_overriding_a_node_event_counts_the_same(scheduler):
+    screen = Terminal()
+    bar = LoggingBar(0, file=screen)
+
+    @xcs.op
+    def outer(*values):
+        return len(xcs.execute_graph(wide(4)))
+
+    xcs.execute_graph(wide(3, outer), options=xcs.ExecutionOptions(hooks=bar, scheduler=scheduler))
+    assert final_count(screen) == "3/3"
+    assert len(bar.ended) == 3 + 3 * 4  # it saw the nested runs' nodes too
+
+
+def test_runs_nested_in_async_nodes_and_jitted_calls_count_toward_the_outer_bar(terminal):
+    @xcs.jit
+    def pair(x):
+        return [noop(x), noop(x, 1)]
+
+    @xcs.op
+    async def outer(*values):
+        await asyncio.sleep(0)
+        with xcs.execution_options(max_workers=4):  # other options, another hook: still nested
+            return pair(1) + [len(xcs.execute_graph(wide(4)))]
+
+    with redirect_stderr(terminal), xcs.execution_options(progress=0):
+        xcs.execute_graph(wide(3, outer))
+    assert final_count(terminal) == "3/3"
+    assert not re.search(r"\d+/[24]\b", terminal.getvalue())
+
+
+def test_a_run_inside_a_node_of_a_run_without_a_bar_draws_its_own(terminal):
+    @xcs.op
+    def outer(*values):
+        return len(xcs.execute_graph(wide(4), options=xcs.ExecutionOptions(progress=0)))
+
+    with redirect_stderr(terminal):
+        xcs.execute_graph(wide(1, outer), options=xcs.ExecutionOptions())
+    assert final_count(terminal) == "4/4"
+
+
+def test_a_run_gets_no_node_calls_unless_a_bar_can_be_drawn(terminal):
+    options = xcs.ExecutionOptions(progress=0)
+    with redirect_stderr(io.StringIO()):  # a log: no bar, so nodes pay nothing
+        assert node_hook_calls(options) == ((), (), (), False)
+    with redirect_stderr(terminal):
+        starts, ends, failures, timed = node_hook_calls(options)
+    assert starts == () and len(ends) == len(failures) == 1  # one call as each node finishes
+    assert not timed  # which needs only the end time: one clock read per node
+
+
+def test_the_bar_is_redrawn_at_most_every_refresh_interval_not_per_node(terminal, monkeypatch):
+    import tqdm
+
+    updates = []
+    update = tqdm.tqdm.update
+    monkeypatch.setattr(tqdm.tqdm, "update", lambda bar, n=1: updates.append(n) or update(bar, n))
+    start = time.perf_counter()
+    with redirect_stderr(terminal):
+        xcs.execute_graph(wide(500), options=xcs.ExecutionOptions(progress=0))
+    elapsed = time.perf_counter() - start
+    assert final_count(terminal) == "500/500" and sum(updates) == 500
+    # one redraw per interval at most (however slow the machine), and one when it closes
+    assert len(updates) <= 2 + elapsed / REFRESH_SECONDS
 
 
 def test_vmap_batch_shows_one_step_per_item(terminal):

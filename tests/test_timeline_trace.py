@@ -127,7 +127,9 @@ def test_async_nodes_overlapping_on_the_loop_thread_get_tracks_of_their_own():
     assert names == {"ember-xcs-async", *(f"ember-xcs-async · {k}" for k in (2, 3, 4))}
 
 
-def run_flaky_and_broken() -> tuple[xcs.Graph, xcs.Timeline]:
+def run_flaky_and_broken(
+    timeline: xcs.Timeline | None = None,
+) -> tuple[xcs.Graph, xcs.Timeline]:
     """`flaky` fails once (a secret in its message) then succeeds; `broken` always fails."""
     attempts = []
 
@@ -145,7 +147,7 @@ def run_flaky_and_broken() -> tuple[xcs.Graph, xcs.Timeline]:
     graph = xcs.Graph()
     graph.add_node(flaky, node_id="flaky")
     graph.add_node(broken, node_id="broken")
-    timeline = xcs.Timeline()
+    timeline = timeline if timeline is not None else xcs.Timeline()
     options = xcs.ExecutionOptions(
         hooks=(timeline,),
         retries=1,
@@ -174,6 +176,51 @@ def test_retried_and_failed_attempts_are_recorded_with_their_outcome():
     assert outcomes == [("broken", 0, "failed"), ("flaky", 0, "retried"), ("flaky", 1, "ok")]
     assert "sk-secret" not in json.dumps(trace)  # only the exception's type is kept
     assert timeline.runs[0].failed is True  # a run with failures, even partial results
+
+
+class LoggingTimeline(xcs.Timeline):
+    """A subclass that overrides one node event and calls `super()`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures: list[tuple[str, int]] = []
+
+    def on_node_failure(self, *, node_id, name, error, attempt, will_retry):
+        self.failures.append((node_id, attempt))
+        super().on_node_failure(
+            node_id=node_id, name=name, error=error, attempt=attempt, will_retry=will_retry
+        )
+
+
+def test_a_timeline_subclass_overriding_an_event_records_the_same_attempts():
+    _, plain = run_flaky_and_broken()
+    _, logging = run_flaky_and_broken(LoggingTimeline())
+    assert sorted(logging.failures) == [("broken", 0), ("flaky", 0)]
+
+    def seen(timeline):
+        return sorted((r.node_id, r.attempt, r.outcome, r.error) for r in timeline.records)
+
+    assert seen(logging) == seen(plain)
+    assert all(r.start < r.end for r in logging.records)  # each attempt has its own start
+
+
+def test_records_of_a_chain_follow_each_other():
+    graph = xcs.Graph()
+    for i in range(4):
+        graph.add_node(answer, node_id=f"u{i}")
+        if i:
+            graph.connect(f"u{i - 1}", f"u{i}.prompt")
+    timeline = xcs.Timeline()
+    inputs = {"u0": {"prompt": "q", "unit": 0}, **{f"u{i}": {"unit": i} for i in range(1, 4)}}
+    for scheduler in ["sequential", "parallel"]:
+        timeline.clear()
+        options = xcs.ExecutionOptions(hooks=(timeline,), scheduler=scheduler)
+        xcs.execute_graph(graph, inputs, options=options)
+        records = timeline.records
+        assert [r.node_id for r in records] == ["u0", "u1", "u2", "u3"]
+        assert all(r.ok and r.attempt == 0 and r.start <= r.end for r in records)
+        assert all(a.end <= b.start for a, b in zip(records[:-1], records[1:], strict=True))
+        assert timeline.max_concurrency() == 1
 
 
 def test_jitted_calls_and_vmap_batches_record_into_one_timeline():

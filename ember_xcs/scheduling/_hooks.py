@@ -2,19 +2,30 @@
 
 Subclass `ExecutionHooks` and override what you need, or write any object with some of
 its `on_*` methods; pass instances in `ExecutionOptions(hooks=...)`. A hook may implement
-any subset of the events: each is looked up once per options object
-(`_options.hook_calls`), and the inherited no-op defaults are never called. Node hooks run on the worker thread that runs the node,
-so they see real start and end times; they must be thread-safe. The jit layer reports
-compiles, cache hits and misses through the same objects.
+any subset of the events, and the inherited no-op defaults are never called. The jit
+layer reports compiles, cache hits and misses through the same objects.
+
+**Dispatch.** Graph and jit events are looked up once per options object
+(`_options.hook_calls`) and called with keyword arguments. Node events are on every
+node's path, so `NodeCall` calls them positionally, passing the attempt's
+`time.perf_counter()` start and end, through the calls `_options.node_hook_calls` looks
+up once per run: a hook's keyword methods get a one-line adapter each, and a hook class
+may mark its methods `positional(twin)` to be called through a positional twin instead
+(no adapter, no clock reads of its own, no start event when it needs none, and a call
+for the runs it wants only). `Timeline` and `ProgressHooks` do; their keyword methods
+remain for a subclass that overrides one, for Dask's replay of a remote worker's events,
+and for anyone calling them. Node hooks run on the worker thread that runs the node, so
+they see real start and end times; they must be thread-safe.
 
 `Timeline` is the built-in recorder: it keeps one record per node attempt (start, end,
 process, thread, attempt, outcome) and one per run, computes the concurrency that was
 actually reached, and exports what it saw as Chrome trace-event JSON (Perfetto,
 `chrome://tracing`) or as an SVG picture (`_trace_export`, `_timeline_svg`).
 
-Recording is on the hot path of every node, so a node event does the least it can: two
-clock reads, one dict insert and pop, one list append of a plain tuple (each atomic under
-the GIL, so no lock), and the `NodeRecord`s are built when someone reads `records`.
+Recording is on the hot path of every node, so an attempt costs one call, at its end or
+failure: it appends a plain tuple (what the engine passed, and the thread's name, kept in
+a thread-local) to a list, atomic under the GIL so no lock, and the `NodeRecord`s are
+built when someone reads `records`.
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .._options import positional
 from ._timeline_svg import check_graph, critical_nodes, timeline_svg
 from ._trace_export import chrome_trace, write_json
 
@@ -124,6 +136,26 @@ class RunRecord:
 _clock = time.perf_counter
 _ident = threading.get_ident
 _current_thread = threading.current_thread
+# `.name`: this thread's name, looked up on its first event (for every Timeline: a fresh
+# Timeline on a pool of 100 threads would otherwise pay 100 lookups)
+_this_thread = threading.local()
+
+
+def _thread_name() -> str:
+    try:
+        return _this_thread.name
+    except AttributeError:  # this thread's first node event
+        _this_thread.name = name = _current_thread().name
+        return name
+
+
+def _record(raw: tuple[Any, ...], pid: int) -> NodeRecord:
+    """A `NodeRecord` from what a node event appended: `(node_id, name, start, end,
+    thread, attempt)` for a success, `+ (error type, retried)` for a failure."""
+    node_id, name, start, end, thread, attempt, *failed = raw
+    if failed:
+        return NodeRecord(node_id, name, start, end, thread, False, attempt, pid, *failed)
+    return NodeRecord(node_id, name, start, end, thread, True, attempt, pid)
 
 
 class Timeline(ExecutionHooks):
@@ -163,10 +195,9 @@ class Timeline(ExecutionHooks):
         self._built: list[NodeRecord] = []
         self._reading = threading.Lock()  # readers only: two must not build the same records
         self.runs: list[RunRecord] = []
-        # Per thread: its name, and node_id -> (attempt, start) of the attempts it is running
-        # (one thread runs one attempt of a node at a time; async nodes sharing the loop
-        # thread have distinct ids within a run). Thread-local, so a node event needs no
-        # thread-id key and no name lookup (together ~40% of its cost).
+        # Per thread, for the keyword methods: node_id -> (attempt, start) of the attempts
+        # it is running (one thread runs one attempt of a node at a time; async nodes
+        # sharing the loop thread have distinct ids within a run).
         self._local = threading.local()
         self._run_starts: dict[int, list[tuple[float, str]]] = {}  # thread -> open runs
         self._pid = os.getpid()
@@ -180,43 +211,56 @@ class Timeline(ExecutionHooks):
         end = _clock()
         opened = self._run_starts.get(_ident())
         start, scheduler = opened.pop() if opened else (end - seconds, "")
-        thread = _current_thread().name
+        thread = _thread_name()
         self.runs.append(RunRecord(scheduler, num_nodes, start, end, thread, failed, self._pid))
 
-    def on_node_start(self, *, node_id: str, name: str, attempt: int) -> None:
-        try:
-            starts = self._local.starts
-        except AttributeError:  # this thread's first node
-            starts = self._thread_state()[0]
-        starts[node_id] = (attempt, _clock())
+    # The engine calls the positional twins (`_options.node_hook_calls`): one call per
+    # attempt, with the engine's clock readings, so no start event and no start table.
 
+    @positional(None)
+    def on_node_start(self, *, node_id: str, name: str, attempt: int) -> None:
+        self._starts()[node_id] = (attempt, _clock())
+
+    @positional("_node_ended")
     def on_node_end(self, *, node_id: str, name: str, seconds: float) -> None:
         end = _clock()
-        local = self._local
-        try:
-            starts, thread = local.starts, local.thread
-        except AttributeError:  # no start seen on this thread (a hook added mid-run)
-            starts, thread = self._thread_state()
-        attempt, start = starts.pop(node_id, (0, end - seconds))
-        self._raw.append((node_id, name, start, end, thread, True, attempt, self._pid))
+        attempt, start = self._starts().pop(node_id, (0, end - seconds))
+        self._node_ended(node_id, name, attempt, start, end)
 
+    @positional("_node_failed")
     def on_node_failure(
         self, *, node_id: str, name: str, error: BaseException, attempt: int, will_retry: bool
     ) -> None:
         end = _clock()
-        starts, thread = self._thread_state()
-        start = starts.pop(node_id, (attempt, end))[1]
-        kind = type(error).__name__
-        raw = (node_id, name, start, end, thread, False, attempt, self._pid, kind, will_retry)
+        start = self._starts().pop(node_id, (attempt, end))[1]
+        self._node_failed(node_id, name, attempt, start, end, error, will_retry)
+
+    def _node_ended(self, node_id: str, name: str, attempt: int, start: float, end: float) -> None:
+        try:
+            thread = _this_thread.name
+        except AttributeError:
+            thread = _thread_name()
+        self._raw.append((node_id, name, start, end, thread, attempt))
+
+    def _node_failed(
+        self,
+        node_id: str,
+        name: str,
+        attempt: int,
+        start: float,
+        end: float,
+        error: BaseException,
+        will_retry: bool,
+    ) -> None:
+        raw = (node_id, name, start, end, _thread_name(), attempt, type(error).__name__, will_retry)
         self._raw.append(raw)
 
-    def _thread_state(self) -> tuple[dict[str, tuple[int, float]], str]:
-        local = self._local
+    def _starts(self) -> dict[str, tuple[int, float]]:
         try:
-            return local.starts, local.thread
+            return self._local.starts
         except AttributeError:
-            local.starts, local.thread = {}, _current_thread().name
-            return local.starts, local.thread
+            self._local.starts = starts = {}
+            return starts
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -226,7 +270,7 @@ class Timeline(ExecutionHooks):
         raw, built = self._raw, self._built
         with self._reading:
             if len(built) < len(raw):  # appended by workers since the last read
-                built.extend(NodeRecord(*fields) for fields in raw[len(built) :])
+                built.extend(_record(fields, self._pid) for fields in raw[len(built) :])
             return list(built)
 
     def clear(self) -> None:

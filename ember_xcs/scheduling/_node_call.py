@@ -46,7 +46,7 @@ class NodeCall:
 
     __slots__ = (
         "args", "ends", "failures", "is_async", "kwargs", "name", "node_id", "operator",
-        "options", "starts", "stop_at",
+        "options", "starts", "stop_at", "timed",
     )  # fmt: skip
 
     def __init__(
@@ -58,7 +58,7 @@ class NodeCall:
         kwargs: dict[str, Any],
         options: ExecutionOptions,
         is_async: bool,
-        node_hooks: tuple[tuple[Any, ...], ...] | None = None,
+        node_hooks: tuple[Any, ...] | None = None,
     ):
         self.node_id = node_id
         self.name = name
@@ -66,8 +66,9 @@ class NodeCall:
         self.args = args
         self.kwargs = kwargs
         self.options = options
-        # (on_node_start, on_node_end, on_node_failure) calls: a run passes its own
-        self.starts, self.ends, self.failures = node_hooks or node_hook_calls(options)
+        # positional hook calls, and whether one uses `start` (`node_hook_calls`): a run
+        # passes its own
+        self.starts, self.ends, self.failures, self.timed = node_hooks or node_hook_calls(options)
         self.is_async = is_async  # `stop_at` is set only when a deadline applies
 
     def __call__(self) -> Any:
@@ -87,23 +88,25 @@ class NodeCall:
 
     def _call_with_retries(self) -> Any:
         attempt = 0
-        timed = self.starts or self.ends
+        starts, ends, timed = self.starts, self.ends, self.timed
         while True:
-            start = 0.0
-            if timed:
-                self._started(attempt)
-                start = time.perf_counter()
+            # hooks are called inline and positionally: every node with hooks pays this
+            for hook in starts:
+                hook(self.node_id, self.name, attempt)
+            start = time.perf_counter() if timed else 0.0
             try:
                 out = self.operator(*self.args, **self.kwargs)
                 if type(out) is CoroutineType:  # a sync-looking operator returned a coroutine
                     out = run_coroutine(out)
             except Exception as exc:  # noqa: BLE001 - every operator error becomes a node error
-                delay = self._failed(exc, attempt)
+                delay = self._failed(exc, attempt, start)
                 time.sleep(delay)
                 attempt += 1
                 continue
-            if timed:
-                self._ended(start)
+            if ends:
+                end = time.perf_counter()
+                for hook in ends:
+                    hook(self.node_id, self.name, attempt, start, end)
             return out
 
     async def acall(self) -> Any:
@@ -111,31 +114,24 @@ class NodeCall:
         set_current_options(self.options)  # a task's context is its own: no reset needed
         attempt = 0
         while True:
-            self._started(attempt)
+            for hook in self.starts:
+                hook(self.node_id, self.name, attempt)
             start = time.perf_counter()
             try:
                 out = self.operator(*self.args, **self.kwargs)
                 if inspect.isawaitable(out):
                     out = await out
             except Exception as exc:  # noqa: BLE001
-                delay = self._failed(exc, attempt)
+                delay = self._failed(exc, attempt, start)
                 await asyncio.sleep(delay)
                 attempt += 1
                 continue
-            self._ended(start)
+            end = time.perf_counter()
+            for hook in self.ends:
+                hook(self.node_id, self.name, attempt, start, end)
             return out
 
-    def _started(self, attempt: int) -> None:
-        for hook in self.starts:
-            hook(node_id=self.node_id, name=self.name, attempt=attempt)
-
-    def _ended(self, start: float) -> None:
-        if self.ends:
-            seconds = time.perf_counter() - start
-            for hook in self.ends:
-                hook(node_id=self.node_id, name=self.name, seconds=seconds)
-
-    def _failed(self, exc: Exception, attempt: int) -> float:
+    def _failed(self, exc: Exception, attempt: int, start: float) -> float:
         """Notify hooks; return the backoff before the next attempt, or raise."""
         options = self.options
         nested = isinstance(exc, ExecutionError) and exc.node_id is not None
@@ -146,14 +142,10 @@ class NodeCall:
             and isinstance(exc, options.retry_on)
             and time.perf_counter() + delay < getattr(self, "stop_at", _NEVER)
         )
-        for hook in self.failures:
-            hook(
-                node_id=self.node_id,
-                name=self.name,
-                error=exc,
-                attempt=attempt,
-                will_retry=will_retry,
-            )
+        if self.failures:
+            end = time.perf_counter()
+            for hook in self.failures:
+                hook(self.node_id, self.name, attempt, start, end, exc, will_retry)
         if will_retry:
             return delay
         if nested:

@@ -9,37 +9,62 @@ batches all get one the same way.
 batch inside a jitted function, counts toward its parent's bar instead of drawing its
 own), only when `sys.stderr` is a terminal at the start of the run, and only once the run
 has lasted `delay` seconds (tqdm's own `delay`): short runs and logs stay clean. The bar
-counts finished nodes (a node that failed for good counts too) out of the plan's size;
-a dynamic run does not know its size in advance, so it shows a count and a rate.
+counts finished nodes (a node that failed for good counts too, a retried one once) out
+of the plan's size; a dynamic run does not know its size in advance, so it shows a count
+and a rate. Concurrent outermost runs that share one options object share one bar (their
+sizes add up).
 
-**Nesting without engine support.** Node events carry no run id, so nesting is read from
-a `ContextVar` depth that `on_node_start` raises and `on_node_end` lowers: the engine
-runs each node in a copy of the context its run was started from, so a nested run's
-nodes see the depth of the node that started it. Concurrent outermost runs that share
-one options object share one bar (their sizes add up).
+**Nesting without engine support, and without a cost per node.** Whether a run is nested
+is decided once, when it starts, from the thread's stack: a run started while the
+operator of a node that a bar counts is running on this thread (its `NodeCall` frame is
+on the stack: on a sync node's thread, or on the event loop while an `async def` node
+runs) neither draws nor joins a bar. Its nodes are not counted either: the engine looks
+up a run's node calls when the run starts (`_options.node_hook_calls`), and this hook
+gives a nested run none, nor a run with no bar to draw. A run that an operator starts on
+another thread of its own (a thread pool, `asyncio.to_thread`) is not on the node's
+stack, so it counts as a run of its own and joins the open bar. The keyword methods
+(what Dask's replay of a remote worker's events calls, and what a subclass that overrides
+one gets) are called for every run; they read nesting from a `ContextVar` depth that
+`on_node_start` raises, as each node runs in a copy of its run's context.
 
-**Cost.** With no bar open (stderr is not a terminal), node events return at once: the
-two calls cost what an empty `ExecutionHooks` costs (`benchmarks/RESULTS.md`,
-"Observability overhead"). tqdm is an optional extra
-(`pip install 'ember_xcs[progress]'`); without it, `progress=True` is an `OptionsError`
-saying what to install.
+**Cost.** A counted node costs one call when it finishes, which ignores the attempt's
+start (so the engine reads the clock once for it, not twice): a check, an atomic count,
+and a comparison with the end time; the bar itself is brought up to date at most every
+`REFRESH_SECONDS` (tqdm would not redraw more often anyway). A run with no bar (stderr is
+not a terminal) gets no node calls at all. See `benchmarks/RESULTS.md`, "Observability
+overhead". tqdm is an optional extra (`pip install 'ember_xcs[progress]'`); without it,
+`progress=True` is an `OptionsError` saying what to install.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import sys
 import threading
+import time
 from contextvars import ContextVar
 from typing import Any
 
 from .. import _options
 from .._errors import OptionsError
+from .._options import positional
 from ._hooks import ExecutionHooks
+from ._node_call import NodeCall
 
-__all__ = ["DEFAULT_DELAY", "ProgressHooks"]
+__all__ = ["DEFAULT_DELAY", "REFRESH_SECONDS", "ProgressHooks"]
 
 DEFAULT_DELAY = 2.0  # seconds before a bar appears: shorter runs never show one
-_depth: ContextVar[int] = ContextVar("ember_xcs_progress_depth", default=0)
+REFRESH_SECONDS = 0.1  # the bar is brought up to date at most this often (tqdm's mininterval)
+_clock = time.perf_counter
+_ident = threading.get_ident
+_depth: ContextVar[int] = ContextVar("ember_xcs_progress_depth", default=0)  # keyword calls only
+
+# The frames that run a node's operator: while one is on a thread's stack, that thread is
+# inside a node.
+_NODE_CODE = frozenset({NodeCall._call_with_retries.__code__, NodeCall.acall.__code__})
+_open_bars = [0]  # bars open in this process, over all ProgressHooks (under _bars_lock)
+_bars_lock = threading.Lock()
 
 
 class ProgressHooks(ExecutionHooks):
@@ -60,6 +85,9 @@ class ProgressHooks(ExecutionHooks):
         self.file = file
         self._bar: Any = None
         self._runs = 0  # outermost runs sharing the open bar
+        self._joined: dict[int, list[bool]] = {}  # thread -> did each run it started join the bar?
+        self._done = itertools.count(1)  # next() is the count of finished nodes: atomic
+        self._next_draw = 0.0  # when the next node to finish brings the bar up to date
         self._lock = threading.Lock()
         self.added_by_progress_option = False
 
@@ -77,22 +105,32 @@ class ProgressHooks(ExecutionHooks):
     # --- runs --------------------------------------------------------------------------------
 
     def on_graph_start(self, *, num_nodes: int, scheduler: str) -> None:
-        if _depth.get():  # a run inside a node: its parent's bar covers it
-            return
+        # a run inside a node neither draws nor joins: its parent's bar covers it
+        nested = _depth.get() or _inside_counted_node()
+        joined = not nested and self._join(num_nodes, scheduler)
+        self._joined.setdefault(_ident(), []).append(joined)  # a run ends on its own thread
+
+    def _join(self, num_nodes: int, scheduler: str) -> bool:
+        """Add this run to the open bar, or open one on a terminal; False if neither."""
         with self._lock:
             if self._bar is not None:
                 self._runs += 1
                 if num_nodes and self._bar.total is not None:
                     self._bar.total += num_nodes
-                return
-            stream = self.file if self.file is not None else sys.stderr
+                return True
+            stream = self._stream()
             if not _is_terminal(stream):
-                return
+                return False
+            self._done, self._next_draw = itertools.count(1), 0.0
             self._bar = _new_bar(num_nodes, self.delay, stream, scheduler)
             self._runs = 1
+            with _bars_lock:
+                _open_bars[0] += 1
+            return True
 
     def on_graph_end(self, *, num_nodes: int, seconds: float, failed: bool) -> None:
-        if _depth.get() or self._bar is None:
+        joined = self._joined.get(_ident())
+        if not joined or not joined.pop():
             return
         with self._lock:
             bar = self._bar
@@ -102,38 +140,117 @@ class ProgressHooks(ExecutionHooks):
             if self._runs > 0:
                 return
             self._bar = None
+            done = next(self._done) - 1  # every node of the runs has finished
+            with _bars_lock:
+                _open_bars[0] -= 1
+        if done > bar.n:
+            bar.update(done - bar.n)
         if bar.total is None:  # a dynamic run: now we know its size
             bar.total = bar.n
         bar.close()
 
-    # --- nodes -------------------------------------------------------------------------------
+    def _stream(self) -> Any:
+        return self.file if self.file is not None else sys.stderr
 
+    # --- nodes -------------------------------------------------------------------------------
+    # The engine calls `_node_ended` / `_node_failed` positionally, in the runs `_counted`
+    # says the bar counts (see `_options.node_hook_calls`). The keyword methods serve Dask's
+    # replay of a remote worker's events and a subclass that overrides one of them: they
+    # are called for every run, so they read nesting from a `ContextVar` depth that
+    # `on_node_start` raises (the engine runs each node in a copy of its run's context).
+
+    @positional(None)
     def on_node_start(self, *, node_id: str, name: str, attempt: int) -> None:
         if self._bar is not None:
             _depth.set(_depth.get() + 1)
 
+    @positional("_run_node_end", start=False)
     def on_node_end(self, *, node_id: str, name: str, seconds: float) -> None:
-        if self._bar is not None:
-            self._finished()
+        if self._left_node():
+            self._node_ended(node_id, name, 0, 0.0, _clock())
 
+    @positional("_run_node_failure", start=False)
     def on_node_failure(
         self, *, node_id: str, name: str, error: BaseException, attempt: int, will_retry: bool
     ) -> None:
-        if self._bar is not None:
-            if will_retry:  # the next attempt raises the depth again
-                _depth.set(max(_depth.get() - 1, 0))
-            else:
-                self._finished()
+        if will_retry:  # the next attempt raises the depth again
+            _depth.set(max(_depth.get() - 1, 0))
+        elif self._left_node():
+            self._node_ended(node_id, name, attempt, 0.0, _clock())
 
-    def _finished(self) -> None:
+    def _left_node(self) -> bool:
+        """Lower the depth; True if the node that finished belongs to an outermost run."""
         depth = _depth.get()
         if depth == 0:  # its start came before the bar opened: not ours to count
-            return
+            return False
         _depth.set(depth - 1)
-        if depth == 1:
-            with self._lock:
-                if self._bar is not None:
-                    self._bar.update(1)
+        return depth == 1
+
+    @property
+    def _run_node_end(self) -> Any:
+        """The node-end call for the run now starting on this thread, if the bar counts it."""
+        return self._node_ended if self._counted() else None
+
+    @property
+    def _run_node_failure(self) -> Any:
+        return self._node_failed if self._counted() else None
+
+    def _counted(self) -> bool:
+        """Will the run starting on this thread have its nodes counted? Not if there is no
+        bar to draw, nor if it runs inside a node of a run that has one."""
+        if self._bar is None and not _is_terminal(self._stream()):
+            return False
+        return not (_depth.get() or _inside_counted_node())
+
+    def _node_ended(self, node_id: str, name: str, attempt: int, start: float, end: float) -> None:
+        if self._bar is not None:
+            done = next(self._done)
+            if end >= self._next_draw:
+                self._draw(done, end)
+
+    def _node_failed(
+        self,
+        node_id: str,
+        name: str,
+        attempt: int,
+        start: float,
+        end: float,
+        error: BaseException,
+        will_retry: bool,
+    ) -> None:
+        if not will_retry:  # a node that will be retried is counted by its last attempt
+            self._node_ended(node_id, name, attempt, start, end)
+
+    def _draw(self, done: int, now: float) -> None:
+        """Bring the bar up to `done` nodes; the first node to finish `REFRESH_SECONDS`
+        from now does it again."""
+        with self._lock:
+            self._next_draw = now + REFRESH_SECONDS
+            bar = self._bar
+            if bar is not None and done > bar.n:
+                bar.update(done - bar.n)
+
+
+def _inside_counted_node() -> bool:
+    """Is this thread running the operator of a node that an open bar counts?
+
+    Read from the stack, so it costs nothing per node: called as a run starts or ends,
+    and it walks the stack only while some bar is open.
+    """
+    if not _open_bars[0]:
+        return False
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code in _NODE_CODE and any(map(_counts, frame.f_locals["self"].ends)):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _counts(end_call: Any) -> bool:
+    """Is this node-end call an open bar's?"""
+    hook = getattr(end_call, "__self__", None)
+    return isinstance(hook, ProgressHooks) and hook._bar is not None
 
 
 def _is_terminal(stream: Any) -> bool:
@@ -145,12 +262,7 @@ def _is_terminal(stream: Any) -> bool:
 
 
 def _new_bar(total: int, delay: float, stream: Any, scheduler: str) -> Any:
-    from tqdm import tqdm
-
-    class _Bar(tqdm):  # no monitor thread: a run must not leave threads behind
-        monitor_interval = 0
-
-    return _Bar(
+    return _bar_class()(
         total=total or None,
         delay=delay,
         file=stream,
@@ -158,6 +270,16 @@ def _new_bar(total: int, delay: float, stream: Any, scheduler: str) -> Any:
         desc=f"ember_xcs ({scheduler})",
         dynamic_ncols=True,
     )
+
+
+@functools.cache
+def _bar_class() -> Any:
+    from tqdm import tqdm  # an optional extra: imported when the first bar opens
+
+    class _Bar(tqdm):  # no monitor thread: a run must not leave threads behind
+        monitor_interval = 0
+
+    return _Bar
 
 
 def _progress_hooks(progress: bool | float) -> ProgressHooks:
