@@ -126,9 +126,9 @@ def _run_local(token: str, index: int, *deps: Any) -> Any:
 
 def _run_shipped(payload: bytes, inputs: Any, deadline_wall: float | None, *deps: Any) -> Any:
     index, node, options, topic = pickle.loads(payload)
-    hooks = node_hook_calls(options)
     if topic is not None:
-        hooks = _topic_hooks(topic)
+        options = options.replace(hooks=(_TopicHooks(topic),))
+    hooks = node_hook_calls(options)
     deadline = None
     if deadline_wall is not None:  # wall clocks agree across processes; perf_counter does not
         deadline = time.perf_counter() + (deadline_wall - time.time())
@@ -138,21 +138,28 @@ def _run_shipped(payload: bytes, inputs: Any, deadline_wall: float | None, *deps
     raise _NodeFailed(index, _pickled_error(value))
 
 
-def _topic_hooks(topic: str) -> tuple[tuple[Any, ...], ...]:
-    """Node hooks that send each event to the client through Dask's event topic."""
-    from distributed import get_worker
+class _TopicHooks:
+    """Stands in for a run's hooks on a cluster worker: sends each node event, with the
+    keyword arguments the run's own hooks take, to the client through a Dask topic."""
 
-    worker = get_worker()
+    def __init__(self, topic: str):
+        from distributed import get_worker
 
-    def send(method: str) -> Any:
-        def hook(**kwargs: Any) -> None:
-            if "error" in kwargs:
-                kwargs["error"] = picklable_error(kwargs["error"])
-            worker.log_event(topic, pickle.dumps((method, kwargs)))
+        self.topic, self.worker = topic, get_worker()
 
-        return (hook,)
+    def _send(self, method: str, kwargs: dict[str, Any]) -> None:
+        if "error" in kwargs:
+            kwargs["error"] = picklable_error(kwargs["error"])
+        self.worker.log_event(self.topic, pickle.dumps((method, kwargs)))
 
-    return send("on_node_start"), send("on_node_end"), send("on_node_failure")
+    def on_node_start(self, **kwargs: Any) -> None:
+        self._send("on_node_start", kwargs)
+
+    def on_node_end(self, **kwargs: Any) -> None:
+        self._send("on_node_end", kwargs)
+
+    def on_node_failure(self, **kwargs: Any) -> None:
+        self._send("on_node_failure", kwargs)
 
 
 def _pickled_error(error: BaseException) -> bytes:
