@@ -226,7 +226,7 @@ def test_a_multi_process_local_cluster_runs_the_contract_basics() -> None:
 
 
 @pytest.mark.slow
-def test_a_two_worker_cluster_runs_a_fan_out_across_both_workers() -> None:
+def test_a_two_worker_cluster_runs_a_fan_out_across_both_workers(tmp_path: Any) -> None:
     cluster = distributed.LocalCluster(
         n_workers=2, threads_per_worker=4, processes=True, host="127.0.0.1", dashboard_address=":0"
     )
@@ -243,8 +243,37 @@ def test_a_two_worker_cluster_runs_a_fan_out_across_both_workers() -> None:
             options = xcs.ExecutionOptions(scheduler="dask", dask_client=remote)
             result = xcs.execute_graph(g, {"seconds": 0.2}, options=options)
             assert result["distinct"] == 2  # both worker processes ran calls
+
+            # a failure cancels the rest: of eight chains of six 0.5 s calls (3 s each),
+            # the calls after the first of each chain never start
+            failing = xcs.Graph()
+            failing.add_node(_fail_now, node_id="fail")
+            for c in range(8):
+                for i in range(6):
+                    failing.add_node(_touch, node_id=f"c{c}_{i}")
+                    if i:
+                        failing.connect(f"c{c}_{i - 1}", f"c{c}_{i}")
+            with pytest.raises(ValueError, match="failed at once"):
+                xcs.execute_graph(failing, {"folder": str(tmp_path)}, options=options)
+            time.sleep(1.5)  # long enough for a second call of each chain, were it started
+            ran = len(list(tmp_path.iterdir()))
+            assert 0 < ran <= 8 + 2  # the chains' first calls, at most a straggler each side
     finally:
         cluster.close()
+
+
+def _fail_now() -> None:
+    raise ValueError("failed at once")
+
+
+def _touch(folder: str, *previous: Any) -> str:
+    import os
+    import pathlib
+
+    time.sleep(0.5)
+    path = pathlib.Path(folder) / f"{os.getpid()}-{time.perf_counter_ns()}"
+    path.touch()
+    return str(path)
 
 
 def _pid_after_sleep(seconds: float) -> int:

@@ -14,8 +14,10 @@ semantics sit on top:
   and never runs them: they are the skipped nodes. Without `return_partial_results` the
   first failure stops the run: in-process, tasks that have not started yet return without
   calling anything and the run waits for the calls in flight (as the engine does);
-  on a cluster, the remaining tasks are cancelled (a call already running on a worker
-  finishes there and its output is dropped).
+  on a cluster, the failing task sends an event on the run's stop topic and the client
+  cancels the remaining tasks at once (a call already running on a worker finishes there
+  and its output is dropped). Dask's `wait` cannot return at the first exception, which
+  is why the failure is announced this way.
 - **Timeouts.** A node timeout is enforced in the task (the call runs on a thread of the
   worker's process and the task gives up on it at the deadline); the graph deadline by
   the client, which then stops or cancels what is left, as on failure.
@@ -124,7 +126,9 @@ def _run_local(token: str, index: int, *deps: Any) -> Any:
 # --- cluster runs: tasks carry their node, pickled once per plan --------------------------
 
 
-def _run_shipped(payload: bytes, inputs: Any, deadline_wall: float | None, *deps: Any) -> Any:
+def _run_shipped(
+    payload: bytes, inputs: Any, deadline_wall: float | None, stop_topic: str | None, *deps: Any
+) -> Any:
     index, node, options, topic = pickle.loads(payload)
     if topic is not None:
         options = options.replace(hooks=(_TopicHooks(topic),))
@@ -135,6 +139,10 @@ def _run_shipped(payload: bytes, inputs: Any, deadline_wall: float | None, *deps
     ok, value = _call_node(node, deps, inputs, options, hooks, deadline)
     if ok:
         return value
+    if stop_topic is not None:  # tell the client now, so it cancels the rest of the run
+        from distributed import get_worker
+
+        get_worker().log_event(stop_topic, index)
     raise _NodeFailed(index, _pickled_error(value))
 
 
@@ -259,6 +267,9 @@ class _GraphRun:
         self.skipped: set[int] = set()
         self.local: _LocalRun | None = None
         self.events = _EventRelay(options) if options.hooks and not self.in_process else None
+        self.futures: list[Any] | None = None
+        self.failure_seen: int | None = None  # a cluster task that failed (`_on_failure`)
+        self.stopping = threading.Lock()
 
     def run(self) -> ExecutionResult:
         plan, options = self.plan, self.options
@@ -301,10 +312,34 @@ class _GraphRun:
             wall = time.time() + (self.deadline - self.start) if self.deadline else None
             topic = self.events.subscribe(self.client, token) if self.events else None
             payloads = self._payloads(topic)
+            stop = None
+            if not self.options.return_partial_results:
+                stop = f"{token}-stop"
+                self.client.subscribe_topic(stop, self._on_failure)
             for i, node in enumerate(plan.nodes):
                 deps = [keys[d] for d in dict.fromkeys(node.deps)]
-                graph[keys[i]] = (_run_shipped, payloads[i], inputs_key, wall, *deps)
-        return self.client.get(graph, keys, sync=False)
+                graph[keys[i]] = (_run_shipped, payloads[i], inputs_key, wall, stop, *deps)
+        futures = self.client.get(graph, keys, sync=False)
+        with self.stopping:
+            self.futures = futures
+            if self.failure_seen is not None:
+                self._cancel_rest()
+        return futures
+
+    def _on_failure(self, event: Any) -> None:
+        """A cluster task failed (a run without partial results): cancel the rest now, not
+        when Dask's wait for the whole graph returns. Runs on the client's event loop,
+        where the client's blocking calls cannot be made."""
+        with self.stopping:
+            self.failure_seen = event[1]  # the failed node's index: its own error must arrive
+            if self.futures is not None:
+                threading.Thread(target=self._cancel_rest, daemon=True).start()
+
+    def _cancel_rest(self) -> None:
+        failed = self.futures[self.failure_seen] if self.futures else None
+        pending = [f for f in self.futures or () if not f.done() and f is not failed]
+        if pending:
+            self.client.cancel(pending)
 
     def _payloads(self, topic: str | None) -> list[bytes]:
         """Each node pickled with the options its worker needs (cached per plan)."""
@@ -364,6 +399,12 @@ class _GraphRun:
                 self.failures[self.plan.nodes[i].node_id] = error
                 self.failed.add(i)
                 first = first or error
+        if first is None and not timed_out:  # cancelled, but not by this run: say so
+            for i, future in enumerate(futures):
+                if future.status == "cancelled":
+                    first = as_xcs_error(self._exception(future), self.plan.nodes[i])
+                    self.failures[self.plan.nodes[i].node_id] = first
+                    self.failed.add(i)
         if first is not None and not partial:
             return first
         if timed_out:
@@ -379,10 +420,7 @@ class _GraphRun:
 
     def _error_of(self, i: int, future: Any) -> BaseException | None:
         """Node `i`'s own error, or `None` when it was skipped for a failed dependency."""
-        try:
-            exc = future.exception()
-        except BaseException as err:  # noqa: BLE001 - a cancelled future raises here
-            exc = err
+        exc = self._exception(future)
         node = self.plan.nodes[i]
         if isinstance(exc, _NodeFailed):
             if exc.index != i:
@@ -394,6 +432,13 @@ class _GraphRun:
                 return local.errors[i]
             return None  # it did not start: the run had already stopped
         return as_xcs_error(exc, node)
+
+    @staticmethod
+    def _exception(future: Any) -> BaseException:
+        try:
+            return future.exception()
+        except BaseException as err:  # noqa: BLE001 - a cancelled future raises here
+            return err
 
     def _expire(self) -> BaseException | None:
         """The graph deadline passed: the timeout to raise, or recorded as partial results."""
@@ -444,6 +489,8 @@ class _GraphRun:
             self.client.cancel(unfinished)
         if self.events is not None:
             self.events.close(self.client)
+        if not self.in_process and not self.options.return_partial_results and futures:
+            self.client.unsubscribe_topic(f"{self.token}-stop")
         _local_runs.pop(self.token, None)
 
     # the result ------------------------------------------------------------------------------
