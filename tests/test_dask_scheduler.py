@@ -244,6 +244,13 @@ def test_a_two_worker_cluster_runs_a_fan_out_across_both_workers(tmp_path: Any) 
             result = xcs.execute_graph(g, {"seconds": 0.2}, options=options)
             assert result["distinct"] == 2  # both worker processes ran calls
 
+            # from a cluster only the sinks are fetched, but a jitted plan gets every
+            # output it returns
+            jitted = xcs.jit(_pair, mode="trace")
+            with xcs.execution_options(scheduler="dask", dask_client=remote):
+                assert jitted("q") == _pair("q") and jitted("r") == _pair("r")
+            assert xcs.get_jit_stats(jitted).plan_calls == 2
+
             # a failure cancels the rest: of eight chains of six 0.5 s calls (3 s each),
             # the calls after the first of each chain never start
             failing = xcs.Graph()
@@ -300,10 +307,35 @@ def test_a_jitted_plan_on_dask_returns_intermediate_outputs(client: Any) -> None
     def join(a: str, b: str) -> str:
         return f"{a}|{b}"
 
+    @xcs.op
+    def exclaim(text: str) -> str:
+        return f"{text}!"
+
     def pair(text: str) -> tuple[str, str]:
         first = up(text)  # returned, and also an input of `join`: not a sink
-        return first, join(first, up(text + "b"))
+        return first, join(first, exclaim(text))
 
     jitted = xcs.jit(pair, mode="trace")
     with xcs.execution_options(scheduler="dask", dask_client=client):
         assert jitted("q") == pair("q") and jitted("r") == pair("r")
+    assert xcs.get_jit_stats(jitted).plan_calls == 2  # the plan ran as one Dask graph
+
+
+@xcs.op
+def _shout(text: str) -> str:
+    return text.upper()
+
+
+@xcs.op
+def _join(a: str, b: str) -> str:
+    return f"{a}|{b}"
+
+
+@xcs.op
+def _exclaim(text: str) -> str:
+    return f"{text}!"
+
+
+def _pair(text: str) -> tuple[str, str]:
+    first = _shout(text)  # returned, and also an input of `_join`: not a sink
+    return first, _join(first, _exclaim(text))

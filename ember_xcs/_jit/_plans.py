@@ -22,7 +22,6 @@ from .._errors import NodeExecutionError, XCSError
 from .._options import ExecutionOptions, current_options
 from ..operators import KindMemo, Operator
 from ..scheduling import (
-    EngineScheduler,
     ExecutionPlan,
     ExecutionResult,
     PlanNode,
@@ -74,7 +73,7 @@ def replay(
     it, as the plain function would; leaf operators' errors name their node.
     """
     scheduler = resolve_scheduler(options.scheduler, plan, options)
-    engine = isinstance(scheduler, EngineScheduler)
+    engine = getattr(scheduler, "fills_by_index", False)  # else: ask for every output
     error: BaseException | None = None
     try:
         result = scheduler.run(plan, inputs, options if engine else _all_outputs(options))

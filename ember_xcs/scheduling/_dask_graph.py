@@ -261,7 +261,8 @@ class _GraphRun:
         timeout = options.timeout_seconds
         self.deadline = self.start + timeout if timeout else None
         n = len(plan.nodes)
-        self.results: list[Any] = [_PENDING] * n
+        self.results: list[Any] = [_PENDING] * n  # fetched outputs (`by_index`)
+        self.finished: set[int] = set()
         self.failures: dict[str, XCSError] = {}
         self.failed: set[int] = set()
         self.skipped: set[int] = set()
@@ -367,24 +368,33 @@ class _GraphRun:
         from distributed import wait
 
         partial = self.options.return_partial_results
+        # What to fetch: in-process it costs nothing, so every output (jit reads any
+        # node's); from a cluster, the sinks only, unless every output is asked for.
+        every = self.in_process or partial or self.options.include_intermediates
+        wanted = list(range(len(futures))) if every else list(self.plan.sinks)
         timed_out = False
-        if self.deadline is None:  # one round trip: wait for everything, fetch the outputs
-            values = iter(self.client.gather(futures, errors="skip"))
+        if self.deadline is None:  # one round trip: wait for the outputs and fetch them
+            values = self.client.gather([futures[i] for i in wanted], errors="skip")
+            status = [f.status for f in futures]  # the rest finished before the sinks did
         else:
             try:
                 with self.client.as_current():
                     wait(futures, timeout=self._time_left())
             except TimeoutError:
                 timed_out = True
-            values = iter(self.client.gather([f for f in futures if f.status == "finished"]))
+            status = [f.status for f in futures]  # later arrivals are past the deadline
+            values = self.client.gather([futures[i] for i in wanted if status[i] == "finished"])
+        fetched = iter(values)
+        for i in wanted:
+            if status[i] == "finished":
+                self.results[i] = next(fetched)
         called = 0  # nodes whose call ran to its end (each sent its hooks a last event)
         first: BaseException | None = None
         for i, future in enumerate(futures):
-            status = future.status
-            if status == "finished":
-                self.results[i] = next(values)
+            if status[i] == "finished":
+                self.finished.add(i)
                 called += 1
-            elif status == "error":
+            elif status[i] == "error":
                 error = self._error_of(i, future)
                 if error is None:  # skipped: something it depends on failed
                     self.skipped.add(i)
@@ -445,7 +455,7 @@ class _GraphRun:
         running = self._running()
         nodes = self.plan.nodes
         names = [f"{nodes[i].node_id} ({nodes[i].name})" for i in running]
-        finished = sum(r is not _PENDING for r in self.results) + len(self.failed)
+        finished = len(self.finished) + len(self.failed)
         waiting = len(nodes) - finished - len(self.skipped) - len(running)
         error = ExecutionTimeoutError(
             f"execution did not finish within timeout_seconds={self.options.timeout_seconds}; "
@@ -457,22 +467,21 @@ class _GraphRun:
         for i in running:
             self.failures[nodes[i].node_id] = error
             self.failed.add(i)
-        for i, r in enumerate(self.results):
-            if r is _PENDING and i not in self.failed:
+        for i in range(len(nodes)):
+            if i not in self.finished and i not in self.failed:
                 self.skipped.add(i)
         return None
 
     def _running(self) -> list[int]:
         """Nodes in flight: started and not done (in-process, where starts are seen), or
         else every unfinished node whose inputs were all ready."""
-        done = {i for i, r in enumerate(self.results) if r is not _PENDING}
-        done |= self.failed | self.skipped
+        done = self.finished | self.failed | self.skipped
         if self.local is not None:
             return sorted(self.local.started - done)
         return [
             i
             for i, node in enumerate(self.plan.nodes)
-            if i not in done and all(self.results[d] is not _PENDING for d in node.deps)
+            if i not in done and all(d in self.finished for d in node.deps)
         ]
 
     def _stop(self, futures: list[Any]) -> None:
@@ -496,14 +505,12 @@ class _GraphRun:
     # the result ------------------------------------------------------------------------------
 
     def _result(self, futures: list[Any]) -> ExecutionResult:
-        """Outputs as the engine returns them; `by_index` holds every finished node's
-        (jit reads any node's), all fetched in `_collect`."""
+        """Outputs as the engine returns them; `by_index` holds every output fetched in
+        `_collect` (in-process, every finished node's: jit reads any node's)."""
         plan, options = self.plan, self.options
         partial = bool(self.failures or self.skipped)
         wanted = (
-            [i for i, r in enumerate(self.results) if r is not _PENDING]
-            if partial or options.include_intermediates
-            else list(plan.sinks)
+            sorted(self.finished) if partial or options.include_intermediates else list(plan.sinks)
         )
         outputs = {plan.nodes[i].node_id: self.results[i] for i in wanted}
         count = len(self.local.started) if self.local else len(futures) - len(self.skipped)

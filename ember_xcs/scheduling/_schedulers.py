@@ -49,7 +49,12 @@ class Scheduler(Protocol):
 
 
 class EngineScheduler:
-    """The shared engine loop driving the executor that `make_executor(options)` returns."""
+    """The shared engine loop driving the executor that `make_executor(options)` returns.
+
+    Its results' `by_index` holds every node's output (`fills_by_index`), which jit's
+    replay reads; a scheduler without it is asked for `include_intermediates` instead."""
+
+    fills_by_index = True
 
     def __init__(
         self, name: str, make_executor: Callable[[ExecutionOptions], Any], *, barrier: bool = False
@@ -107,6 +112,8 @@ class DaskScheduler(EngineScheduler):
     """The plan as one Dask graph (`_dask_graph`); with `max_workers`, which Dask cannot
     honour per graph, the engine loop submitting ready calls to Dask (`DaskExecutor`).
     A jitted body's dynamic run always takes the latter (`make_executor`)."""
+
+    fills_by_index = False  # from a cluster it fetches only the outputs asked for
 
     def __init__(self) -> None:
         super().__init__("dask", _dask_executor)
