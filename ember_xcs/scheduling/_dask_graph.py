@@ -297,7 +297,10 @@ class _GraphRun:
 
     def _submit(self) -> list[Any]:
         plan, token = self.plan, self.token
-        keys = [f"{node.node_id}-{token}-{i}" for i, node in enumerate(plan.nodes)]
+        # Keys start with the operator's name: Dask groups tasks by that prefix and learns
+        # each group's duration (a prefix per node id would leave every task "unknown")
+        run = token.removeprefix("ember-xcs-")
+        keys = [f"{node.name}-{run}-{i}" for i, node in enumerate(plan.nodes)]
         graph: dict[str, Any] = {}
         if self.in_process:
             self.local = _LocalRun(
@@ -368,9 +371,10 @@ class _GraphRun:
         from distributed import wait
 
         partial = self.options.return_partial_results
-        # What to fetch: in-process it costs nothing, so every output (jit reads any
-        # node's); from a cluster, the sinks only, unless every output is asked for.
-        every = self.in_process or partial or self.options.include_intermediates
+        # What to fetch: the sinks, unless every output is asked for (partial results,
+        # `include_intermediates`, jit's replay). Even in-process, fetching an output
+        # is a request to the worker per key.
+        every = partial or self.options.include_intermediates
         wanted = list(range(len(futures))) if every else list(self.plan.sinks)
         timed_out = False
         if self.deadline is None:  # one round trip: wait for the outputs and fetch them
@@ -505,8 +509,8 @@ class _GraphRun:
     # the result ------------------------------------------------------------------------------
 
     def _result(self, futures: list[Any]) -> ExecutionResult:
-        """Outputs as the engine returns them; `by_index` holds every output fetched in
-        `_collect` (in-process, every finished node's: jit reads any node's)."""
+        """Outputs as the engine returns them; `by_index` holds the outputs fetched in
+        `_collect` (every finished node's when every output was asked for)."""
         plan, options = self.plan, self.options
         partial = bool(self.failures or self.skipped)
         wanted = (
