@@ -270,6 +270,7 @@ class _GraphRun:
         self.events = _EventRelay(options) if options.hooks and not self.in_process else None
         self.futures: list[Any] | None = None
         self.failure_seen: int | None = None  # a cluster task that failed (`_on_failure`)
+        self.stop_topic: str | None = None
         self.stopping = threading.Lock()
 
     def run(self) -> ExecutionResult:
@@ -277,9 +278,10 @@ class _GraphRun:
         for hook in hook_calls(options, "on_graph_start"):
             hook(num_nodes=len(plan), scheduler="dask")
         failed = True
+        futures: list[Any] = []
         try:
-            futures = self._submit() if plan.nodes else []
             try:
+                futures = self._submit() if plan.nodes else []
                 error = self._collect(futures)
                 if error is not None:
                     raise error
@@ -318,7 +320,7 @@ class _GraphRun:
             payloads = self._payloads(topic)
             stop = None
             if not self.options.return_partial_results:
-                stop = f"{token}-stop"
+                stop = self.stop_topic = f"{token}-stop"
                 self.client.subscribe_topic(stop, self._on_failure)
             for i, node in enumerate(plan.nodes):
                 deps = [keys[d] for d in dict.fromkeys(node.deps)]
@@ -502,8 +504,8 @@ class _GraphRun:
             self.client.cancel(unfinished)
         if self.events is not None:
             self.events.close(self.client)
-        if not self.in_process and not self.options.return_partial_results and futures:
-            self.client.unsubscribe_topic(f"{self.token}-stop")
+        if self.stop_topic is not None:
+            self.client.unsubscribe_topic(self.stop_topic)
         _local_runs.pop(self.token, None)
 
     # the result ------------------------------------------------------------------------------
