@@ -72,7 +72,7 @@ from ..scheduling import (
     resolve_scheduler,
 )
 from ._async import refuse_coroutine
-from ._containers import open_container, resolve_attributes
+from ._containers import ATOMS, open_container, resolve_attributes
 from ._numeric import NumericLeaves
 
 __all__ = ["LazyResult", "project", "resolve", "run_dynamic"]
@@ -197,7 +197,9 @@ class _Dispatcher:
         target = operator
         if kind.compiled and self.numeric is not None:
             target = self.numeric.leaf(operator, len(args), tuple(kwargs))
-        lazies = _lazies((args, kwargs))
+        lazies = _lazies(args)
+        if kwargs:
+            _collect(kwargs, lazies)
         deps = tuple(dict.fromkeys(object.__getattribute__(x, "_index") for x in lazies))
         bind = _bind_lazies(args, kwargs) if lazies else _bind_constant(args, kwargs)
         run = self.run
@@ -218,7 +220,7 @@ def _bind_constant(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 
 def _bind_lazies(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     # runs when every dependency finished: each LazyResult resolves without waiting
-    return lambda results, inputs: _resolve_all((args, kwargs))
+    return lambda results, inputs: (_resolve_all(args), _resolve_all(kwargs) if kwargs else kwargs)
 
 
 def _lazies(value: Any) -> list[LazyResult]:
@@ -229,8 +231,11 @@ def _lazies(value: Any) -> list[LazyResult]:
 
 
 def _collect(value: Any, found: list[LazyResult]) -> None:
-    if type(value) is LazyResult:
+    kind = type(value)
+    if kind is LazyResult:
         found.append(value)
+        return
+    if kind in ATOMS:  # the common argument: no call to open it
         return
     opened = open_container(value)
     if opened is not None:
@@ -241,8 +246,11 @@ def _collect(value: Any, found: list[LazyResult]) -> None:
 def _resolve_all(value: Any) -> Any:
     """`value` with every `LazyResult` in its containers replaced by the concrete value;
     containers without one are returned as they are."""
-    if type(value) is LazyResult:
+    kind = type(value)
+    if kind is LazyResult:
         return resolve(value)
+    if kind in ATOMS:
+        return value
     opened = open_container(value)
     if opened is None:
         return value
@@ -256,7 +264,10 @@ def _resolve_all(value: Any) -> Any:
 def _resolve_output(value: Any, depth: int = 3) -> Any:
     """The body's return value with no `LazyResult` left in it: containers are rebuilt,
     plain objects (`depth` levels of them) have their attributes resolved in place."""
-    if type(value) is LazyResult:
+    kind = type(value)
+    if kind in ATOMS:
+        return value
+    if kind is LazyResult:
         return resolve(value)
     opened = open_container(value)
     if opened is None:
@@ -273,12 +284,15 @@ def _resolve_output(value: Any, depth: int = 3) -> Any:
 # --- entry point -------------------------------------------------------------------------
 
 
+_NO_PLAN = ExecutionPlan([])  # a dynamic run's graph is discovered as the body runs
+
+
 def _executor_for(options: ExecutionOptions) -> tuple[Any, str]:
     """The executor dispatched calls go to and the scheduler's name."""
     spec = options.scheduler
     if spec in ("auto", "wave"):  # no waves to wait for: the graph unfolds as the body runs
         spec = "parallel"
-    scheduler = resolve_scheduler(spec, ExecutionPlan([]), options)
+    scheduler = resolve_scheduler(spec, _NO_PLAN, options)
     name = getattr(scheduler, "name", None) or type(scheduler).__name__
     if name == "noop":
         raise OptionsError(
