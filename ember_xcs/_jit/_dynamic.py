@@ -24,6 +24,21 @@ capacity, release-on-last-input, deadlines, node timeouts, retries and hooks are
 engine's own. Resolving a `LazyResult` is `Run.wait(index)`, which pumps the loop until
 that node finished; when the body returns, `Run.finish` pumps until every node did.
 
+**A call made alone runs on the body's thread.** Handing a call to a worker thread and
+being woken when it returns costs more than the rest of its dispatch (0.15-0.2 ms after
+a slow call on a 2-CPU machine, against about 0.03 ms). So a call the body makes while
+no other call is in flight is not started at once (the engine's "A lone call" rule): if
+the body's next step needs its value (a router's `if label == "math"`, a retry loop's
+`json.loads`), the call runs right there, on the body's thread, as in plain Python; if
+the body first makes another call that can start, both go to workers and overlap as
+before. A width-1 program therefore pays the dispatch but no thread hop. What it costs:
+such a call no longer overlaps the body's own work until that point. A starter thread
+hands a call still waiting after 2 ms to a worker, so a body that computes for 50 ms
+after a lone call loses about 6 ms of overlap (the grace, plus up to the 5 ms GIL switch
+interval before the starter runs), and a body that blocks on what the call does without
+using its value (an event, a queue) is released. Under a deadline every call goes to a
+worker, as before: a call on the body's thread could not be interrupted.
+
 Every dispatched call runs exactly once. Before the jitted call returns or raises, all of
 them have finished. A failed call raises its node-naming `XCSError` where the body needs
 its value; a failure the body never needed is raised when the call ends, as the plain
@@ -39,7 +54,7 @@ bodies run once per new shape, as in a plan.
 
 | option | in a dynamic run |
 |---|---|
-| `scheduler` | `"sequential"` (and custom non-engine schedulers) run each call inline when it is made (no overlap, exact); `"parallel"`, `"auto"` and `"wave"` use the shared worker pool (`async def` operators the shared event loop) with dataflow dispatch — there are no waves to wait for, the graph is discovered as the body runs; `"dask"` the Dask client; `"noop"` raises `OptionsError` (there is no plan to return) |
+| `scheduler` | `"sequential"` (and custom non-engine schedulers) run each call inline when it is made (no overlap, exact); `"parallel"`, `"auto"` and `"wave"` use the shared worker pool (`async def` operators the shared event loop) with dataflow dispatch — there are no waves to wait for, the graph is discovered as the body runs — except for a call made alone, which runs on the body's thread when the body needs it (above); `"dask"` the Dask client; `"noop"` raises `OptionsError` (there is no plan to return) |
 | `max_workers` | caps calls in flight; further ready calls queue |
 | `timeout_seconds` | bounds the whole call; `ExecutionTimeoutError` names the calls still running |
 | `node_timeout_seconds` | bounds each call from its start; the engine's `ExecutionTimeoutError` naming node and operator. Detected whenever the body or the final drain waits, and when a call returns late; inline calls are failed when they return late, as with the engine's inline executor |
