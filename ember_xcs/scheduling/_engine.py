@@ -26,17 +26,19 @@ waves are never barriers unless the `"wave"` scheduler asks for them.
 thread and waking the waiting thread when it returns costs two thread wake-ups: about
 0.02 ms back to back, 0.15-0.2 ms after a slow call (measured on a 2-CPU machine), more
 than the rest of a dynamic call's dispatch (about 0.03 ms), and paid on every call of a
-width-1 chain (a router, a retry loop, an agent), where nothing overlaps. So when `pump` is about to block and the call it would submit is the only one that can
-be in flight (nothing running, nothing else ready), it runs that call on its own thread
-through the executor's `run_here` (the thread executor's: in the context a worker would
-get). Nothing is lost: the thread would only have waited. In a dynamic run a call the
-body makes while nothing is in flight is therefore not started at once: it stays ready
-until the body makes a second call that can start (then both go to workers, so a
-fan-out overlaps as before), needs a value or returns (then it runs on the body's
-thread, as in plain Python). The price is overlap between such a call and the body's own
-work until then; `_starter` bounds it: a call still waiting after `GRACE` (2 ms) goes to
-a worker, so a body busy with slow work, or blocked on something the call does without
-using its value, loses at most that much and never hangs. Not under a deadline
+width-1 chain (a router, a retry loop, an agent), where nothing overlaps. So when `pump`
+is about to block and the call it would submit is the only one that can be in flight
+(nothing running, nothing else ready), it runs that call on its own thread through the
+executor's `run_here` (the thread executor's: in the context a worker would get).
+Nothing is lost: the thread would only have waited. In a dynamic run a call the body
+makes while nothing is in flight is therefore not started at once: it stays ready until
+the body makes a second call that can start (then both go to workers, so a fan-out
+overlaps as before), needs a value or returns (then it runs on the body's thread, as in
+plain Python). The price is overlap between such a call and the body's own work until
+then; `_starter` bounds it: a call still waiting after `GRACE` (2 ms) goes to a worker,
+so a body busy with slow work loses about that much (plus up to the 5 ms GIL switch
+interval, which a worker given the call at once also waited), and a body blocked on
+something the call does without using its value never hangs. Not under a deadline
 (`timeout_seconds`, `node_timeout_seconds`: a call on the loop's thread cannot be
 interrupted), not for `async def` calls (the event loop runs them), and not with an
 executor without `run_here` (Dask): there every call is submitted as before.
