@@ -14,8 +14,10 @@ Every leaf sleeps the section's latency (50 ms in a full run). Per program:
 
 The summary note gives the median wall / critical path over the programs that make
 Python leaf calls (goal ≤ 1.15 at 50 ms), the programs slower under jit than plain (goal
-0), and the cost per leaf call of a dynamic run beside a cached plan's replay (no-op
-leaves, 200 independent calls per jitted call).
+0), the cost per leaf call of a dynamic run beside a cached plan's replay (no-op
+leaves, 200 independent calls per jitted call), and what a width-1 chain (each call
+needs the previous call's value, so nothing can overlap) pays per call under jit over
+plain Python, with no-op and 1 ms leaves.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ def corpus_section(settings: Any, log: Callable[[str], None]) -> list[Row]:
             rows += _measure(program, harness, latency, log)
     _summarise(rows, latency, log)
     NOTES.append(_dynamic_cost(log))
+    NOTES.append(_serial_cost(log))
     return rows
 
 
@@ -154,3 +157,47 @@ def _rewritable(noop: Any, n: int) -> Callable[[str], list[str]]:
         return [noop(question) for _ in range(n)]
 
     return fan
+
+
+# --- the cost of a call nothing can overlap ----------------------------------------------------
+
+
+def _serial_cost(log: Callable[[str], None]) -> str:
+    """Wall time per call that a width-1 chain adds under `jit(mode="dynamic")`: median of
+    a chain's time minus plain Python's, over its calls."""
+    parts = []
+    for latency, n, repeats in ((0.0, 100, 30), (0.001, 20, 15)):
+        step = xcs.op(lambda x, s=latency: _sleep_then(x, s), name="step")
+        plain = _chain_of(step)
+        jitted = xcs.jit(plain, mode="dynamic")
+        times = {}
+        for name, fn in (("plain", plain), ("jit", jitted)):
+            fn(0, n)
+            times[name] = statistics.median(
+                _time(lambda f=fn, k=n: f(0, k)) for _ in range(repeats)
+            )
+        extra = (times["jit"] - times["plain"]) / n * 1e6
+        parts.append(
+            f"{n} x {latency * 1e3:g} ms leaves: plain {times['plain'] * 1e3:.2f} ms, jit "
+            f"{times['jit'] * 1e3:.2f} ms ({extra:+.0f} us a call)"
+        )
+    note = "serial chain (each call needs the last one's value): " + "; ".join(parts)
+    log(f"[corpus] {note}")
+    return note
+
+
+def _sleep_then(x: int, seconds: float) -> int:
+    if seconds:
+        time.sleep(seconds)
+    return x + 1
+
+
+def _chain_of(step: Any) -> Callable[[int, int], int]:
+    def chain(x: int, n: int) -> int:
+        for _ in range(n):
+            x = step(x)
+            if x < 0:  # uses the value before the next call: width 1
+                break
+        return x
+
+    return chain

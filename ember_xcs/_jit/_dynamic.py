@@ -24,6 +24,22 @@ capacity, release-on-last-input, deadlines, node timeouts, retries and hooks are
 engine's own. Resolving a `LazyResult` is `Run.wait(index)`, which pumps the loop until
 that node finished; when the body returns, `Run.finish` pumps until every node did.
 
+**A call made alone runs on the body's thread.** Handing a call to a worker thread and
+being woken when it returns costs more than the rest of its dispatch (0.15-0.2 ms after
+a slow call on a 2-CPU machine, against about 0.03 ms). So a call the body makes while
+no other call is in flight is not started at once (the engine's "A lone call" rule): if
+the body's next step needs its value (a router's `if label == "math"`, a retry loop's
+`json.loads`), the call runs right there, on the body's thread, as in plain Python; if
+the body first makes another call that can start, both go to workers and overlap as
+before. A width-1 program therefore pays the dispatch but no thread hop. What it costs:
+such a call no longer overlaps the body's own work until that point. A starter thread
+hands a call still waiting after 2 ms to a worker, so a body that computes for 50 ms
+after a lone call loses about 6 ms of overlap (the grace, plus up to the 5 ms GIL switch
+interval before the starter runs; measured: 56 ms, as before, since a worker given the
+call at once also waited for the GIL), and a body that blocks on what the call does
+without using its value (an event, a queue) is released. Under a deadline every call
+goes to a worker, as before: a call on the body's thread could not be interrupted.
+
 Every dispatched call runs exactly once. Before the jitted call returns or raises, all of
 them have finished. A failed call raises its node-naming `XCSError` where the body needs
 its value; a failure the body never needed is raised when the call ends, as the plain
@@ -39,7 +55,7 @@ bodies run once per new shape, as in a plan.
 
 | option | in a dynamic run |
 |---|---|
-| `scheduler` | `"sequential"` (and custom non-engine schedulers) run each call inline when it is made (no overlap, exact); `"parallel"`, `"auto"` and `"wave"` use the shared worker pool (`async def` operators the shared event loop) with dataflow dispatch — there are no waves to wait for, the graph is discovered as the body runs; `"dask"` the Dask client; `"noop"` raises `OptionsError` (there is no plan to return) |
+| `scheduler` | `"sequential"` (and custom non-engine schedulers) run each call inline when it is made (no overlap, exact); `"parallel"`, `"auto"` and `"wave"` use the shared worker pool (`async def` operators the shared event loop) with dataflow dispatch — there are no waves to wait for, the graph is discovered as the body runs — except for a call made alone, which runs on the body's thread when the body needs it (above); `"dask"` the Dask client; `"noop"` raises `OptionsError` (there is no plan to return) |
 | `max_workers` | caps calls in flight; further ready calls queue |
 | `timeout_seconds` | bounds the whole call; `ExecutionTimeoutError` names the calls still running |
 | `node_timeout_seconds` | bounds each call from its start; the engine's `ExecutionTimeoutError` naming node and operator. Detected whenever the body or the final drain waits, and when a call returns late; inline calls are failed when they return late, as with the engine's inline executor |
@@ -72,7 +88,7 @@ from ..scheduling import (
     resolve_scheduler,
 )
 from ._async import refuse_coroutine
-from ._containers import open_container, resolve_attributes
+from ._containers import ATOMS, open_container, resolve_attributes
 from ._numeric import NumericLeaves
 
 __all__ = ["LazyResult", "project", "resolve", "run_dynamic"]
@@ -210,7 +226,9 @@ class _Dispatcher:
         target = operator
         if kind.compiled and self.numeric is not None:
             target = self.numeric.leaf(operator, len(args), tuple(kwargs))
-        lazies = _lazies((args, kwargs))
+        lazies = _lazies(args)
+        if kwargs:
+            _collect(kwargs, lazies)
         deps = tuple(dict.fromkeys(object.__getattribute__(x, "_index") for x in lazies))
         bind = _bind_lazies(args, kwargs) if lazies else _bind_constant(args, kwargs)
         run = self.run
@@ -231,7 +249,7 @@ def _bind_constant(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 
 def _bind_lazies(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     # runs when every dependency finished: each LazyResult resolves without waiting
-    return lambda results, inputs: _resolve_all((args, kwargs))
+    return lambda results, inputs: (_resolve_all(args), _resolve_all(kwargs) if kwargs else kwargs)
 
 
 def _lazies(value: Any) -> list[LazyResult]:
@@ -242,8 +260,11 @@ def _lazies(value: Any) -> list[LazyResult]:
 
 
 def _collect(value: Any, found: list[LazyResult]) -> None:
-    if type(value) is LazyResult:
+    kind = type(value)
+    if kind is LazyResult:
         found.append(value)
+        return
+    if kind in ATOMS:  # the common argument: no call to open it
         return
     opened = open_container(value)
     if opened is not None:
@@ -254,8 +275,11 @@ def _collect(value: Any, found: list[LazyResult]) -> None:
 def _resolve_all(value: Any) -> Any:
     """`value` with every `LazyResult` in its containers replaced by the concrete value;
     containers without one are returned as they are."""
-    if type(value) is LazyResult:
+    kind = type(value)
+    if kind is LazyResult:
         return resolve(value)
+    if kind in ATOMS:
+        return value
     opened = open_container(value)
     if opened is None:
         return value
@@ -269,7 +293,10 @@ def _resolve_all(value: Any) -> Any:
 def _resolve_output(value: Any, depth: int = 3) -> Any:
     """The body's return value with no `LazyResult` left in it: containers are rebuilt,
     plain objects (`depth` levels of them) have their attributes resolved in place."""
-    if type(value) is LazyResult:
+    kind = type(value)
+    if kind in ATOMS:
+        return value
+    if kind is LazyResult:
         return resolve(value)
     opened = open_container(value)
     if opened is None:
@@ -286,12 +313,15 @@ def _resolve_output(value: Any, depth: int = 3) -> Any:
 # --- entry point -------------------------------------------------------------------------
 
 
+_NO_PLAN = ExecutionPlan([])  # a dynamic run's graph is discovered as the body runs
+
+
 def _executor_for(options: ExecutionOptions) -> tuple[Any, str]:
     """The executor dispatched calls go to and the scheduler's name."""
     spec = options.scheduler
     if spec in ("auto", "wave"):  # no waves to wait for: the graph unfolds as the body runs
         spec = "parallel"
-    scheduler = resolve_scheduler(spec, ExecutionPlan([]), options)
+    scheduler = resolve_scheduler(spec, _NO_PLAN, options)
     name = getattr(scheduler, "name", None) or type(scheduler).__name__
     if name == "noop":
         raise OptionsError(

@@ -106,7 +106,10 @@ def _note_forced(handler: Any, run: Any, index: int, frame: types.FrameType) -> 
 def _resolve_deep(value: Any, frame: types.FrameType) -> Any:
     if type(value) in _ATOMS:
         return value
-    for lazy in _lazies(value):  # wait here, so the line is known and the failure handled
+    lazies = _lazies(value)
+    if not lazies:
+        return value
+    for lazy in lazies:  # wait here, so the line is known and the failure handled
         _wait(lazy, frame)
     return _resolve_all(value)
 
@@ -175,13 +178,22 @@ _PASS_METHODS = frozenset({
 _SHALLOW = frozenset({len, isinstance, type, callable, bool, hasattr, getattr, setattr})
 _BUILTIN_METHOD = type([].append)
 _BUILTIN_FUNCTION = type(len)
+# C functions and classes: never operators, models or rewritable code, so with plain
+# arguments every branch of `call` comes down to calling them as they are
+_C_CALLABLES = frozenset({_BUILTIN_FUNCTION, _BUILTIN_METHOD, type})
+# values that hold nothing `_real` would resolve (it opens no iterator): `call` passes
+# them on without a walk
+_PLAIN = _ATOMS | _C_CALLABLES | {types.FunctionType, map, filter, zip, enumerate, range}
 # ember_xcs's own callables that know about traces and runs (the models take real values)
 _JIT_AWARE = ("ember_xcs.scheduling", "ember_xcs.transforms", "ember_xcs.graph")
 
 
 def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
     """`fn(*args, **kwargs)` from rewritten code; see the module docstring."""
-    if type(fn) is LazyResult:  # `x.method(...)` of a pending result: the caller's line waits
+    kind = type(fn)
+    if kind in _C_CALLABLES and _plain(args) and (not kwargs or _plain(kwargs.values())):
+        return fn(*args, **kwargs)  # every branch below calls these as they are
+    if kind is LazyResult:  # `x.method(...)` of a pending result: the caller's line waits
         fn = _wait(fn, sys._getframe(1))
     if isinstance(fn, Operator):
         return _call_operator(fn, args, kwargs)
@@ -211,8 +223,18 @@ def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
             return fn(*[_shallow(fn, a) for a in args], **kwargs)
     if (getattr(fn, "__module__", None) or "").startswith(_JIT_AWARE):
         return fn(*args, **kwargs)  # execute_graph, transforms: they hand calls to the run
+    if _plain(args) and (not kwargs or _plain(kwargs.values())):
+        return fn(*args, **kwargs)
     frame = sys._getframe(1)
     return fn(*_real(fn, args, frame), **_real(fn, kwargs, frame))
+
+
+def _plain(values: Any) -> bool:
+    """No value is, or can hold, a lazy result or a placeholder: nothing to resolve."""
+    for value in values:
+        if type(value) not in _PLAIN:
+            return False
+    return True
 
 
 _MODEL_METHODS = frozenset({"complete"})

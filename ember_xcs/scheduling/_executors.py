@@ -2,9 +2,11 @@
 
 An executor has `capacity` (how many calls it can run at once; `None` for no limit of its
 own), `submit(index, call, done)` which must eventually put `(index, ok, value)` on the
-`done` queue, optionally `submit_async(index, call, done)` for `async def` operators and
-`reserve(width)` (called once per run with the most calls it can have in flight), and
-`close()`. Writing one is the way to plug a new backend into ember_xcs.
+`done` queue, optionally `submit_async(index, call, done)` for `async def` operators,
+`reserve(width)` (called once per run with the most calls it can have in flight) and
+`run_here(index, call, done)` (run a call on the calling thread, as `submit` would run it
+elsewhere: the engine uses it for a call it would otherwise only wait for), and `close()`.
+Writing one is the way to plug a new backend into ember_xcs.
 """
 
 from __future__ import annotations
@@ -78,6 +80,10 @@ class ThreadExecutor:
     def submit(self, index: int, call: NodeCall, done: Done) -> None:
         context = self._context.copy()
         self._pool.submit(lambda: context.run(outcome, index, call), done.put)
+
+    def run_here(self, index: int, call: NodeCall, done: Done) -> None:
+        """Run `call` on the calling thread, in the context a worker would give it."""
+        done.put(self._context.copy().run(outcome, index, call))
 
     def reserve(self, width: int) -> None:
         """Have `width` threads ready before a run of that width starts submitting."""
