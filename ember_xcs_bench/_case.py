@@ -17,6 +17,7 @@ import numpy as np
 
 from ember_xcs.graph import Graph
 from ember_xcs.operators import Operator
+
 from ._lowering import Lowered, critical_path, lower, to_graph
 
 __all__ = ["Case", "Runner", "Unavailable", "as_list", "build_case", "same"]

@@ -21,6 +21,7 @@ from typing import Any
 
 from ember_xcs._options import ExecutionOptions
 from ember_xcs.scheduling import Timeline, execute_graph
+
 from ._case import Case, build_case
 from ._lowering import root_parameters
 from ._rows import Row

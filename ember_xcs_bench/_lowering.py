@@ -16,6 +16,7 @@ import dataclasses
 
 from ember_xcs.graph import Graph
 from ember_xcs.operators import Operator, operator_signature
+
 from ._programs import Chain, Ensemble, Layered
 
 __all__ = ["LNode", "Lowered", "critical_path", "lower", "root_parameters", "to_graph"]

@@ -23,6 +23,7 @@ import dataclasses
 from collections.abc import Callable
 
 from ember_xcs.operators import Operator
+
 from ._programs import (
     AsyncSimulatedCall,
     Chain,

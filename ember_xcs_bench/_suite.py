@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ember_xcs.scheduling import plan_for_graph
+
 from . import _variants as v
 from ._baselines import BASELINES
 from ._case import Case, Runner, as_list, build_case

@@ -20,6 +20,7 @@ from typing import Any
 
 from ember_xcs._options import ExecutionOptions, execution_options
 from ember_xcs.scheduling import execute_graph
+
 from ._case import Case, Runner, Unavailable, as_list
 from ._lowering import root_parameters
 
