@@ -19,7 +19,7 @@ semantics sit on top:
   and its output is dropped). Dask's `wait` cannot return at the first exception, which
   is why the failure is announced this way.
 - **Timeouts.** A node timeout is enforced in the task (the call runs on a thread of the
-  worker's process and the task gives up on it at the deadline); the graph deadline by
+  worker process's shared pool and the task gives up on it at the deadline); the graph deadline by
   the client, which then stops or cancels what is left, as on failure.
 - **Hooks.** In-process, the worker runs the engine's own `NodeCall`, so hooks fire live
   on the worker thread. On a cluster each event is sent live through Dask's event topics
@@ -44,8 +44,8 @@ import time
 import uuid
 import weakref
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from queue import Empty, SimpleQueue
 from typing import Any
 
 import cloudpickle
@@ -56,6 +56,7 @@ from ._dask import dask_client, picklable_error
 from ._engine import as_xcs_error, node_timeout_error, trace_path
 from ._node_call import NodeCall
 from ._plan import ExecutionPlan, PlanNode
+from ._pool import shared_pool
 from ._result import ExecutionResult, ExecutionStats
 
 __all__ = ["run_on_dask"]
@@ -184,9 +185,6 @@ def _unpickled_error(payload: bytes) -> BaseException:
 
 # --- running one node inside a task ---------------------------------------------------------
 
-_timed_calls: ThreadPoolExecutor | None = None
-_timed_lock = threading.Lock()
-
 
 def _call_node(
     node: PlanNode,
@@ -221,13 +219,24 @@ def _call_node(
 
 
 def _within(call: NodeCall, seconds: float) -> Any:
-    """Run `call` on another thread and give up on it after `seconds` (it cannot be
-    stopped: it finishes in the background and its output is dropped)."""
-    global _timed_calls
-    with _timed_lock:
-        if _timed_calls is None:
-            _timed_calls = ThreadPoolExecutor(thread_name_prefix="ember-xcs-dask-timed")
-    return _timed_calls.submit(call).result(timeout=seconds)
+    """Run `call` on a thread of the shared worker pool and give up on it after `seconds`
+    (it cannot be stopped: it finishes in the background and its output is dropped)."""
+    box: SimpleQueue[tuple[bool, Any]] = SimpleQueue()
+    shared_pool().submit(lambda: _outcome(call), box.put)
+    try:
+        ok, value = box.get(timeout=seconds)
+    except Empty:
+        raise FutureTimeout from None
+    if ok:
+        return value
+    raise value
+
+
+def _outcome(call: NodeCall) -> tuple[bool, Any]:
+    try:
+        return True, call()
+    except BaseException as exc:  # noqa: BLE001 - delivered to the waiting task
+        return False, exc
 
 
 # --- the client side ----------------------------------------------------------------------
