@@ -202,8 +202,14 @@ def test_a_multi_process_local_cluster_runs_the_contract_basics() -> None:
             )
             assert result["b"] == 20
             assert result["a"][1] != __import__("os").getpid()
-            # hook events recorded on the worker are replayed here, in order
+            # hook events sent from the worker arrive here, in order
             assert log.events == [("start", "a"), ("end", "a"), ("start", "b"), ("end", "b")]
+            # with max_workers the engine loop submits each call; its events are replayed
+            capped = Log()
+            result = xcs.execute_graph(
+                g, {"x": 1}, options=options.replace(hooks=(capped,), max_workers=2)
+            )
+            assert result["b"] == 20 and capped.events == log.events
 
             def broken() -> None:
                 raise ValueError("remote failure")
