@@ -305,25 +305,9 @@ def _distinct(*pids: int) -> int:
 
 
 def test_a_jitted_plan_on_dask_returns_intermediate_outputs(client: Any) -> None:
-    @xcs.op
-    def up(text: str) -> str:
-        return text.upper()
-
-    @xcs.op
-    def join(a: str, b: str) -> str:
-        return f"{a}|{b}"
-
-    @xcs.op
-    def exclaim(text: str) -> str:
-        return f"{text}!"
-
-    def pair(text: str) -> tuple[str, str]:
-        first = up(text)  # returned, and also an input of `join`: not a sink
-        return first, join(first, exclaim(text))
-
-    jitted = xcs.jit(pair, mode="trace")
+    jitted = xcs.jit(_pair, mode="trace")  # `_pair` returns an output that is not a sink
     with xcs.execution_options(scheduler="dask", dask_client=client):
-        assert jitted("q") == pair("q") and jitted("r") == pair("r")
+        assert jitted("q") == _pair("q") and jitted("r") == _pair("r")
     assert xcs.get_jit_stats(jitted).plan_calls == 2  # the plan ran as one Dask graph
 
 

@@ -38,7 +38,7 @@ from .._options import ExecutionOptions, hook_calls
 from ._executors import Done
 from ._node_call import NodeCall
 
-__all__ = ["DaskExecutor", "dask_client", "picklable_error"]
+__all__ = ["DaskExecutor", "call_outcome", "dask_client", "picklable_error"]
 
 Events = list[tuple[str, dict[str, Any]]]
 
@@ -198,13 +198,13 @@ def _run_local(key: str) -> tuple[bool, Any, Events, None]:
         call = _local_calls.pop(key, None)
     if call is None:  # its run timed out before a worker got to it: do nothing
         return False, RuntimeError(f"{key}: the run gave up on this call"), [], None
-    ok, value = _outcome_of(call)
+    ok, value = call_outcome(call)
     return ok, value, [], None
 
 
 def _run_shipped(call: NodeCall) -> tuple[bool, Any, Events, BaseException | None]:
     recorders = [hook for hook in call.options.hooks if isinstance(hook, _HookRecorder)]
-    ok, value = _outcome_of(call)
+    ok, value = call_outcome(call)
     events = [event for recorder in recorders for event in recorder.events]
     # pickling an exception drops its __cause__, which is the user's original error
     cause = picklable_error(value.__cause__) if not ok and value.__cause__ is not None else None
@@ -220,9 +220,10 @@ def picklable_error(exc: BaseException) -> BaseException:
     return exc
 
 
-def _outcome_of(call: NodeCall) -> tuple[bool, Any]:
-    # Return the exception as a value: Dask would otherwise re-raise it with its own
-    # traceback handling, and the engine wants the node-naming error intact.
+def call_outcome(call: NodeCall) -> tuple[bool, Any]:
+    """`(True, output)` or `(False, the exception)`: an exception returned as a value, so
+    Dask (or a waiting task) does not re-raise it with its own traceback handling and the
+    node-naming error stays intact."""
     try:
         return True, call()
     except BaseException as exc:  # noqa: BLE001

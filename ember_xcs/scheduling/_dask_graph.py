@@ -52,7 +52,7 @@ import cloudpickle
 
 from .._errors import ExecutionError, ExecutionTimeoutError, XCSError
 from .._options import ExecutionOptions, hook_calls, node_hook_calls
-from ._dask import dask_client, picklable_error
+from ._dask import call_outcome, dask_client, picklable_error
 from ._engine import as_xcs_error, node_timeout_error, trace_path
 from ._node_call import NodeCall
 from ._plan import ExecutionPlan, PlanNode
@@ -222,7 +222,7 @@ def _within(call: NodeCall, seconds: float) -> Any:
     """Run `call` on a thread of the shared worker pool and give up on it after `seconds`
     (it cannot be stopped: it finishes in the background and its output is dropped)."""
     box: SimpleQueue[tuple[bool, Any]] = SimpleQueue()
-    shared_pool().submit(lambda: _outcome(call), box.put)
+    shared_pool().submit(lambda: call_outcome(call), box.put)
     try:
         ok, value = box.get(timeout=seconds)
     except Empty:
@@ -230,13 +230,6 @@ def _within(call: NodeCall, seconds: float) -> Any:
     if ok:
         return value
     raise value
-
-
-def _outcome(call: NodeCall) -> tuple[bool, Any]:
-    try:
-        return True, call()
-    except BaseException as exc:  # noqa: BLE001 - delivered to the waiting task
-        return False, exc
 
 
 # --- the client side ----------------------------------------------------------------------
