@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import inspect
+import types
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
@@ -126,8 +127,17 @@ def operator_signature(operator: Operator) -> inspect.Signature:
 # --- structure -----------------------------------------------------------------------
 
 
+# Field types that are never an operator nor a container of one: skipped without an
+# `isinstance` against the `Operator` ABC (three per field otherwise; jit asks per call).
+_LEAF_FIELD_TYPES = frozenset(
+    {str, int, float, bool, bytes, complex, type(None), types.FunctionType, types.MethodType}
+)
+
+
 def _iter_sub_operators(fields: Mapping[str, Any]) -> Iterator[tuple[str, Operator]]:
     for name, value in fields.items():
+        if type(value) in _LEAF_FIELD_TYPES:
+            continue
         if isinstance(value, Operator):
             yield name, value
         elif isinstance(value, list | tuple):

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import types
+import weakref
 from typing import Any
 
 from ._base import Operator
@@ -42,14 +44,32 @@ class OperatorKind:
 def is_async_operator(operator: Operator) -> bool:
     """True when calling the operator returns a coroutine: its `forward` is an `async def`,
     or it wraps (`__wrapped__`, as `op` sets) an `async def` function or callable."""
-    if inspect.iscoroutinefunction(type(operator).forward):
+    if _is_coroutine_function(type(operator).forward):
         return True
     wrapped = vars(operator).get("__wrapped__")
     if wrapped is None:
         return False
+    if type(wrapped) is types.FunctionType:
+        return _is_coroutine_function(wrapped)
     if inspect.iscoroutinefunction(wrapped):
         return True
     return callable(wrapped) and inspect.iscoroutinefunction(type(wrapped).__call__)
+
+
+# `inspect.iscoroutinefunction` unwraps partials and methods on every call (a few µs);
+# jit asks about the same functions on every call it dispatches, so plain functions'
+# answers are kept (a function's code flags never change; the key dies with it).
+_coroutine_functions: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+def _is_coroutine_function(fn: Any) -> bool:
+    if type(fn) is not types.FunctionType:
+        return inspect.iscoroutinefunction(fn)
+    try:
+        return _coroutine_functions[fn]
+    except KeyError:
+        answer = _coroutine_functions[fn] = inspect.iscoroutinefunction(fn)
+        return answer
 
 
 def operator_kind(operator: Operator) -> OperatorKind:
