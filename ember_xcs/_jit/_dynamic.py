@@ -399,7 +399,10 @@ def _run_body(
     return _resolve_output(out)
 
 
-def _holds_tracer(value: Any) -> bool:
+def _holds_tracer(value: tuple[tuple[Any, ...], dict[str, Any]]) -> bool:
+    args, kwargs = value
+    if all(type(a) in ATOMS for a in args) and all(type(v) in ATOMS for v in kwargs.values()):
+        return False  # the common call: strings and numbers, nothing to flatten
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(value))
 
 

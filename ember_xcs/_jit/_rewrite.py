@@ -384,6 +384,9 @@ def warn_if_serial(fn: Callable[..., Any], dispatcher: _Dispatcher) -> str | Non
     dispatched = len(run.nodes)
     if dispatched < 2 or run.peak > 1 or isinstance(run.executor, InlineExecutor):
         return None
+    key = _key(fn)
+    if key in _serial:  # warned already: the note is kept for explain_jit_selection
+        return _serial[key]
     # a chain of calls passing results on cannot overlap; a wait followed by a call can
     forced = [(node, where) for node, where, before in dispatcher.forced if before < dispatched]
     if not forced:
@@ -394,7 +397,6 @@ def warn_if_serial(fn: Callable[..., Any], dispatcher: _Dispatcher) -> str | Non
         f"waited for a result before making the next call ({lines}). If the calls are "
         "independent, make them all before using any result; see docs/sharp-bits.md"
     )
-    key = _key(fn)
     with _lock:
         first = key not in _serial
         _serial[key] = note
