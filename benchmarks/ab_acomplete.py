@@ -13,6 +13,11 @@ contender once, in a rotated order, with `--requests` requests and 100 in flight
   result handed back (`run_coroutine_threadsafe` + `wrap_future`), which is what
   `acomplete` did before it ran on the caller's loop.
 
+Those three start a new event loop per run (`asyncio.run`), so the first two open their
+100 connections anew each run, while the shared loop's pool stays warm. Two more rows
+keep one loop for every run (an `asyncio.Runner`, as a long-lived server would), so
+their pools stay warm too: `aiohttp by hand, one loop` and `acomplete, one loop`.
+
 Prints, per contender, the median over rounds of req/s and of client CPU-ms per request
 (`time.process_time`, this process only), and the ratio to aiohttp by hand.
 """
@@ -31,7 +36,9 @@ from ember_xcs.scheduling import background_loop
 from ember_xcs_bench._http import MODEL, THROUGHPUT_CONCURRENCY, _Aiohttp, _capped_gather, _servers
 
 
-def _gather_with(model: OpenAICompatibleModel, hop: bool) -> Callable[[list[str]], list[str]]:
+def _gather_with(model: OpenAICompatibleModel, hop: bool) -> Callable[[list[str]], Any]:
+    """A coroutine function: `acomplete` for every prompt under `asyncio.gather`."""
+
     async def one(prompt: str) -> Any:
         if not hop:
             return await model.acomplete(prompt)
@@ -41,7 +48,36 @@ def _gather_with(model: OpenAICompatibleModel, hop: bool) -> Callable[[list[str]
     async def main(prompts: list[str]) -> list[str]:
         return [r.text for r in await asyncio.gather(*(one(p) for p in prompts))]
 
-    return lambda prompts: asyncio.run(main(prompts))
+    return main
+
+
+def _by_hand_on(client: _Aiohttp) -> Callable[[list[str]], Any]:
+    """A coroutine function: aiohttp by hand, one client (and session) kept across runs."""
+    slots = None
+
+    async def main(prompts: list[str]) -> list[str]:
+        nonlocal slots
+        slots = slots or asyncio.Semaphore(THROUGHPUT_CONCURRENCY)
+
+        async def one(prompt: str) -> str:
+            async with slots:
+                return await client.acomplete(prompt)
+
+        return list(await asyncio.gather(*(one(p) for p in prompts)))
+
+    return main
+
+
+def _fresh(make: Callable[[list[str]], Any]) -> Callable[[list[str]], Any]:
+    """Run `make(prompts)` on a new event loop each time (`asyncio.run`)."""
+    return lambda prompts: asyncio.run(make(prompts))
+
+
+def _on_one_loop(
+    runner: asyncio.Runner, make: Callable[[list[str]], Any]
+) -> Callable[[list[str]], Any]:
+    """`make(prompts)` is a coroutine; run it on `runner`'s loop, the same loop every time."""
+    return lambda prompts: runner.run(make(prompts))
 
 
 def _measure(run: Callable[[list[str]], Any], prompts: list[str]) -> tuple[float, float]:
@@ -58,12 +94,15 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2_000)
     args = parser.parse_args()
     prompts = [f"request {i}" for i in range(args.requests)]
-    with _servers(0.0) as (urls, _):
+    with _servers(0.0) as (urls, _), asyncio.Runner() as runner:
         model = OpenAICompatibleModel(urls["fast"], MODEL, max_concurrency=THROUGHPUT_CONCURRENCY)
+        kept = _Aiohttp(urls["fast"])
         contenders: dict[str, Callable[[list[str]], Any]] = {
             "aiohttp by hand": _capped_gather(_Aiohttp, urls["fast"]),
-            "acomplete, caller's loop": _gather_with(model, hop=False),
-            "acomplete via shared loop": _gather_with(model, hop=True),
+            "acomplete, caller's loop": _fresh(_gather_with(model, hop=False)),
+            "acomplete via shared loop": _fresh(_gather_with(model, hop=True)),
+            "aiohttp by hand, one loop": _on_one_loop(runner, _by_hand_on(kept)),
+            "acomplete, one loop": _on_one_loop(runner, _gather_with(model, hop=False)),
         }
         names = list(contenders)
         for name in names:  # warm up: connections, imports, the shared loop
@@ -72,6 +111,7 @@ def main() -> None:
         for round_ in range(args.rounds):
             for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
                 seen[name].append(_measure(contenders[name], prompts))
+        runner.run(kept.aclose())
     bar = statistics.median(r for r, _ in seen["aiohttp by hand"])
     print(f"{args.requests} requests, {THROUGHPUT_CONCURRENCY} in flight, {args.rounds} rounds")
     for name in names:
