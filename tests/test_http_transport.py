@@ -161,15 +161,42 @@ def test_llm_operators_over_the_http_model_run_as_async_nodes_on_the_loop(fresh)
     assert {r.thread for r in timeline.records} == {LOOP_THREAD}  # no worker thread held
 
 
-def test_llm_operator_over_the_http_model_in_an_explicit_graph(fresh):
+def test_llm_operators_over_the_http_model_in_an_explicit_graph_are_awaited_on_the_loop(fresh):
+    fresh.latency = 0.2
     model = OpenAICompatibleModel(fresh.url, "m", seed=2)
     graph = xcs.Graph()
-    for i in range(3):
+    for i in range(8):
         graph.add_node(LLMOperator(model, "Q: {q}", sample=i), node_id=f"u{i}")
-    result = xcs.execute_graph(graph, {"q": "hi"})
-    assert [result[f"u{i}"] for i in range(3)] == [
-        LLMOperator(model, "Q: {q}", sample=i)("hi") for i in range(3)
+    timeline = xcs.Timeline()
+    with xcs.execution_options(hooks=(timeline,)):
+        result = xcs.execute_graph(graph, {"q": "hi"})
+    assert fresh.max_concurrent == 8
+    assert {r.thread for r in timeline.records} == {LOOP_THREAD}  # no worker thread held
+    fresh.latency = 0.0
+    assert [result[f"u{i}"] for i in range(8)] == [
+        LLMOperator(model, "Q: {q}", sample=i)("hi") for i in range(8)
     ]
+
+
+def test_vmap_of_an_llm_operator_over_the_http_model_awaits_each_item_on_the_loop(fresh):
+    ask = LLMOperator(OpenAICompatibleModel(fresh.url, "m"), "Capital of {country}?")
+    timeline = xcs.Timeline()
+    with xcs.execution_options(hooks=(timeline,)):
+        answers = xcs.vmap(ask)(["France", "Peru", "Japan"])
+    assert answers == [ask(c) for c in ("France", "Peru", "Japan")]
+    assert len(timeline.records) == 3 and {r.thread for r in timeline.records} == {LOOP_THREAD}
+
+
+def test_a_subclass_replacing_forward_alone_still_runs_its_forward_in_a_graph(fresh):
+    class Shouting(LLMOperator):
+        def forward(self, q):
+            return super().forward(q).upper()
+
+    shout = Shouting(OpenAICompatibleModel(fresh.url, "m"), "Q: {q}")
+    graph = xcs.Graph()
+    graph.add_node(shout, node_id="shout")
+    assert xcs.execute_graph(graph, {"q": "hi"})["shout"] == shout("hi") == shout("hi").upper()
+    assert xcs.jit(lambda q: shout(q))("hi") == shout("hi")
 
 
 def test_blocking_complete_on_the_loop_thread_says_to_await_acomplete(fresh):
