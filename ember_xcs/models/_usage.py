@@ -6,7 +6,8 @@
 
 - `on_model_usage(*, model, usage, cached)` after every model call, with its `Usage`;
 - `on_stream_delta(*, model, delta)` for every piece of text a streamed call receives, as
-  it arrives (on ember_xcs's event-loop thread: keep it quick and thread-safe).
+  it arrives (on the event-loop thread the request runs on, ember_xcs's or the one
+  awaiting `astream`: keep it quick and thread-safe).
 
 **`track_usage()`** sums the calls made inside its block, on any thread or task the
 block's calls run on (the engine copies the caller's context into its workers), so it
