@@ -14,8 +14,13 @@ per request. `acomplete` / `astream` awaited on a user's own loop (`asyncio.run`
 server) run the request on *that* loop, with that loop's own `ClientSession`
 (`loop_session`). They used to hop to the shared loop and back; those two cross-thread
 hand-overs per request held `acomplete` + `asyncio.gather` at 0.76 x the throughput of
-aiohttp by hand (1,018 vs 1,339 req/s at 100 in flight, 0.91 vs 0.58 CPU-ms per
-request). On the caller's loop it is at parity (figures in `benchmarks/RESULTS.md`, HTTP).
+aiohttp by hand (1,018 vs 1,339 req/s at 100 in flight, 0.91 vs 0.58 CPU-ms per request).
+On the caller's loop, measured side by side with the old path
+(`benchmarks/ab_acomplete.py`), the CPU it adds over aiohttp by hand fell from about 0.31
+to 0.06-0.12 ms per request, and throughput went to 0.8-1.0 x of aiohttp by hand on the
+loaded 2-core machine (0.90 x in the bench; `benchmarks/RESULTS.md`, HTTP). The price: a
+pool lives as long as its loop, so a fresh `asyncio.run` per request opens new
+connections each time, as a hand-written aiohttp client would.
 
 **Sessions live and die with their loop.** `ClientSession`s are kept per loop, and each
 is tied to its loop by an async generator the loop tracks: `asyncio.run`,
