@@ -16,6 +16,8 @@ against the same structure on a zero-latency server:
 **Throughput**: 2,000 requests, 100 in flight, against a 0 ms server: aiohttp by hand,
 ember's `acomplete` under `asyncio.gather`, ember's `complete` from 100 threads, 2,000
 `model.complete` leaf calls in one jitted function, and the openai/httpx async clients.
+The contenders take turns, round by round in a rotated order, so a change in the machine's
+load during the section falls on all of them alike.
 
 **A cache hit**: `complete` on a cached prompt, in microseconds.
 """
@@ -277,48 +279,68 @@ def _with_cpu(make: Callable[[Case], Runner]) -> Callable[[Case], Runner]:
 def _throughput_rows(
     url: str, requests: int, settings: Any, log: Callable[[str], None]
 ) -> list[Row]:
+    """Every contender once per round, in a rotated order, so all see the same machine
+    load; the first round warms up (connections, imports) and is not counted."""
     prompts = [f"request {i}" for i in range(requests)]
+    contenders = list(_throughput_contenders(url))
+    seen: dict[str, list[tuple[float, float, bool]]] = {name: [] for name, _, _ in contenders}
+    notes: dict[str, tuple[bool, str]] = {}  # contenders that could not run: (ok, why)
+    rounds = 1 + max(1, min(settings.repeats, 3))
+    for round_ in range(rounds):
+        shift = round_ % len(contenders)
+        for name, _, run in contenders[shift:] + contenders[:shift]:
+            if name not in notes:
+                try:
+                    seen[name].append(_timed(run, prompts))
+                except Unavailable as exc:
+                    notes[name] = (True, str(exc))
+                except Exception as exc:  # noqa: BLE001 - a failing contender is a reported row
+                    first = str(exc).splitlines()[0][:120] if str(exc) else ""
+                    notes[name] = (False, f"{type(exc).__name__}: {first}")
+                    log(f"  {name:<44} failed: {notes[name][1]}")
     rows = []
-    for name, kind, run in _throughput_contenders(url):
-        try:
-            runs = [_timed(run, prompts) for _ in range(1 + max(1, min(settings.repeats, 3)))][1:]
-        except Unavailable as exc:
-            rows.append(Row("http", _THROUGHPUT, name, kind, note=str(exc)))
+    for name, kind, _ in contenders:
+        if name in notes:
+            ok, note = notes[name]
+            rows.append(Row("http", _THROUGHPUT, name, kind, ok=ok, note=note))
             continue
-        except Exception as exc:  # noqa: BLE001 - a failing contender is a reported row
-            note = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
-            log(f"  {name:<44} failed: {note}")
-            rows.append(Row("http", _THROUGHPUT, name, kind, ok=False, note=note))
-            continue
-        wall = statistics.median(r[0] for r in runs)
-        cpu = statistics.median(r[1] for r in runs)
-        ok = all(r[2] for r in runs)
-        row = Row(
-            "http",
-            _THROUGHPUT,
-            name,
-            kind,
-            median_s=wall,
-            min_s=min(r[0] for r in runs),
-            max_s=max(r[0] for r in runs),
-            runs=len(runs),
-            nodes=requests,
-            ok=ok,
-            note="" if ok else "wrong or missing answers",
-        )
-        row.extra = {
-            "req_per_s": round(requests / wall),
-            "cpu_ms_per_request": round(cpu / requests * 1e3, 3),
-        }
-        log(
-            f"  {name:<44} {requests / wall:8.0f} req/s  {cpu / requests * 1e3:6.3f} CPU-ms/request"
-        )
-        rows.append(row)
+        rows.append(_throughput_row(name, kind, seen[name][1:], requests, log))
     best = next((r for r in rows if r.variant == "asyncio + aiohttp by hand" and r.measured), None)
     for row in rows:
         if best is not None and row.measured:
             row.ratio, row.ratio_name = best.median_s / row.median_s, "throughput vs aiohttp"
     return rows
+
+
+def _throughput_row(
+    name: str,
+    kind: str,
+    runs: list[tuple[float, float, bool]],
+    requests: int,
+    log: Callable[[str], None],
+) -> Row:
+    wall = statistics.median(r[0] for r in runs)
+    cpu = statistics.median(r[1] for r in runs)
+    ok = all(r[2] for r in runs)
+    row = Row(
+        "http",
+        _THROUGHPUT,
+        name,
+        kind,
+        median_s=wall,
+        min_s=min(r[0] for r in runs),
+        max_s=max(r[0] for r in runs),
+        runs=len(runs),
+        nodes=requests,
+        ok=ok,
+        note="" if ok else "wrong or missing answers",
+    )
+    row.extra = {
+        "req_per_s": round(requests / wall),
+        "cpu_ms_per_request": round(cpu / requests * 1e3, 3),
+    }
+    log(f"  {name:<44} {requests / wall:8.0f} req/s  {cpu / requests * 1e3:6.3f} CPU-ms/request")
+    return row
 
 
 _THROUGHPUT = f"throughput, {THROUGHPUT_CONCURRENCY} in flight"

@@ -31,6 +31,7 @@ from typing import Any, TypeVar, overload
 
 from .._options import current_options, hook_calls
 from ..operators import Operator, current_call_handler
+from ..scheduling import usage_meter
 from ._async import refuse_async_callable
 from ._cache import PlanCache
 from ._keys import KeyMaker, StructureGuard
@@ -73,10 +74,12 @@ class JittedFunction:
         self._report_cache(options, key, hit)
         self._last = entry
         start = time.perf_counter()
-        try:
-            out, run_stats = entry.run(self._target, leaves, args, kwargs, options)
-        finally:
-            self._stats.call_took(time.perf_counter() - start)
+        with usage_meter() as usage:  # sums the model calls made anywhere for this call
+            try:
+                out, run_stats = entry.run(self._target, leaves, args, kwargs, options)
+            finally:
+                self._stats.call_took(time.perf_counter() - start)
+                self._stats.used(usage)
         self._record(entry, time.perf_counter() - start, run_stats)
         return out
 

@@ -44,6 +44,10 @@ class JitStats:
       1,024), in every mode, from the call to its return.
     - `signatures`: the input signatures cached now, as structure (types, shapes, static
       values), never the values of the inputs.
+    - `model_calls`, `prompt_tokens`, `completion_tokens`, `total_tokens`: model requests
+      made during the calls (response-cache hits are not requests) and the tokens they
+      used, summed over every call, as `models.track_usage()` would count them around
+      each call; a call made from a worker thread or the engine's loop counts too.
     """
 
     name: str
@@ -70,6 +74,10 @@ class JitStats:
     call_seconds_p50: float = 0.0
     call_seconds_p95: float = 0.0
     signatures: tuple[str, ...] = ()
+    model_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -77,7 +85,8 @@ class JitStats:
 
 _SUMMED = (
     "calls cache_hits cache_misses cache_evictions cache_entries traces trace_seconds "
-    "plan_calls replay_seconds dynamic_calls plain_calls numeric_segments xla_compiles"
+    "plan_calls replay_seconds dynamic_calls plain_calls numeric_segments xla_compiles "
+    "model_calls prompt_tokens completion_tokens total_tokens"
 ).split()
 
 
@@ -148,6 +157,16 @@ class StatsRecorder:
             v["max_in_flight"] = in_flight
             v["peak_in_flight"] = max(v["peak_in_flight"], in_flight)
             v["last_strategy"] = "dynamic"
+
+    def used(self, usage: Any) -> None:
+        """Add one call's model usage (a `UsageTotals`)."""
+        if usage.calls:  # most jitted functions call no model: skip the lock
+            self.add(
+                model_calls=usage.calls,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                total_tokens=usage.total_tokens,
+            )
 
     def set(self, **values: Any) -> None:
         with self._lock:

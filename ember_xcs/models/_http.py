@@ -1,10 +1,11 @@
 """`OpenAICompatibleModel`: a client for any server speaking `/v1/chat/completions`.
 
-**Transport.** Every request runs on ember_xcs's one shared event loop with one aiohttp
-connection pool (see `_transport` for the measurements behind aiohttp). `complete` hands
-the request to that loop and waits on a future, so a synchronous caller costs no thread;
-`acomplete` and `astream` await it from any loop. Under `jit`, `complete` and `stream`
-become leaf calls awaited on the engine's loop (see `ember_xcs.operators.method_leaf`).
+**Transport.** aiohttp, with one connection pool per event loop (see `_transport` for
+the measurements behind both). `complete` hands the request to ember_xcs's shared loop and
+waits on a future, so a synchronous caller costs no thread; `acomplete` and `astream` run
+the request on whichever loop awaits them, with no hop between threads. Under `jit`,
+`complete` and `stream` become leaf calls awaited on the engine's loop (see
+`ember_xcs.operators.method_leaf`).
 
 **The protocol in full** (`_wire`): streaming (`stream()` / `astream()` yield text deltas
 from Server-Sent Events), tool calls (a reply with `content: null` is an empty `text` and
@@ -68,13 +69,7 @@ from ._errors import (
 from ._limits import CallLimits, shared_limits
 from ._protocol import ModelResponse
 from ._retry import RetryPolicy, parse_retry_after
-from ._transport import (
-    await_on_shared_loop,
-    proxy_for,
-    run_coroutine,
-    shared_session,
-    submit,
-)
+from ._transport import loop_session, proxy_for, run_coroutine, submit
 from ._usage import ModelStats, notify, record_call, record_event
 from ._wire import StreamState, messages_for, parse_chunk, parse_completion
 
@@ -237,12 +232,12 @@ class OpenAICompatibleModel:
         return run_coroutine(self._call(body, key))  # this thread waits; the loop works
 
     async def acomplete(self, prompt: Prompt, *, sample: int = 0, **params: Any) -> ModelResponse:
-        """`complete`, awaited; the request itself runs on ember_xcs's shared loop."""
+        """`complete`, awaited; the request runs on the awaiting loop (see `_transport`)."""
         body, key = self._request(prompt, sample, params)
         hit = self._cached(key)
         if hit is not None:
             return hit
-        return await await_on_shared_loop(self._call(body, key))
+        return await self._call(body, key)
 
     def stream(self, prompt: Prompt, *, sample: int = 0, **params: Any) -> Any:
         """Yield the reply's text as it arrives (Server-Sent Events).
@@ -260,21 +255,17 @@ class OpenAICompatibleModel:
     async def astream(
         self, prompt: Prompt, *, sample: int = 0, **params: Any
     ) -> AsyncIterator[str]:
-        """`stream`, as an async iterator usable on any event loop."""
+        """`stream`, as an async iterator; the request runs on the awaiting loop."""
         body, key = self._request(prompt, sample, params, stream=True)
-        loop, pieces = asyncio.get_running_loop(), asyncio.Queue()
-
-        def put(item: Any) -> None:
-            loop.call_soon_threadsafe(pieces.put_nowait, item)
-
-        future = asyncio.wrap_future(submit(self._stream_call(body, key, put)))
-        future.add_done_callback(lambda _: pieces.put_nowait(_END))
+        pieces: asyncio.Queue[Any] = asyncio.Queue()
+        call = asyncio.ensure_future(self._stream_call(body, key, pieces.put_nowait))
+        call.add_done_callback(lambda _: pieces.put_nowait(_END))
         try:
             while (piece := await pieces.get()) is not _END:
                 yield piece
-            await future
+            await call  # raises the call's error, if any
         finally:
-            future.cancel()
+            call.cancel()  # closed early: stop reading
 
     async def astream_pieces(self, prompt: Prompt, *, sample: int = 0, **params: Any) -> list[str]:
         """The streamed pieces as one list (what `stream()` gives inside `jit`)."""
@@ -371,14 +362,14 @@ class OpenAICompatibleModel:
 
     async def _post(self, data: bytes) -> tuple[int, str, Any, bytes]:
         try:
-            async with self._send(data) as reply:
+            async with await self._send(data) as reply:
                 return reply.status, reply.reason or "", reply.headers, await reply.read()
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _transport_failure(exc) from None
 
-    def _send(self, data: bytes) -> Any:
-        """The request, as aiohttp's `async with` context (on the shared loop)."""
-        return shared_session().post(
+    async def _send(self, data: bytes) -> Any:
+        """The request, as aiohttp's `async with` context, on the running loop's session."""
+        return (await loop_session()).post(
             self._url,
             data=data,
             headers=self._headers(),
@@ -433,7 +424,7 @@ class OpenAICompatibleModel:
         self, data: bytes, state: StreamState, emit: Callable[[str], None]
     ) -> None:
         try:
-            async with self._send(data) as reply:
+            async with await self._send(data) as reply:
                 if reply.status >= 300:
                     raw = await reply.read()
                     raise self._status_failure(reply.status, reply.reason or "", reply.headers, raw)

@@ -23,7 +23,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Hashable, Iterator
+from collections.abc import Hashable, Iterator
 from typing import Any
 
 from ._errors import ModelConfigError
@@ -86,21 +86,9 @@ class CallLimits:
         finally:
             self._release()
 
-    @contextlib.asynccontextmanager
-    async def aslot(self) -> AsyncIterator[None]:
-        """Hold one slot for a call on an event loop (awaits while waiting)."""
-        await self._aacquire()
-        try:
-            delay = self._reserve_start()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            self._started()
-            try:
-                yield
-            finally:
-                self._finished()
-        finally:
-            self._release()
+    def aslot(self) -> _AsyncSlot:
+        """Hold one slot for a call on an event loop (`async with`; awaits while waiting)."""
+        return _AsyncSlot(self)
 
     def reset_counters(self) -> None:
         """Zero `calls` and `max_in_flight` (between measurements)."""
@@ -149,8 +137,11 @@ class CallLimits:
             waiter = self._waiters.popleft()  # the slot passes on: _active is unchanged
         if isinstance(waiter, threading.Event):
             waiter.set()
+            return
+        loop, future = waiter
+        if asyncio._get_running_loop() is loop:  # same loop: no wake-up write to its pipe
+            self._wake(future)
         else:
-            loop, future = waiter
             loop.call_soon_threadsafe(self._wake, future)
 
     def _wake(self, future: asyncio.Future[None]) -> None:
@@ -180,6 +171,31 @@ class CallLimits:
     def _finished(self) -> None:
         with self._lock:
             self.in_flight -= 1
+
+
+class _AsyncSlot:
+    """`CallLimits.aslot()`: a plain class, not a generator context (a hot path per call)."""
+
+    __slots__ = ("_limits",)
+
+    def __init__(self, limits: CallLimits):
+        self._limits = limits
+
+    async def __aenter__(self) -> None:
+        limits = self._limits
+        await limits._aacquire()
+        try:
+            delay = limits._reserve_start()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        except BaseException:  # cancelled while waiting for its start time
+            limits._release()
+            raise
+        limits._started()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._limits._finished()
+        self._limits._release()
 
 
 _shared: weakref.WeakValueDictionary[Hashable, CallLimits] = weakref.WeakValueDictionary()

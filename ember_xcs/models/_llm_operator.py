@@ -6,10 +6,11 @@ The template's placeholders are the operator's parameters: `LLMOperator(model,
 request is sent. It is a leaf (it holds a model, not operators), so under `jit` every
 `LLMOperator` call is one graph node, and independent ones run concurrently.
 
-Over a model that declares `async_native = True` (the HTTP model), a call made under
-`jit` is handed to the engine as an `async def` leaf (`operators.method_leaf`): it is awaited on the
-engine's event loop, so a hundred calls in flight hold no worker thread. Called plainly,
-it answers synchronously as before.
+Over a model that declares `async_native = True` (the HTTP model), the engine runs the
+operator as an `async def` leaf (`async_leaf()`, an `operators.method_leaf` over
+`aforward`), whether the call comes from a jitted body, a node of an explicit `Graph` or
+`vmap`: it is awaited on the engine's event loop, so a hundred calls in flight hold no
+worker thread. Called plainly, it answers synchronously as before.
 
 A subclass changes what is asked and what is returned by overriding `prompt(...)` (the
 text sent for the call's arguments) and `finish(text, ...)` (the result for a reply); the
@@ -128,9 +129,19 @@ class LLMOperator(Operator):
         handler = current_call_handler()
         if handler is None:
             return self.forward(*args, **kwargs)
-        if getattr(self.model, "async_native", False):  # awaited on the engine's loop
-            return handler(method_leaf(self, "aforward", self.name, True), args, kwargs)
-        return handler(self, args, kwargs)
+        leaf = self.async_leaf()
+        return handler(self if leaf is None else leaf, args, kwargs)
+
+    def async_leaf(self) -> Operator | None:
+        """The leaf awaiting `aforward` on the engine's event loop, which jit, explicit graphs
+        and `vmap` run instead of `forward` when the model is async-native (the HTTP
+        model); None otherwise, or when a subclass replaced `forward` but not `aforward`."""
+        if not getattr(self.model, "async_native", False):
+            return None
+        cls = type(self)
+        if cls.forward is not LLMOperator.forward and cls.aforward is LLMOperator.aforward:
+            return None  # the subclass's own forward must run
+        return method_leaf(self, "aforward", self.name, True)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """Fill the placeholders (positionally in order of first use, or by name) and call."""

@@ -7,7 +7,8 @@ question with different `sample` indices still disagree. Latency and injected fa
 are drawn from the same kind of hash (failures also from a per-`(prompt, sample)`
 attempt counter, so a retried call can succeed). The counters (`calls`, `in_flight`,
 `max_in_flight`, `call_log`) are what tests use to prove each call happened once and
-that calls overlapped.
+that calls overlapped. Usage (estimated tokens) is recorded like a real model's:
+`stats()`, `track_usage()`, `get_jit_stats` and the `on_model_usage` hook.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ._errors import (
 )
 from ._limits import CallLimits
 from ._protocol import ModelResponse, Usage
+from ._usage import ModelStats, record_call
 
 __all__ = ["SimulatedModel"]
 
@@ -92,13 +94,14 @@ class SimulatedModel:
         self.call_log: list[tuple[str, int]] = []
         self._attempts: dict[tuple[str, int], int] = {}
         self._log_lock = threading.Lock()
+        self._stats = ModelStats()
 
     def __repr__(self) -> str:
         return f"SimulatedModel(name={self.name!r}, seed={self.seed}, latency={self.latency!r})"
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle without locks; a copy counts its own calls from a snapshot of the log."""
-        state = {k: v for k, v in vars(self).items() if k not in ("limits", "_log_lock")}
+        state = {k: v for k, v in vars(self).items() if k not in ("limits", "_log_lock", "_stats")}
         state["_limits_config"] = (self.limits.max_concurrency, self.limits.requests_per_second)
         return state
 
@@ -107,6 +110,7 @@ class SimulatedModel:
         self.__dict__.update(state)
         self.limits = CallLimits(cap, rate)
         self._log_lock = threading.Lock()
+        self._stats = ModelStats()
 
     # --- counters ----------------------------------------------------------------------
 
@@ -124,9 +128,15 @@ class SimulatedModel:
         """The most calls that were running at once."""
         return self.limits.max_in_flight
 
+    def stats(self) -> dict[str, int]:
+        """Calls and tokens of this model object so far, as `OpenAICompatibleModel.stats()`
+        (the token counts are estimates: about four characters per token)."""
+        return self._stats.snapshot()
+
     def reset_counters(self) -> None:
-        """Forget calls, the in-flight peak, the call log and failure attempt counts."""
+        """Forget calls, the in-flight peak, the call log, failure attempt counts and `stats()`."""
         self.limits.reset_counters()
+        self._stats.reset()
         with self._log_lock:
             self.call_log.clear()
             self._attempts.clear()
@@ -170,12 +180,14 @@ class SimulatedModel:
         if failure is not None:
             raise failure
         text = self._text(prompt, sample)
-        return ModelResponse(
+        response = ModelResponse(
             text=text,
             model=self.name,
             usage=Usage(_tokens(prompt), _tokens(text)),
             latency_seconds=time.perf_counter() - start,
         )
+        record_call(self._stats, self.name, response.usage, cached=False)  # as a real model
+        return response
 
     def _text(self, prompt: str, sample: int) -> str:
         responses = self.responses

@@ -6,50 +6,29 @@
 
 - `on_model_usage(*, model, usage, cached)` after every model call, with its `Usage`;
 - `on_stream_delta(*, model, delta)` for every piece of text a streamed call receives, as
-  it arrives (on ember_xcs's event-loop thread: keep it quick and thread-safe).
+  it arrives (on the event-loop thread the request runs on, ember_xcs's or the one
+  awaiting `astream`: keep it quick and thread-safe).
 
 **`track_usage()`** sums the calls made inside its block, on any thread or task the
 block's calls run on (the engine copies the caller's context into its workers), so it
-gives the tokens of one jitted call or one graph run.
+gives the tokens of one jitted call or one graph run. Each jitted function sums its own
+calls the same way, into `get_jit_stats` (the meter itself is `ember_xcs.scheduling`'s,
+so `jit` reads it without importing `models`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import dataclasses
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 from .._options import current_options
+from ..scheduling import UsageTotals, meter_call, meter_event, usage_meter
 from ._protocol import Usage
 
 __all__ = ["ModelStats", "UsageTotals", "notify", "record_call", "record_event", "track_usage"]
-
-
-@dataclasses.dataclass
-class UsageTotals:
-    """Calls and tokens summed over a model's life or a `track_usage()` block."""
-
-    calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cache_hits: int = 0
-    cache_misses: int = 0
-    retries: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    def add(self, usage: Usage, cached: bool) -> None:
-        if cached:
-            self.cache_hits += 1
-            return
-        self.calls += 1
-        self.prompt_tokens += usage.prompt_tokens
-        self.completion_tokens += usage.completion_tokens
 
 
 class ModelStats:
@@ -78,15 +57,12 @@ class ModelStats:
             self._totals = UsageTotals()
 
 
-_meters: contextvars.ContextVar[tuple[UsageTotals, ...]] = contextvars.ContextVar(
-    "ember_xcs_usage_meters", default=()
-)
-_meter_lock = threading.Lock()
-
-
 @contextlib.contextmanager
 def track_usage() -> Iterator[UsageTotals]:
     """Sum the model calls made inside the block (nested blocks each count them).
+
+    Every call of a jitted function sums its calls the same way, into its
+    `get_jit_stats` (`model_calls`, `prompt_tokens`, `completion_tokens`).
 
     !!! example
         ```python
@@ -95,33 +71,21 @@ def track_usage() -> Iterator[UsageTotals]:
         print(usage.calls, usage.prompt_tokens, usage.completion_tokens)
         ```
     """
-    totals = UsageTotals()
-    token = _meters.set((*_meters.get(), totals))
-    try:
+    with usage_meter() as totals:
         yield totals
-    finally:
-        _meters.reset(token)
 
 
 def record_call(stats: ModelStats, model: str, usage: Usage, cached: bool) -> None:
-    """Count one call in the model's stats, every open `track_usage()` and the hooks."""
+    """Count one call in the model's stats, every open meter and the hooks."""
     stats.add(usage, cached)
-    meters = _meters.get()
-    if meters:
-        with _meter_lock:
-            for totals in meters:
-                totals.add(usage, cached)
+    meter_call(usage, cached)
     notify("on_model_usage", model=model, usage=usage, cached=cached)
 
 
 def record_event(stats: ModelStats, field: str) -> None:
-    """Count a `retries` or `cache_misses` event in the model's stats and open blocks."""
+    """Count a `retries` or `cache_misses` event in the model's stats and open meters."""
     stats.count(field)
-    meters = _meters.get()
-    if meters:
-        with _meter_lock:
-            for totals in meters:
-                setattr(totals, field, getattr(totals, field) + 1)
+    meter_event(field)
 
 
 def notify(event: str, **payload: Any) -> None:

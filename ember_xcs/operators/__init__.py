@@ -9,6 +9,7 @@ from ._classify import guard_numeric as guard_numeric
 from ._interception import current_call_handler as current_call_handler
 from ._interception import intercept_calls as intercept_calls
 from ._kinds import KindMemo as KindMemo
+from ._kinds import engine_form as engine_form
 from ._kinds import is_async_operator as is_async_operator
 from ._method_leaf import method_leaf as method_leaf
 from ._op import FunctionOperator as FunctionOperator

@@ -24,7 +24,7 @@ from typing import Any
 
 from ._base import Operator
 
-__all__ = ["KindMemo", "OperatorKind", "is_async_operator", "operator_kind"]
+__all__ = ["KindMemo", "OperatorKind", "engine_form", "is_async_operator", "operator_kind"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -70,6 +70,19 @@ def _is_coroutine_function(fn: Any) -> bool:
     except KeyError:
         answer = _coroutine_functions[fn] = inspect.iscoroutinefunction(fn)
         return answer
+
+
+def engine_form(operator: Operator) -> Operator:
+    """What the engine runs for a node of `operator`: the async leaf the operator offers
+    (`async_leaf()`, e.g. an `LLMOperator` over the HTTP model), awaited on the event loop
+    instead of holding a worker thread for the whole request, else the operator itself.
+
+    Looked up on the class, so a wrapper that forwards attributes (`jit(operator)`) is run
+    as itself.
+    """
+    offer = getattr(type(operator), "async_leaf", None)
+    leaf = offer(operator) if offer is not None else None
+    return operator if leaf is None else leaf
 
 
 def operator_kind(operator: Operator) -> OperatorKind:

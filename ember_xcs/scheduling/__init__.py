@@ -32,3 +32,7 @@ from ._schedulers import Scheduler as Scheduler
 from ._schedulers import available_schedulers as available_schedulers
 from ._schedulers import register_scheduler as register_scheduler
 from ._schedulers import resolve_scheduler as resolve_scheduler
+from ._usage import UsageTotals as UsageTotals
+from ._usage import meter_call as meter_call
+from ._usage import meter_event as meter_event
+from ._usage import usage_meter as usage_meter

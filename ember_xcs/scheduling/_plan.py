@@ -21,7 +21,7 @@ from typing import Any
 
 from .._errors import FieldMappingError, GraphError, MissingInputError, summarize_value
 from ..graph import WHOLE_OUTPUT, Graph, Node
-from ..operators import Operator, is_async_operator
+from ..operators import Operator, engine_form, is_async_operator
 
 __all__ = ["ExecutionPlan", "PlanNode", "plan_for_graph"]
 
@@ -170,10 +170,9 @@ def _build_plan(graph: Graph) -> ExecutionPlan:
         rule = _input_rule(node, len(positional), {m[3] for m in mapped}, node_ids)
         deps = tuple(dict.fromkeys([index[e.src] for e in edges]))
         bind = _graph_bind(node_id, positional, mapped, rule.free_params)
+        operator = engine_form(node.operator)  # an LLMOperator over HTTP: awaited, no thread
         nodes.append(
-            PlanNode(
-                node_id, node.name, node.operator, deps, bind, is_async_operator(node.operator)
-            )
+            PlanNode(node_id, node.name, operator, deps, bind, is_async_operator(operator))
         )
         rules.append(rule)
     plan = ExecutionPlan(nodes)

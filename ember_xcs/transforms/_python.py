@@ -24,7 +24,7 @@ import numpy as np
 
 from .._errors import ExecutionError, TransformError
 from .._options import current_options
-from ..operators import FunctionOperator, Operator, is_async_operator
+from ..operators import FunctionOperator, Operator, engine_form, is_async_operator
 from ..scheduling import ExecutionPlan, PlanNode, resolve_scheduler
 
 __all__ = ["as_operator", "gather", "run_calls"]
@@ -52,9 +52,10 @@ def run_calls(
     """Run `operator(*args, **kwargs)` for every call, concurrently; outputs in call order."""
     if not calls:
         return []
-    is_async = is_async_operator(operator)
+    runs = engine_form(operator)  # an LLMOperator over HTTP: awaited, no thread per item
+    is_async = is_async_operator(runs)
     nodes = [
-        PlanNode(node_id, operator.name, operator, (), _bind_constant(call), is_async)
+        PlanNode(node_id, operator.name, runs, (), _bind_constant(call), is_async)
         for node_id, call in zip(node_ids, calls, strict=True)
     ]
     plan = ExecutionPlan(nodes)
