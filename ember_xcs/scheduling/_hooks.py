@@ -27,11 +27,13 @@ Recording is on the hot path of every node, so the engine records an attempt its
 with the attempt's fields (what it already had: ids, its clock readings, the attempt,
 the thread's name) in one C call, with no Python call and no object kept but the two
 clock readings; the `NodeRecord`s are built when someone reads `records`. Until
-2026-12-02 the engine called a positional hook method that appended a tuple: 1.4-1.7 µs
-per node on the benchmark's grid, against the 1 µs goal; the log costs about half (see
-`benchmarks/RESULTS.md`, "Observability overhead"). A second `Timeline` in the same run,
-and the keyword methods (Dask's replay of a remote worker's events), append the same
-fields through the positional twins.
+2026-12-02 the engine called a positional hook method that appended a tuple per attempt
+(a Python frame, and a tuple the garbage collector traversed): about 3,600 machine
+instructions a node, against about 2,450 now (median added wall time on the benchmark's
+grid 1.6 -> 1.2 µs sequential, 2.2 -> 1.0 parallel; see `benchmarks/RESULTS.md`,
+"Observability overhead"). A second `Timeline` in the same run, and the keyword methods
+(Dask's replay of a remote worker's events), append the same fields through the
+positional twins.
 """
 
 from __future__ import annotations
