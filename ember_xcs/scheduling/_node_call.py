@@ -9,9 +9,9 @@ logic exists once, whatever runs it: a thread, the caller, asyncio or a Dask wor
 `_options.node_hook_calls`, "A log instead of calls"), the node call appends each
 attempt's fields to the recorder's list itself, with the clock readings it takes
 anyway and the thread's name from a dict keyed by thread id: one `list.extend` per
-attempt instead of a hook call: recording costs a node two clock reads, the thread's
-name and that append, about 2,450 machine instructions against 3,600 for the hook call
-and its record (see `benchmarks/RESULTS.md`, "Observability overhead").
+attempt instead of a hook call. Recording then costs a node two clock reads, the
+thread's name and that append, about 2,450 machine instructions against 3,600 for the
+hook call and its record (see `benchmarks/RESULTS.md`, "Observability overhead").
 """
 
 from __future__ import annotations
