@@ -217,8 +217,9 @@ NODE_EVENTS = ("on_node_start", "on_node_end", "on_node_failure")
 
 
 def node_hook_calls(options: ExecutionOptions) -> tuple[Any, ...]:
-    """`(starts, ends, failures, timed)`: a run's node hooks, as the positional calls
-    `NodeCall` makes. The engine asks once per run, on the thread that starts the run.
+    """`(starts, ends, failures, timed, log)`: a run's node hooks, as the positional calls
+    `NodeCall` makes, and the log it records into. The engine asks once per run, on the
+    thread that starts the run.
 
     The calls carry the attempt's `time.perf_counter()` instants, so a hook need not read
     the clock or remember when an attempt started:
@@ -228,8 +229,8 @@ def node_hook_calls(options: ExecutionOptions) -> tuple[Any, ...]:
     - `failure(node_id, name, attempt, start, end, error, will_retry)`, after it raised.
 
     Reading the clock is most of what calling a hook costs (~0.1 µs a read here), so
-    `end` is read only when there are end or failure calls, and `start` only when `timed`:
-    when one of them uses it (otherwise it is 0.0).
+    `end` is read only when there are end or failure calls or a log, and `start` only
+    when `timed`: when one of them uses it (otherwise it is 0.0).
 
     A hook's public `on_node_*` methods take keyword arguments; each gets a one-line
     adapter (`seconds` is `end - start`). A hook class may offer a positional twin instead
@@ -241,22 +242,35 @@ def node_hook_calls(options: ExecutionOptions) -> tuple[Any, ...]:
     a subclass that overrides one of them with a plain keyword method gets keyword calls
     for all three, so its `super()` calls see the events they expect. Everything but the
     properties is looked up once per options object.
+
+    **A log instead of calls.** A recorder that only stores what the engine already knows
+    (`Timeline`) marks its end method `positional(twin, log="attribute")`, naming a list:
+    `NodeCall` then extends that list with each attempt's fields, `(node_id, name, start,
+    end, thread, attempt, error, will_retry)` (`thread`: the name of the thread that ran
+    it; `error`: the exception's type name, None if it returned), and calls neither the
+    hook's end nor its failure twin. That is one C call per attempt and no Python frame
+    or kept tuple: a third fewer instructions per recorded node than the twin's call (see
+    `benchmarks/RESULTS.md`, "Observability overhead"). One hook per run gets the log;
+    another one that asks for one (a second `Timeline`) gets its twins called as usual.
     """
     table = options.__dict__.get("_hook_table")
     found = table.get("node events") if table is not None else None
     if found is None:
         found = _hook_table(options)["node events"] = _node_targets(options.hooks)
-    calls, per_run = found
-    return _resolve(calls) if per_run else calls
+    calls, per_run, log = found
+    starts, ends, failures, timed = _resolve(calls) if per_run else calls
+    return starts, ends, failures, timed or log is not None, log  # a log records the start
 
 
-def positional(twin: str | None, *, start: bool = True) -> Any:
+def positional(twin: str | None, *, start: bool = True, log: str | None = None) -> Any:
     """Mark a hook's `on_node_*` method as having a positional twin (see
     `node_hook_calls`): the name of a method or property that gives the positional call,
-    or None when the event needs no call; `start=False` if the twin ignores `start`."""
+    or None when the event needs no call; `start=False` if the twin ignores `start`;
+    `log` (on `on_node_end`) names the list the engine records every attempt into instead
+    of calling the end and failure twins."""
 
     def mark(method: Any) -> Any:
-        method.__xcs_positional__ = (twin, start)
+        method.__xcs_positional__ = (twin, start, log)
         return method
 
     return mark
@@ -266,20 +280,26 @@ def positional(twin: str | None, *, start: bool = True) -> Any:
 _Target = tuple[Any, str | None, bool]
 
 
-def _node_targets(hooks: tuple[Any, ...]) -> tuple[Any, bool]:
+def _node_targets(hooks: tuple[Any, ...]) -> tuple[Any, bool, Any]:
     """The node calls of `hooks`, or, when some twin is a property to read per run, their
-    targets (then True)."""
+    targets (then True); and the log's `extend`, or None."""
     targets: tuple[list[_Target], ...] = ([], [], [])
+    log = None
     for hook in hooks:
         methods = [_live_method(hook, event) for event in NODE_EVENTS]
         marked = all(m is None or hasattr(m, "__xcs_positional__") for m in methods)
+        logged = False
+        if marked and methods[1] is not None and log is None:
+            log_name = methods[1].__xcs_positional__[2]
+            if log_name is not None:
+                log, logged = getattr(hook, log_name).extend, True
         for k, method in enumerate(methods):
-            if method is None:
+            if method is None or (logged and k > 0):  # the log records ends and failures
                 continue
             if not marked:  # only a keyword end hook's `seconds` needs the start
                 targets[k].append((_KEYWORD_ADAPTERS[k](method), None, k == 1))
                 continue
-            twin, uses_start = method.__xcs_positional__
+            twin, uses_start, _ = method.__xcs_positional__
             if twin is None:
                 continue
             if isinstance(getattr(type(hook), twin, None), property):
@@ -287,7 +307,7 @@ def _node_targets(hooks: tuple[Any, ...]) -> tuple[Any, bool]:
             else:
                 targets[k].append((getattr(hook, twin), None, uses_start))
     per_run = any(twin for event in targets for _, twin, _ in event)
-    return (targets if per_run else _resolve(targets)), per_run
+    return (targets if per_run else _resolve(targets)), per_run, log
 
 
 def _resolve(targets: tuple[list[_Target], ...]) -> tuple[Any, ...]:

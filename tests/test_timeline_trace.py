@@ -12,10 +12,13 @@ import asyncio
 import json
 import os
 import threading
+from typing import Any
 
 import pytest
 
 import ember_xcs as xcs
+from ember_xcs._options import node_hook_calls
+from ember_xcs.scheduling import NodeRecord
 
 
 def check_trace_event_format(trace: dict) -> None:
@@ -128,9 +131,10 @@ def test_async_nodes_overlapping_on_the_loop_thread_get_tracks_of_their_own():
 
 
 def run_flaky_and_broken(
-    timeline: xcs.Timeline | None = None,
+    timeline: xcs.Timeline | None = None, *others: xcs.Timeline, **options: Any
 ) -> tuple[xcs.Graph, xcs.Timeline]:
-    """`flaky` fails once (a secret in its message) then succeeds; `broken` always fails."""
+    """`flaky` fails once (a secret in its message) then succeeds; `broken` always fails.
+    `others` record the same run; `options` are more `ExecutionOptions` fields."""
     attempts = []
 
     @xcs.op
@@ -149,7 +153,8 @@ def run_flaky_and_broken(
     graph.add_node(broken, node_id="broken")
     timeline = timeline if timeline is not None else xcs.Timeline()
     options = xcs.ExecutionOptions(
-        hooks=(timeline,),
+        hooks=(timeline, *others),
+        **options,
         retries=1,
         retry_backoff=0,
         retry_on=(ConnectionError,),
@@ -202,6 +207,61 @@ def test_a_timeline_subclass_overriding_an_event_records_the_same_attempts():
 
     assert seen(logging) == seen(plain)
     assert all(r.start < r.end for r in logging.records)  # each attempt has its own start
+
+
+def test_two_timelines_in_one_run_record_the_same_attempts():
+    first, second = xcs.Timeline(), xcs.Timeline()
+    run_flaky_and_broken(first, second)  # the engine logs into one, calls the other
+
+    def seen(timeline):
+        return [(r.node_id, r.attempt, r.outcome, r.error, r.thread) for r in timeline.records]
+
+    assert len(first.records) == 3 and seen(first) == seen(second)
+    assert len(first.runs) == len(second.runs) == 1
+
+
+def test_a_timeline_is_recorded_by_the_engine_with_no_hook_call_per_node():
+    timeline = xcs.Timeline()
+    starts, ends, failures, timed, log = node_hook_calls(xcs.ExecutionOptions(hooks=timeline))
+    assert (starts, ends, failures) == ((), (), ())  # no Python call per attempt
+    assert timed and log is not None  # the engine reads both clocks and appends the record
+    log(("n", "op", 1.0, 2.0, "main", 0, None, False))
+    assert timeline.records == [NodeRecord("n", "op", 1.0, 2.0, "main", True, 0, os.getpid())]
+
+
+def test_records_name_each_thread_even_after_a_thread_id_is_reused():
+    """A thread's id may go to the next thread once it ended; records keep each name."""
+    timeline = xcs.Timeline()
+    options = xcs.ExecutionOptions(hooks=(timeline,), scheduler="sequential")
+    graph = fan_in(1)
+    for i in range(4):  # one after another: a finished thread's id is free for the next
+        worker = threading.Thread(
+            target=xcs.execute_graph,
+            args=(graph, {"prompt": "q", "u0": {"unit": i}}),
+            kwargs={"options": options},
+            name=f"caller-{i}",
+        )
+        worker.start()
+        worker.join()
+    names = [r.thread for r in timeline.records]
+    assert names == [f"caller-{i}" for i in range(4) for _ in range(2)]  # u0, then join
+    assert [run.thread for run in timeline.runs] == [f"caller-{i}" for i in range(4)]
+
+
+def test_a_dask_run_records_every_attempt_on_the_workers_threads():
+    distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+    _, plain = run_flaky_and_broken()
+    with distributed.Client(
+        processes=False, n_workers=1, threads_per_worker=2, dashboard_address=":0"
+    ) as client:
+        _, timeline = run_flaky_and_broken(scheduler="dask", dask_client=client)
+
+    def seen(timeline):
+        return sorted((r.node_id, r.attempt, r.outcome, r.error) for r in timeline.records)
+
+    assert seen(timeline) == seen(plain)
+    assert threading.current_thread().name not in {r.thread for r in timeline.records}
+    assert timeline.runs[0].scheduler == "dask"
 
 
 def test_records_of_a_chain_follow_each_other():
