@@ -173,7 +173,7 @@ def enumerate_zip_report(text: str) -> str:
     answers = [generate(q) for q in questions]
     lines = []
     for i, (q, a) in enumerate(zip(questions, answers, strict=True), start=1):
-        lines.append("%d. %s -> %s" % (i, q.strip(), a))
+        lines.append("%d. %s -> %s" % (i, q.strip(), a))  # noqa: UP031 - as users write
     return "\n".join(lines)
 
 
@@ -265,8 +265,8 @@ def string_methods(question: str) -> dict:
     wrapped = textwrap.shorten(f"{answer} " * 4, width=40, placeholder="~")
     return {
         "is_question": reply.strip().lower().startswith("question"),
-        "percent": "%s => %s" % (question, answer),
-        "format": "{0} [{1}]".format(answer, reply.strip()),
+        "percent": "%s => %s" % (question, answer),  # noqa: UP031 - as users write
+        "format": "{0} [{1}]".format(answer, reply.strip()),  # noqa: UP030, UP032
         "title": answer.title().replace("<", "("),
         "wrapped": wrapped,
         "parts": answer.partition("<")[::2],
