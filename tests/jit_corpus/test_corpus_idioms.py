@@ -466,8 +466,8 @@ def _jit_method(fn, mode):
 
 PROGRAMS = [
     Program("while_refine", while_refine, TEXTS, width=1, depth=serial),
-    Program("walrus_router", walrus_router, QUESTIONS, width=1, depth=2),
-    Program("match_router", match_router, QUESTIONS, width=1, depth=2),
+    Program("walrus_router", walrus_router, QUESTIONS, width=1, depth=serial),
+    Program("match_router", match_router, QUESTIONS, width=1, depth=serial),
     Program("match_action", match_action, QUESTIONS, width=3, depth=2),
     Program("closure_personas", closure_personas, QUESTIONS, width=3, depth=2),
     Program("sort_by_score", sort_by_score, TEXTS, width=4, depth=1),
@@ -493,7 +493,7 @@ PROGRAMS = [
     Program("jitted_method", ASSISTANT.run, QUESTIONS, width=3, depth=1, jit=_jit_method),
     Program("partial_of_op", partial_of_op, QUESTIONS, width=3, depth=1),
     Program("decorated_pipeline", decorated_pipeline, QUESTIONS, width=3, depth=2),
-    Program("raise_after_call", raise_after_call, QUESTIONS, width=1, depth=2),
+    Program("raise_after_call", raise_after_call, QUESTIONS, width=1, depth=serial),
     Program("finally_and_assert", finally_and_assert, [("ok",), ("bad",), ("fine",)], width=1),
     # each level's f-string waits for its two halves before the right half starts
     Program("recursive_merge", recursive_merge, TEXTS, width=3, depth=3),
@@ -503,7 +503,7 @@ PROGRAMS = [
     Program("property_and_callable", property_and_callable, TEXTS, width=4, depth=1),
     Program("reduce_chain", reduce_chain, TEXTS, width=4, depth=4),
     Program("list_sort_in_place", list_sort_in_place, TEXTS, width=4, depth=1),
-    Program("try_except_else", try_except_else, QUESTIONS, width=1, depth=2),
+    Program("try_except_else", try_except_else, QUESTIONS, width=1, depth=serial),
 ]
 
 
