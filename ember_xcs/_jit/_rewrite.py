@@ -8,11 +8,14 @@ resolves it first:
 
 | in the code | rewritten to |
 |---|---|
-| `f(a, b)` | `call(f, a, b)`: an operator gets `a`, `b` as they are (the call waits for them, not the body); any other callable gets them resolved, containers included |
-| `x.attr` | `attr(x, "attr")`: the field of a pending result is itself lazy (`model.complete(p).text` does not wait for the call); of anything else, the attribute |
+| `f(a, b)` | `call(f, a, b)`: an operator gets `a`, `b` as they are (the call waits for them, not the body); any other callable gets them resolved, containers, `dict.values()` views and iterators (`reversed`, `zip`, `map`, generators) included; a callable that consumes a whole iterable (`str.join`, `sum`, `sorted`, `set`, `min`, `max`, `Counter`) gets a generator run to its end first, so its calls overlap; `any`/`all` pull one item at a time |
+| `sorted(xs, key=k)`, `min`, `max`, `xs.sort(key=k)` | where `k` may call operators (a rewritten function or lambda, an operator): every item's key first, with its calls in flight together, then the comparisons on the real keys |
+| `x.attr` | `attr(x, "attr")`: the field of a pending result is itself lazy (`model.complete(p).text` does not wait for the call); a property of the user's class runs its rewritten getter; of anything else, the attribute |
+| `lambda a: e` | `lambda a: ret(e)`: where rewritten code calls it, `e` as it is; where other code calls it (`map`, `functools.reduce`), resolved |
 | `x[i]`, `x + y`, `x == y`, `not x`, `x and y` | each operand resolved: `r(x)[r(i)]`, ... |
 | `f"{x}"` | `f"{rr(x)}"` (containers too) |
-| `if x:`, `while x:`, `assert x`, `for a in x:`, `with x:`, `a, b = x`, `raise x` | `r(x)` |
+| `if x:`, `while x:`, `assert x`, `for a in x:`, `a, b = x`, `raise x` | `r(x)` |
+| `with m:` | `r(m)`; where `m` may see an exception (`contextlib.suppress`, a user's own manager: anything but a lock, a file or `nullcontext`), each call in the body waits as in a `try` body, so the manager sees a failed call's error |
 | `f(a)` in a `try` body | `try_call(f, a)`: the call, then a wait for its result, so a leaf call that fails raises at the call, before its result is bound or stored, as the plain call would; the end of the body (and each `return`/`break`/`continue` in it) also waits for every call dispatched since it began. Independent calls inside one `try` body therefore run one after another: make them before the `try` to overlap them |
 | `return x`, `y = x`, `[x, y]`, `{"k": x}` | unchanged: the value flows on, and is resolved where it is used or when the jitted call returns |
 
@@ -20,18 +23,21 @@ resolves it first:
 code on real values pays one function call per use. Calls made from the rewritten body to
 the user's own Python functions and methods, and to composite operators' `forward`, are
 rewritten the same way (recursively, once per code object), so a helper passes lazy
-values through as the body does. Library code (the standard library, installed packages,
+values through as the body does; so are generator functions, lambdas (found in their
+file by line, parameters and where the body starts), property getters and `__call__` of
+the user's classes, and the function behind a `functools.wraps` decorator. Library code (the standard library, installed packages,
 ember_xcs itself) is never rewritten: it gets resolved values.
 
 The same rewritten code runs during a symbolic trace: there `r(x)` is an identity on
 placeholders, a placeholder passed to a non-operator callable stops the trace with the
 callable's name (so `json.loads(answer)` falls back to dynamic dispatch instead of
 running as written), and a `try` body that made a leaf call stops the trace (a plan could
-not run the `except` branch).
+not run the `except` branch); so does a `with` body that made one under a manager that
+may see its error.
 
-Where the source is unavailable (a lambda, a function typed into a REPL, a builtin, a C
-function, a generator) the function runs as written, with `LazyResult` proxies;
-`explain_jit_selection` says which path ran and why (`describe`).
+Where the source is unavailable (a function typed into a REPL or made by `exec`/`eval`,
+a builtin, a C function) or is a coroutine function, the function runs as written, with
+`LazyResult` proxies; `explain_jit_selection` says which path ran and why (`describe`).
 """
 
 from __future__ import annotations
