@@ -5,6 +5,7 @@ and dict views each give the plain answer, and keep independent calls overlapped
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import itertools
 import logging
@@ -253,3 +254,20 @@ def test_the_serial_warning_names_the_users_line_where_len_waited(caplog):
     (record,) = [r for r in caplog.records if r.name == "ember_xcs.jit"]
     assert "test_jit_rewrite_idioms.py:" in record.getMessage()
     assert "_rewrite.py" not in record.getMessage()
+
+
+@dataclasses.dataclass(frozen=True)
+class Draft:
+    text: str
+    rating: float | None = None
+
+
+def _rated(text):
+    drafts = [Draft(word) for word in text.split()]
+    rated = [dataclasses.replace(d, rating=score(d.text)) for d in drafts]
+    return max(rated, key=lambda d: d.rating)
+
+
+def test_dataclasses_replace_stores_a_pending_result_without_waiting_for_it():
+    got, peak = _plain_and_jit(_rated, "ab c def", width=3)
+    assert (got, peak) == (Draft("ab", 2.0), 3)
