@@ -38,7 +38,7 @@ __all__ = ["NOTES", "corpus_section"]
 
 NOTES: list[str] = []
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "jit_corpus"
-FAMILIES = ("ensembles", "reasoning", "control", "rag", "modules")
+FAMILIES = ("ensembles", "reasoning", "control", "rag", "modules", "idioms")
 
 
 def corpus_section(settings: Any, log: Callable[[str], None]) -> list[Row]:

@@ -1,8 +1,8 @@
 """The containers jit looks inside: one definition of how to open and rebuild them.
 
 A value passed to or returned from a jitted body may hold operator outputs anywhere in
-lists, tuples, namedtuples, dicts (and subclasses), sets, dataclasses and registered JAX
-pytrees. `open_container` says how to take one apart and put it back together; the
+lists, tuples, namedtuples, dicts (and subclasses), `dict.values()` and `dict.items()`
+views, sets, dataclasses and registered JAX pytrees. `open_container` says how to take one apart and put it back together; the
 dynamic strategy uses it to find the calls an argument depends on and to hand real
 values back. Plain objects are not containers: a trace stops when one hides a traced
 value, and the dynamic strategy resolves what a returned object holds in place
@@ -46,6 +46,10 @@ def open_container(value: Any) -> Opened | None:
         return value, lambda items: kind(*items)
     if kind in (set, frozenset):
         return list(value), kind
+    if kind is _VALUES:  # a view is rebuilt as a view of a new dict, never the user's
+        return list(value), lambda items: dict(zip(value.mapping, items, strict=True)).values()
+    if kind is _ITEMS:
+        return list(value), lambda items: dict(items).items()
     if issubclass(kind, dict):
         return list(value.values()), lambda items: _rebuild_dict(value, items)
     if dataclasses.is_dataclass(kind):
@@ -62,6 +66,7 @@ def open_container(value: Any) -> Opened | None:
     return children, treedef.unflatten
 
 
+_VALUES, _ITEMS = type({}.values()), type({}.items())
 # values that are never containers here: operators are pytrees, but an operator is a
 # value to jit, never rebuilt; iterators would be consumed (and JAX warns about them)
 _NOT_CONTAINERS = (Operator, Iterator)

@@ -8,11 +8,14 @@ resolves it first:
 
 | in the code | rewritten to |
 |---|---|
-| `f(a, b)` | `call(f, a, b)`: an operator gets `a`, `b` as they are (the call waits for them, not the body); any other callable gets them resolved, containers included |
-| `x.attr` | `attr(x, "attr")`: the field of a pending result is itself lazy (`model.complete(p).text` does not wait for the call); of anything else, the attribute |
+| `f(a, b)` | `call(f, a, b)`: an operator gets `a`, `b` as they are (the call waits for them, not the body); any other callable gets them resolved, containers, `dict.values()` views and iterators (`reversed`, `zip`, `map`, generators) included; a callable that consumes a whole iterable (`str.join`, `sum`, `sorted`, `set`, `min`, `max`, `Counter`) gets a generator run to its end first, so its calls overlap; `any`/`all` pull one item at a time |
+| `sorted(xs, key=k)`, `min`, `max`, `xs.sort(key=k)` | where `k` may call operators (a rewritten function or lambda, an operator): every item's key first, with its calls in flight together, then the comparisons on the real keys |
+| `x.attr` | `attr(x, "attr")`: the field of a pending result is itself lazy (`model.complete(p).text` does not wait for the call); a property of the user's class runs its rewritten getter; of anything else, the attribute |
+| `lambda a: e` | `lambda a: ret(e)`: where rewritten code calls it, `e` as it is; where other code calls it (`map`, `functools.reduce`), resolved |
 | `x[i]`, `x + y`, `x == y`, `not x`, `x and y` | each operand resolved: `r(x)[r(i)]`, ... |
 | `f"{x}"` | `f"{rr(x)}"` (containers too) |
-| `if x:`, `while x:`, `assert x`, `for a in x:`, `with x:`, `a, b = x`, `raise x` | `r(x)` |
+| `if x:`, `while x:`, `assert x`, `for a in x:`, `a, b = x`, `raise x` | `r(x)` |
+| `with m:` | `r(m)`; where `m` may see an exception (`contextlib.suppress`, a user's own manager: anything but a lock, a file or `nullcontext`), each call in the body waits as in a `try` body, so the manager sees a failed call's error |
 | `f(a)` in a `try` body | `try_call(f, a)`: the call, then a wait for its result, so a leaf call that fails raises at the call, before its result is bound or stored, as the plain call would; the end of the body (and each `return`/`break`/`continue` in it) also waits for every call dispatched since it began. Independent calls inside one `try` body therefore run one after another: make them before the `try` to overlap them |
 | `return x`, `y = x`, `[x, y]`, `{"k": x}` | unchanged: the value flows on, and is resolved where it is used or when the jitted call returns |
 
@@ -20,26 +23,34 @@ resolves it first:
 code on real values pays one function call per use. Calls made from the rewritten body to
 the user's own Python functions and methods, and to composite operators' `forward`, are
 rewritten the same way (recursively, once per code object), so a helper passes lazy
-values through as the body does. Library code (the standard library, installed packages,
+values through as the body does; so are generator functions, lambdas (found in their
+file by line, parameters and where the body starts), property getters and `__call__` of
+the user's classes, and the function behind a `functools.wraps` decorator. Library code (the standard library, installed packages,
 ember_xcs itself) is never rewritten: it gets resolved values.
 
 The same rewritten code runs during a symbolic trace: there `r(x)` is an identity on
 placeholders, a placeholder passed to a non-operator callable stops the trace with the
 callable's name (so `json.loads(answer)` falls back to dynamic dispatch instead of
 running as written), and a `try` body that made a leaf call stops the trace (a plan could
-not run the `except` branch).
+not run the `except` branch); so does a `with` body that made one under a manager that
+may see its error.
 
-Where the source is unavailable (a lambda, a function typed into a REPL, a builtin, a C
-function, a generator) the function runs as written, with `LazyResult` proxies;
-`explain_jit_selection` says which path ran and why (`describe`).
+Where the source is unavailable (a function typed into a REPL or made by `exec`/`eval`,
+a builtin, a C function) or is a coroutine function, the function runs as written, with
+`LazyResult` proxies; `explain_jit_selection` says which path ran and why (`describe`).
 """
 
 from __future__ import annotations
 
 import ast
+import collections
+import contextlib
 import dataclasses
 import functools
 import inspect
+import io
+import itertools
+import linecache
 import logging
 import sys
 import textwrap
@@ -61,13 +72,13 @@ __all__ = ["call", "describe", "entry", "warn_if_serial"]
 
 logger = logging.getLogger("ember_xcs.jit")
 
-_R, _RR, _CALL, _TRY_CALL, _MARK, _SETTLE, _SETTLED, _ATTR = (
-    "__xcs_r", "__xcs_rr", "__xcs_call", "__xcs_try_call", "__xcs_mark", "__xcs_settle",
-    "__xcs_settled", "__xcs_attr",
+_R, _RR, _RET, _CALL, _TRY_CALL, _WITH_CALL, _MARK, _SETTLE, _SETTLED, _ATTR = (
+    "__xcs_r", "__xcs_rr", "__xcs_ret", "__xcs_call", "__xcs_try_call", "__xcs_with_call",
+    "__xcs_mark", "__xcs_settle", "__xcs_settled", "__xcs_attr",
 )  # fmt: skip
 # frame-sensitive builtins: a call through `call` would run them in the wrong frame
 _FRAME_BUILTINS = frozenset({"super", "locals", "vars", "globals", "eval", "exec", "dir"})
-_NOT_REWRITTEN = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+_NOT_REWRITTEN = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
 
 
 # --- resolving, in the rewritten code -----------------------------------------------------
@@ -85,6 +96,26 @@ def _rr(value: Any) -> Any:
     if type(value) is LazyResult:
         return _wait(value, sys._getframe(1))
     return _resolve_deep(value, sys._getframe(1))
+
+
+def _ret(value: Any) -> Any:
+    """What a lambda returns: as it is where rewritten code called it (`_raw_call`);
+    otherwise resolved, containers too, since the code calling it is not ours (`map`,
+    `functools.reduce`)."""
+    frame = sys._getframe(1)
+    if frame.f_back is not None and frame.f_back.f_code is _RAW_CALLER:
+        return value
+    if type(value) is LazyResult:
+        return _wait(value, frame)
+    return _resolve_deep(value, frame)
+
+
+def _raw_call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+    """`fn(*args, **kwargs)` for rewritten code: a lambda returns its result unresolved."""
+    return fn(*args, **kwargs)
+
+
+_RAW_CALLER = _raw_call.__code__
 
 
 def _wait(lazy: LazyResult, frame: types.FrameType) -> Any:
@@ -127,8 +158,11 @@ def _mark() -> int:
     return 0
 
 
-def _settle(mark: int, frame: types.FrameType | None = None) -> None:
-    """The end of a `try` body: wait for the calls it dispatched; raise the first failure."""
+def _settle(mark: int, *managers: Any, frame: types.FrameType | None = None) -> None:
+    """The end of a `try` body (or of a `with` body whose `managers` may see its errors):
+    wait for the calls it dispatched; raise the first failure."""
+    if managers and _inert(managers):
+        return
     handler = current_call_handler()
     frame = frame or sys._getframe(1)
     if isinstance(handler, _Dispatcher):
@@ -137,9 +171,10 @@ def _settle(mark: int, frame: types.FrameType | None = None) -> None:
             _wait(LazyResult(run, index), frame)
     elif isinstance(handler, Tracer) and len(handler.records) > mark:
         rec = handler.records[mark]
+        block = "`with`" if managers else "`try`"
         reason = reason_at(
             "value",
-            "Python needs to know whether a leaf call in a `try` body raises:",
+            f"Python needs to know whether a leaf call in a {block} body raises:",
             f"the output of node {rec.node_id!r} ({rec.name})",
             frame,
         )
@@ -160,10 +195,38 @@ def _try_call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
     return out
 
 
-def _settled(mark: int, value: Any) -> Any:
-    """`return value` inside a `try` body."""
-    _settle(mark, sys._getframe(1))
+def _settled(mark: int, value: Any, *managers: Any) -> Any:
+    """`return value` inside a `try` body (or a `with` body of `managers`)."""
+    _settle(mark, *managers, frame=sys._getframe(1))
     return value
+
+
+def _with_call(managers: tuple[Any, ...], fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+    """`fn(*args, **kwargs)` inside `with` bodies of `managers`: a call, or, where a
+    manager may see the call's error (`contextlib.suppress`, a user's own), `_try_call`."""
+    if _inert(managers):
+        return call(fn, *args, **kwargs)
+    return _try_call(fn, *args, **kwargs)
+
+
+def _inert(managers: tuple[Any, ...]) -> bool:
+    """Every context manager is one that never looks at an exception (a lock, a file,
+    `nullcontext`): errors may surface after the block, as elsewhere in the body."""
+    for manager in managers:
+        kind = type(manager)
+        known = _INERT.get(kind)
+        if known is None:
+            known = _INERT[kind] = issubclass(kind, io.IOBase) or kind in _INERT_TYPES
+        if not known:
+            return False
+    return True
+
+
+_INERT_TYPES = (
+    type(threading.Lock()), type(threading.RLock()), threading.Condition, threading.Semaphore,
+    threading.BoundedSemaphore, contextlib.nullcontext,
+)  # fmt: skip
+_INERT: dict[type, bool] = {}
 
 
 # --- calls from rewritten code ---------------------------------------------------------------
@@ -181,9 +244,19 @@ _BUILTIN_FUNCTION = type(len)
 # C functions and classes: never operators, models or rewritable code, so with plain
 # arguments every branch of `call` comes down to calling them as they are
 _C_CALLABLES = frozenset({_BUILTIN_FUNCTION, _BUILTIN_METHOD, type})
-# values that hold nothing `_real` would resolve (it opens no iterator): `call` passes
-# them on without a walk
-_PLAIN = _ATOMS | _C_CALLABLES | {types.FunctionType, map, filter, zip, enumerate, range}
+# values that hold nothing `_real` would resolve: `call` passes them on without a walk
+_PLAIN = _ATOMS | _C_CALLABLES | {types.FunctionType, range}
+_VIEWS = (type({}.values()), type({}.items()))
+# iterators that may yield lazy results (`reversed(answers)`, `zip(qs, answers)`,
+# `map(op, xs)`): a callable that needs real values gets their items resolved
+_ITERATORS = frozenset({
+    types.GeneratorType, map, filter, zip, enumerate, reversed, type(iter([])),
+    type(reversed([])), type(iter(())), type(iter({}.values())), type(iter({}.items())),
+    itertools.chain, itertools.islice, itertools.zip_longest, itertools.starmap,
+})  # fmt: skip
+# callables that consume every item of an iterable: a generator argument is run to its
+# end first, so the calls it makes are all in flight before the first is waited for
+_CONSUMERS = frozenset({sorted, sum, min, max, set, frozenset, collections.Counter})
 # ember_xcs's own callables that know about traces and runs (the models take real values)
 _JIT_AWARE = ("ember_xcs.scheduling", "ember_xcs.transforms", "ember_xcs.graph")
 
@@ -191,6 +264,10 @@ _JIT_AWARE = ("ember_xcs.scheduling", "ember_xcs.transforms", "ember_xcs.graph")
 def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
     """`fn(*args, **kwargs)` from rewritten code; see the module docstring."""
     kind = type(fn)
+    if "key" in kwargs and kind in _C_CALLABLES:  # sorted(xs, key=lambda x: score(x))
+        out = _keyed(fn, args, kwargs)
+        if out is not _MISSING:
+            return out
     if kind in _C_CALLABLES and _plain(args) and (not kwargs or _plain(kwargs.values())):
         return fn(*args, **kwargs)  # every branch below calls these as they are
     if kind is LazyResult:  # `x.method(...)` of a pending result: the caller's line waits
@@ -205,7 +282,11 @@ def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
     if kind is types.FunctionType:
         converted = convert(fn)
         if converted is not None:
-            return converted(*args, **kwargs)
+            return _raw_call(converted, *args, **kwargs)
+        if fn.__code__.co_flags & inspect.CO_COROUTINE:  # nothing runs: jit refuses the
+            return fn(*args, **kwargs)  # coroutine if the body returns it
+        if fn is dataclasses.replace and len(args) == 1:  # stores the new field values,
+            return fn(*_real(fn, args, sys._getframe(1)), **kwargs)  # as a constructor does
     elif kind is types.MethodType:
         converted = convert(fn.__func__) if type(fn.__func__) is types.FunctionType else None
         if converted is not None:
@@ -214,19 +295,72 @@ def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
         return call(fn.func, *fn.args, *args, **{**fn.keywords, **kwargs})
     elif kind.__name__ == "JittedFunction" and hasattr(fn, "_target"):
         return call(fn._target.call, *args, **kwargs)  # inline, as inside any run
+    elif type(dunder := getattr(kind, "__call__", None)) is types.FunctionType:  # noqa: B004
+        converted = convert(dunder)  # an instance of the user's class with `__call__`
+        if converted is not None:
+            return converted(fn, *args, **kwargs)
     elif kind is _BUILTIN_METHOD and (type(fn.__self__), fn.__name__) in _PASS_METHODS:
         return fn(*args, **kwargs)
     if kind is type or kind is _BUILTIN_FUNCTION:
         if fn in _PASS or _is_record_type(fn):
             return fn(*args, **kwargs)
         if fn in _SHALLOW:
-            return fn(*[_shallow(fn, a) for a in args], **kwargs)
+            frame = sys._getframe(1)
+            return fn(*[_shallow(fn, a, frame) for a in args], **kwargs)
     if (getattr(fn, "__module__", None) or "").startswith(_JIT_AWARE):
         return fn(*args, **kwargs)  # execute_graph, transforms: they hand calls to the run
     if _plain(args) and (not kwargs or _plain(kwargs.values())):
         return fn(*args, **kwargs)
     frame = sys._getframe(1)
     return fn(*_real(fn, args, frame), **_real(fn, kwargs, frame))
+
+
+def _keyed(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """`sorted`, `min`, `max` or `list.sort` with a key that may call operators: every
+    item's key first, with its calls in flight together, then the comparisons on the
+    real keys (the same keys, computed in the same order; `_MISSING`: not such a call)."""
+    sort = type(fn) is _BUILTIN_METHOD and type(fn.__self__) is list and fn.__name__ == "sort"
+    allowed = _KEYED.get(fn) if type(fn) is _BUILTIN_FUNCTION else None
+    if sort:
+        allowed, args = _SORT_OPTIONS, (fn.__self__,)
+    key = _deferred_key(kwargs["key"]) if allowed and not kwargs.keys() - allowed else None
+    if key is None or not args or (len(args) > 1 and (fn is sorted or "default" in kwargs)):
+        return _MISSING  # not ours, or wrong arguments: the builtin says what is wrong
+    frame = sys._getframe(2)
+    items = args[0] if len(args) == 1 else args
+    items = _wait(items, frame) if type(items) is LazyResult else items
+    items = items if sort else list(items)
+    keys = _resolve_deep([_raw_call(key, item) for item in items], frame)
+    order = range(len(items))
+    if fn is min or fn is max:
+        if not items:
+            return fn((), **{k: v for k, v in kwargs.items() if k != "key"})
+        return items[fn(order, key=keys.__getitem__)]
+    order = sorted(order, key=keys.__getitem__, reverse=_r(kwargs.get("reverse", False)))
+    ranked = [items[i] for i in order]
+    if sort:
+        items[:] = ranked
+        return None
+    return ranked
+
+
+_SORT_OPTIONS = frozenset({"key", "reverse"})
+_KEYED = {sorted: _SORT_OPTIONS, min: frozenset({"key", "default"})}
+_KEYED[max] = _KEYED[min]
+
+
+def _deferred_key(key: Any) -> Callable[[Any], Any] | None:
+    """`key` as a function that does not wait for its result (a rewritten function or
+    lambda, an operator), or `None` for a key that cannot call operators (`len`,
+    `str.lower`, `counts.get`) or is not rewritten."""
+    if isinstance(current_call_handler(), Tracer):
+        return None  # a trace stops at the placeholders, as for any C function
+    kind = type(key)
+    if kind is types.FunctionType:
+        return convert(key)
+    if kind in (types.MethodType, functools.partial) or isinstance(key, Operator):
+        return lambda item: call(key, item)
+    return None
 
 
 def _plain(values: Any) -> bool:
@@ -254,11 +388,43 @@ def _is_model_call(method: types.MethodType) -> bool:
     )
 
 
-def _shallow(fn: Any, value: Any) -> Any:
+def _attr(value: Any, name: str) -> Any:
+    """`value.name` from rewritten code: `project`, except that a property of the user's
+    own class runs its getter rewritten (it may call operators and use their results)."""
+    kind = type(value)
+    if kind in _ATOMS or kind is LazyResult or kind is types.ModuleType:
+        return project(value, name)
+    getters = _getters.get(kind)
+    if getters is None:
+        getters = _getters[kind] = _user_getters(kind)
+    getter = getters.get(name) if getters else None
+    if getter is not None and (getter := convert(getter)) is not None:
+        return getter(value)
+    return project(value, name)
+
+
+# per class, its properties' getters (classes are few, and live as
+# long as their modules: a plain dict is the cheapest lookup on every attribute read)
+_getters: dict[type, dict[str, Any]] = {}
+
+
+def _user_getters(kind: type) -> dict[str, Any]:
+    found = {}
+    for klass in reversed(kind.__mro__):
+        for name, member in vars(klass).items():
+            if type(member) is property and type(member.fget) is types.FunctionType:
+                found[name] = member.fget
+            else:
+                found.pop(name, None)
+    return found
+
+
+def _shallow(fn: Any, value: Any, frame: types.FrameType) -> Any:
     """`value` itself resolved (not its items); a placeholder stops a trace."""
-    if type(value) is Symbol:
+    kind = type(value)
+    if kind is Symbol:
         _stop(value, f"passed to {fn.__name__}()")
-    return _r(value)
+    return _wait(value, frame) if kind is LazyResult else value
 
 
 def _is_record_type(fn: Any) -> bool:
@@ -296,24 +462,46 @@ def _real(fn: Any, values: Any, frame: types.FrameType) -> Any:
             _stop(symbol, f"passed to {name}()")
         return values
     if isinstance(values, tuple):
+        kind = type(fn)
+        drain = (kind is _BUILTIN_FUNCTION or kind is type) and fn in _CONSUMERS
+        drain = drain or (kind is _BUILTIN_METHOD and _is_join(fn))
         values = tuple(
-            _resolving(v, frame) if type(v) is types.GeneratorType else v for v in values
+            (_drained(v, frame) if drain else _resolving(v, frame)) if type(v) in _ITERATORS else v
+            for v in values
         )
     return _resolve_deep(values, frame)
 
 
+def _is_join(method: Any) -> bool:
+    """`", ".join`, `b"".join`."""
+    return type(method.__self__) in (str, bytes) and method.__name__ == "join"
+
+
 def _resolving(items: Any, frame: types.FrameType) -> Any:
-    """A generator argument whose items are resolved as the callee pulls them (`any()` may
+    """An iterator argument whose items are resolved as the callee pulls them (`any()` may
     stop early, so the items must not all be made up front)."""
     for item in items:
         yield _resolve_deep(item, frame)
+
+
+def _drained(items: Any, frame: types.FrameType) -> list[Any]:
+    """Every item of an iterator argument that the callee consumes to its end, resolved
+    once all are made (`", ".join(ask(q) for q in qs)` overlaps its calls)."""
+    made: list[Any] = []
+    try:
+        for item in items:
+            made.append(item)
+    except BaseException:
+        _resolve_deep(made, frame)  # a call that failed first raises first, as plainly
+        raise
+    return _resolve_deep(made, frame)
 
 
 def _first_symbol(value: Any) -> Any:
     kind = type(value)
     if kind is Symbol:
         return value
-    if kind in (list, tuple, set, frozenset) or isinstance(value, tuple):
+    if kind in (list, tuple, set, frozenset) or isinstance(value, tuple) or kind in _VIEWS:
         items = value
     elif isinstance(value, dict):
         items = value.values()
@@ -426,14 +614,17 @@ _codes: weakref.WeakKeyDictionary[types.CodeType, types.CodeType | None] = (
 _why_not: weakref.WeakKeyDictionary[types.CodeType, str] = weakref.WeakKeyDictionary()
 _functions: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 _HELPERS = {
-    _R: _r, _RR: _rr, _CALL: call, _TRY_CALL: _try_call, _MARK: _mark, _SETTLE: _settle,
-    _SETTLED: _settled, _ATTR: project,
+    _R: _r, _RR: _rr, _RET: _ret, _CALL: call, _TRY_CALL: _try_call, _WITH_CALL: _with_call,
+    _MARK: _mark, _SETTLE: _settle, _SETTLED: _settled, _ATTR: _attr,
 }  # fmt: skip
+_HELPER_NAMES = frozenset(_HELPERS)
 
 
 def convert(fn: types.FunctionType) -> types.FunctionType | None:
     """`fn` with its code rewritten (`None`: run it as written), cached per function."""
-    if getattr(fn, "__xcs_rewritten__", False):
+    if getattr(fn, "__xcs_rewritten__", False) or not _HELPER_NAMES.isdisjoint(
+        fn.__code__.co_freevars
+    ):  # rewritten, or defined in rewritten code (a nested function, a lambda)
         return fn
     found = _functions.get(fn, _MISSING)
     if found is not _MISSING:
@@ -481,36 +672,69 @@ def _why_not_rewritten(fn: types.FunctionType) -> str | None:
     code = fn.__code__
     if _is_library(code.co_filename):
         return f"{fn.__qualname__} is library code (or has no source file: {code.co_filename})"
-    if code.co_name == "<lambda>":
-        return "a lambda (its source is part of a line, not a definition)"
     if code.co_flags & _NOT_REWRITTEN:
-        return "a generator or coroutine function"
+        return "a coroutine function"
     return None
 
 
 def _compile(fn: types.FunctionType) -> types.CodeType:
     code = fn.__code__
-    lines, first = inspect.getsourcelines(fn)
+    if code.co_name == "<lambda>":
+        return _compiled(code, _Rewriter().visit(_lambda_node(code)), 1)
+    # the code object, not `fn`: `inspect` follows `__wrapped__`, so a decorator's wrapper
+    # made with `functools.wraps` would be read as the function it wraps
+    lines, first = inspect.getsourcelines(code)
     tree = ast.parse(textwrap.dedent("".join(lines)))
     func = tree.body[0]
     if not isinstance(func, ast.FunctionDef) or func.name != code.co_name:
         raise ValueError("the source does not start with the function's definition")
     func.decorator_list = []
-    func = _Rewriter().visit(func)
+    return _compiled(code, _Rewriter().visit(func), first)
+
+
+def _lambda_node(code: types.CodeType) -> ast.Lambda:
+    """The `lambda` expression `code` was compiled from, found in its file: on its first
+    line, with its parameters and, where several match, where its body starts."""
+    tree = ast.parse("".join(linecache.getlines(code.co_filename)))
+    flags = code.co_flags
+    count = code.co_argcount + code.co_kwonlyargcount
+    count += bool(flags & inspect.CO_VARARGS) + bool(flags & inspect.CO_VARKEYWORDS)
+    params = code.co_varnames[:count]
+    found = [
+        node for node in ast.walk(tree)
+        if isinstance(node, ast.Lambda) and node.lineno == code.co_firstlineno
+        and _parameters(node.args) == params
+    ]  # fmt: skip
+    if len(found) > 1:
+        starts = {(p[0], p[2]) for p in code.co_positions()}
+        found = [n for n in found if (n.body.lineno, n.body.col_offset) in starts]
+    if len(found) != 1:
+        raise ValueError("the lambda could not be told apart from others on its line")
+    return found[0]
+
+
+def _parameters(args: ast.arguments) -> tuple[str, ...]:
+    """Parameter names in `co_varnames` order: positional, keyword-only, `*`, `**`."""
+    names = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+    names += [a.arg for a in (args.vararg, args.kwarg) if a is not None]
+    return tuple(names)
+
+
+def _compiled(code: types.CodeType, func: ast.FunctionDef | ast.Lambda, first: int) -> Any:
+    """The code object of the rewritten `func` (source lines from `first`)."""
     # a factory whose locals are the original free variables and the helpers, so the
     # rewritten function's free variables are cells we can hand it (`_rebind`)
     names = [*code.co_freevars, *_HELPERS]
-    # a recursive call names the function: a global, unless it was a closure variable
-    own = [] if func.name in code.co_freevars else [ast.Global([func.name])]
+    prefix: list[ast.stmt] = []
+    define: list[ast.stmt] = [ast.Return(func)]
+    if isinstance(func, ast.FunctionDef):
+        # a recursive call names the function: a global, unless it was a closure variable
+        prefix = [] if func.name in code.co_freevars else [ast.Global([func.name])]
+        define = [func, ast.Return(ast.Name(func.name, ast.Load()))]
     factory = ast.FunctionDef(
         name="__xcs_factory",
         args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]),
-        body=[
-            *own,
-            *[_assign(name, ast.Constant(None)) for name in names],
-            func,
-            ast.Return(ast.Name(func.name, ast.Load())),
-        ],
+        body=[*prefix, *[_assign(name, ast.Constant(None)) for name in names], *define],
         decorator_list=[],
         returns=None,
     )
@@ -542,7 +766,9 @@ class _Rewriter(ast.NodeTransformer):
     """Resolve every use of a value; see the table in the module docstring."""
 
     def __init__(self) -> None:
-        self._tries: list[str] = []  # the mark variables of the enclosing `try` bodies
+        # the enclosing `try` and `with` bodies: (mark variable, the `with` statement's
+        # context manager variables, or `None` for a `try`)
+        self._tries: list[tuple[str, list[str] | None]] = []
         self._count = 0
 
     def use(self, node: ast.expr | None) -> Any:
@@ -633,7 +859,7 @@ class _Rewriter(ast.NodeTransformer):
         return node
 
     def visit_Lambda(self, node: ast.Lambda) -> ast.AST:
-        node.body = self.use_all(node.body)  # called by code we do not see (sorted's key)
+        node.body = _wrap(_RET, self.visit(node.body))  # called by code we do not see
         return node
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
@@ -646,8 +872,13 @@ class _Rewriter(ast.NodeTransformer):
         for kw in node.keywords:
             kw.value = self.visit(kw.value) if kw.arg is not None else self.use(kw.value)
             keywords.append(kw)
-        helper = _TRY_CALL if self._tries else _CALL  # in a try body, calls wait
-        new = ast.Call(ast.Name(helper, ast.Load()), [self.visit(func), *args], keywords)
+        new = ast.Call(ast.Name(_CALL, ast.Load()), [self.visit(func), *args], keywords)
+        if any(managers is None for _, managers in self._tries):  # in a try body, calls wait
+            new.func = ast.Name(_TRY_CALL, ast.Load())
+        elif self._tries:  # in a `with` body, they wait where a manager may see errors
+            new.func = ast.Name(_WITH_CALL, ast.Load())
+            every = [_load(m) for _, managers in self._tries for m in managers or ()]
+            new.args.insert(0, ast.Tuple(every, ast.Load()))
         return ast.copy_location(new, node)
 
     # statements: tests, iteration, unpacking, `with`, `raise` are uses
@@ -676,11 +907,18 @@ class _Rewriter(ast.NodeTransformer):
         node.body, node.orelse = self._block(node.body), self._block(node.orelse)
         return node
 
-    def visit_With(self, node: ast.With) -> ast.AST:
-        for item in node.items:
-            item.context_expr = self.use(item.context_expr)
-        node.body = self._block(node.body)
-        return node
+    def visit_With(self, node: ast.With) -> Any:
+        self._count += 1
+        mark, managers = f"__xcs_m{self._count}", []
+        for i, item in enumerate(node.items):  # each manager is kept: does it see errors?
+            managers.append(f"__xcs_c{self._count}_{i}")
+            named = ast.NamedExpr(ast.Name(managers[-1], ast.Store()), self.use(item.context_expr))
+            item.context_expr = ast.copy_location(named, item.context_expr)
+        self._tries.append((mark, managers))
+        node.body = [*self._block(node.body), self._settle_stmt()]
+        self._tries.pop()
+        start = _assign(mark, ast.Call(ast.Name(_MARK, ast.Load()), [], []))
+        return [ast.copy_location(start, node), node]
 
     def visit_Assert(self, node: ast.Assert) -> ast.AST:
         node.test, node.msg = self.use(node.test), self.use_all(node.msg)
@@ -711,7 +949,9 @@ class _Rewriter(ast.NodeTransformer):
     def visit_Return(self, node: ast.Return) -> ast.AST:
         value = self.visit(node.value) if node.value is not None else ast.Constant(None)
         if self._tries:  # returning from a try body: its calls' errors belong to it
-            value = ast.Call(ast.Name(_SETTLED, ast.Load()), [_load(self._tries[-1]), value], [])
+            mark, managers = self._tries[-1]
+            args = [_load(mark), value, *map(_load, managers or ())]
+            value = ast.Call(ast.Name(_SETTLED, ast.Load()), args, [])
         node.value = value
         return node
 
@@ -724,13 +964,19 @@ class _Rewriter(ast.NodeTransformer):
     def _settle_before(self, node: ast.stmt) -> Any:
         if not self._tries:
             return node
-        return [_settle_call(self._tries[-1]), node]
+        return [self._settle_stmt(), node]
+
+    def _settle_stmt(self) -> ast.stmt:
+        """`settle(mark, *managers)` for the innermost `try` or `with` body."""
+        mark, managers = self._tries[-1]
+        args = [_load(mark), *map(_load, managers or ())]
+        return ast.Expr(ast.Call(ast.Name(_SETTLE, ast.Load()), args, []))
 
     def visit_Try(self, node: ast.Try) -> Any:
         self._count += 1
         mark = f"__xcs_m{self._count}"
-        self._tries.append(mark)
-        node.body = [*self._block(node.body), _settle_call(mark)]
+        self._tries.append((mark, None))
+        node.body = [*self._block(node.body), self._settle_stmt()]
         self._tries.pop()
         for handler in node.handlers:
             handler.type = self.use(handler.type)
@@ -752,7 +998,3 @@ class _Rewriter(ast.NodeTransformer):
 
 def _load(name: str) -> ast.Name:
     return ast.Name(name, ast.Load())
-
-
-def _settle_call(mark: str) -> ast.stmt:
-    return ast.Expr(ast.Call(ast.Name(_SETTLE, ast.Load()), [_load(mark)], []))

@@ -31,6 +31,7 @@ from .._errors import TraceError
 from .._options import ExecutionOptions
 from ..operators import FunctionOperator, Operator
 from ..scheduling import ExecutionPlan, ExecutionStats, PlanNode
+from ._async import refuse_coroutine
 from ._dynamic import run_dynamic
 from ._keys import StructureGuard, input_labels, is_constant_leaf, restore_statics
 from ._modes import STRATEGIES, JitConfig, JITMode
@@ -133,6 +134,7 @@ class PlainEntry:
         result = replay(self.plan, {INPUTS: (args, kwargs)}, options, own)
         if result.stats.scheduler == "noop":
             return result, result.stats
+        refuse_coroutine(result.by_index[0], target.name)  # as a traced or dynamic body is
         return result.by_index[0], result.stats
 
     def segments(self) -> list[NumericSegment]:
