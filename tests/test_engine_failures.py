@@ -32,12 +32,24 @@ class Counter:
 
 
 class ReleaseOnFailure(xcs.ExecutionHooks):
-    """Sets `event` when any node fails: the blocked nodes may finish only after that."""
+    """Sets `event` once a node has failed *and* the engine has taken the failure in (the
+    failed call no longer counts as running): the blocked nodes may finish only after
+    that. Setting it from the hook alone raced: the hook runs on the worker before the
+    failure reaches the engine, so under load a blocked node's success could arrive first
+    and free a worker for the next node."""
 
-    def __init__(self, event: threading.Event):
+    def __init__(self, event: threading.Event, running_after: int):
         self.event = event
+        self.running_after = running_after  # the calls still in flight once it is taken in
 
     def on_node_failure(self, **kwargs: Any) -> None:
+        threading.Thread(target=self._release_when_taken_in, daemon=True).start()
+
+    def _release_when_taken_in(self) -> None:
+        for _ in range(2000):  # up to 10 s; the failure is taken in within milliseconds
+            if xcs.engine_status().running <= self.running_after:
+                break
+            threading.Event().wait(0.005)
         self.event.set()
 
 
@@ -73,7 +85,7 @@ def test_failure_stops_new_submissions_and_waits_for_running_nodes(
     for i in range(30):
         g.add_node(lambda i=i: blocked(i), node_id=f"b{i}")
     options = xcs.ExecutionOptions(
-        scheduler="parallel", max_workers=4, hooks=(ReleaseOnFailure(release),)
+        scheduler="parallel", max_workers=4, hooks=(ReleaseOnFailure(release, 3),)
     )
     busy_before = shared_pool().busy()  # other tests' stragglers, if any
     with pytest.raises(xcs.NodeExecutionError, match="'fail'"):
