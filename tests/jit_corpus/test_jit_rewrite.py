@@ -33,7 +33,11 @@ def test_c_functions_receive_real_values_from_a_rewritten_body():
         return re.findall(r"\d", joined), json.dumps({"a": answers[0]}), float(len(answers[1]))
 
     RECORDER.reset()
-    assert body("x") == (["0", "1", "2"], '{"a": "x 0!"}', 4.0)
+    RECORDER.target = 3  # calls that can overlap wait for their peers (a loaded machine)
+    try:
+        assert body("x") == (["0", "1", "2"], '{"a": "x 0!"}', 4.0)
+    finally:
+        RECORDER.target = 0
     assert RECORDER.peak == 3
     assert "body rewritten" in xcs.explain_jit_selection(body)
 
