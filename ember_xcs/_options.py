@@ -216,10 +216,10 @@ def _events_of(hook: Any) -> list[str]:
 NODE_EVENTS = ("on_node_start", "on_node_end", "on_node_failure")
 
 
-def node_hook_calls(options: ExecutionOptions) -> tuple[Any, ...]:
-    """`(starts, ends, failures, timed, log)`: a run's node hooks, as the positional calls
-    `NodeCall` makes, and the log it records into. The engine asks once per run, on the
-    thread that starts the run.
+def node_hook_calls(options: ExecutionOptions, *, thread: str | None = None) -> tuple[Any, ...]:
+    """`(starts, ends, failures, timed, log, ticks)`: a run's node hooks, as the positional
+    calls `NodeCall` makes, the log it records into and the counters it ticks. The engine
+    asks once per run, on the thread that starts the run.
 
     The calls carry the attempt's `time.perf_counter()` instants, so a hook need not read
     the clock or remember when an attempt started:
@@ -246,31 +246,46 @@ def node_hook_calls(options: ExecutionOptions) -> tuple[Any, ...]:
     **A log instead of calls.** A recorder that only stores what the engine already knows
     (`Timeline`) marks its end method `positional(twin, log="attribute")`, naming a list:
     `NodeCall` then extends that list with each attempt's fields, `(node_id, name, start,
-    end, thread, attempt, error, will_retry)` (`thread`: the name of the thread that ran
-    it; `error`: the exception's type name, None if it returned), and calls neither the
-    hook's end nor its failure twin. That is one C call per attempt and no Python frame
-    or kept tuple: a third fewer instructions per recorded node than the twin's call (see
-    `benchmarks/RESULTS.md`, "Observability overhead"). One hook per run gets the log;
-    another one that asks for one (a second `Timeline`) gets its twins called as usual.
+    end, thread, attempt)` (`thread`: the name of the thread that ran it), where a failed
+    attempt's `attempt` is `(attempt, error, will_retry)` (`error`: the exception's type
+    name), and calls neither the hook's end nor its failure twin. That is one C call per
+    attempt and no Python frame or kept tuple: a third fewer instructions per recorded
+    node than the twin's call (see `benchmarks/RESULTS.md`, "Observability overhead").
+    `log` is `(extend, thread)`: `thread`, when given, names the thread every node of the
+    run runs on (an executor that runs calls on the caller's thread), so the node call
+    need not look it up per attempt. One hook per run gets the log; another one that asks
+    for one (a second `Timeline`) gets its twins called as usual.
+
+    **A tick instead of a call.** A counter that needs to know only that a node finished
+    (`ProgressHooks`) marks its end method `positional(twin, tick=True)`: the twin gives
+    a callable taking no arguments, best a C one (`itertools.count().__next__`), and
+    `NodeCall` calls it once per node that finished for good (it returned, or failed
+    without a retry to follow) and reads no clock for it. Such a hook marks its failure
+    method `positional(None)`.
     """
     table = options.__dict__.get("_hook_table")
     found = table.get("node events") if table is not None else None
     if found is None:
         found = _hook_table(options)["node events"] = _node_targets(options.hooks)
     calls, per_run, log = found
-    starts, ends, failures, timed = _resolve(calls) if per_run else calls
-    return starts, ends, failures, timed or log is not None, log  # a log records the start
+    starts, ends, failures, ticks, timed = _resolve(calls) if per_run else calls
+    if log is None:
+        return starts, ends, failures, timed, None, ticks
+    return starts, ends, failures, True, (log, thread), ticks  # a log records the start
 
 
-def positional(twin: str | None, *, start: bool = True, log: str | None = None) -> Any:
+def positional(
+    twin: str | None, *, start: bool = True, log: str | None = None, tick: bool = False
+) -> Any:
     """Mark a hook's `on_node_*` method as having a positional twin (see
     `node_hook_calls`): the name of a method or property that gives the positional call,
     or None when the event needs no call; `start=False` if the twin ignores `start`;
     `log` (on `on_node_end`) names the list the engine records every attempt into instead
-    of calling the end and failure twins."""
+    of calling the end and failure twins; `tick=True` (on `on_node_end`) that the twin
+    takes no arguments and is called once per node that finished for good."""
 
     def mark(method: Any) -> Any:
-        method.__xcs_positional__ = (twin, start, log)
+        method.__xcs_positional__ = (twin, start, log, tick)
         return method
 
     return mark
@@ -281,9 +296,9 @@ _Target = tuple[Any, str | None, bool]
 
 
 def _node_targets(hooks: tuple[Any, ...]) -> tuple[Any, bool, Any]:
-    """The node calls of `hooks`, or, when some twin is a property to read per run, their
-    targets (then True); and the log's `extend`, or None."""
-    targets: tuple[list[_Target], ...] = ([], [], [])
+    """The node calls of `hooks` (starts, ends, failures, ticks), or, when some twin is a
+    property to read per run, their targets (then True); and the log's `extend`, or None."""
+    targets: tuple[list[_Target], ...] = ([], [], [], [])
     log = None
     for hook in hooks:
         methods = [_live_method(hook, event) for event in NODE_EVENTS]
@@ -299,20 +314,22 @@ def _node_targets(hooks: tuple[Any, ...]) -> tuple[Any, bool, Any]:
             if not marked:  # only a keyword end hook's `seconds` needs the start
                 targets[k].append((_KEYWORD_ADAPTERS[k](method), None, k == 1))
                 continue
-            twin, uses_start, _ = method.__xcs_positional__
+            twin, uses_start, _, tick = method.__xcs_positional__
             if twin is None:
                 continue
+            kind = 3 if tick else k
             if isinstance(getattr(type(hook), twin, None), property):
-                targets[k].append((hook, twin, uses_start))
+                targets[kind].append((hook, twin, uses_start and not tick))
             else:
-                targets[k].append((getattr(hook, twin), None, uses_start))
+                targets[kind].append((getattr(hook, twin), None, uses_start and not tick))
     per_run = any(twin for event in targets for _, twin, _ in event)
     return (targets if per_run else _resolve(targets)), per_run, log
 
 
 def _resolve(targets: tuple[list[_Target], ...]) -> tuple[Any, ...]:
-    """`(starts, ends, failures, timed)` from targets, reading the per-run properties."""
-    calls: tuple[list[Any], ...] = ([], [], [])
+    """`(starts, ends, failures, ticks, timed)` from targets, reading the per-run
+    properties."""
+    calls: tuple[list[Any], ...] = ([], [], [], [])
     timed = False
     for k, event_targets in enumerate(targets):
         for owner, twin, uses_start in event_targets:
@@ -320,7 +337,7 @@ def _resolve(targets: tuple[list[_Target], ...]) -> tuple[Any, ...]:
             if call is not None:
                 calls[k].append(call)
                 timed = timed or uses_start
-    return tuple(calls[0]), tuple(calls[1]), tuple(calls[2]), timed
+    return tuple(calls[0]), tuple(calls[1]), tuple(calls[2]), tuple(calls[3]), timed
 
 
 def _live_method(hook: Any, event: str) -> Any:

@@ -204,7 +204,7 @@ def test_a_multi_process_local_cluster_runs_the_contract_basics() -> None:
             assert result["a"][1] != __import__("os").getpid()
             # hook events sent from the worker arrive here, in order
             assert log.events == [("start", "a"), ("end", "a"), ("start", "b"), ("end", "b")]
-            # with max_workers the engine loop submits each call; its events are replayed
+            # with max_workers the engine loop submits each call; its events come live too
             capped = Log()
             result = xcs.execute_graph(
                 g, {"x": 1}, options=options.replace(hooks=(capped,), max_workers=2)
@@ -329,3 +329,48 @@ def _exclaim(text: str) -> str:
 def _pair(text: str) -> tuple[str, str]:
     first = _shout(text)  # returned, and also an input of `_join`: not a sink
     return first, _join(first, _exclaim(text))
+
+
+# A node that waits until the run's hooks, on the client, were told that it started: it
+# returns True only if its start event arrived while it was still running (live events),
+# False after 30 s if events came only with its result. Module-level, so a cluster
+# worker in this process unpickles the same function and the same events.
+_starts_seen: dict[str, threading.Event] = {}
+
+
+def _wait_for_own_start_event(node: str) -> bool:
+    return _starts_seen[node].wait(timeout=30)
+
+
+class _StartWatcher(xcs.ExecutionHooks):
+    def on_node_start(self, *, node_id: str, name: str, attempt: int) -> None:
+        _starts_seen[node_id].set()
+
+
+@pytest.mark.parametrize("max_workers", [None, 2], ids=["one dask graph", "engine loop"])
+def test_a_cluster_workers_node_events_reach_the_hooks_while_the_node_runs(
+    max_workers: int | None,
+) -> None:
+    # workers in this process, reached over TCP: the client ships calls as to any
+    # cluster (nothing is shared through the in-process table)
+    cluster = distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=2,
+        processes=False,
+        protocol="tcp://",
+        host="127.0.0.1",
+        dashboard_address=":0",
+    )
+    try:
+        with distributed.Client(cluster, set_as_default=False) as remote:
+            assert remote.scheduler.address.startswith("tcp://")
+            node = f"waits_{max_workers}"
+            _starts_seen[node] = threading.Event()
+            g = xcs.Graph()
+            g.add_node(_wait_for_own_start_event, node_id=node)
+            options = xcs.ExecutionOptions(
+                scheduler="dask", dask_client=remote, hooks=_StartWatcher(), max_workers=max_workers
+            )
+            assert xcs.execute_graph(g, {node: {"node": node}}, options=options)[node] is True
+    finally:
+        cluster.close()

@@ -490,7 +490,7 @@ def test_options_that_ran_still_pickle_and_the_copy_runs() -> None:
 
 
 def test_no_node_calls_without_hooks() -> None:
-    nothing = ((), (), (), False, None)  # NodeCall then reads no clock and calls nothing
+    nothing = ((), (), (), False, None, ())  # NodeCall then reads no clock and calls nothing
     assert _options.node_hook_calls(xcs.ExecutionOptions()) == nothing
     assert _options.node_hook_calls(xcs.ExecutionOptions(hooks=xcs.ExecutionHooks())) == nothing
 

@@ -155,11 +155,12 @@ def test_a_run_inside_a_node_of_a_run_without_a_bar_draws_its_own(terminal):
 def test_a_run_gets_no_node_calls_unless_a_bar_can_be_drawn(terminal):
     options = xcs.ExecutionOptions(progress=0)
     with redirect_stderr(io.StringIO()):  # a log: no bar, so nodes pay nothing
-        assert node_hook_calls(options) == ((), (), (), False, None)
+        assert node_hook_calls(options) == ((), (), (), False, None, ())
     with redirect_stderr(terminal):
-        starts, ends, failures, timed, log = node_hook_calls(options)
-    assert starts == () and len(ends) == len(failures) == 1  # one call as each node finishes
-    assert not timed and log is None  # which needs only the end time: one clock read per node
+        starts, ends, failures, timed, log, ticks = node_hook_calls(options)
+    assert starts == ends == failures == () and len(ticks) == 1  # one tick as each node finishes
+    assert not timed and log is None  # which reads no clock
+    assert not hasattr(ticks[0], "__code__")  # a C call: no Python frame per node
 
 
 def test_the_bar_is_redrawn_at_most_every_refresh_interval_not_per_node(terminal, monkeypatch):

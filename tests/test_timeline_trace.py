@@ -222,11 +222,49 @@ def test_two_timelines_in_one_run_record_the_same_attempts():
 
 def test_a_timeline_is_recorded_by_the_engine_with_no_hook_call_per_node():
     timeline = xcs.Timeline()
-    starts, ends, failures, timed, log = node_hook_calls(xcs.ExecutionOptions(hooks=timeline))
-    assert (starts, ends, failures) == ((), (), ())  # no Python call per attempt
+    options = xcs.ExecutionOptions(hooks=timeline)
+    starts, ends, failures, timed, log, ticks = node_hook_calls(options)
+    assert (starts, ends, failures, ticks) == ((), (), (), ())  # no Python call per attempt
     assert timed and log is not None  # the engine reads both clocks and appends the record
-    log(("n", "op", 1.0, 2.0, "main", 0, None, False))
-    assert timeline.records == [NodeRecord("n", "op", 1.0, 2.0, "main", True, 0, os.getpid())]
+    extend, thread = log
+    assert thread is None  # not known for a run in general: looked up per attempt
+    extend(("n", "op", 1.0, 2.0, "main", 0))
+    extend(("n", "op", 2.0, 3.0, "main", (1, "ValueError", False)))
+    pid = os.getpid()
+    assert timeline.records == [
+        NodeRecord("n", "op", 1.0, 2.0, "main", True, 0, pid),
+        NodeRecord("n", "op", 2.0, 3.0, "main", False, 1, pid, "ValueError", False),
+    ]
+    assert node_hook_calls(options, thread="main")[4] == (extend, "main")
+
+
+def test_a_sequential_run_inside_a_worker_records_the_workers_thread():
+    """A sequential run names its thread once, when it starts: there, a pool worker's."""
+    timeline = xcs.Timeline()
+
+    @xcs.op
+    def where(*values):
+        return threading.current_thread().name
+
+    @xcs.op
+    def nested(*values):
+        inner = xcs.Graph()
+        inner.add_node(where, node_id="inner")
+        options = xcs.ExecutionOptions(hooks=timeline, scheduler="sequential")
+        return xcs.execute_graph(inner, options=options)["inner"]
+
+    outer = xcs.Graph()
+    outer.add_node(nested, node_id="outer")
+    outer.add_node(where, node_id="beside")
+    options = xcs.ExecutionOptions(hooks=timeline, scheduler="parallel")
+    result = xcs.execute_graph(outer, options=options)
+    threads = {r.node_id: r.thread for r in timeline.records}
+    assert threads == {
+        "inner": result["outer"],
+        "outer": result["outer"],
+        "beside": result["beside"],
+    }
+    assert threads["inner"] != threading.current_thread().name  # a worker ran it
 
 
 def test_records_name_each_thread_even_after_a_thread_id_is_reused():

@@ -17,15 +17,17 @@ Dask serialises every task, even for an in-process `Client(processes=False)`. So
   runs the very `NodeCall` the engine made: operators need not be picklable, closures
   over locks and shared state work, and hooks fire live on the worker thread;
 - otherwise the call itself is shipped (operators must be picklable by cloudpickle), with
-  the options' client removed and the hooks replaced by a recorder whose events are
-  replayed here, in order, when the node's result arrives (their timings are then the
-  worker's). An error's `__cause__`, which pickling drops, is shipped beside it and
-  re-attached.
+  the options' client removed and the hooks replaced, on the worker, by `TopicHooks`,
+  which send each node event live through a Dask topic (`Worker.log_event`); an
+  `EventRelay` subscribed here (`Client.subscribe_topic`) calls the run's hooks as each
+  event arrives, with the worker's timings. The `_dask_graph` path uses the same two.
+  A worker sends a node's events before its result, and the scheduler forwards both to
+  the client in that order, so the engine sees a node finish after its hooks did. An
+  error's `__cause__`, which pickling drops, is shipped beside it and re-attached.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import pickle
 import socket
@@ -38,9 +40,14 @@ from .._options import ExecutionOptions, hook_calls
 from ._executors import Done
 from ._node_call import NodeCall
 
-__all__ = ["DaskExecutor", "call_outcome", "dask_client", "picklable_error"]
-
-Events = list[tuple[str, dict[str, Any]]]
+__all__ = [
+    "DaskExecutor",
+    "EventRelay",
+    "TopicHooks",
+    "call_outcome",
+    "dask_client",
+    "picklable_error",
+]
 
 # key -> a call waiting for an in-process worker
 _local_calls: dict[str, NodeCall] = {}
@@ -112,11 +119,13 @@ class DaskExecutor:
         self._options = options
         self._keys: list[str] = []
         scheduler = options.scheduler if isinstance(options.scheduler, str) else "auto"
-        self._shipped = dataclasses.replace(
-            options,
-            scheduler=scheduler,
-            dask_client=None,
-            hooks=(_HookRecorder(),) if options.hooks else (),
+        self._shipped = options.replace(
+            scheduler=scheduler, dask_client=None, hooks=(), progress=False
+        )
+        # on a cluster, workers send node events live through a topic (`TopicHooks`)
+        self._events = EventRelay(options) if options.hooks and not self._in_process else None
+        self._topic = (
+            self._events.subscribe(client, f"ember-xcs-{self._run_id}") if self._events else None
         )
 
     def submit(self, index: int, call: NodeCall, done: Done) -> None:
@@ -127,33 +136,32 @@ class DaskExecutor:
             future = self._client.submit(_run_local, key, pure=False, key=key)
             self._keys.append(key)
         else:
-            shipped = NodeCall(
-                call.node_id,
-                call.name,
-                call.operator,
-                call.args,
-                call.kwargs,
+            shipped = (call.node_id, call.name, call.operator, call.args, call.kwargs)
+            future = self._client.submit(
+                _run_shipped,
+                shipped,
                 self._shipped,
                 call.is_async,
+                self._topic,
+                pure=False,
+                key=key,
             )
-            future = self._client.submit(_run_shipped, shipped, pure=False, key=key)
         future.add_done_callback(lambda f: done.put(self._outcome(index, f)))
 
     def close(self) -> None:
         with _local_lock:  # calls a timed-out run never started must not linger
             for key in self._keys:
                 _local_calls.pop(key, None)
+        if self._events is not None:
+            self._events.close(self._client)
         if self._owned:
             self._client.close()
 
     def _outcome(self, index: int, future: Any) -> tuple[int, bool, Any]:
         if future.status == "finished":
-            ok, value, events, cause = future.result()
+            ok, value, cause = future.result()
             if cause is not None:
                 value.__cause__ = cause
-            for method, kwargs in events:
-                for hook in hook_calls(self._options, method):
-                    hook(**kwargs)
             return index, ok, value
         try:
             exc = future.exception()
@@ -162,53 +170,24 @@ class DaskExecutor:
         return index, False, exc
 
 
-class _HookRecorder:
-    """Stands in for a run's hooks on a worker in another process: records events."""
-
-    def __init__(self) -> None:
-        self.events: Events = []
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.events = []
-
-    def _record(self, method: str, kwargs: dict[str, Any]) -> None:
-        self.events.append((method, kwargs))
-
-    def on_graph_start(self, **kwargs: Any) -> None:
-        self._record("on_graph_start", kwargs)
-
-    def on_graph_end(self, **kwargs: Any) -> None:
-        self._record("on_graph_end", kwargs)
-
-    def on_node_start(self, **kwargs: Any) -> None:
-        self._record("on_node_start", kwargs)
-
-    def on_node_end(self, **kwargs: Any) -> None:
-        self._record("on_node_end", kwargs)
-
-    def on_node_failure(self, **kwargs: Any) -> None:
-        self._record("on_node_failure", kwargs)
-
-
-def _run_local(key: str) -> tuple[bool, Any, Events, None]:
+def _run_local(key: str) -> tuple[bool, Any, None]:
     with _local_lock:
         call = _local_calls.pop(key, None)
     if call is None:  # its run timed out before a worker got to it: do nothing
-        return False, RuntimeError(f"{key}: the run gave up on this call"), [], None
+        return False, RuntimeError(f"{key}: the run gave up on this call"), None
     ok, value = call_outcome(call)
-    return ok, value, [], None
+    return ok, value, None
 
 
-def _run_shipped(call: NodeCall) -> tuple[bool, Any, Events, BaseException | None]:
-    recorders = [hook for hook in call.options.hooks if isinstance(hook, _HookRecorder)]
-    ok, value = call_outcome(call)
-    events = [event for recorder in recorders for event in recorder.events]
+def _run_shipped(
+    fields: tuple[Any, ...], options: ExecutionOptions, is_async: bool, topic: str | None
+) -> tuple[bool, Any, BaseException | None]:
+    if topic is not None:  # the run's hooks are on the client: send them each event live
+        options = options.replace(hooks=(TopicHooks(topic),))
+    ok, value = call_outcome(NodeCall(*fields, options, is_async))
     # pickling an exception drops its __cause__, which is the user's original error
     cause = picklable_error(value.__cause__) if not ok and value.__cause__ is not None else None
-    return ok, value, events, cause
+    return ok, value, cause
 
 
 def picklable_error(exc: BaseException) -> BaseException:
@@ -228,3 +207,64 @@ def call_outcome(call: NodeCall) -> tuple[bool, Any]:
         return True, call()
     except BaseException as exc:  # noqa: BLE001
         return False, exc
+
+
+# --- hook events from cluster workers, live (the engine loop's executor and `_dask_graph`) ---
+
+_EVENTS_WAIT_S = 10.0  # how long the end of a run waits for a cluster's last hook events
+
+
+class TopicHooks:
+    """Stands in for a run's hooks on a cluster worker: sends each node event, with the
+    keyword arguments the run's own hooks take, to the client through a Dask topic."""
+
+    def __init__(self, topic: str):
+        from distributed import get_worker
+
+        self.topic, self.worker = topic, get_worker()
+
+    def _send(self, method: str, kwargs: dict[str, Any]) -> None:
+        if "error" in kwargs:
+            kwargs["error"] = picklable_error(kwargs["error"])
+        self.worker.log_event(self.topic, pickle.dumps((method, kwargs)))
+
+    def on_node_start(self, **kwargs: Any) -> None:
+        self._send("on_node_start", kwargs)
+
+    def on_node_end(self, **kwargs: Any) -> None:
+        self._send("on_node_end", kwargs)
+
+    def on_node_failure(self, **kwargs: Any) -> None:
+        self._send("on_node_failure", kwargs)
+
+
+class EventRelay:
+    """Delivers hook events sent by cluster workers (`TopicHooks`) as they arrive."""
+
+    def __init__(self, options: ExecutionOptions):
+        self.options = options
+        self.topic: str | None = None
+        self.terminal = 0  # nodes whose last event (end, or a failure not retried) arrived
+        self.arrived = threading.Condition()
+
+    def subscribe(self, client: Any, token: str) -> str:
+        self.topic = f"{token}-hooks"
+        client.subscribe_topic(self.topic, self._deliver)
+        return self.topic
+
+    def _deliver(self, event: tuple[float, bytes]) -> None:
+        method, kwargs = pickle.loads(event[1])
+        for hook in hook_calls(self.options, method):
+            hook(**kwargs)
+        if method == "on_node_end" or (method == "on_node_failure" and not kwargs["will_retry"]):
+            with self.arrived:
+                self.terminal += 1
+                self.arrived.notify_all()
+
+    def wait_for(self, nodes: int) -> None:
+        with self.arrived:
+            self.arrived.wait_for(lambda: self.terminal >= nodes, timeout=_EVENTS_WAIT_S)
+
+    def close(self, client: Any) -> None:
+        if self.topic is not None:
+            client.unsubscribe_topic(self.topic)

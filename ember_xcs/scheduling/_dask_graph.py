@@ -52,7 +52,7 @@ import cloudpickle
 
 from .._errors import ExecutionError, ExecutionTimeoutError, XCSError
 from .._options import ExecutionOptions, hook_calls, node_hook_calls
-from ._dask import call_outcome, dask_client, picklable_error
+from ._dask import EventRelay, TopicHooks, call_outcome, dask_client, picklable_error
 from ._engine import as_xcs_error, node_timeout_error, trace_path
 from ._node_call import NodeCall
 from ._plan import ExecutionPlan, PlanNode
@@ -62,7 +62,6 @@ from ._result import ExecutionResult, ExecutionStats
 __all__ = ["run_on_dask"]
 
 _PENDING = object()
-_EVENTS_WAIT_S = 10.0  # how long the end of a run waits for a cluster's last hook events
 
 
 class _NodeFailed(Exception):
@@ -132,7 +131,7 @@ def _run_shipped(
 ) -> Any:
     index, node, options, topic = pickle.loads(payload)
     if topic is not None:
-        options = options.replace(hooks=(_TopicHooks(topic),))
+        options = options.replace(hooks=(TopicHooks(topic),))
     hooks = node_hook_calls(options)
     deadline = None
     if deadline_wall is not None:  # wall clocks agree across processes; perf_counter does not
@@ -145,30 +144,6 @@ def _run_shipped(
 
         get_worker().log_event(stop_topic, index)
     raise _NodeFailed(index, _pickled_error(value))
-
-
-class _TopicHooks:
-    """Stands in for a run's hooks on a cluster worker: sends each node event, with the
-    keyword arguments the run's own hooks take, to the client through a Dask topic."""
-
-    def __init__(self, topic: str):
-        from distributed import get_worker
-
-        self.topic, self.worker = topic, get_worker()
-
-    def _send(self, method: str, kwargs: dict[str, Any]) -> None:
-        if "error" in kwargs:
-            kwargs["error"] = picklable_error(kwargs["error"])
-        self.worker.log_event(self.topic, pickle.dumps((method, kwargs)))
-
-    def on_node_start(self, **kwargs: Any) -> None:
-        self._send("on_node_start", kwargs)
-
-    def on_node_end(self, **kwargs: Any) -> None:
-        self._send("on_node_end", kwargs)
-
-    def on_node_failure(self, **kwargs: Any) -> None:
-        self._send("on_node_failure", kwargs)
 
 
 def _pickled_error(error: BaseException) -> bytes:
@@ -269,7 +244,7 @@ class _GraphRun:
         self.failed: set[int] = set()
         self.skipped: set[int] = set()
         self.local: _LocalRun | None = None
-        self.events = _EventRelay(options) if options.hooks and not self.in_process else None
+        self.events = EventRelay(options) if options.hooks and not self.in_process else None
         self.futures: list[Any] | None = None
         self.failure_seen: int | None = None  # a cluster task that failed (`_on_failure`)
         self.stop_topic: str | None = None
@@ -351,7 +326,7 @@ class _GraphRun:
 
     def _payloads(self, topic: str | None) -> list[bytes]:
         """Each node pickled with the options its worker needs (cached per plan)."""
-        shipped = self.options.replace(dask_client=None, hooks=())
+        shipped = self.options.replace(dask_client=None, hooks=(), progress=False)
         cached = _payloads.get(self.plan)
         if topic is None and cached is not None and cached[0] == shipped:
             return cached[1]
@@ -553,35 +528,3 @@ def _unpicklable(node: PlanNode, exc: Exception) -> ExecutionError:
         node_id=node.node_id,
         operator_name=node.name,
     )
-
-
-class _EventRelay:
-    """Delivers hook events sent by cluster workers (`_topic_hooks`) as they arrive."""
-
-    def __init__(self, options: ExecutionOptions):
-        self.options = options
-        self.topic: str | None = None
-        self.terminal = 0  # nodes whose last event (end, or a failure not retried) arrived
-        self.arrived = threading.Condition()
-
-    def subscribe(self, client: Any, token: str) -> str:
-        self.topic = f"{token}-hooks"
-        client.subscribe_topic(self.topic, self._deliver)
-        return self.topic
-
-    def _deliver(self, event: tuple[float, bytes]) -> None:
-        method, kwargs = pickle.loads(event[1])
-        for hook in hook_calls(self.options, method):
-            hook(**kwargs)
-        if method == "on_node_end" or (method == "on_node_failure" and not kwargs["will_retry"]):
-            with self.arrived:
-                self.terminal += 1
-                self.arrived.notify_all()
-
-    def wait_for(self, nodes: int) -> None:
-        with self.arrived:
-            self.arrived.wait_for(lambda: self.terminal >= nodes, timeout=_EVENTS_WAIT_S)
-
-    def close(self, client: Any) -> None:
-        if self.topic is not None:
-            client.unsubscribe_topic(self.topic)

@@ -83,7 +83,7 @@ from typing import Any
 from .._errors import ExecutionError, ExecutionTimeoutError, NodeExecutionError, XCSError
 from .._options import ExecutionOptions, hook_calls, node_hook_calls
 from ._async_loop import blocking_loop_error, on_background_loop
-from ._node_call import NodeCall
+from ._node_call import NodeCall, thread_name
 from ._plan import ExecutionPlan, PlanNode
 from ._pool import shared_pool
 from ._result import ExecutionResult, ExecutionStats
@@ -163,7 +163,10 @@ class Run:
         self.expired: ExecutionTimeoutError | None = None
         self.finished = self.peak = self.count = 0
         self.lock = threading.RLock() if dynamic else None
-        self.node_hooks = node_hook_calls(options)
+        # a plan on an executor that runs every call on the caller's thread runs its
+        # nodes on this one: a Timeline's records take its name once per run, not per node
+        one_thread = not dynamic and getattr(executor, "on_caller_thread", False)
+        self.node_hooks = node_hook_calls(options, thread=thread_name() if one_thread else None)
         self.seen: set[int] = set()  # ids of errors a dynamic body was handed
         self.failed_at: int | None = None  # dynamic: the earliest call that failed
         self.held: set[int] = set()  # dynamic: calls made after it, not started

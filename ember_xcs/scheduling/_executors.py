@@ -5,7 +5,9 @@ own), `submit(index, call, done)` which must eventually put `(index, ok, value)`
 `done` queue, optionally `submit_async(index, call, done)` for `async def` operators,
 `reserve(width)` (called once per run with the most calls it can have in flight) and
 `run_here(index, call, done)` (run a call on the calling thread, as `submit` would run it
-elsewhere: the engine uses it for a call it would otherwise only wait for), and `close()`.
+elsewhere: the engine uses it for a call it would otherwise only wait for),
+`on_caller_thread = True` when `submit` runs every call on the thread that calls it
+(then a plan run's records name that thread once per run), and `close()`.
 Writing one is the way to plug a new backend into ember_xcs.
 """
 
@@ -50,6 +52,7 @@ class InlineExecutor:
     """Runs each call on the caller's thread, one at a time: the sequential scheduler."""
 
     capacity = 1
+    on_caller_thread = True  # every call runs on the thread that submits it
 
     def __init__(self, options: ExecutionOptions | None = None):
         pass

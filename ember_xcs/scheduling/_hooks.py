@@ -13,7 +13,7 @@ up once per run: a hook's keyword methods get a one-line adapter each, and a hoo
 may mark its methods `positional(twin)` to be called through a positional twin instead
 (no adapter, no clock reads of its own, no start event when it needs none, and a call
 for the runs it wants only). `Timeline` and `ProgressHooks` do; their keyword methods
-remain for a subclass that overrides one, for Dask's replay of a remote worker's events,
+remain for a subclass that overrides one, for the events a Dask cluster's workers send,
 and for anyone calling them. Node hooks run on the worker thread that runs the node, so
 they see real start and end times; they must be thread-safe.
 
@@ -32,7 +32,7 @@ clock readings; the `NodeRecord`s are built when someone reads `records`. Until
 instructions a node, against about 2,450 now (median added wall time on the benchmark's
 grid 1.6 -> 1.2 µs sequential, 2.2 -> 1.0 parallel; see `benchmarks/RESULTS.md`,
 "Observability overhead"). A second `Timeline` in the same run, and the keyword methods
-(Dask's replay of a remote worker's events), append the same fields through the
+(the events a Dask cluster's workers send), append the same fields through the
 positional twins.
 """
 
@@ -145,18 +145,19 @@ class RunRecord:
 _clock = time.perf_counter
 _ident = threading.get_ident
 # An attempt's fields in a Timeline's log, as the engine appends them (`NodeCall`):
-# node_id, name, start, end, thread, attempt, error type (None if it returned), retried.
-_FIELDS = 8
+# node_id, name, start, end, thread, attempt; a failed attempt's `attempt` is the tuple
+# (attempt, error type, retried), so a node that returned stores two fields fewer.
+_FIELDS = 6
 
 
 def _records(log: list[Any], pid: int) -> list[NodeRecord]:
     """The `NodeRecord`s of `log`, a run of whole attempts (`_FIELDS` each)."""
     attempts = zip(*[iter(log)] * _FIELDS, strict=True)  # consecutive groups of _FIELDS
     return [
-        NodeRecord(
-            node_id, name, start, end, thread, error is None, attempt, pid, error or "", retried
-        )
-        for node_id, name, start, end, thread, attempt, error, retried in attempts
+        NodeRecord(node_id, name, start, end, thread, True, attempt, pid)
+        if type(attempt) is int
+        else NodeRecord(node_id, name, start, end, thread, False, attempt[0], pid, *attempt[1:])
+        for node_id, name, start, end, thread, attempt in attempts
     ]
 
 
@@ -238,7 +239,7 @@ class Timeline(ExecutionHooks):
         self._node_failed(node_id, name, attempt, start, end, error, will_retry)
 
     def _node_ended(self, node_id: str, name: str, attempt: int, start: float, end: float) -> None:
-        self._log.extend((node_id, name, start, end, thread_name(), attempt, None, False))
+        self._log.extend((node_id, name, start, end, thread_name(), attempt))
 
     def _node_failed(
         self,
@@ -250,10 +251,8 @@ class Timeline(ExecutionHooks):
         error: BaseException,
         will_retry: bool,
     ) -> None:
-        error_type = type(error).__name__
-        self._log.extend(
-            (node_id, name, start, end, thread_name(), attempt, error_type, will_retry)
-        )
+        outcome = (attempt, type(error).__name__, will_retry)
+        self._log.extend((node_id, name, start, end, thread_name(), outcome))
 
     def _starts(self) -> dict[str, tuple[int, float]]:
         try:

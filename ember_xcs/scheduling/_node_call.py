@@ -8,10 +8,16 @@ logic exists once, whatever runs it: a thread, the caller, asyncio or a Dask wor
 **Recording.** When a run records its attempts (a `Timeline` in its hooks: see
 `_options.node_hook_calls`, "A log instead of calls"), the node call appends each
 attempt's fields to the recorder's list itself, with the clock readings it takes
-anyway and the thread's name from a dict keyed by thread id: one `list.extend` per
-attempt instead of a hook call. Recording then costs a node two clock reads, the
-thread's name and that append, about 2,450 machine instructions against 3,600 for the
-hook call and its record (see `benchmarks/RESULTS.md`, "Observability overhead").
+anyway and the thread's name: the run's, named once, when its executor runs every call
+on the caller's thread (the sequential scheduler), else from a dict keyed by thread id.
+One `list.extend` of six fields per attempt instead of a hook call. Recording then costs
+a node two clock reads, that append and, on threads, the name's lookup (see
+`benchmarks/RESULTS.md`, "Observability overhead").
+
+**Counting.** A progress bar only needs to know that a node finished: it asks for a
+tick (`node_hook_calls`, "A tick instead of a call"), a C callable such as
+`itertools.count().__next__`, which the node call calls once per node that finished for
+good, with no argument and no clock read.
 """
 
 from __future__ import annotations
@@ -84,8 +90,8 @@ class NodeCall:
     """
 
     __slots__ = (
-        "args", "ends", "failures", "is_async", "kwargs", "log", "name", "node_id",
-        "operator", "options", "starts", "stop_at", "timed",
+        "args", "hooks", "is_async", "kwargs", "name", "node_id", "operator", "options",
+        "stop_at",
     )  # fmt: skip
 
     def __init__(
@@ -105,10 +111,9 @@ class NodeCall:
         self.args = args
         self.kwargs = kwargs
         self.options = options
-        # positional hook calls, whether one uses `start`, and the log to record attempts
-        # into (`node_hook_calls`): a run passes its own
-        hooks = node_hooks or node_hook_calls(options)
-        self.starts, self.ends, self.failures, self.timed, self.log = hooks
+        # `(starts, ends, failures, timed, log, ticks)` (`node_hook_calls`), kept whole:
+        # one store here, one unpacking per call, whatever the run listens to
+        self.hooks = node_hooks or node_hook_calls(options)
         self.is_async = is_async  # `stop_at` is set only when a deadline applies
 
     def __call__(self) -> Any:
@@ -128,8 +133,7 @@ class NodeCall:
 
     def _call_with_retries(self) -> Any:
         attempt = 0
-        starts, ends, timed = self.starts, self.ends, self.timed
-        log = self.log  # apart: four names in one assignment would build a tuple
+        starts, ends, _, timed, log, ticks = self.hooks
         while True:
             # hooks are called inline and positionally: every node with hooks pays this
             for hook in starts:
@@ -146,25 +150,33 @@ class NodeCall:
                 continue
             if log is not None:  # a Timeline's record, appended here: no call per attempt
                 end = _clock()
-                try:  # thread_name(), inlined: a call would cost as much as the rest
-                    thread = _thread_names[_ident()]
-                except KeyError:
-                    thread = thread_name()
-                log((self.node_id, self.name, start, end, thread, attempt, None, False))
-                if ends:
+                extend, thread = log
+                if thread is None:  # not known for the whole run: this thread's
+                    try:  # thread_name(), inlined: a call would cost as much as the rest
+                        thread = _thread_names[_ident()]
+                    except KeyError:
+                        thread = thread_name()
+                extend((self.node_id, self.name, start, end, thread, attempt))
+                if ends or ticks:
                     self._ended(attempt, start, end)
             elif ends:
                 end = _clock()
                 for hook in ends:
                     hook(self.node_id, self.name, attempt, start, end)
+                for tick in ticks:
+                    tick()
+            elif ticks:  # a counter's: no clock, no Python call
+                for tick in ticks:
+                    tick()
             return out
 
     async def acall(self) -> Any:
         """Await an `async def` operator, retrying with `asyncio.sleep` between attempts."""
         set_current_options(self.options)  # a task's context is its own: no reset needed
+        starts, _, _, _, log, _ = self.hooks
         attempt = 0
         while True:
-            for hook in self.starts:
+            for hook in starts:
                 hook(self.node_id, self.name, attempt)
             start = time.perf_counter()
             try:
@@ -177,18 +189,22 @@ class NodeCall:
                 attempt += 1
                 continue
             end = time.perf_counter()
-            if self.log is not None:
-                self.log((self.node_id, self.name, start, end, thread_name(), attempt, None, False))
+            if log is not None:
+                log[0]((self.node_id, self.name, start, end, thread_name(), attempt))
             self._ended(attempt, start, end)
             return out
 
     def _ended(self, attempt: int, start: float, end: float) -> None:
-        for hook in self.ends:
+        _, ends, _, _, _, ticks = self.hooks
+        for hook in ends:
             hook(self.node_id, self.name, attempt, start, end)
+        for tick in ticks:
+            tick()
 
     def _failed(self, exc: Exception, attempt: int, start: float) -> float:
         """Notify hooks; return the backoff before the next attempt, or raise."""
         options = self.options
+        _, _, failures, _, log, ticks = self.hooks
         nested = isinstance(exc, ExecutionError) and exc.node_id is not None
         delay = options.retry_backoff * (2**attempt)
         will_retry = (
@@ -197,17 +213,18 @@ class NodeCall:
             and isinstance(exc, options.retry_on)
             and time.perf_counter() + delay < getattr(self, "stop_at", _NEVER)
         )
-        if self.failures or self.log is not None:
+        if failures or log is not None:
             end = time.perf_counter()
-            if self.log is not None:
-                kind = type(exc).__name__
-                self.log(
-                    (self.node_id, self.name, start, end, thread_name(), attempt, kind, will_retry)
-                )
-            for hook in self.failures:
+            if log is not None:
+                outcome = (attempt, type(exc).__name__, will_retry)  # a failure's `attempt`
+                # this thread's name, not the run's: an async node fails on the loop's
+                log[0]((self.node_id, self.name, start, end, thread_name(), outcome))
+            for hook in failures:
                 hook(self.node_id, self.name, attempt, start, end, exc, will_retry)
         if will_retry:
             return delay
+        for tick in ticks:  # the node finished for good
+            tick()
         if nested:
             raise exc
         error = self.error(exc, attempts=attempt + 1)

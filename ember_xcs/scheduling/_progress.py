@@ -23,17 +23,20 @@ up a run's node calls when the run starts (`_options.node_hook_calls`), and this
 gives a nested run none, nor a run with no bar to draw. A run that an operator starts on
 another thread of its own (a thread pool, `asyncio.to_thread`) is not on the node's
 stack, so it counts as a run of its own and joins the open bar. The keyword methods
-(what Dask's replay of a remote worker's events calls, and what a subclass that overrides
+(what the events a Dask cluster's workers send call, and what a subclass that overrides
 one gets) are called for every run; they read nesting from a `ContextVar` depth that
 `on_node_start` raises, as each node runs in a copy of its run's context.
 
-**Cost.** A counted node costs one call when it finishes, which ignores the attempt's
-start (so the engine reads the clock once for it, not twice): a check, an atomic count,
-and a comparison with the end time; the bar itself is brought up to date at most every
-`REFRESH_SECONDS` (tqdm would not redraw more often anyway). A run with no bar (stderr is
-not a terminal) gets no node calls at all. See `benchmarks/RESULTS.md`, "Observability
-overhead". tqdm is an optional extra (`pip install 'ember_xcs[progress]'`); without it,
-`progress=True` is an `OptionsError` saying what to install.
+**Cost.** A counted node costs one C call when it finishes for good: the engine ticks
+an `itertools.count` (`positional(..., tick=True)`), with no Python frame and no clock
+read. The bar itself is brought up to date by a thread of its own, named
+`ember-xcs-progress`, every `REFRESH_SECONDS` (tqdm would not redraw more often anyway)
+while the bar is open; the run that closes the bar stops and joins it, so no thread
+outlives the bar. A run with no bar (stderr is not a terminal) gets no node calls at
+all. Until 2026-12-02 the engine called a Python method per node (with the end time, to
+redraw from there); see `benchmarks/RESULTS.md`, "Observability overhead". tqdm is an
+optional extra (`pip install 'ember_xcs[progress]'`); without it, `progress=True` is an
+`OptionsError` saying what to install.
 """
 
 from __future__ import annotations
@@ -42,7 +45,6 @@ import functools
 import itertools
 import sys
 import threading
-import time
 from contextvars import ContextVar
 from typing import Any
 
@@ -56,14 +58,14 @@ __all__ = ["DEFAULT_DELAY", "REFRESH_SECONDS", "ProgressHooks"]
 
 DEFAULT_DELAY = 2.0  # seconds before a bar appears: shorter runs never show one
 REFRESH_SECONDS = 0.1  # the bar is brought up to date at most this often (tqdm's mininterval)
-_clock = time.perf_counter
 _ident = threading.get_ident
 _depth: ContextVar[int] = ContextVar("ember_xcs_progress_depth", default=0)  # keyword calls only
 
 # The frames that run a node's operator: while one is on a thread's stack, that thread is
 # inside a node.
 _NODE_CODE = frozenset({NodeCall._call_with_retries.__code__, NodeCall.acall.__code__})
-_open_bars = [0]  # bars open in this process, over all ProgressHooks (under _bars_lock)
+# the node counters of the bars open in this process, over all ProgressHooks
+_open_counters: set[Any] = set()
 _bars_lock = threading.Lock()
 
 
@@ -86,8 +88,14 @@ class ProgressHooks(ExecutionHooks):
         self._bar: Any = None
         self._runs = 0  # outermost runs sharing the open bar
         self._joined: dict[int, list[bool]] = {}  # thread -> did each run it started join the bar?
-        self._done = itertools.count(1)  # next() is the count of finished nodes: atomic
-        self._next_draw = 0.0  # when the next node to finish brings the bar up to date
+        # Every counted node ticks `_finished` (next(), atomic); reading it ticks it too, so
+        # reads are counted (under `_lock`) and taken off
+        self._finished = itertools.count()
+        self._tick = self._finished.__next__
+        self._reads = 0
+        self._opened_at = 0  # nodes finished before the open bar opened
+        self._stop_drawing: threading.Event | None = None
+        self._drawer: threading.Thread | None = None
         self._lock = threading.Lock()
         self.added_by_progress_option = False
 
@@ -121,11 +129,12 @@ class ProgressHooks(ExecutionHooks):
             stream = self._stream()
             if not _is_terminal(stream):
                 return False
-            self._done, self._next_draw = itertools.count(1), 0.0
-            self._bar = _new_bar(num_nodes, self.delay, stream, scheduler)
+            self._opened_at = self._count()
+            self._bar = bar = _new_bar(num_nodes, self.delay, stream, scheduler)
             self._runs = 1
             with _bars_lock:
-                _open_bars[0] += 1
+                _open_counters.add(self._finished)
+            self._start_drawing(bar)
             return True
 
     def on_graph_end(self, *, num_nodes: int, seconds: float, failed: bool) -> None:
@@ -140,9 +149,12 @@ class ProgressHooks(ExecutionHooks):
             if self._runs > 0:
                 return
             self._bar = None
-            done = next(self._done) - 1  # every node of the runs has finished
+            done = self._count() - self._opened_at  # every node of the runs has finished
             with _bars_lock:
-                _open_bars[0] -= 1
+                _open_counters.discard(self._finished)
+            stop, drawer = self._stop_drawing, self._drawer
+        stop.set()  # type: ignore[union-attr]
+        drawer.join()  # type: ignore[union-attr]
         if done > bar.n:
             bar.update(done - bar.n)
         if bar.total is None:  # a dynamic run: now we know its size
@@ -152,31 +164,56 @@ class ProgressHooks(ExecutionHooks):
     def _stream(self) -> Any:
         return self.file if self.file is not None else sys.stderr
 
+    # --- drawing -----------------------------------------------------------------------------
+
+    def _count(self) -> int:
+        """Nodes counted so far, by this hook's bars (call under `_lock`)."""
+        self._reads += 1
+        return next(self._finished) - self._reads + 1
+
+    def _start_drawing(self, bar: Any) -> None:
+        self._stop_drawing = stop = threading.Event()
+        self._drawer = threading.Thread(
+            target=self._draw_until, args=(bar, stop), name="ember-xcs-progress", daemon=True
+        )
+        self._drawer.start()
+
+    def _draw_until(self, bar: Any, stop: threading.Event) -> None:
+        """Bring `bar` up to date every `REFRESH_SECONDS` until `stop` is set."""
+        while not stop.wait(REFRESH_SECONDS):
+            with self._lock:
+                if self._bar is not bar:
+                    return
+                done = self._count() - self._opened_at
+                if done > bar.n:
+                    bar.update(done - bar.n)
+
     # --- nodes -------------------------------------------------------------------------------
-    # The engine calls `_node_ended` / `_node_failed` positionally, in the runs `_counted`
-    # says the bar counts (see `_options.node_hook_calls`). The keyword methods serve Dask's
-    # replay of a remote worker's events and a subclass that overrides one of them: they
-    # are called for every run, so they read nesting from a `ContextVar` depth that
-    # `on_node_start` raises (the engine runs each node in a copy of its run's context).
+    # The engine ticks `_finished` itself as each node a run's bar counts finishes for good
+    # (`_run_tick`, read as a run starts: see `_options.node_hook_calls`). The keyword
+    # methods serve the events a Dask cluster's workers send and a subclass that overrides
+    # one of them: they are called for every run, so they read nesting from a `ContextVar`
+    # depth that `on_node_start` raises (the engine runs each node in a copy of its run's
+    # context).
 
     @positional(None)
     def on_node_start(self, *, node_id: str, name: str, attempt: int) -> None:
         if self._bar is not None:
             _depth.set(_depth.get() + 1)
 
-    @positional("_run_node_end", start=False)
+    @positional("_run_tick", tick=True)
     def on_node_end(self, *, node_id: str, name: str, seconds: float) -> None:
-        if self._left_node():
-            self._node_ended(node_id, name, 0, 0.0, _clock())
+        if self._left_node() and self._bar is not None:
+            self._tick()
 
-    @positional("_run_node_failure", start=False)
+    @positional(None)  # the tick counts a node that failed for good
     def on_node_failure(
         self, *, node_id: str, name: str, error: BaseException, attempt: int, will_retry: bool
     ) -> None:
         if will_retry:  # the next attempt raises the depth again
             _depth.set(max(_depth.get() - 1, 0))
-        elif self._left_node():
-            self._node_ended(node_id, name, attempt, 0.0, _clock())
+        elif self._left_node() and self._bar is not None:
+            self._tick()
 
     def _left_node(self) -> bool:
         """Lower the depth; True if the node that finished belongs to an outermost run."""
@@ -187,13 +224,10 @@ class ProgressHooks(ExecutionHooks):
         return depth == 1
 
     @property
-    def _run_node_end(self) -> Any:
-        """The node-end call for the run now starting on this thread, if the bar counts it."""
-        return self._node_ended if self._counted() else None
-
-    @property
-    def _run_node_failure(self) -> Any:
-        return self._node_failed if self._counted() else None
+    def _run_tick(self) -> Any:
+        """The node counter's tick for the run now starting on this thread, if the bar
+        counts its nodes."""
+        return self._tick if self._counted() else None
 
     def _counted(self) -> bool:
         """Will the run starting on this thread have its nodes counted? Not if there is no
@@ -202,34 +236,6 @@ class ProgressHooks(ExecutionHooks):
             return False
         return not (_depth.get() or _inside_counted_node())
 
-    def _node_ended(self, node_id: str, name: str, attempt: int, start: float, end: float) -> None:
-        if self._bar is not None:
-            done = next(self._done)
-            if end >= self._next_draw:
-                self._draw(done, end)
-
-    def _node_failed(
-        self,
-        node_id: str,
-        name: str,
-        attempt: int,
-        start: float,
-        end: float,
-        error: BaseException,
-        will_retry: bool,
-    ) -> None:
-        if not will_retry:  # a node that will be retried is counted by its last attempt
-            self._node_ended(node_id, name, attempt, start, end)
-
-    def _draw(self, done: int, now: float) -> None:
-        """Bring the bar up to `done` nodes; the first node to finish `REFRESH_SECONDS`
-        from now does it again."""
-        with self._lock:
-            self._next_draw = now + REFRESH_SECONDS
-            bar = self._bar
-            if bar is not None and done > bar.n:
-                bar.update(done - bar.n)
-
 
 def _inside_counted_node() -> bool:
     """Is this thread running the operator of a node that an open bar counts?
@@ -237,20 +243,20 @@ def _inside_counted_node() -> bool:
     Read from the stack, so it costs nothing per node: called as a run starts or ends,
     and it walks the stack only while some bar is open.
     """
-    if not _open_bars[0]:
+    if not _open_counters:
         return False
     frame = sys._getframe(1)
     while frame is not None:
-        if frame.f_code in _NODE_CODE and any(map(_counts, frame.f_locals["self"].ends)):
+        if frame.f_code in _NODE_CODE and any(map(_counts, frame.f_locals["self"].hooks[5])):
             return True
         frame = frame.f_back
     return False
 
 
-def _counts(end_call: Any) -> bool:
-    """Is this node-end call an open bar's?"""
-    hook = getattr(end_call, "__self__", None)
-    return isinstance(hook, ProgressHooks) and hook._bar is not None
+def _counts(tick: Any) -> bool:
+    """Is this node's tick an open bar's?"""
+    counter = getattr(tick, "__self__", None)
+    return any(counter is open_counter for open_counter in _open_counters)
 
 
 def _is_terminal(stream: Any) -> bool:
