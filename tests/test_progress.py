@@ -240,7 +240,32 @@ def test_bar_leaves_no_thread_behind(terminal):
     with redirect_stderr(terminal):
         xcs.execute_graph(wide(5), options=xcs.ExecutionOptions(progress=0, scheduler="sequential"))
     assert final_count(terminal) == "5/5"
+    for thread in threading.enumerate():  # the drawer ends by itself once no bar is open
+        if thread.name == "ember-xcs-progress":
+            thread.join(timeout=30)
     assert {t.name for t in threading.enumerate()} - before == set()
+
+
+def test_an_open_bar_is_redrawn_while_no_node_finishes(terminal):
+    """The drawer thread brings the bar up to date: a node that waits until the bar shows
+    the first node done sees it while it runs (the run's own thread draws only at the end)."""
+
+    @xcs.op
+    def wait_for_redraw(*values):
+        for _ in range(3000):  # up to 30 s
+            if "1/2" in terminal.getvalue():
+                return True
+            time.sleep(0.01)
+        return False
+
+    graph = xcs.Graph()
+    graph.add_node(noop, node_id="first")
+    graph.add_node(wait_for_redraw, node_id="second")
+    graph.connect("first", "second")
+    options = xcs.ExecutionOptions(progress=0, scheduler="sequential")
+    with redirect_stderr(terminal):
+        assert xcs.execute_graph(graph, options=options)["second"] is True
+    assert final_count(terminal) == "2/2"
 
 
 def test_progress_hook_can_draw_to_a_chosen_stream():

@@ -29,11 +29,14 @@ one gets) are called for every run; they read nesting from a `ContextVar` depth 
 
 **Cost.** A counted node costs one C call when it finishes for good: the engine ticks
 an `itertools.count` (`positional(..., tick=True)`), with no Python frame and no clock
-read. The bar itself is brought up to date by a thread of its own, named
-`ember-xcs-progress`, every `REFRESH_SECONDS` (tqdm would not redraw more often anyway)
-while the bar is open; the run that closes the bar stops and joins it, so no thread
-outlives the bar. A run with no bar (stderr is not a terminal) gets no node calls at
-all. Until 2026-12-02 the engine called a Python method per node (with the end time, to
+read. Open bars are brought up to date every `REFRESH_SECONDS` (tqdm would not redraw
+more often anyway) by one drawer thread, `ember-xcs-progress`, started with the first
+bar and ended once no bar has been open for `LINGER_SECONDS`: runs that follow each other
+share it, so a run opens and closes its bar without waiting for another thread (on this
+2-core machine, starting and joining a thread per bar cost 0.4 ms a run under load, more
+than the per-node calls it replaced on a 2,000-node grid). The run that closes a bar
+draws its final count itself. A run with no bar (stderr is not a terminal) gets no node
+calls at all. Until 2026-12-02 the engine called a Python method per node (with the end time, to
 redraw from there); see `benchmarks/RESULTS.md`, "Observability overhead". tqdm is an
 optional extra (`pip install 'ember_xcs[progress]'`); without it, `progress=True` is an
 `OptionsError` saying what to install.
@@ -45,6 +48,7 @@ import functools
 import itertools
 import sys
 import threading
+import time
 from contextvars import ContextVar
 from typing import Any
 
@@ -58,14 +62,17 @@ __all__ = ["DEFAULT_DELAY", "REFRESH_SECONDS", "ProgressHooks"]
 
 DEFAULT_DELAY = 2.0  # seconds before a bar appears: shorter runs never show one
 REFRESH_SECONDS = 0.1  # the bar is brought up to date at most this often (tqdm's mininterval)
+LINGER_SECONDS = 1.0  # the drawer thread ends once no bar has been open for this long
 _ident = threading.get_ident
 _depth: ContextVar[int] = ContextVar("ember_xcs_progress_depth", default=0)  # keyword calls only
 
 # The frames that run a node's operator: while one is on a thread's stack, that thread is
 # inside a node.
 _NODE_CODE = frozenset({NodeCall._call_with_retries.__code__, NodeCall.acall.__code__})
-# the node counters of the bars open in this process, over all ProgressHooks
-_open_counters: set[Any] = set()
+# The hooks with an open bar in this process (by id: equal hooks are distinct bars), and
+# the thread that redraws them (`_draw_open_bars`), both under `_bars_lock`.
+_open: dict[int, ProgressHooks] = {}
+_drawer: list[threading.Thread] = []
 _bars_lock = threading.Lock()
 
 
@@ -94,8 +101,6 @@ class ProgressHooks(ExecutionHooks):
         self._tick = self._finished.__next__
         self._reads = 0
         self._opened_at = 0  # nodes finished before the open bar opened
-        self._stop_drawing: threading.Event | None = None
-        self._drawer: threading.Thread | None = None
         self._lock = threading.Lock()
         self.added_by_progress_option = False
 
@@ -130,11 +135,9 @@ class ProgressHooks(ExecutionHooks):
             if not _is_terminal(stream):
                 return False
             self._opened_at = self._count()
-            self._bar = bar = _new_bar(num_nodes, self.delay, stream, scheduler)
+            self._bar = _new_bar(num_nodes, self.delay, stream, scheduler)
             self._runs = 1
-            with _bars_lock:
-                _open_counters.add(self._finished)
-            self._start_drawing(bar)
+            _opened(self)
             return True
 
     def on_graph_end(self, *, num_nodes: int, seconds: float, failed: bool) -> None:
@@ -151,10 +154,7 @@ class ProgressHooks(ExecutionHooks):
             self._bar = None
             done = self._count() - self._opened_at  # every node of the runs has finished
             with _bars_lock:
-                _open_counters.discard(self._finished)
-            stop, drawer = self._stop_drawing, self._drawer
-        stop.set()  # type: ignore[union-attr]
-        drawer.join()  # type: ignore[union-attr]
+                del _open[id(self)]
         if done > bar.n:
             bar.update(done - bar.n)
         if bar.total is None:  # a dynamic run: now we know its size
@@ -171,19 +171,11 @@ class ProgressHooks(ExecutionHooks):
         self._reads += 1
         return next(self._finished) - self._reads + 1
 
-    def _start_drawing(self, bar: Any) -> None:
-        self._stop_drawing = stop = threading.Event()
-        self._drawer = threading.Thread(
-            target=self._draw_until, args=(bar, stop), name="ember-xcs-progress", daemon=True
-        )
-        self._drawer.start()
-
-    def _draw_until(self, bar: Any, stop: threading.Event) -> None:
-        """Bring `bar` up to date every `REFRESH_SECONDS` until `stop` is set."""
-        while not stop.wait(REFRESH_SECONDS):
-            with self._lock:
-                if self._bar is not bar:
-                    return
+    def _redraw(self) -> None:
+        """Bring the open bar up to date (the drawer thread calls this)."""
+        with self._lock:
+            bar = self._bar
+            if bar is not None:
                 done = self._count() - self._opened_at
                 if done > bar.n:
                     bar.update(done - bar.n)
@@ -243,7 +235,7 @@ def _inside_counted_node() -> bool:
     Read from the stack, so it costs nothing per node: called as a run starts or ends,
     and it walks the stack only while some bar is open.
     """
-    if not _open_counters:
+    if not _open:
         return False
     frame = sys._getframe(1)
     while frame is not None:
@@ -255,8 +247,35 @@ def _inside_counted_node() -> bool:
 
 def _counts(tick: Any) -> bool:
     """Is this node's tick an open bar's?"""
-    counter = getattr(tick, "__self__", None)
-    return any(counter is open_counter for open_counter in _open_counters)
+    return any(tick is hooks._tick for hooks in list(_open.values()))
+
+
+def _opened(hooks: ProgressHooks) -> None:
+    """Have the drawer thread redraw `hooks`' new bar; start the thread if none runs."""
+    with _bars_lock:
+        _open[id(hooks)] = hooks
+        if not _drawer:
+            drawer = threading.Thread(
+                target=_draw_open_bars, name="ember-xcs-progress", daemon=True
+            )
+            _drawer.append(drawer)
+            drawer.start()
+
+
+def _draw_open_bars() -> None:
+    """The drawer thread: redraw the open bars every `REFRESH_SECONDS`; end once none has
+    been open for `LINGER_SECONDS`."""
+    idle = 0.0
+    while True:
+        time.sleep(REFRESH_SECONDS)
+        with _bars_lock:
+            bars = list(_open.values())
+            idle = 0.0 if bars else idle + REFRESH_SECONDS
+            if idle >= LINGER_SECONDS:
+                _drawer.clear()
+                return
+        for hooks in bars:
+            hooks._redraw()
 
 
 def _is_terminal(stream: Any) -> bool:
