@@ -26,14 +26,17 @@ Recording is on the hot path of every node, so the engine records an attempt its
 `Timeline` names a list (`positional(..., log="_log")`), and the node call extends it
 with the attempt's fields (what it already had: ids, its clock readings, the attempt,
 the thread's name) in one C call, with no Python call and no object kept but the two
-clock readings; the `NodeRecord`s are built when someone reads `records`. Until
-2026-12-02 the engine called a positional hook method that appended a tuple per attempt
-(a Python frame, and a tuple the garbage collector traversed): about 3,600 machine
-instructions a node, against about 2,450 now (median added wall time on the benchmark's
-grid 1.6 -> 1.2 µs sequential, 2.2 -> 1.0 parallel; see `benchmarks/RESULTS.md`,
-"Observability overhead"). A second `Timeline` in the same run, and the keyword methods
-(the events a Dask cluster's workers send), append the same fields through the
-positional twins.
+clock readings; the `NodeRecord`s are built when someone reads `records`. An attempt
+that returned stores six fields; a failed one stores its attempt, error type and
+whether it was retried as one tuple in the sixth, so the common case builds and copies
+two fields fewer. A run whose executor runs every call on the caller's thread (the
+sequential scheduler) names that thread once, as it starts, instead of per attempt.
+History, in machine instructions per recorded node on the benchmark's grid (callgrind,
+sequential): a positional hook method that appended a tuple per attempt, ~3,600; the
+engine's own append of eight fields, ~2,450-2,600; six fields and the run's thread
+named once, ~2,000 (see `benchmarks/RESULTS.md`, "Observability overhead"). A second
+`Timeline` in the same run, and the keyword methods (the events a Dask cluster's
+workers send), append the same fields through the positional twins.
 """
 
 from __future__ import annotations
