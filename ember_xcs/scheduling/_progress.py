@@ -239,8 +239,10 @@ def _inside_counted_node() -> bool:
         return False
     frame = sys._getframe(1)
     while frame is not None:
-        if frame.f_code in _NODE_CODE and any(map(_counts, frame.f_locals["self"].hooks[5])):
-            return True
+        if frame.f_code in _NODE_CODE:
+            ticks = frame.f_locals["self"].hooks[-1]  # `node_hook_calls`' last: the ticks
+            if any(map(_counts, ticks)):
+                return True
         frame = frame.f_back
     return False
 
