@@ -347,12 +347,10 @@ class _StartWatcher(xcs.ExecutionHooks):
         _starts_seen[node_id].set()
 
 
-@pytest.mark.parametrize("max_workers", [None, 2], ids=["one dask graph", "engine loop"])
-def test_a_cluster_workers_node_events_reach_the_hooks_while_the_node_runs(
-    max_workers: int | None,
-) -> None:
-    # workers in this process, reached over TCP: the client ships calls as to any
-    # cluster (nothing is shared through the in-process table)
+@pytest.fixture(scope="module")
+def tcp_client() -> Iterator[Any]:
+    """Workers in this process, reached over TCP: the client ships calls as to any
+    cluster (nothing is shared through the in-process table)."""
     cluster = distributed.LocalCluster(
         n_workers=1,
         threads_per_worker=2,
@@ -361,16 +359,32 @@ def test_a_cluster_workers_node_events_reach_the_hooks_while_the_node_runs(
         host="127.0.0.1",
         dashboard_address=":0",
     )
-    try:
-        with distributed.Client(cluster, set_as_default=False) as remote:
-            assert remote.scheduler.address.startswith("tcp://")
-            node = f"waits_{max_workers}"
-            _starts_seen[node] = threading.Event()
-            g = xcs.Graph()
-            g.add_node(_wait_for_own_start_event, node_id=node)
-            options = xcs.ExecutionOptions(
-                scheduler="dask", dask_client=remote, hooks=_StartWatcher(), max_workers=max_workers
-            )
-            assert xcs.execute_graph(g, {node: {"node": node}}, options=options)[node] is True
-    finally:
-        cluster.close()
+    with distributed.Client(cluster, set_as_default=False) as c:
+        assert c.scheduler.address.startswith("tcp://")
+        yield c
+    cluster.close()
+
+
+@pytest.mark.parametrize("max_workers", [None, 2], ids=["one dask graph", "engine loop"])
+def test_a_cluster_workers_node_events_reach_the_hooks_while_the_node_runs(
+    tcp_client: Any, max_workers: int | None
+) -> None:
+    node = f"waits_{max_workers}"
+    _starts_seen[node] = threading.Event()
+    g = xcs.Graph()
+    g.add_node(_wait_for_own_start_event, node_id=node)
+    options = xcs.ExecutionOptions(
+        scheduler="dask", dask_client=tcp_client, hooks=_StartWatcher(), max_workers=max_workers
+    )
+    assert xcs.execute_graph(g, {node: {"node": node}}, options=options)[node] is True
+
+
+@pytest.mark.parametrize("max_workers", [None, 2], ids=["one dask graph", "engine loop"])
+def test_a_progress_bar_stays_in_this_process_on_a_cluster_run(
+    tcp_client: Any, max_workers: int | None
+) -> None:
+    # the bar's hook holds a lock: it must not be shipped with the calls
+    options = xcs.ExecutionOptions(
+        scheduler="dask", dask_client=tcp_client, progress=True, max_workers=max_workers
+    )
+    assert xcs.execute_graph(small_graph(), {"x": 1}, options=options) == {"b": 20}
