@@ -211,7 +211,7 @@ class _Dispatcher:
         self.ids: dict[str, int] = {}
         # where the body waited for a pending result: (node id, file:line, calls made by
         # then), the evidence for `_rewrite.warn_if_serial`
-        self.forced: list[tuple[str, str, int]] = []
+        self.forced: list[tuple[str, tuple[str, int], int]] = []
 
     def __call__(
         self,

@@ -130,7 +130,7 @@ def _wait(lazy: LazyResult, frame: types.FrameType) -> Any:
 def _note_forced(handler: Any, run: Any, index: int, frame: types.FrameType) -> None:
     """Where the body waited, and how many calls it had made: `warn_if_serial`'s evidence."""
     if isinstance(handler, _Dispatcher) and handler.run is run and len(handler.forced) < 64:
-        where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
+        where = (frame.f_code.co_filename, frame.f_lineno)  # formatted if ever warned
         handler.forced.append((run.nodes[index].node_id, where, len(run.nodes)))
 
 
@@ -579,7 +579,7 @@ def warn_if_serial(fn: Callable[..., Any], dispatcher: _Dispatcher) -> str | Non
     forced = [(node, where) for node, where, before in dispatcher.forced if before < dispatched]
     if not forced:
         return None
-    lines = "; ".join(f"{node} forced at {where}" for node, where in forced[:8])
+    lines = "; ".join(f"{node} forced at {file}:{line}" for node, (file, line) in forced[:8])
     note = (
         f"jit: {dispatched} leaf calls ran one at a time (none overlapped): the body "
         f"waited for a result before making the next call ({lines}). If the calls are "
