@@ -272,9 +272,9 @@ def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)  # every branch below calls these as they are
     if kind is LazyResult:  # `x.method(...)` of a pending result: the caller's line waits
         fn = _wait(fn, sys._getframe(1))
-    if isinstance(fn, Operator):
+        kind = type(fn)
+    if kind in _OPERATOR_TYPES or _is_operator(fn, kind):
         return _call_operator(fn, args, kwargs)
-    kind = type(fn)
     if kind is types.MethodType and _is_model_call(fn):
         handler = current_call_handler()
         if handler is not None:  # a model called directly: one leaf call of the run
@@ -440,9 +440,26 @@ def _call_operator(op: Operator, args: Any, kwargs: Any) -> Any:
     while type(op).__name__ == "JittedOperator":  # jit(instance) used inside a jitted body
         op = op.operator
     handler = current_call_handler()
-    if type(handler) is _Dispatcher and handler.kind(op).composite:  # memoised per run
-        return rewritten_forward(op)(*args, **kwargs)
+    if type(handler) is _Dispatcher:
+        if handler.kind(op).composite:  # memoised per run
+            return rewritten_forward(op)(*args, **kwargs)
+        if type(op).__call__ is _OPERATOR_CALL:  # what `op(...)` would do, one frame less
+            return handler(op, args, kwargs)
     return op(*args, **kwargs)
+
+
+# Operator classes met by `call` (an `isinstance` against the ABC costs several lookups)
+_OPERATOR_TYPES: set[type] = set()
+
+
+def _is_operator(fn: Any, kind: type) -> bool:
+    if issubclass(kind, Operator):  # a real subclass: remembered
+        _OPERATOR_TYPES.add(kind)
+        return True
+    return isinstance(fn, Operator)  # a proxy answers for what it stands for: asked each time
+
+
+_OPERATOR_CALL = Operator.__call__
 
 
 def rewritten_forward(op: Operator) -> Callable[..., Any]:

@@ -417,7 +417,8 @@ class Run:
                 if i in self.held:  # the body went on past a failure and needs this call
                     self.held.discard(i)
                     heapq.heappush(self.ready, (self.key[i], i))
-                self.pump(until=i)
+                if not self._run_alone(i):
+                    self.pump(until=i)
                 if self.first_error is not None:
                     raise self.first_error
         value = self.results[i]
@@ -428,6 +429,47 @@ class Run:
             raise error
         return value
 
+    def _run_alone(self, i: int) -> bool:
+        """`pump(until=i)` for the commonest wait of a width-1 body, in a few steps: `i` is
+        the only call that can run (nothing in flight, nothing else ready, nothing
+        depending on it yet) and runs here ("A lone call"). True when it succeeded; False
+        when `pump` must do it, or finish it (a failure, taken from the queue by `pump`)."""
+        ready = self.ready
+        if (
+            self.run_here is None
+            or self.running
+            or len(ready) != 1
+            or ready[0][1] != i
+            or self.successors[i]
+            or self.first_error is not None
+            or self.failed_at is not None
+            or self.nodes[i].is_async
+        ):
+            return False
+        node = self.nodes[i]
+        try:
+            args, kwargs = node.bind(self.results, self.inputs)
+        except XCSError:
+            return False  # `pump` fails the node with it
+        ready.pop()
+        call = NodeCall(
+            node.node_id, node.name, node.operator, args, kwargs, self.options, False,
+            self.node_hooks,
+        )  # fmt: skip
+        self.count += 1
+        self.peak = self.peak or 1
+        self.running[i] = 0.0
+        done = self.done
+        self.run_here(i, call, done)
+        outcome = done.get()
+        if not outcome[1]:
+            done.put(outcome)  # the only item: `pump` takes it in as any failure
+            return False
+        del self.running[i]
+        self.finished += 1
+        self.results[i] = outcome[2]
+        return True
+
     def is_done(self, i: int) -> bool:
         return self.results[i] is not _PENDING
 
@@ -435,6 +477,8 @@ class Run:
         """Pump until every node finished; the first failure the body never saw, if any."""
         with self.lock:  # type: ignore[union-attr]
             if self.expired is None:
+                if len(self.ready) == 1:  # the body's last call, made alone and never used
+                    self._run_alone(self.ready[0][1])
                 self.pump()
             if self.first_error is not None:
                 return self.first_error
