@@ -396,14 +396,16 @@ def _attr(value: Any, name: str) -> Any:
         return project(value, name)
     getters = _getters.get(kind)
     if getters is None:
-        getters = _getters[kind] = _user_getters(kind)
+        getters = _user_getters(kind)
+        if "<locals>" not in kind.__qualname__:  # a class made in a function may be one of
+            _getters[kind] = getters  # many, each to be freed: looked up again instead
     getter = getters.get(name) if getters else None
     if getter is not None and (getter := convert(getter)) is not None:
         return getter(value)
     return project(value, name)
 
 
-# per class, its properties' getters (classes are few, and live as
+# per module-level class, its properties' getters (such classes are few, and live as
 # long as their modules: a plain dict is the cheapest lookup on every attribute read)
 _getters: dict[type, dict[str, Any]] = {}
 
