@@ -114,6 +114,16 @@ class _GraphTimeout(Exception):
 class Run:
     """The state of one execution of the loop; see the module docstring."""
 
+    # slots: a jitted call builds a Run each time, and 30 stores into a growing
+    # instance dict cost more than the rest of its setup
+    __slots__ = (
+        "__weakref__", "_ref", "barrier", "capacity", "count", "deadline", "done",
+        "dynamic", "errors", "executor", "expired", "failed_at", "failures", "finished",
+        "first_error", "held", "inputs", "key", "lock", "node_hooks", "node_timeout",
+        "nodes", "options", "partial", "peak", "plan", "ready", "remaining", "results",
+        "run_here", "running", "scheduler", "seen", "skipped", "start", "successors",
+    )  # fmt: skip
+
     def __init__(
         self,
         options: ExecutionOptions,
@@ -132,17 +142,20 @@ class Run:
         self.inputs = inputs if inputs is not None else {}
         self.nodes: list[PlanNode] = list(plan.nodes)
         n = len(self.nodes)
-        self.successors: list[Sequence[int]] = list(plan.successors)
-        self.remaining = list(plan.indegree)
-        big = n + 2
-        self.key = (
-            [w * big - r for w, r in zip(plan.wave, plan.rank, strict=True)]
-            if barrier
-            else [-r for r in plan.rank]
-        )
         self.barrier = barrier
-        self.ready = [(self.key[i], i) for i in plan.roots]
-        heapq.heapify(self.ready)
+        if n:
+            self.successors: list[Sequence[int]] = list(plan.successors)
+            self.remaining = list(plan.indegree)
+            big = n + 2
+            self.key = (
+                [w * big - r for w, r in zip(plan.wave, plan.rank, strict=True)]
+                if barrier
+                else [-r for r in plan.rank]
+            )
+            self.ready = [(self.key[i], i) for i in plan.roots]
+            heapq.heapify(self.ready)
+        else:  # a dynamic run: its nodes come with `add`
+            self.successors, self.remaining, self.key, self.ready = [], [], [], []
         self.results: list[Any] = [_PENDING] * n
         self.errors: dict[int, XCSError] = {}  # failed and skipped nodes
         self.capacity = min(
@@ -171,7 +184,8 @@ class Run:
         # call running there cannot be interrupted
         timed = self.deadline is not None or self.node_timeout is not None
         self.run_here = None if timed else getattr(executor, "run_here", None)
-        _live.add(self)
+        self._ref = weakref.ref(self, _live.discard)  # gone from `_live` when collected
+        _live.add(self._ref)
         reserve = getattr(executor, "reserve", None)
         if reserve is not None and n > 1:
             reserve(min(plan.thread_width, self.capacity))
@@ -492,7 +506,7 @@ class Run:
     def close(self) -> None:
         """The run has returned or raised: `engine_status` stops counting it (calls left
         running past a deadline still show as busy workers)."""
-        _live.discard(self)
+        _live.discard(self._ref)
 
     def stats(self) -> ExecutionStats:
         return ExecutionStats(
@@ -502,7 +516,8 @@ class Run:
 
 # --- introspection ------------------------------------------------------------------------
 
-_live: weakref.WeakSet[Run] = weakref.WeakSet()
+# weak references to the runs not closed yet (a `WeakSet` costs a few µs more per run)
+_live: set[weakref.ref[Run]] = set()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -538,7 +553,8 @@ def engine_status() -> EngineStatus:
         print(status.running, status.queued, status.workers)
         ```
     """
-    active = [run for run in list(_live) if run.running or run.ready or run.held]
+    runs = [run for ref in list(_live) if (run := ref()) is not None]
+    active = [run for run in runs if run.running or run.ready or run.held]
     pool = shared_pool()
     return EngineStatus(
         runs=len(active),
