@@ -131,6 +131,7 @@ def _summarise(rows: list[Row], latency: float, log: Callable[[str], None]) -> N
         f"{len(slower)} of {len(jit)} slower under jit than plain (goal 0)"
         + (f": {', '.join(_by(r) for r in slower)}" if slower else "")
         + f"; of those, slower in a sign test over the paired runs (p < 0.05): {len(clearly)}"
+        + (f" ({', '.join(clearly)})" if clearly else "")
     )
     NOTES.append(note)
     log(f"[corpus] {note}")

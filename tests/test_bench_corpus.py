@@ -28,5 +28,5 @@ def test_the_summary_counts_slower_programs_and_says_which_are_beyond_noise() ->
     _corpus._summarise(rows, 0.05, lambda line: None)
     (note,) = _corpus.NOTES
     assert "2 of 3 slower under jit than plain (goal 0): steady +0.60 ms, noisy " in note
-    assert note.endswith("slower in a sign test over the paired runs (p < 0.05): 1")
+    assert note.endswith("slower in a sign test over the paired runs (p < 0.05): 1 (steady)")
     assert "faster" not in note
