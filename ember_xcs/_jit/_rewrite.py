@@ -450,13 +450,15 @@ def _call_operator(op: Operator, args: Any, kwargs: Any) -> Any:
     return op(*args, **kwargs)
 
 
-# Operator classes met by `call` (an `isinstance` against the ABC costs several lookups)
+# module-level Operator classes met by `call` (an `isinstance` against the ABC costs
+# several lookups); a class made in a function is asked each time, so it can be freed
 _OPERATOR_TYPES: set[type] = set()
 
 
 def _is_operator(fn: Any, kind: type) -> bool:
-    if issubclass(kind, Operator):  # a real subclass: remembered
-        _OPERATOR_TYPES.add(kind)
+    if issubclass(kind, Operator):
+        if "<locals>" not in kind.__qualname__:
+            _OPERATOR_TYPES.add(kind)
         return True
     return isinstance(fn, Operator)  # a proxy answers for what it stands for: asked each time
 
