@@ -538,7 +538,8 @@ def set_current_options(options: ExecutionOptions) -> Token[ExecutionOptions | N
 
 def options_are_current(options: ExecutionOptions) -> bool:
     """True when `options` (this very object) is current here; cheaper than setting it."""
-    return _current.get() is options
+    current = _current.get()
+    return current is options or (current is None and options is _env_defaults)
 
 
 def reset_current_options(token: Token[ExecutionOptions | None]) -> None:

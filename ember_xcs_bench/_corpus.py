@@ -4,17 +4,21 @@ The programs live with their tests in `tests/jit_corpus/` (one module per family
 section runs from a source checkout only; elsewhere it says so and measures nothing.
 Every leaf sleeps the section's latency (50 ms in a full run). Per program:
 
-- `plain`: the plain function, median over its inputs;
-- `jit: auto`: the jitted function in its default mode, median over the same inputs;
-  both run every input once first (tracing, XLA compiles: a numeric operator compiles
-  once per Python-int value, and JAX's eager ops compile on first use), so the figures
-  are the steady state;
+- `plain`: the plain function, median over its inputs, each run 3 times (once in a
+  quick run);
+- `jit: auto`: the jitted function in its default mode, the same runs, each paired with
+  a plain one (which of the two goes first alternates between rounds); both run every
+  input once first (tracing, XLA compiles: a numeric operator compiles once per
+  Python-int value, and JAX's eager ops compile on first use), so the figures are the
+  steady state;
 - critical path: the program's declared `depth` (leaf calls on its longest dependency
   chain) × latency.
 
 The summary note gives the median wall / critical path over the programs that make
 Python leaf calls (goal ≤ 1.15 at 50 ms), the programs slower under jit than plain (goal
-0), the cost per leaf call of a dynamic run beside a cached plan's replay (no-op
+0: median jit above median plain), each with the median of its paired differences, and
+how many of them a sign test over the pairs finds slower more often than not (p < 0.05:
+the difference is more than this machine's noise), the cost per leaf call of a dynamic run beside a cached plan's replay (no-op
 leaves, 200 independent calls per jitted call), and what a width-1 chain (each call
 needs the previous call's value, so nothing can overlap) pays per call under jit over
 plain Python, with no-op and 1 ms leaves.
@@ -23,6 +27,7 @@ plain Python, with no-op and 1 ms leaves.
 from __future__ import annotations
 
 import importlib
+import math
 import statistics
 import sys
 import time
@@ -49,34 +54,43 @@ def corpus_section(settings: Any, log: Callable[[str], None]) -> list[Row]:
     sys.path.insert(0, str(CORPUS))
     harness = importlib.import_module("corpus_harness")
     latency = 0.002 if settings.quick else 0.05
+    rounds = 1 if settings.quick else 3  # each input this many times, plain and jit in turn
     harness.RECORDER.latency = latency
     rows: list[Row] = []
     for family in FAMILIES:
         for program in importlib.import_module(f"test_corpus_{family}").PROGRAMS:
-            rows += _measure(program, harness, latency, log)
+            rows += _measure(program, harness, latency, rounds, log)
     _summarise(rows, latency, log)
     NOTES.append(_dynamic_cost(log))
     NOTES.append(_serial_cost(log))
     return rows
 
 
-def _measure(program: Any, harness: Any, latency: float, log: Callable[[str], None]) -> list[Row]:
+def _measure(
+    program: Any, harness: Any, latency: float, rounds: int, log: Callable[[str], None]
+) -> list[Row]:
     plain, jit, depths = [], [], []
     jitted = program.jit(program.fn, "auto")
     for args in program.inputs:  # warm-up: traces and compiles, plain and jitted
         harness._run(program.fn, args, program.threads)
         harness._run(jitted, args, program.threads)
-    for args in program.inputs:
-        harness.RECORDER.reset()
-        plain.append(_time(lambda a=args: harness._run(program.fn, a, program.threads)))
-        depth = program.depth
-        depths.append(depth(harness.RECORDER.calls) if callable(depth) else depth)
-        jit.append(_time(lambda a=args: harness._run(jitted, a, program.threads)))
+    for turn in range(rounds):
+        for args in program.inputs:
+            harness.RECORDER.reset()
+            first_jit = turn % 2  # alternate which of the pair runs first
+            if first_jit:
+                jit.append(_time(lambda a=args: harness._run(jitted, a, program.threads)))
+            plain.append(_time(lambda a=args: harness._run(program.fn, a, program.threads)))
+            depth = program.depth
+            depths.append(depth(harness.RECORDER.calls) if callable(depth) else depth)
+            if not first_jit:
+                jit.append(_time(lambda a=args: harness._run(jitted, a, program.threads)))
     cp = statistics.median(depths) * latency or None
     base = dict(section="corpus", scenario=program.name, latency_ms=latency * 1e3, cp_s=cp)
     plain_row = Row(variant="plain python", kind="plain", **base, **_stats(plain))
     jit_row = Row(variant="jit: auto", kind="ember", **base, **_stats(jit))
     jit_row.extra["strategy"] = str(xcs.get_jit_strategy_used(jitted))
+    jit_row.extra["paired_ms"] = [(j - p) * 1e3 for j, p in zip(jit, plain, strict=True)]
     if cp:
         jit_row.ratio, jit_row.ratio_name = jit_row.median_s / cp, "wall/cp"
     log(
@@ -109,15 +123,30 @@ def _summarise(rows: list[Row], latency: float, log: Callable[[str], None]) -> N
     jit = [r for r in rows if r.kind == "ember"]
     plain = {r.scenario: r.median_s for r in rows if r.kind == "plain"}
     ratios = [r.ratio for r in jit if r.ratio is not None]
-    slower = [r.scenario for r in jit if r.median_s > plain[r.scenario]]
+    slower = [r for r in jit if r.median_s > plain[r.scenario]]
+    clearly = [r.scenario for r in slower if _sign_test(r.extra["paired_ms"]) < 0.05]
     note = (
         f"corpus at {latency * 1e3:.0f} ms per leaf: median wall / critical path "
         f"{statistics.median(ratios):.3f} over {len(ratios)} programs (goal <= 1.15); "
         f"{len(slower)} of {len(jit)} slower under jit than plain (goal 0)"
-        + (f": {', '.join(slower)}" if slower else "")
+        + (f": {', '.join(_by(r) for r in slower)}" if slower else "")
+        + f"; of those, slower in a sign test over the paired runs (p < 0.05): {len(clearly)}"
+        + (f" ({', '.join(clearly)})" if clearly else "")
     )
     NOTES.append(note)
     log(f"[corpus] {note}")
+
+
+def _by(row: Row) -> str:
+    """`name +0.42 ms`: the median of the program's paired differences, jit minus plain."""
+    return f"{row.scenario} {statistics.median(row.extra['paired_ms']):+.2f} ms"
+
+
+def _sign_test(differences: list[float]) -> float:
+    """One-sided p-value that jit is slower more often than not (ties dropped)."""
+    slower = sum(d > 0 for d in differences)
+    n = slower + sum(d < 0 for d in differences)
+    return sum(math.comb(n, k) for k in range(slower, n + 1)) / 2**n if n else 1.0
 
 
 # --- the cost of one dynamically dispatched call -------------------------------------------

@@ -149,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|")
     for name, ms in out["median_ms"].items():
         print(f"| {name} | {ms:.1f} | {out['calls_per_run'][name]:.2f} |")
-    print(f"\nspeed-up {off / on:.2f}x; same answers: {out['same_answers']}; passes: {out['report']}")
+    print(
+        f"\nspeed-up {off / on:.2f}x; same answers: {out['same_answers']}; passes: {out['report']}"
+    )
     return 0 if out["same_answers"] else 1
 
 

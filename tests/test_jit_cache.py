@@ -46,6 +46,23 @@ def test_a_new_array_shape_is_a_miss_and_a_new_value_is_a_hit():
     assert (stats.cache_misses, stats.cache_hits) == (3, 1)
 
 
+def test_scalar_arguments_key_on_their_types_and_keyword_names_not_their_values():
+    jitted = xcs.jit(lambda *args, **kwargs: (args, kwargs))
+    calls = [
+        (("a", 1), {}),
+        (("b", 2), {}),  # same types: a hit
+        (("a", 1.0), {}),  # float for int: a new signature
+        (("a", True), {}),  # bool for int too
+        (("a", 1), {"k": "x"}),  # a keyword: new
+        (("a", 1), {"k": "y"}),  # same keyword, new value: a hit
+        (("a", 1), {"j": "x"}),  # another keyword name: new
+    ]
+    for args, kwargs in calls:
+        assert jitted(*args, **kwargs) == (args, kwargs)
+    stats = xcs.get_jit_stats(jitted)
+    assert (stats.cache_misses, stats.cache_hits) == (5, 2)
+
+
 def test_a_new_list_length_is_a_new_structure():
     jitted = xcs.jit(lambda qs: [p.llm(q) for q in qs])
     assert jitted(["a", "b"]) == ["llm(a)", "llm(b)"]

@@ -31,6 +31,17 @@ class PlanCache(Generic[V]):
         self._building: dict[Any, threading.Event] = {}
         self._lock = threading.Lock()
 
+    def get(self, key: Any) -> V | None:
+        """The entry for `key` (now the most recently used), or `None`; no lock: each
+        dict operation is atomic, and an entry evicted meanwhile is still a valid one."""
+        value = self._entries.get(key)
+        if value is not None:
+            try:
+                self._entries.move_to_end(key)
+            except KeyError:  # evicted by another thread since the lookup
+                pass
+        return value
+
     def get_or_build(self, key: Any, build: Callable[[], V]) -> tuple[V, bool]:
         while True:
             with self._lock:

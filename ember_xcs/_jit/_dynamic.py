@@ -211,7 +211,7 @@ class _Dispatcher:
         self.ids: dict[str, int] = {}
         # where the body waited for a pending result: (node id, file:line, calls made by
         # then), the evidence for `_rewrite.warn_if_serial`
-        self.forced: list[tuple[str, str, int]] = []
+        self.forced: list[tuple[str, tuple[str, int], int]] = []
 
     def __call__(
         self,
@@ -229,13 +229,18 @@ class _Dispatcher:
         lazies = _lazies(args)
         if kwargs:
             _collect(kwargs, lazies)
-        deps = tuple(dict.fromkeys(object.__getattribute__(x, "_index") for x in lazies))
-        bind = _bind_lazies(args, kwargs) if lazies else _bind_constant(args, kwargs)
+        if lazies:
+            deps = tuple(dict.fromkeys(object.__getattribute__(x, "_index") for x in lazies))
+            bind = _bind_lazies(args, kwargs)
+        else:  # the common call: its inputs are known, it depends on nothing
+            deps, bind = (), _bind_constant(args, kwargs)
+        name = operator.name
         run = self.run
         with run.lock:  # type: ignore[union-attr]
-            node_id = self._fresh(node_id or operator.name.replace(".", "_"))
-            node = PlanNode(node_id, operator.name, target, deps, bind, kind.is_async)
-            return LazyResult(run, run.add(node))
+            node_id = self._fresh(node_id or name.replace(".", "_"))
+            return LazyResult(
+                run, run.add(PlanNode(node_id, name, target, deps, bind, kind.is_async))
+            )
 
     def _fresh(self, base: str) -> str:
         n = self.ids.get(base, 0)

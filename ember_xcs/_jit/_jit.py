@@ -65,7 +65,10 @@ class JittedFunction:
             return self._target.call(*args, **kwargs)
         key, leaves, split_args, split_kwargs = self._keys(args, kwargs)
         build = lambda: self._select(key, leaves, split_args, split_kwargs)  # noqa: E731
-        entry, hit = self._cache.get_or_build(key, build)
+        entry = self._cache.get(key)  # the common case: no lock
+        hit = entry is not None
+        if not hit:
+            entry, hit = self._cache.get_or_build(key, build)
         guard = getattr(entry, "guard", None)
         if guard is not None and not guard.holds():  # a traced composite changed: trace again
             self._cache.discard(key, entry)
@@ -106,7 +109,7 @@ class JittedFunction:
             hook(target=self._target.name, key=key)
 
     def _report_cache(self, options: Any, key: Any, hit: bool) -> None:
-        self._stats.add(calls=1, cache_hits=int(hit), cache_misses=int(not hit))
+        self._stats.count_call(hit)
         for hook in hook_calls(options, "on_cache_hit" if hit else "on_cache_miss"):
             hook(target=self._target.name, key=key)
 

@@ -51,6 +51,13 @@ def is_constant_leaf(leaf: Any) -> bool:
     return type(leaf) is _Static or (type(leaf) not in _ATOMS and isinstance(leaf, _CONSTANTS))
 
 
+def _all_atoms(values: Any) -> bool:
+    for value in values:
+        if type(value) not in _ATOMS:
+            return False
+    return True
+
+
 def _leaf_key(leaf: Any) -> Any:
     kind = type(leaf)
     if kind in _ATOMS:
@@ -140,6 +147,7 @@ class KeyMaker:
         self.static_argnums = tuple(static_argnums)
         self.static_argnames = tuple(static_argnames)
         self._signature = _signature_or_none(fn) if static_argnames else None
+        self._treedefs: dict[tuple[int, tuple[str, ...]], Any] = {}  # see `_atoms_key`
         if self.static_argnames and self._signature is not None:
             params = list(self._signature.parameters)
             for name in self.static_argnames:
@@ -159,9 +167,26 @@ class KeyMaker:
         statics: tuple[Any, ...] = ()
         if self.static_argnums or self.static_argnames:
             args, kwargs, statics = self._split(args, kwargs)
+        elif _all_atoms(args) and (not kwargs or _all_atoms(kwargs.values())):
+            return self._atoms_key(args, kwargs)
         leaves, treedef = jax.tree_util.tree_flatten((args, kwargs), is_leaf=_is_operator)
         key = (treedef, tuple(_leaf_key(leaf) for leaf in leaves), statics)
         return key, leaves, args, kwargs
+
+    def _atoms_key(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Any, list[Any], tuple[Any, ...], dict[str, Any]]:
+        """The key `__call__` computes, for the common call of strings and numbers only:
+        the leaves are the arguments themselves (keywords in sorted order, as JAX flattens
+        a dict), and the structure depends only on the count and the keyword names, so it
+        is flattened once per shape (a flatten costs ~4 µs of a ~100 µs jitted call)."""
+        names = tuple(sorted(kwargs)) if kwargs else ()
+        shape = (len(args), names)
+        treedef = self._treedefs.get(shape)
+        if treedef is None:
+            treedef = self._treedefs[shape] = jax.tree_util.tree_structure((args, kwargs))
+        leaves = [*args, *(kwargs[name] for name in names)] if names else list(args)
+        return (treedef, tuple(map(type, leaves)), ()), leaves, args, kwargs
 
     def _split(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]

@@ -130,7 +130,7 @@ def _wait(lazy: LazyResult, frame: types.FrameType) -> Any:
 def _note_forced(handler: Any, run: Any, index: int, frame: types.FrameType) -> None:
     """Where the body waited, and how many calls it had made: `warn_if_serial`'s evidence."""
     if isinstance(handler, _Dispatcher) and handler.run is run and len(handler.forced) < 64:
-        where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
+        where = (frame.f_code.co_filename, frame.f_lineno)  # formatted if ever warned
         handler.forced.append((run.nodes[index].node_id, where, len(run.nodes)))
 
 
@@ -272,9 +272,9 @@ def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)  # every branch below calls these as they are
     if kind is LazyResult:  # `x.method(...)` of a pending result: the caller's line waits
         fn = _wait(fn, sys._getframe(1))
-    if isinstance(fn, Operator):
+        kind = type(fn)
+    if kind in _OPERATOR_TYPES or _is_operator(fn, kind):
         return _call_operator(fn, args, kwargs)
-    kind = type(fn)
     if kind is types.MethodType and _is_model_call(fn):
         handler = current_call_handler()
         if handler is not None:  # a model called directly: one leaf call of the run
@@ -396,14 +396,16 @@ def _attr(value: Any, name: str) -> Any:
         return project(value, name)
     getters = _getters.get(kind)
     if getters is None:
-        getters = _getters[kind] = _user_getters(kind)
+        getters = _user_getters(kind)
+        if "<locals>" not in kind.__qualname__:  # a class made in a function may be one of
+            _getters[kind] = getters  # many, each to be freed: looked up again instead
     getter = getters.get(name) if getters else None
     if getter is not None and (getter := convert(getter)) is not None:
         return getter(value)
     return project(value, name)
 
 
-# per class, its properties' getters (classes are few, and live as
+# per module-level class, its properties' getters (such classes are few, and live as
 # long as their modules: a plain dict is the cheapest lookup on every attribute read)
 _getters: dict[type, dict[str, Any]] = {}
 
@@ -440,9 +442,28 @@ def _call_operator(op: Operator, args: Any, kwargs: Any) -> Any:
     while type(op).__name__ == "JittedOperator":  # jit(instance) used inside a jitted body
         op = op.operator
     handler = current_call_handler()
-    if type(handler) is _Dispatcher and handler.kind(op).composite:  # memoised per run
-        return rewritten_forward(op)(*args, **kwargs)
+    if type(handler) is _Dispatcher:
+        if handler.kind(op).composite:  # memoised per run
+            return rewritten_forward(op)(*args, **kwargs)
+        if type(op).__call__ is _OPERATOR_CALL:  # what `op(...)` would do, one frame less
+            return handler(op, args, kwargs)
     return op(*args, **kwargs)
+
+
+# module-level Operator classes met by `call` (an `isinstance` against the ABC costs
+# several lookups); a class made in a function is asked each time, so it can be freed
+_OPERATOR_TYPES: set[type] = set()
+
+
+def _is_operator(fn: Any, kind: type) -> bool:
+    if issubclass(kind, Operator):
+        if "<locals>" not in kind.__qualname__:
+            _OPERATOR_TYPES.add(kind)
+        return True
+    return isinstance(fn, Operator)  # a proxy answers for what it stands for: asked each time
+
+
+_OPERATOR_CALL = Operator.__call__
 
 
 def rewritten_forward(op: Operator) -> Callable[..., Any]:
@@ -579,7 +600,7 @@ def warn_if_serial(fn: Callable[..., Any], dispatcher: _Dispatcher) -> str | Non
     forced = [(node, where) for node, where, before in dispatcher.forced if before < dispatched]
     if not forced:
         return None
-    lines = "; ".join(f"{node} forced at {where}" for node, where in forced[:8])
+    lines = "; ".join(f"{node} forced at {file}:{line}" for node, (file, line) in forced[:8])
     note = (
         f"jit: {dispatched} leaf calls ran one at a time (none overlapped): the body "
         f"waited for a result before making the next call ({lines}). If the calls are "

@@ -107,7 +107,11 @@ class Operator(abc.ABC):
     @property
     def is_composite(self) -> bool:
         """True when this operator holds other operators in its fields."""
-        return any(True for _ in _iter_sub_operators(vars(self)))
+        for value in vars(self).values():  # `_iter_sub_operators`, stopping at the first
+            if type(value) not in _LEAF_FIELD_TYPES:  # jit asks per operator per call
+                for _ in _iter_sub_operators({"": value}):
+                    return True
+        return False
 
     def __repr__(self) -> str:
         fields = ", ".join(

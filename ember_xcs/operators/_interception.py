@@ -9,8 +9,7 @@ another.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -30,15 +29,22 @@ _handler: ContextVar[CallHandler | None] = ContextVar("ember_xcs_call_handler", 
 current_call_handler: Callable[[], CallHandler | None] = _handler.get
 
 
-@contextlib.contextmanager
-def intercept_calls(handler: CallHandler | None) -> Iterator[None]:
+class intercept_calls:  # noqa: N801 - used as a function: `with intercept_calls(h):`
     """Route every `Operator.__call__` in this context through `handler`.
 
     `None` switches interception off, which the engine uses so that operators it runs
     concretely are never recorded by a trace that happens to be active in the caller.
+    (A class, not a `contextlib.contextmanager`: a jitted call enters three of these,
+    and a generator-based manager costs ~2.5 µs each against ~0.5.)
     """
-    token = _handler.set(handler)
-    try:
-        yield
-    finally:
-        _handler.reset(token)
+
+    __slots__ = ("_handler", "_token")
+
+    def __init__(self, handler: CallHandler | None):
+        self._handler = handler
+
+    def __enter__(self) -> None:
+        self._token = _handler.set(self._handler)
+
+    def __exit__(self, *exc_info: Any) -> None:
+        _handler.reset(self._token)

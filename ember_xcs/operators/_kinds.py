@@ -17,6 +17,7 @@ keep a `KindMemo`: the answer is computed once per operator object there.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import types
 import weakref
@@ -95,7 +96,14 @@ def operator_kind(operator: Operator) -> OperatorKind:
         and not is_async
         and operator.is_composite
     )
-    return OperatorKind(composite, numeric, is_async, bool(getattr(operator, "stochastic", False)))
+    return _kind(composite, numeric, is_async, bool(getattr(operator, "stochastic", False)))
+
+
+@functools.cache
+def _kind(composite: bool, numeric: bool, is_async: bool, stochastic: bool) -> OperatorKind:
+    # one frozen instance per combination: building a frozen dataclass costs ~2 µs, and jit
+    # asks for each operator's kind on every call
+    return OperatorKind(composite, numeric, is_async, stochastic)
 
 
 class KindMemo:

@@ -114,6 +114,16 @@ class _GraphTimeout(Exception):
 class Run:
     """The state of one execution of the loop; see the module docstring."""
 
+    # slots: a jitted call builds a Run each time, and 30 stores into a growing
+    # instance dict cost more than the rest of its setup
+    __slots__ = (
+        "__weakref__", "_ref", "barrier", "capacity", "count", "deadline", "done",
+        "dynamic", "errors", "executor", "expired", "failed_at", "failures", "finished",
+        "first_error", "held", "inputs", "key", "lock", "node_hooks", "node_timeout",
+        "nodes", "options", "partial", "peak", "plan", "ready", "remaining", "results",
+        "run_here", "running", "scheduler", "seen", "skipped", "start", "successors",
+    )  # fmt: skip
+
     def __init__(
         self,
         options: ExecutionOptions,
@@ -132,17 +142,20 @@ class Run:
         self.inputs = inputs if inputs is not None else {}
         self.nodes: list[PlanNode] = list(plan.nodes)
         n = len(self.nodes)
-        self.successors: list[Sequence[int]] = list(plan.successors)
-        self.remaining = list(plan.indegree)
-        big = n + 2
-        self.key = (
-            [w * big - r for w, r in zip(plan.wave, plan.rank, strict=True)]
-            if barrier
-            else [-r for r in plan.rank]
-        )
         self.barrier = barrier
-        self.ready = [(self.key[i], i) for i in plan.roots]
-        heapq.heapify(self.ready)
+        if n:
+            self.successors: list[Sequence[int]] = list(plan.successors)
+            self.remaining = list(plan.indegree)
+            big = n + 2
+            self.key = (
+                [w * big - r for w, r in zip(plan.wave, plan.rank, strict=True)]
+                if barrier
+                else [-r for r in plan.rank]
+            )
+            self.ready = [(self.key[i], i) for i in plan.roots]
+            heapq.heapify(self.ready)
+        else:  # a dynamic run: its nodes come with `add`
+            self.successors, self.remaining, self.key, self.ready = [], [], [], []
         self.results: list[Any] = [_PENDING] * n
         self.errors: dict[int, XCSError] = {}  # failed and skipped nodes
         self.capacity = min(
@@ -174,7 +187,8 @@ class Run:
         # call running there cannot be interrupted
         timed = self.deadline is not None or self.node_timeout is not None
         self.run_here = None if timed else getattr(executor, "run_here", None)
-        _live.add(self)
+        self._ref = weakref.ref(self, _live.discard)  # gone from `_live` when collected
+        _live.add(self._ref)
         reserve = getattr(executor, "reserve", None)
         if reserve is not None and n > 1:
             reserve(min(plan.thread_width, self.capacity))
@@ -420,7 +434,8 @@ class Run:
                 if i in self.held:  # the body went on past a failure and needs this call
                     self.held.discard(i)
                     heapq.heappush(self.ready, (self.key[i], i))
-                self.pump(until=i)
+                if not self._run_alone(i):
+                    self.pump(until=i)
                 if self.first_error is not None:
                     raise self.first_error
         value = self.results[i]
@@ -431,6 +446,47 @@ class Run:
             raise error
         return value
 
+    def _run_alone(self, i: int) -> bool:
+        """`pump(until=i)` for the commonest wait of a width-1 body, in a few steps: `i` is
+        the only call that can run (nothing in flight, nothing else ready, nothing
+        depending on it yet) and runs here ("A lone call"). True when it succeeded; False
+        when `pump` must do it, or finish it (a failure, taken from the queue by `pump`)."""
+        ready = self.ready
+        if (
+            self.run_here is None
+            or self.running
+            or len(ready) != 1
+            or ready[0][1] != i
+            or self.successors[i]
+            or self.first_error is not None
+            or self.failed_at is not None
+            or self.nodes[i].is_async
+        ):
+            return False
+        node = self.nodes[i]
+        try:
+            args, kwargs = node.bind(self.results, self.inputs)
+        except XCSError:
+            return False  # `pump` fails the node with it
+        ready.pop()
+        call = NodeCall(
+            node.node_id, node.name, node.operator, args, kwargs, self.options, False,
+            self.node_hooks,
+        )  # fmt: skip
+        self.count += 1
+        self.peak = self.peak or 1
+        self.running[i] = 0.0
+        done = self.done
+        self.run_here(i, call, done)
+        outcome = done.get()
+        if not outcome[1]:
+            done.put(outcome)  # the only item: `pump` takes it in as any failure
+            return False
+        del self.running[i]
+        self.finished += 1
+        self.results[i] = outcome[2]
+        return True
+
     def is_done(self, i: int) -> bool:
         return self.results[i] is not _PENDING
 
@@ -438,6 +494,8 @@ class Run:
         """Pump until every node finished; the first failure the body never saw, if any."""
         with self.lock:  # type: ignore[union-attr]
             if self.expired is None:
+                if len(self.ready) == 1:  # the body's last call, made alone and never used
+                    self._run_alone(self.ready[0][1])
                 self.pump()
             if self.first_error is not None:
                 return self.first_error
@@ -451,7 +509,7 @@ class Run:
     def close(self) -> None:
         """The run has returned or raised: `engine_status` stops counting it (calls left
         running past a deadline still show as busy workers)."""
-        _live.discard(self)
+        _live.discard(self._ref)
 
     def stats(self) -> ExecutionStats:
         return ExecutionStats(
@@ -461,7 +519,8 @@ class Run:
 
 # --- introspection ------------------------------------------------------------------------
 
-_live: weakref.WeakSet[Run] = weakref.WeakSet()
+# weak references to the runs not closed yet (a `WeakSet` costs a few µs more per run)
+_live: set[weakref.ref[Run]] = set()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -497,7 +556,8 @@ def engine_status() -> EngineStatus:
         print(status.running, status.queued, status.workers)
         ```
     """
-    active = [run for run in list(_live) if run.running or run.ready or run.held]
+    runs = [run for ref in list(_live) if (run := ref()) is not None]
+    active = [run for run in runs if run.running or run.ready or run.held]
     pool = shared_pool()
     return EngineStatus(
         runs=len(active),

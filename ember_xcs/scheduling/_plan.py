@@ -17,7 +17,7 @@ import difflib
 import functools
 import weakref
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._errors import FieldMappingError, GraphError, MissingInputError, summarize_value
 from ..graph import WHOLE_OUTPUT, Graph, Node
@@ -28,9 +28,9 @@ __all__ = ["ExecutionPlan", "PlanNode", "plan_for_graph"]
 Bind = Callable[[list[Any], Mapping[str, Any]], tuple[Sequence[Any], dict[str, Any]]]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class PlanNode:
-    """One operator call in a plan."""
+class PlanNode(NamedTuple):
+    """One operator call in a plan (a named tuple: a dynamic jit run makes one per leaf
+    call, and a frozen dataclass takes several times as long to build)."""
 
     node_id: str
     name: str

@@ -7,9 +7,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import gc
 import itertools
 import logging
 import threading
+import weakref
 
 import pytest
 from corpus_harness import RECORDER, leaf
@@ -114,6 +116,24 @@ def test_a_property_getter_and_a_users_callable_object_are_rewritten():
     got, peak = _plain_and_jit(lambda t: (Note(t).lines, Note(t)("s")), "a b c", width=3)
     assert got == ("<a>\n<b>\n<c>", "<a b c>, <s>")
     assert peak == 3
+
+
+def test_a_class_made_inside_a_function_is_freed_after_a_jitted_body_read_its_property():
+    def make():
+        class Local:
+            @property
+            def shout(self):
+                return ask("local")
+
+        return Local
+
+    local = make()
+    jitted = xcs.jit(lambda obj: obj.shout, mode="dynamic")
+    assert jitted(local()) == "<local>"
+    alive = weakref.ref(local)
+    del local, jitted
+    gc.collect()
+    assert alive() is None
 
 
 @contextlib.contextmanager

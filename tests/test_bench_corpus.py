@@ -1,0 +1,32 @@
+"""The corpus section's summary: which programs jit made slower, and by how much."""
+
+from __future__ import annotations
+
+from ember_xcs_bench import _corpus
+from ember_xcs_bench._rows import Row
+
+
+def _pair(name: str, plain_ms: list[float], jit_ms: list[float]) -> list[Row]:
+    def row(kind: str, times: list[float]) -> Row:
+        return Row(
+            section="corpus", scenario=name, variant=kind, kind=kind,
+            median_s=sorted(times)[len(times) // 2] / 1e3, cp_s=0.1, ratio=1.0,
+        )  # fmt: skip
+
+    jit = row("ember", jit_ms)
+    jit.extra["paired_ms"] = [j - p for j, p in zip(jit_ms, plain_ms, strict=True)]
+    return [row("plain", plain_ms), jit]
+
+
+def test_the_summary_counts_slower_programs_and_says_which_are_beyond_noise() -> None:
+    rows = (
+        _pair("steady", [100.0] * 9, [100.6] * 9)  # slower in every pair
+        + _pair("noisy", [100.0, 101.0] * 4 + [100.0], [100.9, 100.2] * 4 + [100.1])
+        + _pair("faster", [200.0] * 9, [100.0] * 9)
+    )
+    _corpus.NOTES.clear()
+    _corpus._summarise(rows, 0.05, lambda line: None)
+    (note,) = _corpus.NOTES
+    assert "2 of 3 slower under jit than plain (goal 0): steady +0.60 ms, noisy " in note
+    assert note.endswith("slower in a sign test over the paired runs (p < 0.05): 1 (steady)")
+    assert "faster" not in note
