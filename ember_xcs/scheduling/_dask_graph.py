@@ -392,6 +392,8 @@ class _GraphRun:
                 self.failures[self.plan.nodes[i].node_id] = error
                 self.failed.add(i)
                 first = first or error
+        if self.failure_seen is not None and self.failure_seen in self.failed:
+            first = self.failures[self.plan.nodes[self.failure_seen].node_id]  # what stopped it
         if first is None and not timed_out:  # cancelled, but not by this run: say so
             for i, future in enumerate(futures):
                 if future.status == "cancelled":
@@ -424,6 +426,11 @@ class _GraphRun:
             if local is not None and i in local.errors:
                 return local.errors[i]
             return None  # it did not start: the run had already stopped
+        if self.failure_seen is not None and i != self.failure_seen:
+            # cancelled by this run once a node failed: Dask errs such a task's dependents
+            # with no exception of their own (seen under load), which must not be reported
+            # in place of the failure that stopped the run
+            return None
         return as_xcs_error(exc, node)
 
     @staticmethod
