@@ -273,7 +273,7 @@ def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
     if kind is LazyResult:  # `x.method(...)` of a pending result: the caller's line waits
         fn = _wait(fn, sys._getframe(1))
         kind = type(fn)
-    if kind in _OPERATOR_TYPES or _is_operator(fn, kind):
+    if kind in _OPERATOR_TYPES or (kind not in _C_CALLABLES and _is_operator(fn, kind)):
         return _call_operator(fn, args, kwargs)
     if kind is types.MethodType and _is_model_call(fn):
         handler = current_call_handler()
