@@ -17,9 +17,6 @@ from ember_xcs_bench._entry import run_bench
 
 RECORDED = Path(__file__).resolve().parent.parent / "benchmarks" / "RESULTS.md"
 
-# one worker runs the whole module, so the quick run (the module fixture) happens once
-pytestmark = pytest.mark.xdist_group("bench-quick")
-
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path]:
