@@ -1,6 +1,6 @@
 """pytest-benchmark entry points for the suite's headline cases.
 
-Run with `pytest benchmarks/ --benchmark-only` (they are outside `testpaths`, so the
+Run with `pytest -n 0 benchmarks/ --benchmark-only` (they are outside `testpaths`, so the
 normal test run skips them). They reuse the suite's programs and contenders
 (`ember_xcs_bench`), check answers on every call, and leave statistics to
 pytest-benchmark; `ember-xcs bench` remains the source of `RESULTS.md`.

@@ -166,8 +166,21 @@ def test_a_failure_skips_its_dependents_and_stops_the_rest(client: Any) -> None:
     assert info.value.node_id == "fail" and "after" not in ran
 
 
+@pytest.fixture(scope="module")
+def remote() -> Iterator[Any]:
+    """A client of a two-process `LocalCluster` on 127.0.0.1 (seconds to start: shared)."""
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=4, processes=True, host="127.0.0.1", dashboard_address=":0"
+    )
+    try:
+        with distributed.Client(cluster, set_as_default=False) as c:
+            yield c
+    finally:
+        cluster.close()
+
+
 @pytest.mark.slow
-def test_a_multi_process_local_cluster_runs_the_contract_basics() -> None:
+def test_a_multi_process_local_cluster_runs_the_contract_basics(remote: Any) -> None:
     class Log(xcs.ExecutionHooks):
         def __init__(self) -> None:
             self.events: list[tuple[str, str]] = []
@@ -181,98 +194,78 @@ def test_a_multi_process_local_cluster_runs_the_contract_basics() -> None:
         def on_node_failure(self, *, node_id: str, error: BaseException, **kw: Any) -> None:
             self.events.append(("failure", node_id))
 
-    cluster = distributed.LocalCluster(
-        n_workers=1,
-        threads_per_worker=2,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=":0",
-    )
-    try:
-        with distributed.Client(cluster, set_as_default=False) as remote:
-            log = Log()
-            options = xcs.ExecutionOptions(scheduler="dask", dask_client=remote, hooks=(log,))
-            # the worker is another process: calls and their inputs are pickled
-            g = xcs.Graph()
-            g.add_node(lambda x: (x + 1, __import__("os").getpid()), node_id="a")
-            g.add_node(lambda pair: pair[0] * 10, node_id="b")
-            g.connect("a", "b")
-            result = xcs.execute_graph(
-                g, {"x": 1}, options=options.replace(include_intermediates=True)
-            )
-            assert result["b"] == 20
-            assert result["a"][1] != __import__("os").getpid()
-            # hook events sent from the worker arrive here, in order
-            assert log.events == [("start", "a"), ("end", "a"), ("start", "b"), ("end", "b")]
-            # with max_workers the engine loop submits each call; its events come live too
-            capped = Log()
-            result = xcs.execute_graph(
-                g, {"x": 1}, options=options.replace(hooks=(capped,), max_workers=2)
-            )
-            assert result["b"] == 20 and capped.events == log.events
+    log = Log()
+    options = xcs.ExecutionOptions(scheduler="dask", dask_client=remote, hooks=(log,))
+    # the worker is another process: calls and their inputs are pickled
+    g = xcs.Graph()
+    g.add_node(lambda x: (x + 1, __import__("os").getpid()), node_id="a")
+    g.add_node(lambda pair: pair[0] * 10, node_id="b")
+    g.connect("a", "b")
+    result = xcs.execute_graph(g, {"x": 1}, options=options.replace(include_intermediates=True))
+    assert result["b"] == 20
+    assert result["a"][1] != __import__("os").getpid()
+    # hook events sent from the worker arrive here, in order
+    assert log.events == [("start", "a"), ("end", "a"), ("start", "b"), ("end", "b")]
+    # with max_workers the engine loop submits each call; its events come live too
+    capped = Log()
+    result = xcs.execute_graph(g, {"x": 1}, options=options.replace(hooks=(capped,), max_workers=2))
+    assert result["b"] == 20 and capped.events == log.events
 
-            def broken() -> None:
-                raise ValueError("remote failure")
+    def broken() -> None:
+        raise ValueError("remote failure")
 
-            bad = xcs.Graph()
-            bad.add_node(broken, node_id="broken")
-            with pytest.raises(xcs.NodeExecutionError, match="remote failure") as info:
-                xcs.execute_graph(bad, options=options)
-            assert info.value.node_id == "broken"
-            assert isinstance(info.value.__cause__, ValueError)
+    bad = xcs.Graph()
+    bad.add_node(broken, node_id="broken")
+    with pytest.raises(xcs.NodeExecutionError, match="remote failure") as info:
+        xcs.execute_graph(bad, options=options)
+    assert info.value.node_id == "broken"
+    assert isinstance(info.value.__cause__, ValueError)
 
-            lock = threading.Lock()  # cannot be sent to another process
-            locked = xcs.Graph()
-            locked.add_node(lambda: lock.locked(), node_id="uses_lock")
-            with pytest.raises(xcs.ExecutionError, match="'uses_lock'.*cannot be sent") as info:
-                xcs.execute_graph(locked, options=options)
-            assert info.value.node_id == "uses_lock"
-    finally:
-        cluster.close()
+    lock = threading.Lock()  # cannot be sent to another process
+    locked = xcs.Graph()
+    locked.add_node(lambda: lock.locked(), node_id="uses_lock")
+    with pytest.raises(xcs.ExecutionError, match="'uses_lock'.*cannot be sent") as info:
+        xcs.execute_graph(locked, options=options)
+    assert info.value.node_id == "uses_lock"
 
 
 @pytest.mark.slow
-def test_a_two_worker_cluster_runs_a_fan_out_across_both_workers(tmp_path: Any) -> None:
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=4, processes=True, host="127.0.0.1", dashboard_address=":0"
-    )
-    try:
-        with distributed.Client(cluster, set_as_default=False) as remote:
-            g = xcs.Graph()
-            for i in range(16):
-                g.add_node(_pid_after_sleep, node_id=f"w{i}")
-                g.add_node(_count, node_id=f"count{i}")
-                g.connect(f"w{i}", f"count{i}")
-            g.add_node(_distinct, node_id="distinct")
-            for i in range(16):
-                g.connect(f"count{i}", "distinct")
-            options = xcs.ExecutionOptions(scheduler="dask", dask_client=remote)
-            result = xcs.execute_graph(g, {"seconds": 0.2}, options=options)
-            assert result["distinct"] == 2  # both worker processes ran calls
+def test_a_two_worker_cluster_runs_a_fan_out_across_both_workers(
+    remote: Any, tmp_path: Any
+) -> None:
+    g = xcs.Graph()
+    for i in range(16):
+        g.add_node(_pid_after_sleep, node_id=f"w{i}")
+        g.add_node(_count, node_id=f"count{i}")
+        g.connect(f"w{i}", f"count{i}")
+    g.add_node(_distinct, node_id="distinct")
+    for i in range(16):
+        g.connect(f"count{i}", "distinct")
+    options = xcs.ExecutionOptions(scheduler="dask", dask_client=remote)
+    result = xcs.execute_graph(g, {"seconds": 0.2}, options=options)
+    assert result["distinct"] == 2  # both worker processes ran calls
 
-            # from a cluster only the sinks are fetched, but a jitted plan gets every
-            # output it returns
-            jitted = xcs.jit(_pair, mode="trace")
-            with xcs.execution_options(scheduler="dask", dask_client=remote):
-                assert jitted("q") == _pair("q") and jitted("r") == _pair("r")
-            assert xcs.get_jit_stats(jitted).plan_calls == 2
+    # from a cluster only the sinks are fetched, but a jitted plan gets every
+    # output it returns
+    jitted = xcs.jit(_pair, mode="trace")
+    with xcs.execution_options(scheduler="dask", dask_client=remote):
+        assert jitted("q") == _pair("q") and jitted("r") == _pair("r")
+    assert xcs.get_jit_stats(jitted).plan_calls == 2
 
-            # a failure cancels the rest: of eight chains of six 0.5 s calls (3 s each),
-            # the calls after the first of each chain never start
-            failing = xcs.Graph()
-            failing.add_node(_fail_now, node_id="fail")
-            for c in range(8):
-                for i in range(6):
-                    failing.add_node(_touch, node_id=f"c{c}_{i}")
-                    if i:
-                        failing.connect(f"c{c}_{i - 1}", f"c{c}_{i}")
-            with pytest.raises(ValueError, match="failed at once"):
-                xcs.execute_graph(failing, {"folder": str(tmp_path)}, options=options)
-            time.sleep(1.5)  # long enough for a second call of each chain, were it started
-            ran = len(list(tmp_path.iterdir()))
-            assert 0 < ran <= 8 + 2  # the chains' first calls, at most a straggler each side
-    finally:
-        cluster.close()
+    # a failure cancels the rest: of eight chains of six 0.5 s calls (3 s each),
+    # the calls after the first of each chain never start
+    failing = xcs.Graph()
+    failing.add_node(_fail_now, node_id="fail")
+    for c in range(8):
+        for i in range(6):
+            failing.add_node(_touch, node_id=f"c{c}_{i}")
+            if i:
+                failing.connect(f"c{c}_{i - 1}", f"c{c}_{i}")
+    with pytest.raises(ValueError, match="failed at once"):
+        xcs.execute_graph(failing, {"folder": str(tmp_path)}, options=options)
+    time.sleep(1.5)  # long enough for a second call of each chain, were it started
+    ran = len(list(tmp_path.iterdir()))
+    assert 0 < ran <= 8 + 2  # the chains' first calls, at most a straggler each side
 
 
 def _fail_now() -> None:

@@ -373,7 +373,9 @@ class SchedulerContract:
     ) -> None:
         g = xcs.Graph()
         g.add_node(lambda: "fast", node_id="fast")
-        g.add_node(lambda value: release.wait(5), node_id="slow")
+        # 1 s, past the deadline: a scheduler that runs `slow` inline (sequential) sees
+        # the timeout only when it returns; the others stop waiting at the deadline
+        g.add_node(lambda value: release.wait(1), node_id="slow")
         g.add_node(lambda flag: flag, node_id="after")
         g.connect("fast", "slow", "after")
         # 0.5 s: room for a loaded 2-core machine to run `fast` (Dask included)

@@ -3,7 +3,7 @@
 Purpose: the program of tutorial 5 with real model calls. `OpenAICompatibleModel` speaks
 `POST /v1/chat/completions`, which OpenAI, vLLM, llama.cpp, Ollama and most gateways
 serve. Here the loopback test server from `ember_xcs.models.testing` stands in (a real
-HTTP server on 127.0.0.1, 30 ms per request), so no key or network is needed. Five units
+HTTP server on 127.0.0.1, 100 ms per request), so no key or network is needed. Five units
 answer, a judge picks; under `xcs.jit` the five requests are on the wire at once.
 
 Features: `models.OpenAICompatibleModel` (`max_concurrency`), `models.UniformEnsemble`,
@@ -28,7 +28,7 @@ import ember_xcs as xcs
 from ember_xcs import models
 from ember_xcs.models.testing import OpenAITestServer
 
-server = OpenAITestServer(latency=0.03).start()  # 127.0.0.1, an ephemeral port
+server = OpenAITestServer(latency=0.1).start()  # 127.0.0.1, an ephemeral port
 model = models.OpenAICompatibleModel(
     server.url, "test-model", max_concurrency=8
 )
