@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 
 import pytest
 
 import ember_xcs as xcs
-from ember_xcs.scheduling import _engine
+from ember_xcs.scheduling import _engine, _starter
 
 
 class Where:
@@ -114,6 +115,22 @@ def test_a_call_the_body_does_not_come_back_for_is_started_anyway() -> None:
         return done.wait(30)
 
     assert body(1) is True
+
+
+def test_calls_left_waiting_are_started_whether_the_starter_lingers_or_sleeps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_starter, "LINGER", 0.05)  # then it waits to be notified
+
+    @xcs.jit(mode="dynamic")
+    def body(x: int) -> bool:
+        done = threading.Event()
+        xcs.op(lambda v: done.set() or v, name="signal")(x)  # never used: only its effect
+        return done.wait(30)
+
+    assert [body(1), body(2)] == [True, True]  # the second while the thread still looks
+    time.sleep(0.2)  # past the linger: the thread waits for a notify
+    assert body(3) is True
 
 
 @pytest.mark.parametrize("limit", ["timeout_seconds", "node_timeout_seconds"])

@@ -8,10 +8,19 @@ file the call writes) without ever using its value. For both, one daemon thread 
 process hands each such call to the run's executor once it has waited `GRACE` seconds:
 the body then loses at most that much overlap, and never waits forever.
 
-The thread starts on first use and ends after 30 s with nothing to watch. What it costs:
-each lone call wakes it (one notify: about 0.04 ms on a machine where a system call is
-slow, next to the 0.15-0.2 ms a thread hop costs there), and a call the body has
-started or finished by its grace costs one look at two dicts.
+**Waking it costs more than looking.** Notifying a waiting thread is a system call in
+the body's thread, and the woken thread then asks the body for the GIL: about 0.06 ms
+per lone call on a 2-CPU machine just after a slow call returns, 5-6 % of what a
+width-1 call adds under jit there (measured with `benchmarks/ab_width1.py`). So once it
+has seen a call, the thread *lingers*: for `LINGER` seconds after the last one it looks
+at the queue every `GRACE` seconds, and a call watched meanwhile is only appended to
+the queue (one C call, no wake-up): the next look, within `GRACE`, finds it, and the
+thread sleeps until its grace is over, as when notified. A width-1 program calling a model in a loop pays the
+notify once, not per call. The thread's looks are short (a deque, two clock reads) and
+taken while the body waits for its calls; a body running pure Python for the whole
+second pays at most one GIL switch per 5 ms switch interval. After `LINGER` with nothing
+watched it waits to be notified, and after 30 s more it ends; a later call starts a new
+one. A call the body has started or finished by its grace costs one look at two dicts.
 """
 
 from __future__ import annotations
@@ -22,50 +31,71 @@ import traceback
 from collections import deque
 from typing import Any
 
-__all__ = ["GRACE", "watch"]
+__all__ = ["GRACE", "LINGER", "watch"]
 
 # Long enough for a body to reach the use of a value it just asked for (tens of µs, a few
 # hundred on a loaded machine), short next to a model call; the body blocking on a lock
 # or a socket lets this thread run at once, pure Python for up to the 5 ms GIL interval.
 GRACE = 0.002
+LINGER = 1.0  # seconds the thread keeps looking every GRACE after the last watched call
 _IDLE_SECONDS = 30.0
 
 _due: deque[tuple[float, Any, int]] = deque()  # (when, run, index), in watch order
 _cond = threading.Condition(threading.Lock())
-_alive = False
+_alive = False  # a thread exists (set and cleared under `_cond`)
+_waiting = False  # it waits to be notified (set under `_cond`, then `_due` is looked at)
 
 
 def watch(run: Any, index: int) -> None:
     """Call `run.start_alone(index)` from the starter thread `GRACE` seconds from now."""
     global _alive
-    with _cond:
-        _due.append((time.perf_counter() + GRACE, run, index))
+    _due.append((time.perf_counter() + GRACE, run, index))
+    # `_waiting` first: an ending thread clears `_alive` before `_waiting`
+    if not _waiting and _alive:
+        return  # it lingers: its next look, within GRACE, finds the call
+    with _cond:  # it waits (or is about to: it looks at `_due` under this lock first)
         if _alive:
-            _cond.notify()  # a no-op unless the thread waits for work
+            _cond.notify()
             return
         _alive = True
     threading.Thread(target=_loop, name="ember-xcs-starter", daemon=True).start()
 
 
 def _loop() -> None:
-    global _alive
+    last = time.perf_counter()  # when a call was last seen
     while True:
-        with _cond:
-            if not _due and not _cond.wait_for(lambda: _due, timeout=_IDLE_SECONDS):
-                _alive = False  # under the lock: a `watch` from now on starts a new thread
-                return
-            entry = _due.popleft()
+        now = time.perf_counter()
+        if _due:
+            last = now
+            if _due[0][0] <= now:
+                _start(*_due.popleft())
+                continue
+            time.sleep(_due[0][0] - now)
+        elif now - last < LINGER:
+            time.sleep(GRACE)
+        elif not _wait_for_work():
+            return
+        else:
+            last = time.perf_counter()
+
+
+def _wait_for_work() -> bool:
+    """Sleep until a call is watched; False (the thread ends) after `_IDLE_SECONDS`."""
+    global _alive, _waiting
+    with _cond:
+        _waiting = True
         try:
-            _look(*entry)
-        except Exception:  # noqa: BLE001 - report it and go on: later runs need the thread
-            traceback.print_exc()
-        del entry  # a run is not kept alive while this thread waits for work
+            if _cond.wait_for(lambda: _due, timeout=_IDLE_SECONDS):
+                return True
+            _alive = False  # under the lock: a `watch` from now on starts a new thread
+            return False
+        finally:
+            _waiting = False
 
 
-def _look(when: float, run: Any, index: int) -> None:
-    delay = when - time.perf_counter()
-    if delay > 0:
-        time.sleep(delay)
-    if not run.start_alone(index):  # the body is inside the loop right now: look again
-        with _cond:
+def _start(when: float, run: Any, index: int) -> None:
+    try:
+        if not run.start_alone(index):  # the body is inside the loop right now: look again
             _due.append((time.perf_counter() + GRACE, run, index))
+    except Exception:  # noqa: BLE001 - report it and go on: later runs need the thread
+        traceback.print_exc()
