@@ -44,11 +44,11 @@ optional extra (`pip install 'ember_xcs[progress]'`); without it, `progress=True
 
 from __future__ import annotations
 
+import atexit
 import functools
 import itertools
 import sys
 import threading
-import time
 from contextvars import ContextVar
 from typing import Any
 
@@ -268,8 +268,7 @@ def _draw_open_bars() -> None:
     """The drawer thread: redraw the open bars every `REFRESH_SECONDS`; end once none has
     been open for `LINGER_SECONDS`."""
     idle = 0.0
-    while True:
-        time.sleep(REFRESH_SECONDS)
+    while not _exiting.wait(REFRESH_SECONDS):
         with _bars_lock:
             bars = list(_open.values())
             idle = 0.0 if bars else idle + REFRESH_SECONDS
@@ -278,6 +277,20 @@ def _draw_open_bars() -> None:
                 return
         for hooks in bars:
             hooks._redraw()
+
+
+_exiting = threading.Event()  # the interpreter is shutting down: the drawer ends
+
+
+@atexit.register
+def _stop_at_exit() -> None:
+    """End the drawer before the interpreter finalizes (a daemon thread waking up during
+    finalization aborts the process once JAX's C++ runtime is loaded; see `_starter`)."""
+    _exiting.set()
+    with _bars_lock:
+        drawers = list(_drawer)
+    for drawer in drawers:
+        drawer.join(timeout=1.0)
 
 
 def _is_terminal(stream: Any) -> bool:

@@ -25,6 +25,7 @@ one. A call the body has started or finished by its grace costs one look at two 
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 import traceback
@@ -44,11 +45,13 @@ _due: deque[tuple[float, Any, int]] = deque()  # (when, run, index), in watch or
 _cond = threading.Condition(threading.Lock())
 _alive = False  # a thread exists (set and cleared under `_cond`)
 _waiting = False  # it waits to be notified (set under `_cond`, then `_due` is looked at)
+_thread: threading.Thread | None = None
+_exiting = False  # the interpreter is shutting down: the thread ends at its next look
 
 
 def watch(run: Any, index: int) -> None:
     """Call `run.start_alone(index)` from the starter thread `GRACE` seconds from now."""
-    global _alive
+    global _alive, _thread
     _due.append((time.perf_counter() + GRACE, run, index))
     # `_waiting` first: an ending thread clears `_alive` before `_waiting`
     if not _waiting and _alive:
@@ -58,12 +61,13 @@ def watch(run: Any, index: int) -> None:
             _cond.notify()
             return
         _alive = True
-    threading.Thread(target=_loop, name="ember-xcs-starter", daemon=True).start()
+    _thread = threading.Thread(target=_loop, name="ember-xcs-starter", daemon=True)
+    _thread.start()
 
 
 def _loop() -> None:
     last = time.perf_counter()  # when a call was last seen
-    while True:
+    while not _exiting:
         now = time.perf_counter()
         if _due:
             last = now
@@ -85,7 +89,7 @@ def _wait_for_work() -> bool:
     with _cond:
         _waiting = True
         try:
-            if _cond.wait_for(lambda: _due, timeout=_IDLE_SECONDS):
+            if _cond.wait_for(lambda: _due or _exiting, timeout=_IDLE_SECONDS) and not _exiting:
                 return True
             _alive = False  # under the lock: a `watch` from now on starts a new thread
             return False
@@ -99,3 +103,18 @@ def _start(when: float, run: Any, index: int) -> None:
             _due.append((time.perf_counter() + GRACE, run, index))
     except Exception:  # noqa: BLE001 - report it and go on: later runs need the thread
         traceback.print_exc()
+
+
+@atexit.register
+def _stop_at_exit() -> None:
+    """End the thread before the interpreter finalizes: a daemon thread that wakes up
+    during finalization is ended from inside its sleep, which aborts the process (SIGABRT,
+    `FATAL: exception not rethrown`) once JAX's C++ runtime is loaded. Calls still
+    waiting for their grace are dropped: no body is left to wait for them."""
+    global _exiting
+    with _cond:
+        _exiting = True
+        _cond.notify()
+    thread = _thread
+    if thread is not None:
+        thread.join(timeout=1.0)
