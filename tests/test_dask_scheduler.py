@@ -168,7 +168,7 @@ def test_a_failure_skips_its_dependents_and_stops_the_rest(client: Any) -> None:
 
 @pytest.fixture(scope="module")
 def remote() -> Iterator[Any]:
-    """A client of a two-process `LocalCluster` on 127.0.0.1 (seconds to start: shared)."""
+    """A client of a two-process `LocalCluster` on 127.0.0.1."""
     cluster = distributed.LocalCluster(
         n_workers=2, threads_per_worker=4, processes=True, host="127.0.0.1", dashboard_address=":0"
     )
@@ -229,43 +229,48 @@ def test_a_multi_process_local_cluster_runs_the_contract_basics(remote: Any) -> 
     assert info.value.node_id == "uses_lock"
 
 
-@pytest.mark.slow
-def test_a_two_worker_cluster_runs_a_fan_out_across_both_workers(
-    remote: Any, tmp_path: Any
-) -> None:
-    g = xcs.Graph()
-    for i in range(16):
-        g.add_node(_pid_after_sleep, node_id=f"w{i}")
-        g.add_node(_count, node_id=f"count{i}")
-        g.connect(f"w{i}", f"count{i}")
-    g.add_node(_distinct, node_id="distinct")
-    for i in range(16):
-        g.connect(f"count{i}", "distinct")
-    options = xcs.ExecutionOptions(scheduler="dask", dask_client=remote)
-    result = xcs.execute_graph(g, {"seconds": 0.2}, options=options)
-    assert result["distinct"] == 2  # both worker processes ran calls
+@pytest.mark.slow  # its own cluster: on the shared one Dask placed all 16 calls on one worker
+def test_a_two_worker_cluster_runs_a_fan_out_across_both_workers(tmp_path: Any) -> None:
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=4, processes=True, host="127.0.0.1", dashboard_address=":0"
+    )
+    try:
+        with distributed.Client(cluster, set_as_default=False) as remote:
+            g = xcs.Graph()
+            for i in range(16):
+                g.add_node(_pid_after_sleep, node_id=f"w{i}")
+                g.add_node(_count, node_id=f"count{i}")
+                g.connect(f"w{i}", f"count{i}")
+            g.add_node(_distinct, node_id="distinct")
+            for i in range(16):
+                g.connect(f"count{i}", "distinct")
+            options = xcs.ExecutionOptions(scheduler="dask", dask_client=remote)
+            result = xcs.execute_graph(g, {"seconds": 0.2}, options=options)
+            assert result["distinct"] == 2  # both worker processes ran calls
 
-    # from a cluster only the sinks are fetched, but a jitted plan gets every
-    # output it returns
-    jitted = xcs.jit(_pair, mode="trace")
-    with xcs.execution_options(scheduler="dask", dask_client=remote):
-        assert jitted("q") == _pair("q") and jitted("r") == _pair("r")
-    assert xcs.get_jit_stats(jitted).plan_calls == 2
+            # from a cluster only the sinks are fetched, but a jitted plan gets every
+            # output it returns
+            jitted = xcs.jit(_pair, mode="trace")
+            with xcs.execution_options(scheduler="dask", dask_client=remote):
+                assert jitted("q") == _pair("q") and jitted("r") == _pair("r")
+            assert xcs.get_jit_stats(jitted).plan_calls == 2
 
-    # a failure cancels the rest: of eight chains of six 0.5 s calls (3 s each),
-    # the calls after the first of each chain never start
-    failing = xcs.Graph()
-    failing.add_node(_fail_now, node_id="fail")
-    for c in range(8):
-        for i in range(6):
-            failing.add_node(_touch, node_id=f"c{c}_{i}")
-            if i:
-                failing.connect(f"c{c}_{i - 1}", f"c{c}_{i}")
-    with pytest.raises(ValueError, match="failed at once"):
-        xcs.execute_graph(failing, {"folder": str(tmp_path)}, options=options)
-    time.sleep(1.5)  # long enough for a second call of each chain, were it started
-    ran = len(list(tmp_path.iterdir()))
-    assert 0 < ran <= 8 + 2  # the chains' first calls, at most a straggler each side
+            # a failure cancels the rest: of eight chains of six 0.5 s calls (3 s each),
+            # the calls after the first of each chain never start
+            failing = xcs.Graph()
+            failing.add_node(_fail_now, node_id="fail")
+            for c in range(8):
+                for i in range(6):
+                    failing.add_node(_touch, node_id=f"c{c}_{i}")
+                    if i:
+                        failing.connect(f"c{c}_{i - 1}", f"c{c}_{i}")
+            with pytest.raises(ValueError, match="failed at once"):
+                xcs.execute_graph(failing, {"folder": str(tmp_path)}, options=options)
+            time.sleep(1.5)  # long enough for a second call of each chain, were it started
+            ran = len(list(tmp_path.iterdir()))
+            assert 0 < ran <= 8 + 2  # the chains' first calls, at most a straggler each side
+    finally:
+        cluster.close()
 
 
 def _fail_now() -> None:
