@@ -401,6 +401,14 @@ class Run:
             self.lock.release()  # type: ignore[union-attr]
         return True
 
+    def _call_of(self, node: PlanNode, args: Any, kwargs: Any) -> NodeCall:
+        """The call that runs `node` in this run (`pump` builds it inline: its loop is the
+        plan runs' per-node path, where a method call per node shows)."""
+        return NodeCall(
+            node.node_id, node.name, node.operator, args, kwargs, self.options, node.is_async,
+            self.node_hooks,
+        )  # fmt: skip
+
     def _start_now(self) -> bool:
         """Submit the ready call just added, without a turn of the loop (the common case
         of a dynamic call: inputs known, a worker free, nothing failed); False when it
@@ -410,10 +418,7 @@ class Run:
         i = heapq.heappop(self.ready)[1]
         node = self.nodes[i]
         args, kwargs = node.bind(self.results, self.inputs)
-        call = NodeCall(
-            node.node_id, node.name, node.operator, args, kwargs, self.options, node.is_async,
-            self.node_hooks,
-        )  # fmt: skip
+        call = self._call_of(node, args, kwargs)
         self.running[i] = 0.0
         self.count += 1
         if len(self.running) > self.peak:
@@ -469,10 +474,7 @@ class Run:
         except XCSError:
             return False  # `pump` fails the node with it
         ready.pop()
-        call = NodeCall(
-            node.node_id, node.name, node.operator, args, kwargs, self.options, False,
-            self.node_hooks,
-        )  # fmt: skip
+        call = self._call_of(node, args, kwargs)  # not async: checked above
         self.count += 1
         self.peak = self.peak or 1
         self.running[i] = 0.0
