@@ -40,6 +40,10 @@ call at once also waited for the GIL), and a body that blocks on what the call d
 without using its value (an event, a queue) is released. Under a deadline every call
 goes to a worker, as before: a call on the body's thread could not be interrupted.
 
+**A signature that never overlaps stops dispatching** (`_serial`): after a few runs in
+which every call ran on the body's thread, its runs make each call at once, as plain
+Python does, and hand the rest of a run to the engine the moment a call could overlap.
+
 Every dispatched call runs exactly once. Before the jitted call returns or raises, all of
 them have finished. A failed call raises its node-naming `XCSError` where the body needs
 its value; a failure the body never needed is raised when the call ends, as the plain
@@ -357,19 +361,28 @@ def run_dynamic(
     *,
     numeric: NumericLeaves | None,
     graph_hooks: bool = True,
+    serialness: Serialness | None = None,
 ) -> tuple[Any, ExecutionStats]:
     """Call `fn(*args, **kwargs)` with asynchronous leaf dispatch; see the module docstring.
 
     `numeric`: where compiled numeric leaves are cached (`None`: run them as written, for
     `preserve_stochasticity`). `graph_hooks=False` inside a plan node, whose run already
-    reported the graph.
+    reported the graph. `serialness`: the signature's, which learns from this run and
+    may make it a serial run (`_serial`).
     """
     if _holds_tracer((args, kwargs)):  # called under jax.jit/grad/vmap: JAX's trace state
         options = options.replace(scheduler="sequential")  # is per thread; stay on this one
-    with intercept_calls(None):  # worker contexts must not see this run's handler
-        executor, scheduler = _executor_for(options)
-    run = Run.dynamic_run(options, executor, scheduler)
-    dispatcher = _Dispatcher(run, numeric)
+        serialness = None
+    run: Any
+    if serialness is not None and serialness.admits(options):
+        run = SerialRun(options)
+        dispatcher: _Dispatcher = SerialDispatcher(run, numeric)
+        executor, scheduler = None, run.scheduler
+    else:
+        with intercept_calls(None):  # worker contexts must not see this run's handler
+            executor, scheduler = _executor_for(options)
+        run = Run.dynamic_run(options, executor, scheduler)
+        dispatcher = _Dispatcher(run, numeric)
     hooks = options.hooks if graph_hooks else ()
     for hook in hook_calls(options, "on_graph_start") if hooks else ():
         hook(num_nodes=0, scheduler=scheduler)
@@ -377,13 +390,17 @@ def run_dynamic(
     try:
         out = _run_body(run, dispatcher, fn, args, kwargs)
         failed = False
-        warn_if_serial(fn, dispatcher)
+        if type(dispatcher.run) is Run:
+            warn_if_serial(fn, dispatcher)
     finally:
         run.close()
-        executor.close()
+        if executor is not None:
+            executor.close()
         stats = run.stats()
         for hook in hook_calls(options, "on_graph_end") if hooks else ():
             hook(num_nodes=stats.nodes_run, seconds=stats.wall_seconds, failed=failed)
+        if serialness is not None:
+            serialness.saw(run)
     return out, stats
 
 
@@ -419,5 +436,7 @@ def _add_lazy_note(exc: BaseException) -> None:
         )
 
 
-# the rewrite builds on LazyResult and resolve above, so it is imported once they exist
+# the rewrite and serial runs build on LazyResult and resolve above, so they are imported
+# once those exist
 from ._rewrite import entry, warn_if_serial  # noqa: E402
+from ._serial import SerialDispatcher, Serialness, SerialRun  # noqa: E402

@@ -442,7 +442,7 @@ def _call_operator(op: Operator, args: Any, kwargs: Any) -> Any:
     while type(op).__name__ == "JittedOperator":  # jit(instance) used inside a jitted body
         op = op.operator
     handler = current_call_handler()
-    if type(handler) is _Dispatcher:
+    if isinstance(handler, _Dispatcher):  # a dynamic or serial run's
         if handler.kind(op).composite:  # memoised per run
             return rewritten_forward(op)(*args, **kwargs)
         if type(op).__call__ is _OPERATOR_CALL:  # what `op(...)` would do, one frame less

@@ -38,6 +38,7 @@ from ._modes import STRATEGIES, JitConfig, JITMode
 from ._numeric import NumericLeaves, NumericSegment
 from ._plans import INPUTS, CompiledPlan, build_plan, replay
 from ._rewrite import describe, entry, rewritten_forward
+from ._serial import Serialness
 from ._symbols import StopReason, TraceStop
 from ._tracer import Tracer
 
@@ -97,11 +98,14 @@ class DynamicEntry:
     strategy: JITMode = JITMode.DYNAMIC
     considered: tuple[tuple[str, str], ...] = ()
     body: Any = None  # what ran: `explain` says whether it was rewritten (`_rewrite`)
+    serialness: Serialness = dataclasses.field(default_factory=Serialness)
 
     def run(self, target: Target, leaves: list[Any], args: Any, kwargs: Any,
             options: ExecutionOptions) -> tuple[Any, ExecutionStats]:  # fmt: skip
         self.body = target.call
-        return run_dynamic(target.call, args, kwargs, options, numeric=self.numeric)
+        return run_dynamic(
+            target.call, args, kwargs, options, numeric=self.numeric, serialness=self.serialness
+        )
 
     def segments(self) -> list[NumericSegment]:
         return self.numeric.segments() if self.numeric is not None else []
@@ -117,6 +121,9 @@ class DynamicEntry:
             ]
         if self.body is not None:
             lines += [f"  {line}" for line in describe(self.body).splitlines()]
+        serial = self.serialness.describe()
+        if serial is not None:
+            lines.append(f"  {serial}")
         return "\n".join(lines + _eager_lines(self.segments()))
 
 

@@ -43,6 +43,12 @@ something the call does without using its value never hangs. Not under a deadlin
 interrupted), not for `async def` calls (the event loop runs them), and not with an
 executor without `run_here` (Dask): there every call is submitted as before.
 
+A jitted body that ran its first calls itself (a serial run, `_jit/_serial`) and then
+makes a call that can overlap becomes a dynamic run at that point: `Run.adopt` takes
+the calls made so far in as finished nodes, and the run goes on as any dynamic run.
+`Run.here` counts the calls run on the loop's own thread, so jit can tell a run where
+nothing overlapped.
+
 **Failure.** In a plan without `return_partial_results`, the first failure stops new
 submissions, the calls in flight are allowed to finish (a Python thread cannot be
 killed; waiting means no call outlives the run), and the error is raised. With it, the
@@ -119,7 +125,7 @@ class Run:
     __slots__ = (
         "__weakref__", "_ref", "barrier", "capacity", "count", "deadline", "done",
         "dynamic", "errors", "executor", "expired", "failed_at", "failures", "finished",
-        "first_error", "held", "inputs", "key", "lock", "node_hooks", "node_timeout",
+        "first_error", "held", "here", "inputs", "key", "lock", "node_hooks", "node_timeout",
         "nodes", "options", "partial", "peak", "plan", "ready", "remaining", "results",
         "run_here", "running", "scheduler", "seen", "skipped", "start", "successors",
     )  # fmt: skip
@@ -175,6 +181,7 @@ class Run:
         self.first_error: BaseException | None = None
         self.expired: ExecutionTimeoutError | None = None
         self.finished = self.peak = self.count = 0
+        self.here = 0  # calls run on the loop's own thread ("A lone call")
         self.lock = threading.RLock() if dynamic else None
         # a plan on an executor that runs every call on the caller's thread runs its
         # nodes on this one: a Timeline's records take its name once per run, not per node
@@ -241,6 +248,7 @@ class Run:
                     if node.is_async and submit_async is not None:
                         submit_async(i, call, done)
                     elif run_here is not None and not ready and len(running) == 1:
+                        self.here += 1
                         run_here(i, call, done)  # the only call: this thread would just wait
                     else:
                         submit(i, call, done)
@@ -336,6 +344,30 @@ class Run:
     def dynamic_run(cls, options: ExecutionOptions, executor: Any, scheduler: str) -> Run:
         """An empty run that a jitted body adds its leaf calls to."""
         return cls(options, executor, scheduler=scheduler, dynamic=True)
+
+    def adopt(self, nodes: Sequence[PlanNode], results: Sequence[Any],
+              errors: Mapping[int, XCSError], seen: set[int], ran: int) -> None:  # fmt: skip
+        """Take in calls a jitted body already made and ran itself (`_jit/_serial`), as
+        finished nodes: `results[i]` is node `i`'s output, or its error is `errors[i]`
+        (`seen`: ids of the errors the body was handed; `ran`: how many of the calls ran,
+        the others depended on a failed one). Calls added later depend on them as on any
+        finished node; one failed and not seen holds later calls back."""
+        for i, node in enumerate(nodes):
+            self.nodes.append(node)
+            self.successors.append([])
+            self.key.append(i)
+            self.remaining.append(0)
+            error = errors.get(i)
+            self.results.append(_PENDING if error is not None else results[i])
+            if error is None:
+                continue
+            self.errors[i] = error
+            if id(error) not in seen and self.failed_at is None:
+                self.failed_at = i
+        self.seen |= seen
+        self.finished = len(nodes)
+        self.count = self.here = ran
+        self.peak = min(ran, 1)
 
     def add(self, node: PlanNode) -> int:
         """Add `node` (its `deps` are earlier nodes of this run); start it if it is ready.
@@ -476,6 +508,7 @@ class Run:
         ready.pop()
         call = self._call_of(node, args, kwargs)  # not async: checked above
         self.count += 1
+        self.here += 1
         self.peak = self.peak or 1
         self.running[i] = 0.0
         done = self.done
@@ -535,7 +568,8 @@ class EngineStatus:
     - `queued`: calls whose inputs are ready but that wait for a worker (`max_workers`),
       were held back after a failure, or wait for the jitted body that made them alone
       (they run on its thread when it needs them).
-    - `running`: calls in flight now.
+    - `running`: calls in flight now. A jitted call in a serial run (see `jit`) makes
+      its calls on its own thread without an engine run, so they are not counted.
     - `peak`: the most calls one of those runs has had in flight at once so far.
     - `workers`, `busy_workers`: threads of the shared worker pool, and those running a
       call now (`async def` calls run on the event loop and need none).
