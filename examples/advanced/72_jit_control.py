@@ -1,10 +1,13 @@
 """jit control and introspection: rule strategies out, see why one was chosen, read the
-timings, watch the engine, and find the path that led to a failure.
+timings, watch a router stop dispatching, watch the engine, and find the path that led
+to a failure.
 
 A summariser builds its prompt with an f-string, which stops a trace, so jit runs it
 dynamically. Ruling `dynamic` out runs it as written instead; `explain_jit_selection`
 lists every strategy with why it was or was not chosen, and `get_jit_stats` reports call
-times, compile seconds per strategy and the cached signatures. `engine_status()` is read
+times, compile seconds per strategy and the cached signatures. A router that uses each
+answer before its next call overlaps nothing, so after a few calls its calls run at
+once on the caller's thread (a serial run). `engine_status()` is read
 while a run is in flight, and a failing node's error carries the nodes that fed it.
 
 Features: `jit(disable_strategies=...)`, `explain_jit_selection`, `get_jit_stats`
@@ -19,6 +22,7 @@ Features: `jit(disable_strategies=...)`, `explain_jit_selection`, `get_jit_stats
 # expect: ^    - plain: chosen$
 # expect: ^stats: 3 calls, strategies compiled: \['structural'\], signatures: \['\(str\)'\]$
 # expect: ^hooks: compile_start, compile_start, cache_evict$
+# expect: ^router: serial: calls run at once on the body's thread
 # expect: ^engine while running: 1 run\(s\), 2 running, 1 queued$
 # expect: ^failure at score after: load -> clean$
 
@@ -69,6 +73,26 @@ with xcs.execution_options(hooks=events):
     small_cache("a string")
     small_cache(b"bytes: a new signature, and the cache holds one")
 print("hooks:", ", ".join(events.events))
+
+
+
+@xcs.op
+def label_of(message: str) -> str:
+    return "math" if any(ch.isdigit() for ch in message) else "chat"
+
+
+def route(message: str) -> str:
+    label = label_of(f"Classify: {message}")
+    if label == "math":  # the answer is used before the next call: nothing can overlap
+        return summarise(f"solve {message}")
+    return summarise(message)
+
+
+router = xcs.jit(route)
+for message in ["2 + 2", "hi", "3 * 3", "why?", "4 - 1", "ok", "5 / 5", "bye"]:
+    assert router(message) == route(message)
+explained = xcs.explain_jit_selection(router)
+print("router:", next(line.strip() for line in explained.splitlines() if "serial" in line))
 
 release, arrived = threading.Event(), threading.Semaphore(0)
 
