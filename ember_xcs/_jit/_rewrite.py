@@ -545,6 +545,9 @@ def entry(fn: Callable[..., Any]) -> Callable[..., Any]:
     if _operator_call(fn):
         op, bound = fn.args[0], fn.args[1:]  # a jitted operator: `Operator.__call__(op, ...)`
         return lambda *a, **k: call(op, *bound, *a, **{**fn.keywords, **k})
+    if type(fn) is types.FunctionType:  # the common body: what `call(fn, ...)` would run
+        converted = convert(fn)
+        return fn if converted is None else functools.partial(_raw_call, converted)
     target = fn.func if isinstance(fn, functools.partial) else fn
     if type(target) is types.MethodType:
         target = target.__func__
