@@ -75,7 +75,6 @@ with xcs.execution_options(hooks=events):
 print("hooks:", ", ".join(events.events))
 
 
-
 @xcs.op
 def label_of(message: str) -> str:
     return "math" if any(ch.isdigit() for ch in message) else "chat"
@@ -83,7 +82,7 @@ def label_of(message: str) -> str:
 
 def route(message: str) -> str:
     label = label_of(f"Classify: {message}")
-    if label == "math":  # the answer is used before the next call: nothing can overlap
+    if label == "math":  # used before the next call: nothing can overlap
         return summarise(f"solve {message}")
     return summarise(message)
 
