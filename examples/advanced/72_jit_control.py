@@ -91,7 +91,10 @@ router = xcs.jit(route)
 for message in ["2 + 2", "hi", "3 * 3", "why?", "4 - 1", "ok", "5 / 5", "bye"]:
     assert router(message) == route(message)
 explained = xcs.explain_jit_selection(router)
-print("router:", next(line.strip() for line in explained.splitlines() if "serial" in line))
+print(
+    "router:",
+    next(line.strip() for line in explained.splitlines() if "serial" in line),
+)
 
 release, arrived = threading.Event(), threading.Semaphore(0)
 
@@ -106,7 +109,9 @@ g = xcs.Graph()
 for i in range(3):
     g.add_node(lambda i=i: slow(i), node_id=f"call{i}")
 options = xcs.ExecutionOptions(scheduler="parallel", max_workers=2)
-runner = threading.Thread(target=xcs.execute_graph, args=(g,), kwargs={"options": options})
+runner = threading.Thread(
+    target=xcs.execute_graph, args=(g,), kwargs={"options": options}
+)
 runner.start()
 arrived.acquire(timeout=5), arrived.acquire(timeout=5)
 status = xcs.engine_status()
