@@ -275,10 +275,11 @@ def _collect(value: Any, found: list[LazyResult]) -> None:
         return
     if kind in ATOMS:  # the common argument: no call to open it
         return
-    opened = open_container(value)
+    opened = (value, None) if kind is list or kind is tuple else open_container(value)
     if opened is not None:
         for item in opened[0]:
-            _collect(item, found)
+            if type(item) not in ATOMS:  # a list of numbers: no call per number
+                _collect(item, found)
 
 
 def _resolve_all(value: Any) -> Any:

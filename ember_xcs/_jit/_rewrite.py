@@ -65,6 +65,7 @@ from ..operators import Operator, current_call_handler, method_leaf
 from ..scheduling import InlineExecutor
 from ._containers import ATOMS as _ATOMS
 from ._dynamic import LazyResult, _Dispatcher, _lazies, _resolve_all, project, resolve
+from ._inert import inert
 from ._symbols import Symbol, TraceStop, _is_library, _stop, reason_at
 from ._tracer import Tracer
 
@@ -280,6 +281,8 @@ def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
         if handler is not None:  # a model called directly: one leaf call of the run
             return handler(method_leaf(fn.__self__, fn.__name__), args, kwargs)
     if kind is types.FunctionType:
+        if inert(fn, args, kwargs):  # real values in, no operator within reach
+            return fn(*args, **kwargs)
         converted = convert(fn)
         if converted is not None:
             return _raw_call(converted, *args, **kwargs)
