@@ -53,9 +53,15 @@ from typing import Any
 from .._errors import XCSError
 from .._options import ExecutionOptions, node_hook_calls
 from ..operators import Operator, intercept_calls
-from ..scheduling import ExecutionStats, NodeCall, PlanNode, Run
-from ..scheduling._engine import as_xcs_error, trace_path
-from ..scheduling._starter import GRACE
+from ..scheduling import (
+    GRACE,
+    ExecutionStats,
+    NodeCall,
+    PlanNode,
+    Run,
+    as_xcs_error,
+    trace_path,
+)
 from ._dynamic import LazyResult, _collect, _Dispatcher, _executor_for, _lazies, _resolve_all
 
 __all__ = ["LEARN", "SERIAL_SCHEDULERS", "SerialDispatcher", "SerialRun", "Serialness"]

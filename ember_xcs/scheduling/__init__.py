@@ -6,8 +6,10 @@ from ._async_loop import on_background_loop as on_background_loop
 from ._async_loop import run_coroutine as run_coroutine
 from ._engine import EngineStatus as EngineStatus
 from ._engine import Run as Run
+from ._engine import as_xcs_error as as_xcs_error
 from ._engine import engine_status as engine_status
 from ._engine import run_plan as run_plan
+from ._engine import trace_path as trace_path
 from ._execute import execute_graph as execute_graph
 from ._executors import Executor as Executor
 from ._executors import InlineExecutor as InlineExecutor
@@ -32,6 +34,7 @@ from ._schedulers import Scheduler as Scheduler
 from ._schedulers import available_schedulers as available_schedulers
 from ._schedulers import register_scheduler as register_scheduler
 from ._schedulers import resolve_scheduler as resolve_scheduler
+from ._starter import GRACE as GRACE  # how long a lone call waits for the body
 from ._usage import UsageTotals as UsageTotals
 from ._usage import meter_call as meter_call
 from ._usage import meter_event as meter_event
