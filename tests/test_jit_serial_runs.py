@@ -225,3 +225,30 @@ def test_node_hooks_and_the_timeline_see_every_call_of_a_serial_run() -> None:
     assert [r.node_id for r in timeline.records] == ["step", "step_1"]
     assert {r.thread for r in timeline.records} == {threading.current_thread().name}
     assert len(timeline.runs) == 1 and timeline.runs[0].num_nodes == 2
+
+
+def test_retries_rerun_a_failing_call_of_a_serial_run_on_the_callers_thread() -> None:
+    log = Log()
+    failures = iter([])  # the learning runs succeed at once
+
+    def flaky(text: str) -> str:
+        log.events.append(f"call {text}")
+        if next(failures, False):
+            raise ConnectionError("try again")
+        return text.upper()
+
+    op = xcs.op(flaky, name="flaky")
+
+    def body(text: str) -> str:
+        first = op(text)
+        log.events.append("body")
+        return first + "!"
+
+    jitted = xcs.jit(body)
+    for i in range(LEARN):
+        jitted(f"w{i}")
+    failures = iter([True, False])  # the next call fails once
+    log.events.clear()
+    with xcs.execution_options(retries=1, retry_backoff=0.0):
+        assert jitted("r") == "R!"
+    assert log.events == ["call r", "call r", "body"]  # both attempts before the body went on
