@@ -47,3 +47,38 @@ def test_a_script_ending_right_after_jitted_calls_exits_with_status_0() -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "done"
     assert "FATAL" not in proc.stderr
+
+
+DRAWN = textwrap.dedent(
+    """
+    import io, threading
+    from contextlib import redirect_stderr
+    import jax.numpy as jnp
+    import ember_xcs as xcs
+
+    jnp.ones(3).block_until_ready()  # JAX's C++ runtime is loaded
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    @xcs.op
+    def ask(prompt):
+        return prompt
+
+    pipeline = xcs.jit(lambda q: [ask(q), ask(q + "?")])
+    with redirect_stderr(Terminal()), xcs.execution_options(progress=0):
+        pipeline("q")
+    alive = [t.name for t in threading.enumerate() if t.name == "ember-xcs-progress"]
+    print("drawer running" if alive else "no drawer")
+    """
+)
+
+
+def test_a_script_ending_while_the_progress_drawer_runs_exits_with_status_0() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", DRAWN], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "drawer running"  # it was still running at exit
+    assert "FATAL" not in proc.stderr
