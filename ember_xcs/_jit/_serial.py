@@ -195,18 +195,19 @@ class SerialRun:
                 kwargs = _resolve_all(kwargs) if kwargs else kwargs
         node = PlanNode(node_id, name, target, deps, None, False)
         self.nodes.append(node)
+        self.results.append(_FAILED)  # until it returns: indices stay aligned
         if failed is None:
             self.ran += 1
             call = NodeCall(node_id, name, target, args, kwargs, self.options, False, self.hooks)
             with intercept_calls(None):  # a leaf's own operator calls are not this run's
                 try:
-                    out = call()
+                    self.results[i] = call()
                 except Exception as exc:  # noqa: BLE001 - raised where the body uses it
                     failed = trace_path(as_xcs_error(exc, node), self.nodes, i)
-        if failed is None:
-            self.results.append(out)
-        else:
-            self.results.append(_FAILED)
+                except BaseException as exc:  # KeyboardInterrupt: on its way out now
+                    self.errors[i] = as_xcs_error(exc, node)
+                    raise
+        if failed is not None:
             self.errors[i] = failed
         self.unused, self.returned = i, time.perf_counter()
         return i
