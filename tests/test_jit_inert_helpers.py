@@ -119,3 +119,26 @@ def test_helpers_run_as_written_from_many_threads_give_the_plain_answers() -> No
     for t in threads:
         t.join()
     assert out == [bag_of_words(f"w{i} x{i}") for i in range(8)]
+
+
+ROUTES = {"up": str.upper}
+LOOKUP: Any = ROUTES.get  # a C method of a dict: what it returns is not known
+
+
+def via_lookup(text: str) -> str:
+    _as_written(locals())
+    return LOOKUP("up")(text)
+
+
+def via_globals(text: str) -> str:
+    _as_written(locals())
+    return globals()["TRANSFORM"](text)
+
+
+def test_a_helper_reaching_values_through_a_dict_method_or_globals_is_rewritten() -> None:
+    SEEN.clear()
+    assert xcs.jit(lambda q: [via_lookup(q), via_globals(q)], mode="dynamic")("a") == [
+        "A",
+        "A",
+    ]
+    assert SEEN == [False, False]

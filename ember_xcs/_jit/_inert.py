@@ -12,19 +12,23 @@ A helper needs none of that when two things hold, and then runs as written:
 - **its arguments are real values** (strings, numbers, `None`: `ATOMS`), so nothing in
   it is pending when it starts; and
 - **it cannot call an operator**: every global name its code loads (its nested
-  comprehensions and generators included) is, at this call, another helper that
-  passes this same test, a builtin function or
-  type, a plain value (an atom, or a small container of atoms), a library module or a
-  library's function (the standard library or an installed package, not ember_xcs:
-  called with real values, library code returns real values); it has no closure
-  and no default that is not an atom, and it imports nothing.
+  comprehensions and generators included) is, at this call, a builtin function or
+  type, a C method of a plain value, a plain value (an atom, or a small container of
+  atoms), a library module or a library's function (the standard library or an
+  installed package, not ember_xcs: called with real values, library code returns real
+  values), or another of the user's functions that passes this same test; it has no
+  closure and no default that is not an atom, imports nothing, and reads no name by
+  string (`eval`, `globals()`).
 
 Then no pending result can appear inside it: results come only from operator calls and
 from arguments. Running it as written gives exactly what the rewritten helper gives,
 the plain function's answer. Anything else (a global that is an operator, a user's
-function or class, a user's module, a lambda passed in) keeps the rewritten path. The
+class or module, a function that calls an operator, a lambda passed in) keeps the
+rewritten path. The
 code scan is done once per code object; the globals are looked at on every call, since
-they can change.
+they can change. Reflection through a library (`sys.modules`, `gc`) is not followed:
+a helper that reaches the user's operators that way must not be called with plain
+values from a jitted body (none in the corpus does).
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ _C = (
     types.WrapperDescriptorType,
 )
 _UNKNOWN = frozenset({"IMPORT_NAME", "LOAD_NAME"})
+# builtins that reach any name by a string
+_REFLECTIVE = frozenset({"eval", "exec", "compile", "globals", "vars", "__import__"})
 _BUILTINS = vars(builtins)
 
 # per code object: the global names it loads, or None when it may reach anything
@@ -113,8 +119,8 @@ def _atoms(values: tuple[Any, ...] | None) -> bool:
 
 
 def _scan(code: types.CodeType) -> frozenset[str] | None:
-    """The global names `code` and the code nested in it load; None if it imports, reads
-    names dynamically or writes globals."""
+    """The global names `code` and the code nested in it load; None if it imports or
+    reads names by string (`eval`, `globals()`)."""
     names: set[str] = set()
     stack = [code]
     while stack:
@@ -123,6 +129,8 @@ def _scan(code: types.CodeType) -> frozenset[str] | None:
             if instruction.opname in _UNKNOWN:
                 return None
             if instruction.opname == "LOAD_GLOBAL":
+                if instruction.argval in _REFLECTIVE:
+                    return None
                 names.add(instruction.argval)
         stack.extend(c for c in current.co_consts if type(c) is types.CodeType)
     return frozenset(names)
@@ -130,8 +138,11 @@ def _scan(code: types.CodeType) -> frozenset[str] | None:
 
 def _plain_global(value: Any) -> bool:
     kind = type(value)
-    if kind in ATOMS or isinstance(value, _C):
+    if kind in ATOMS:
         return True
+    if isinstance(value, _C):  # a C function, or a C method of a plain value (not of a
+        owner = getattr(value, "__self__", None)  # dict that may hold operators)
+        return owner is None or type(owner) is types.ModuleType or type(owner) in ATOMS
     if kind is type:
         return value.__module__ == "builtins"
     if kind is types.FunctionType:  # a library's function (`from json import loads`)
@@ -149,8 +160,11 @@ def _library_module(module: types.ModuleType) -> bool:
     known = _modules.get(name)
     if known is None:
         path = getattr(module, "__file__", None)
-        # no file: built into the interpreter (`math`, `sys`)
-        known = path is None or _library_file(path)
+        if path is None:  # built into the interpreter (`sys`, `time`), or a namespace
+            spec = getattr(module, "__spec__", None)  # package, which may be the user's
+            known = spec is not None and spec.origin in ("built-in", "frozen")
+        else:
+            known = _library_file(path)
         _modules[name] = known
     return known
 
