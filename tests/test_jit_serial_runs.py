@@ -252,3 +252,19 @@ def test_retries_rerun_a_failing_call_of_a_serial_run_on_the_callers_thread() ->
     with xcs.execution_options(retries=1, retry_backoff=0.0):
         assert jitted("r") == "R!"
     assert log.events == ["call r", "call r", "body"]  # both attempts before the body went on
+
+
+def test_a_custom_scheduler_object_keeps_a_learned_signature_dispatching() -> None:
+    class Mine:  # follows the Scheduler protocol; unhashable, as an eq-dataclass would be
+        __hash__ = None  # type: ignore[assignment]
+
+        def run(self, plan: Any, inputs: Any, options: Any) -> Any:
+            raise AssertionError("a dynamic run has no plan to hand over")
+
+    log = Log()
+    body = _serial_body(log)
+    jitted = _learned(body)
+    log.events.clear()
+    with xcs.execution_options(scheduler=Mine()):
+        assert jitted("c") == "C-B!"
+    assert log.events == ["call c-a", "body", "call c-b"]  # inline when made, as sequential

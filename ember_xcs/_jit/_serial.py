@@ -88,6 +88,7 @@ class Serialness:
         """A serial run for these options (checked per call: options change)."""
         return (
             self.on
+            and type(options.scheduler) is str  # a custom scheduler object never is
             and options.scheduler in SERIAL_SCHEDULERS
             and options.timeout_seconds is None
             and options.node_timeout_seconds is None
