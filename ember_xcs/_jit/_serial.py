@@ -34,9 +34,12 @@ two situations, and a serial run watches for both:
    is an engine run (`escalate`): a `Run` adopts the calls made so far as finished
    nodes, and this call and every later one are dispatched as in any dynamic run, so
    they overlap. Only the calls already made did not overlap with them.
-2. *The body runs its own code for longer than the starter's grace (`GRACE`, 2 ms)
-   between a call returning and the first use of its value*: a dynamic run would have
-   handed that call to a worker after the grace, overlapping the body's work.
+2. *The body runs its own code for longer than `IDLE` between a call returning and the
+   first use of its value*: a dynamic run would have handed that call to a worker after
+   the starter's grace (`GRACE`, 2 ms) and the interpreter's switch interval (up to
+   5 ms, while the body holds the GIL), overlapping the rest of the body's work. Below
+   that a dynamic run overlaps next to nothing either, and a thread the machine merely
+   paused for a moment does not end serial running.
 
 Either ends serial running for the signature (`Serialness.broke`, shown by
 `explain_jit_selection`): its next runs dispatch again, and serial runs are tried again
@@ -46,6 +49,7 @@ therefore one run's overlap each time a signature changes its shape, less each t
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from typing import Any
@@ -64,9 +68,10 @@ from ..scheduling import (
 )
 from ._dynamic import LazyResult, _collect, _Dispatcher, _executor_for, _lazies, _resolve_all
 
-__all__ = ["LEARN", "SERIAL_SCHEDULERS", "SerialDispatcher", "SerialRun", "Serialness"]
+__all__ = ["IDLE", "LEARN", "SERIAL_SCHEDULERS", "SerialDispatcher", "SerialRun", "Serialness"]
 
 LEARN = 3  # serial dynamic runs in a row before a signature's runs become serial runs
+IDLE = GRACE + sys.getswitchinterval()  # see point 2 of the module docstring
 _MOST = 1 << 10  # the most runs in a row ever asked for, however often it broke
 SERIAL_SCHEDULERS = frozenset({"auto", "parallel", "wave"})
 _FAILED = object()
@@ -171,7 +176,7 @@ class SerialRun:
 
     def _used(self) -> None:
         idle = time.perf_counter() - self.returned
-        if idle > GRACE and self.broke is None:
+        if idle > IDLE and self.broke is None:
             self.broke = (
                 f"the body ran {idle * 1e3:.1f} ms of its own code between call "
                 f"{self.nodes[self.unused].node_id!r} returning and using its result; a "
