@@ -4,9 +4,12 @@ multi-process `LocalCluster` on 127.0.0.1."""
 
 from __future__ import annotations
 
+import io
+import re
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import redirect_stderr
 from typing import Any
 
 import pytest
@@ -386,3 +389,56 @@ def test_a_progress_bar_stays_in_this_process_on_a_cluster_run(
         scheduler="dask", dask_client=tcp_client, progress=True, max_workers=max_workers
     )
     assert xcs.execute_graph(small_graph(), {"x": 1}, options=options) == {"b": 20}
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("max_workers", [None, 2], ids=["one dask graph", "engine loop"])
+def test_a_progress_bar_counts_every_node_of_a_cluster_run_once(
+    tcp_client: Any, max_workers: int | None
+) -> None:
+    g = xcs.Graph()
+    for i in range(6):  # two worker threads: nodes overlap, their events interleave
+        g.add_node(lambda: time.sleep(0.05) or 1, node_id=f"n{i}")
+    options = xcs.ExecutionOptions(
+        scheduler="dask", dask_client=tcp_client, progress=0, max_workers=max_workers
+    )
+    screen = _Terminal()
+    with redirect_stderr(screen):
+        xcs.execute_graph(g, options=options)
+    counts = re.findall(r"(\d+)/6", screen.getvalue())
+    assert counts and counts[-1] == "6", screen.getvalue()
+
+
+def _runs_three_inside(x: int) -> int:
+    inner = xcs.Graph()
+    for i in range(3):
+        inner.add_node(lambda: 1, node_id=f"inner{i}")
+    with xcs.execution_options(scheduler="sequential"):  # the worker's current hooks too
+        xcs.execute_graph(inner)
+    return x
+
+
+def test_nodes_of_runs_made_inside_a_cluster_node_do_not_count_on_the_bar(
+    tcp_client: Any,
+) -> None:
+    g = xcs.Graph()
+    g.add_node(_runs_three_inside, node_id="a")
+    g.add_node(_runs_three_inside, node_id="b")
+    timeline = xcs.Timeline()
+    options = xcs.ExecutionOptions(
+        scheduler="dask", dask_client=tcp_client, progress=0, hooks=(timeline,)
+    )
+    screen = _Terminal()
+    with redirect_stderr(screen):
+        assert xcs.execute_graph(g, {"a": {"x": 1}, "b": {"x": 2}}, options=options) == {
+            "a": 1,
+            "b": 2,
+        }
+    counts = re.findall(r"(\d+)/2", screen.getvalue())
+    assert counts and counts[-1] == "2", screen.getvalue()
+    ids = sorted(r.node_id for r in timeline.records)
+    assert ids == ["a", "b", *sorted(["inner0", "inner1", "inner2"] * 2)]  # nested ones too

@@ -21,6 +21,10 @@ Dask serialises every task, even for an in-process `Client(processes=False)`. So
   which send each node event live through a Dask topic (`Worker.log_event`); an
   `EventRelay` subscribed here (`Client.subscribe_topic`) calls the run's hooks as each
   event arrives, with the worker's timings. The `_dask_graph` path uses the same two.
+  A run made inside a shipped node sees the `TopicHooks` as its current options' hooks,
+  so its nodes' events are sent too, marked nested (the worker counts the attempts in
+  progress); the relay delivers them with `RELAYED` saying which (a progress bar counts
+  only the run's own nodes), and waits only for the run's own nodes' last events.
   A worker sends a node's events before its result, and the scheduler forwards both to
   the client in that order, so the engine sees a node finish after its hooks did. An
   error's `__cause__`, which pickling drops, is shipped beside it and re-attached.
@@ -38,6 +42,7 @@ from typing import Any
 from .._errors import ExecutionError, OptionsError
 from .._options import ExecutionOptions, hook_calls
 from ._executors import Done
+from ._hooks import RELAYED
 from ._node_call import NodeCall
 
 __all__ = [
@@ -222,20 +227,33 @@ class TopicHooks:
         from distributed import get_worker
 
         self.topic, self.worker = topic, get_worker()
+        # attempts running: the shipped node's own, then those of runs made inside it
+        # (they see these hooks as the current options'), which are sent marked nested
+        self._depth = 0
+        self._lock = threading.Lock()
 
-    def _send(self, method: str, kwargs: dict[str, Any]) -> None:
+    def _send(self, method: str, kwargs: dict[str, Any], nested: bool) -> None:
         if "error" in kwargs:
             kwargs["error"] = picklable_error(kwargs["error"])
-        self.worker.log_event(self.topic, pickle.dumps((method, kwargs)))
+        self.worker.log_event(self.topic, pickle.dumps((method, kwargs, nested)))
 
     def on_node_start(self, **kwargs: Any) -> None:
-        self._send("on_node_start", kwargs)
+        with self._lock:
+            nested = self._depth > 0
+            self._depth += 1
+        self._send("on_node_start", kwargs, nested)
 
     def on_node_end(self, **kwargs: Any) -> None:
-        self._send("on_node_end", kwargs)
+        self._send("on_node_end", kwargs, self._ended())
 
-    def on_node_failure(self, **kwargs: Any) -> None:
-        self._send("on_node_failure", kwargs)
+    def on_node_failure(self, **kwargs: Any) -> None:  # a retry starts a new attempt
+        self._send("on_node_failure", kwargs, self._ended())
+
+    def _ended(self) -> bool:
+        """An attempt ended; was it a nested run's?"""
+        with self._lock:
+            self._depth -= 1
+            return self._depth > 0
 
 
 class EventRelay:
@@ -253,9 +271,15 @@ class EventRelay:
         return self.topic
 
     def _deliver(self, event: tuple[float, bytes]) -> None:
-        method, kwargs = pickle.loads(event[1])
-        for hook in hook_calls(self.options, method):
-            hook(**kwargs)
+        method, kwargs, nested = pickle.loads(event[1])
+        token = RELAYED.set("nested" if nested else "run")
+        try:
+            for hook in hook_calls(self.options, method):
+                hook(**kwargs)
+        finally:
+            RELAYED.reset(token)
+        if nested:  # the run waits for its own nodes' last events
+            return
         if method == "on_node_end" or (method == "on_node_failure" and not kwargs["will_retry"]):
             with self.arrived:
                 self.terminal += 1

@@ -45,6 +45,7 @@ import dataclasses
 import os
 import threading
 import time
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,14 @@ from ._node_call import thread_name
 from ._timeline_svg import check_graph, critical_nodes, timeline_svg
 from ._trace_export import chrome_trace, write_json
 
-__all__ = ["ExecutionHooks", "NodeRecord", "RunRecord", "Timeline"]
+__all__ = ["RELAYED", "ExecutionHooks", "NodeRecord", "RunRecord", "Timeline"]
+
+# While a run's hooks are called for a node event that a cluster's worker sent
+# (`_dask.EventRelay`): "run" for a node of the run itself, "nested" for a node of a run
+# made inside one of them. Relayed events all arrive on one thread, interleaved, so a hook
+# cannot tell nesting from the order of starts and ends there; the worker can. "" when
+# the event is not relayed.
+RELAYED: ContextVar[str] = ContextVar("ember_xcs_relayed_event", default="")
 
 
 class ExecutionHooks:

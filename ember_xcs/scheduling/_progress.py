@@ -55,7 +55,7 @@ from typing import Any
 from .. import _options
 from .._errors import OptionsError
 from .._options import positional
-from ._hooks import ExecutionHooks
+from ._hooks import RELAYED, ExecutionHooks
 from ._node_call import NodeCall
 
 __all__ = ["DEFAULT_DELAY", "REFRESH_SECONDS", "ProgressHooks"]
@@ -190,7 +190,7 @@ class ProgressHooks(ExecutionHooks):
 
     @positional(None)
     def on_node_start(self, *, node_id: str, name: str, attempt: int) -> None:
-        if self._bar is not None:
+        if self._bar is not None and not RELAYED.get():  # relayed: the worker knows depth
             _depth.set(_depth.get() + 1)
 
     @positional("_run_tick", tick=True)
@@ -203,12 +203,17 @@ class ProgressHooks(ExecutionHooks):
         self, *, node_id: str, name: str, error: BaseException, attempt: int, will_retry: bool
     ) -> None:
         if will_retry:  # the next attempt raises the depth again
-            _depth.set(max(_depth.get() - 1, 0))
+            if not RELAYED.get():
+                _depth.set(max(_depth.get() - 1, 0))
         elif self._left_node() and self._bar is not None:
             self._tick()
 
     def _left_node(self) -> bool:
-        """Lower the depth; True if the node that finished belongs to an outermost run."""
+        """Lower the depth; True if the node that finished belongs to an outermost run
+        (for a cluster's relayed events, the worker says: `RELAYED`)."""
+        relayed = RELAYED.get()
+        if relayed:
+            return relayed == "run"
         depth = _depth.get()
         if depth == 0:  # its start came before the bar opened: not ours to count
             return False
