@@ -137,7 +137,6 @@ def test_a_body_computing_past_the_grace_before_using_a_result_goes_back_to_disp
     assert jitted("slow") == "SLOW!"
     text = xcs.explain_jit_selection(jitted)
     assert "of its own code between call 'step' returning and using its result" in text
-    log.events.clear()
     jitted("next")
     assert "serial: calls run at once" not in xcs.explain_jit_selection(jitted)
 

@@ -57,6 +57,7 @@ _UNKNOWN = frozenset({"IMPORT_NAME", "LOAD_NAME"})
 # builtins that reach any name by a string
 _REFLECTIVE = frozenset({"eval", "exec", "compile", "globals", "vars", "__import__"})
 _BUILTINS = vars(builtins)
+_MISSING = object()
 
 # per code object: the global names it loads, or None when it may reach anything
 _globals: weakref.WeakKeyDictionary[types.CodeType, frozenset[str] | None] = (
@@ -109,9 +110,6 @@ def _scanned(code: types.CodeType) -> frozenset[str] | None:
     except KeyError:
         names = _globals[code] = _scan(code)
         return names
-
-
-_MISSING = object()
 
 
 def _atoms(values: tuple[Any, ...] | None) -> bool:
