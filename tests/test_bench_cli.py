@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ember_xcs_bench import _cli
+from ember_xcs_bench import _cli, _report
 from ember_xcs_bench._cli import main
 
 
@@ -77,3 +77,31 @@ def test_report_only_rewrites_the_recorded_files_when_asked(tmp_path: Path, monk
 
 def test_the_default_output_of_a_source_checkout_is_its_benchmarks_folder() -> None:
     assert _cli.default_out_dir() == Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def test_a_rewrite_keeps_the_sections_recorded_by_hand_and_replaces_the_generated_ones(
+    tmp_path: Path,
+) -> None:
+    folder = _recorded(tmp_path / "recorded")
+    (folder / "RESULTS.md").write_text(
+        "# stamp\n\n## Standard scenarios\n\nan old table\n\n"
+        "## Before and after (issue 7)\n\nmeasured by hand: 1.23 ms -> 0.98 ms\n\n"
+        "## Plots\n\nold plots\n"
+    )
+    assert main(["--report-only", "--no-plots", "--out", str(folder)]) == 0
+    text = (folder / "RESULTS.md").read_text()
+    assert "## Before and after (issue 7)\n\nmeasured by hand: 1.23 ms -> 0.98 ms\n" in text
+    assert text.count("## Standard scenarios") == 1 and "an old table" not in text
+    assert "old plots" not in text
+    assert main(["--report-only", "--no-plots", "--out", str(folder)]) == 0  # kept once, again
+    assert (folder / "RESULTS.md").read_text().count("## Before and after (issue 7)") == 1
+
+
+def test_every_section_title_the_report_writes_is_known_as_generated(tmp_path: Path) -> None:
+    folder = _recorded(tmp_path / "recorded")
+    (folder / "RESULTS.md").unlink()
+    assert main(["--report-only", "--no-plots", "--out", str(folder)]) == 0
+    text = (folder / "RESULTS.md").read_text()
+    titles = {line[3:] for line in text.splitlines() if line.startswith("## ")}
+    assert titles and titles <= _report.GENERATED
+    assert _report.recorded_by_hand(text) == []
