@@ -18,6 +18,7 @@ import math
 import os
 import platform
 import re
+import statistics
 from collections.abc import Callable, Iterable
 from importlib import metadata
 from pathlib import Path
@@ -330,12 +331,40 @@ def _http_section(rows: list[Row]) -> str:
     )
 
 
+def _corpus_section(rows: list[Row]) -> str:
+    plain = {r.scenario: r.median_s for r in rows if r.section == "corpus" and r.kind == "plain"}
+
+    def paired(row: Row) -> str:
+        differences = row.extra.get("paired_ms") or []
+        return _fmt(statistics.median(differences), "+.2f") if differences else "—"
+
+    columns = [
+        ("strategy", lambda r: str(r.extra.get("strategy", "—"))),
+        ("plain ms", lambda r: _ms(plain.get(r.scenario, math.nan))),
+        ("jit ms", lambda r: _ms(r.median_s)),
+        ("CP ms", lambda r: _ms(r.cp_s) if r.cp_s else "—"),
+        ("wall/CP", lambda r: _fmt(r.ratio)),
+        ("jit − plain, median of pairs (ms)", paired),
+    ]
+    return _table(
+        CORPUS_TITLE,
+        "`ember-xcs bench --sections corpus` (not part of the default run): the programs of "
+        "`tests/jit_corpus/`, every input plainly and under `xcs.jit` (default mode) in "
+        "alternating pairs after a warm-up; CP = the program's declared depth × L. The "
+        "summary (median wall/CP, programs slower than plain, sign test) is under Notes.",
+        [r for r in rows if r.section == "corpus" and r.kind == "ember"],
+        columns,
+        lambda r: r.scenario,
+    )
+
+
+CORPUS_TITLE = "jit corpus: day-one programs, plain vs jit"
 # the titles of the `## ` sections written here (`recorded_by_hand` keeps every other one)
 GENERATED = frozenset({
     "Goals", "Standard scenarios", "Worker counts (ensemble + judge, depth 2)",
     "Per-node overhead (no-op grid)", "jit trace and replay vs graph size",
     "Numeric transforms vs raw JAX", "HTTP: ember_xcs's HTTP model against hand-written clients",
-    "Rows not measured", "Notes", "Plots",
+    CORPUS_TITLE, "Rows not measured", "Notes", "Plots",
 })  # fmt: skip
 
 _SECTIONS = [
@@ -345,6 +374,7 @@ _SECTIONS = [
     _scale_section,
     _numeric_section,
     _http_section,
+    _corpus_section,
 ]
 
 

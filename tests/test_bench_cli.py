@@ -10,6 +10,7 @@ import pytest
 
 from ember_xcs_bench import _cli, _report
 from ember_xcs_bench._cli import main
+from ember_xcs_bench._rows import Row
 
 
 @pytest.mark.parametrize(
@@ -105,3 +106,21 @@ def test_every_section_title_the_report_writes_is_known_as_generated(tmp_path: P
     titles = {line[3:] for line in text.splitlines() if line.startswith("## ")}
     assert titles and titles <= _report.GENERATED
     assert _report.recorded_by_hand(text) == []
+
+
+def test_corpus_rows_render_one_line_per_program_with_plain_jit_and_critical_path(
+    tmp_path: Path,
+) -> None:
+    folder = _recorded(tmp_path / "recorded")
+    info, rows = _report.load_rows(folder / "results.json")
+    base = dict(section="corpus", scenario="router", latency_ms=50.0, cp_s=0.1, runs=3)
+    rows += [
+        Row(variant="plain python", kind="plain", median_s=0.1005, **base),
+        Row(variant="jit: auto", kind="ember", median_s=0.1009, ratio=1.009, **base),
+    ]
+    rows[-1].extra.update(strategy="dynamic", paired_ms=[0.3, 0.5, 0.4])
+    _report.write_json(folder / "results.json", rows, info)
+    assert main(["--report-only", "--no-plots", "--out", str(folder)]) == 0
+    text = (folder / "RESULTS.md").read_text()
+    assert f"## {_report.CORPUS_TITLE}" in text
+    assert "| router | dynamic | 100.50 | 100.90 | 100.00 | 1.01 | +0.40 |" in text

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
+import json
+import sys
+from pathlib import Path
+
 from ember_xcs_bench import _corpus
+from ember_xcs_bench._cli import main
 from ember_xcs_bench._rows import Row
 
 
@@ -30,3 +36,22 @@ def test_the_summary_counts_slower_programs_and_says_which_are_beyond_noise() ->
     assert "2 of 3 slower under jit than plain (goal 0): steady +0.60 ms, noisy " in note
     assert note.endswith("slower in a sign test over the paired runs (p < 0.05): 1 (steady)")
     assert "faster" not in note
+
+
+def test_a_quick_corpus_run_measures_every_program_of_every_family(tmp_path: Path) -> None:
+    assert main(["--quick", "--sections", "corpus", "--out", str(tmp_path), "--no-plots"]) == 0
+    sys.path.insert(0, str(_corpus.CORPUS))
+    try:
+        names = {
+            program.name
+            for path in _corpus.CORPUS.glob("test_corpus_*.py")
+            for program in importlib.import_module(path.stem).PROGRAMS
+        }
+    finally:
+        sys.path.remove(str(_corpus.CORPUS))
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert {r["scenario"] for r in rows if r["kind"] == "ember" and r["runs"]} == names
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert all(f"\n| {name} | " in text for name in names)
+    harness = importlib.import_module("corpus_harness")
+    assert harness.RECORDER.latency == harness.LATENCY  # the corpus tests' own, restored
