@@ -39,7 +39,7 @@ import ember_xcs as xcs
 
 from ._rows import Row
 
-__all__ = ["NOTES", "corpus_section"]
+__all__ = ["NOTES", "corpus_goals", "corpus_section"]
 
 NOTES: list[str] = []
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "jit_corpus"
@@ -121,12 +121,35 @@ def _stats(times: list[float]) -> dict[str, Any]:
     )
 
 
-def _summarise(rows: list[Row], latency: float, log: Callable[[str], None]) -> None:
+def corpus_goals(rows: list[Row]) -> list[tuple[str, str, str, bool]]:
+    """The issue's two goals for the corpus rows among `rows`: (name, target, measured,
+    met); none when the section did not run."""
+    jit, ratios, slower, clearly = _tally([r for r in rows if r.section == "corpus"])
+    if not jit:
+        return []
+    latency = f"L = {jit[0].latency_ms:g} ms"
+    median = statistics.median(ratios) if ratios else math.nan
+    return [
+        (f"jit corpus, {latency}: median wall / CP", "≤ 1.15", f"{median:.3f} over "
+         f"{len(ratios)} programs", median <= 1.15),
+        (f"jit corpus, {latency}: programs slower under jit than plain", "0",
+         f"{len(slower)} of {len(jit)} ({len(clearly)} beyond noise: sign test, p < 0.05)",
+         not slower),
+    ]  # fmt: skip
+
+
+def _tally(rows: list[Row]) -> tuple[list[Row], list[float], list[Row], list[str]]:
+    """jit rows, their wall/CP ratios, the slower ones, and those slower beyond noise."""
     jit = [r for r in rows if r.kind == "ember"]
     plain = {r.scenario: r.median_s for r in rows if r.kind == "plain"}
     ratios = [r.ratio for r in jit if r.ratio is not None]
     slower = [r for r in jit if r.median_s > plain[r.scenario]]
     clearly = [r.scenario for r in slower if _sign_test(r.extra["paired_ms"]) < 0.05]
+    return jit, ratios, slower, clearly
+
+
+def _summarise(rows: list[Row], latency: float, log: Callable[[str], None]) -> None:
+    jit, ratios, slower, clearly = _tally(rows)
     note = (
         f"corpus at {latency * 1e3:.0f} ms per leaf: median wall / critical path "
         f"{statistics.median(ratios):.3f} over {len(ratios)} programs (goal <= 1.15); "

@@ -71,6 +71,7 @@ def evaluate_goals(rows: list[Row], info: dict[str, Any]) -> list[Goal]:
     goals += _scale_goals(rows)
     goals += _numeric_goals(rows)
     goals += _http_goals(rows)
+    goals += _corpus_goals(rows)
     return goals
 
 
@@ -216,6 +217,19 @@ def _http_goals(rows: list[Row]) -> list[Goal]:
     return [
         Goal(name, target, figure, _status(value, limit, ok))
         for name, target, figure, value, limit, ok in http_goals(rows)
+    ]
+
+
+def _corpus_goals(rows: list[Row]) -> list[Goal]:
+    from ._corpus import corpus_goals  # the section knows its own rows
+
+    found = corpus_goals(rows)
+    if not found:
+        why = "section corpus not run (it is not in the default run: `--sections corpus`)"
+        return [_missing("jit corpus", "median wall / CP ≤ 1.15; 0 slower than plain", why)]
+    return [
+        Goal(name, target, measured, "met" if met else "**missed**")
+        for name, target, measured, met in found
     ]
 
 

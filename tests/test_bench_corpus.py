@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ember_xcs_bench import _corpus
 from ember_xcs_bench._cli import main
+from ember_xcs_bench._goals import evaluate_goals
 from ember_xcs_bench._rows import Row
 
 
@@ -55,3 +56,17 @@ def test_a_quick_corpus_run_measures_every_program_of_every_family(tmp_path: Pat
     assert all(f"\n| {name} | " in text for name in names)
     harness = importlib.import_module("corpus_harness")
     assert harness.RECORDER.latency == harness.LATENCY  # the corpus tests' own, restored
+
+
+def test_the_goals_table_carries_the_corpus_goals_or_says_the_section_did_not_run() -> None:
+    rows = _pair("steady", [100.0] * 9, [100.6] * 9) + _pair("faster", [200.0] * 9, [100.0] * 9)
+    for row in rows:
+        row.latency_ms = 50.0
+    goals = {g.name: g for g in evaluate_goals(rows, {})}
+    ratio = goals["jit corpus, L = 50 ms: median wall / CP"]
+    assert (ratio.measured, ratio.status) == ("1.000 over 2 programs", "met")
+    slower = goals["jit corpus, L = 50 ms: programs slower under jit than plain"]
+    assert slower.measured == "1 of 2 (1 beyond noise: sign test, p < 0.05)"
+    assert slower.status == "**missed**"
+    (missing,) = [g for g in evaluate_goals([], {}) if g.name == "jit corpus"]
+    assert missing.status.startswith("not measured: section corpus not run")
