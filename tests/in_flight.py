@@ -1,4 +1,5 @@
-"""A sleeping operator that counts how many of its calls are in progress at once."""
+"""A sleeping operator that counts how many of its calls are in progress at once, and a
+wait for the engine to have no run left (`engine_status`)."""
 
 from __future__ import annotations
 
@@ -28,3 +29,11 @@ class InFlight:
         with self._lock:
             self._active -= 1
         return value
+
+
+def wait_until_engine_idle(limit_s: float = 30.0) -> None:
+    """Calls earlier tests left running past their deadlines finish in the background."""
+    stop = time.monotonic() + limit_s
+    while xcs.engine_status().runs and time.monotonic() < stop:
+        time.sleep(0.05)
+    assert xcs.engine_status().runs == 0, "runs of earlier tests are still in flight"

@@ -4,12 +4,12 @@ timings per mode, cached signatures, compile and eviction hooks, the engine's st
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
 
 import ember_xcs as xcs
+from tests.in_flight import wait_until_engine_idle
 
 
 @xcs.op
@@ -118,16 +118,8 @@ def test_compile_start_and_cache_eviction_reach_hooks() -> None:
     ]
 
 
-def _wait_until_engine_idle(limit_s: float = 30.0) -> None:
-    """Calls earlier tests left running past their deadlines finish in the background."""
-    stop = time.monotonic() + limit_s
-    while xcs.engine_status().runs and time.monotonic() < stop:
-        time.sleep(0.05)
-    assert xcs.engine_status().runs == 0, "runs of earlier tests are still in flight"
-
-
 def test_engine_status_shows_queued_and_running_calls_of_a_live_run() -> None:
-    _wait_until_engine_idle()
+    wait_until_engine_idle()
     release, arrived = threading.Event(), threading.Semaphore(0)
 
     def call() -> bool:

@@ -19,7 +19,7 @@ import pytest
 import ember_xcs as xcs
 from ember_xcs._jit._serial import LEARN
 from ember_xcs.scheduling import _engine
-from tests.in_flight import InFlight
+from tests.in_flight import InFlight, wait_until_engine_idle
 
 
 @pytest.fixture(autouse=True)
@@ -267,3 +267,28 @@ def test_a_custom_scheduler_object_keeps_a_learned_signature_dispatching() -> No
     with xcs.execution_options(scheduler=Mine()):
         assert jitted("c") == "C-B!"
     assert log.events == ["call c-a", "body", "call c-b"]  # inline when made, as sequential
+
+
+def test_engine_status_counts_the_call_a_serial_run_has_in_flight() -> None:
+    wait_until_engine_idle()
+    release, arrived = threading.Event(), threading.Semaphore(0)
+
+    def slow(text: str) -> str:
+        if text == "block":
+            arrived.release()
+            assert release.wait(5)
+        return text
+
+    step = xcs.op(slow, name="slow")
+    jitted = _learned(lambda text: step(text) + step("b"))
+    assert "serial: calls run at once" in xcs.explain_jit_selection(jitted)
+    runner = threading.Thread(target=jitted, args=("block",))
+    runner.start()
+    try:
+        assert arrived.acquire(timeout=5)
+        status = xcs.engine_status()
+    finally:
+        release.set()
+        runner.join()
+    assert (status.runs, status.running, status.queued, status.peak) == (1, 1, 0, 1)
+    assert xcs.engine_status().runs == 0

@@ -19,8 +19,8 @@ body's thread cannot be interrupted), and not under a JAX transformation.
 
 **What a serial run does.** The body runs rewritten, as in every dynamic run, and each
 leaf call runs at once on the body's thread through the engine's `NodeCall` (retries,
-node hooks, `Timeline`, progress, node-naming errors), with compiled numeric leaves
-as in a dynamic run. The call returns a `LazyResult` that is already done, so the
+node hooks, `Timeline`, progress, node-naming errors; `engine_status` counts it), with
+compiled numeric leaves as in a dynamic run. The call returns a `LazyResult` that is already done, so the
 rewritten code's checks find the value at once. A failure is raised where the body uses
 the value (`except` around the use sees what the plain call raised), and a failure the
 body never used is raised when the call ends, as in a dynamic run. Calls run in the
@@ -64,6 +64,8 @@ from ..scheduling import (
     PlanNode,
     Run,
     as_xcs_error,
+    count_live,
+    forget_live,
     trace_path,
 )
 from ._dynamic import LazyResult, _collect, _Dispatcher, _executor_for, _lazies, _resolve_all
@@ -134,9 +136,11 @@ class SerialRun:
     """
 
     __slots__ = (
-        "broke", "engine", "errors", "executor", "hooks", "lock", "nodes", "options", "ran",
-        "results", "returned", "scheduler", "seen", "start", "unused",
+        "__weakref__", "_live", "broke", "engine", "errors", "executor", "hooks", "lock", "nodes",
+        "options", "peak", "ran", "results", "returned", "running", "scheduler", "seen", "start",
+        "unused",
     )  # fmt: skip
+    ready = held = ()  # what `engine_status` counts as queued: a serial run queues nothing
 
     def __init__(self, options: ExecutionOptions):
         self.options = options
@@ -153,7 +157,10 @@ class SerialRun:
         self.scheduler = "parallel"  # what a dynamic run of these schedulers reports
         self.broke: str | None = None
         self.lock = threading.Lock()  # calls from threads the body hands its context to
+        self.running: list[int] = []  # the call in flight, for `engine_status`
+        self.peak = 0
         self.start = time.perf_counter()
+        self._live = count_live(self)
 
     # --- what LazyResult and the rewritten code ask ------------------------------------
 
@@ -204,7 +211,9 @@ class SerialRun:
         self.results.append(_FAILED)  # until it returns: indices stay aligned
         if failed is None:
             self.ran += 1
+            self.peak = 1
             call = NodeCall(node_id, name, target, args, kwargs, self.options, False, self.hooks)
+            self.running.append(i)
             with intercept_calls(None):  # a leaf's own operator calls are not this run's
                 try:
                     self.results[i] = call()
@@ -213,6 +222,8 @@ class SerialRun:
                 except BaseException as exc:  # KeyboardInterrupt: on its way out now
                     self.errors[i] = as_xcs_error(exc, node)
                     raise
+                finally:
+                    self.running.pop()
         if failed is not None:
             self.errors[i] = failed
         self.unused, self.returned = i, time.perf_counter()
@@ -240,6 +251,7 @@ class SerialRun:
         return None
 
     def close(self) -> None:
+        forget_live(self._live)
         if self.engine is not None:
             self.engine.close()
             self.executor.close()

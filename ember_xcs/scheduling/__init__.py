@@ -7,7 +7,9 @@ from ._async_loop import run_coroutine as run_coroutine
 from ._engine import EngineStatus as EngineStatus
 from ._engine import Run as Run
 from ._engine import as_xcs_error as as_xcs_error
+from ._engine import count_live as count_live
 from ._engine import engine_status as engine_status
+from ._engine import forget_live as forget_live
 from ._engine import run_plan as run_plan
 from ._engine import trace_path as trace_path
 from ._execute import execute_graph as execute_graph

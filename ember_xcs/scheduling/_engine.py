@@ -98,9 +98,11 @@ from ._starter import watch
 __all__ = [
     "DEFAULT_MAX_WORKERS",
     "as_xcs_error",
+    "count_live",
     "EngineStatus",
     "Run",
     "engine_status",
+    "forget_live",
     "node_timeout_error",
     "run_plan",
     "trace_path",
@@ -194,8 +196,7 @@ class Run:
         # call running there cannot be interrupted
         timed = self.deadline is not None or self.node_timeout is not None
         self.run_here = None if timed else getattr(executor, "run_here", None)
-        self._ref = weakref.ref(self, _live.discard)  # gone from `_live` when collected
-        _live.add(self._ref)
+        self._ref = count_live(self)
         reserve = getattr(executor, "reserve", None)
         if reserve is not None and n > 1:
             reserve(min(plan.thread_width, self.capacity))
@@ -544,7 +545,7 @@ class Run:
     def close(self) -> None:
         """The run has returned or raised: `engine_status` stops counting it (calls left
         running past a deadline still show as busy workers)."""
-        _live.discard(self._ref)
+        forget_live(self._ref)
 
     def stats(self) -> ExecutionStats:
         return ExecutionStats(
@@ -555,7 +556,20 @@ class Run:
 # --- introspection ------------------------------------------------------------------------
 
 # weak references to the runs not closed yet (a `WeakSet` costs a few µs more per run)
-_live: set[weakref.ref[Run]] = set()
+_live: set[weakref.ref[Any]] = set()
+
+
+def count_live(run: Any) -> weakref.ref[Any]:
+    """Count `run` in `engine_status` until `_live.discard(ref)` (`forget_live`) or until
+    it is collected. `run` has `running`, `ready` and `held` (sized) and `peak`, as a
+    `Run` has; a jit serial run, which makes its calls without one, has them too."""
+    ref = weakref.ref(run, _live.discard)
+    _live.add(ref)
+    return ref
+
+
+def forget_live(ref: weakref.ref[Any]) -> None:
+    _live.discard(ref)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -568,8 +582,8 @@ class EngineStatus:
     - `queued`: calls whose inputs are ready but that wait for a worker (`max_workers`),
       were held back after a failure, or wait for the jitted body that made them alone
       (they run on its thread when it needs them).
-    - `running`: calls in flight now. A jitted call in a serial run (see `jit`) makes
-      its calls on its own thread without an engine run, so they are not counted.
+    - `running`: calls in flight now, wherever they run (a jitted call in a serial run
+      makes its calls on its own thread, without an engine run: they count too).
     - `peak`: the most calls one of those runs has had in flight at once so far.
     - `workers`, `busy_workers`: threads of the shared worker pool, and those running a
       call now (`async def` calls run on the event loop and need none).
