@@ -54,13 +54,13 @@ def child() -> dict[str, float]:
     names = root_parameters(case.lowered)
     for sched in ("sequential", "parallel"):
         options = xcs.ExecutionOptions(scheduler=sched)
-        run = lambda: xcs.execute_graph(g, dict.fromkeys(names, 3), options=options)  # noqa: E731
+        run = lambda o=options: xcs.execute_graph(g, dict.fromkeys(names, 3), options=o)  # noqa: E731
         run()
         out[f"{sched[:3]}_us_node"] = _median_time(run, 15) / 2000 * 1e6
     for size in (100, 1000, 10000):
         program = xcs.jit(Layered(max(1, size // 50), min(size, 50)))
         program(1)
-        out[f"replay_us_node_{size}"] = _median_time(lambda: program(2), 9) / size * 1e6
+        out[f"replay_us_node_{size}"] = _median_time(lambda p=program: p(2), 9) / size * 1e6
 
     @xcs.op
     def leaf(i: int) -> int:
@@ -78,11 +78,11 @@ def child() -> dict[str, float]:
         program = xcs.jit(ensemble_depth2(latency))
         program("warm")
         critical = 3 * latency
-        out[f"depth2_{ms}ms_jit"] = _median_time(lambda: program("q"), 5) / critical
-        units = [lambda q: time.sleep(latency) or q for _ in range(111)]
+        out[f"depth2_{ms}ms_jit"] = _median_time(lambda p=program: p("q"), 5) / critical
+        units = [lambda q, s=latency: time.sleep(s) or q for _ in range(111)]
         pool = ThreadPoolExecutor(128)
 
-        def threads() -> None:
+        def threads(pool: ThreadPoolExecutor = pool, units: list = units) -> None:
             for width in (100, 10, 1):  # units, sub-judges, the top judge
                 list(pool.map(lambda u: u("q"), units[:width]))
 
@@ -90,7 +90,7 @@ def child() -> dict[str, float]:
         out[f"depth2_{ms}ms_threadpool"] = _median_time(threads, 5) / critical
         pool.shutdown()
 
-        async def gather() -> None:
+        async def gather(latency: float = latency) -> None:
             async def call() -> None:
                 await asyncio.sleep(latency)
 
