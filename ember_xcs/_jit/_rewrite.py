@@ -305,7 +305,9 @@ def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
     elif kind is _BUILTIN_METHOD and (type(fn.__self__), fn.__name__) in _PASS_METHODS:
         return fn(*args, **kwargs)
     if kind is type or kind is _BUILTIN_FUNCTION:
-        if fn in _PASS or _is_record_type(fn):
+        if fn in _PASS:
+            return fn(*_passed(args, sys._getframe(1)), **kwargs)
+        if _is_record_type(fn):
             return fn(*args, **kwargs)
         if fn in _SHALLOW:
             frame = sys._getframe(1)
@@ -316,6 +318,17 @@ def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
     frame = sys._getframe(1)
     return fn(*_real(fn, args, frame), **_real(fn, kwargs, frame))
+
+
+def _passed(args: tuple[Any, ...], frame: types.FrameType) -> tuple[Any, ...]:
+    """The arguments of a `_PASS` callable: a pending result passed whole is waited for
+    (`list`, `zip`, `reversed`, `dict` iterate their argument at once, so nothing is lost,
+    and its proxy has no `__reversed__` of a `str`); the results *inside* a container
+    argument pass through unresolved."""
+    for value in args:
+        if type(value) is LazyResult:
+            return tuple(_wait(v, frame) if type(v) is LazyResult else v for v in args)
+    return args
 
 
 def _keyed(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -291,3 +291,17 @@ def _rated(text):
 def test_dataclasses_replace_stores_a_pending_result_without_waiting_for_it():
     got, peak = _plain_and_jit(_rated, "ab c def", width=3)
     assert (got, peak) == (Draft("ab", 2.0), 3)
+
+
+def _reversed_answer(q):
+    answer = ask(q)
+    return (
+        "".join(reversed(answer)),
+        list(reversed(ask(q * 2))),
+        list(zip(ask(q), "xyzw", strict=True)),
+    )
+
+
+def test_a_pending_string_passed_whole_to_reversed_list_or_zip_is_its_value():
+    got, _ = _plain_and_jit(_reversed_answer, "ab")
+    assert got[0] == ">ba<"
