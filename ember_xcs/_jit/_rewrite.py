@@ -303,10 +303,15 @@ def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
         if converted is not None:
             return converted(fn, *args, **kwargs)
     elif kind is _BUILTIN_METHOD and (type(fn.__self__), fn.__name__) in _PASS_METHODS:
+        if args and type(fn.__self__) is dict:
+            args = _as_keys(fn.__name__, args, sys._getframe(1))
         return fn(*args, **kwargs)
     if kind is type or kind is _BUILTIN_FUNCTION:
         if fn in _PASS:
-            return fn(*_passed(args, sys._getframe(1)), **kwargs)
+            args = _passed(args, sys._getframe(1))
+            if fn is dict and args:
+                args = _as_keys("update", args, sys._getframe(1))
+            return fn(*args, **kwargs)
         if _is_record_type(fn):
             return fn(*args, **kwargs)
         if fn in _SHALLOW:
@@ -329,6 +334,28 @@ def _passed(args: tuple[Any, ...], frame: types.FrameType) -> tuple[Any, ...]:
         if type(value) is LazyResult:
             return tuple(_wait(v, frame) if type(v) is LazyResult else v for v in args)
     return args
+
+
+def _as_keys(method: str, args: tuple[Any, ...], frame: types.FrameType) -> tuple[Any, ...]:
+    """The arguments of `d.setdefault(key, ...)`, `d.get(key, ...)`, `d.update(pairs)` or
+    `dict(pairs)` with each pending result that becomes a key waited for (hashing it
+    waits anyway): a dict holds the value as its key, never a proxy of it, as
+    `json.dumps(d)`, `", ".join(d)` and `type(key)` see. Values stay pending."""
+    first = args[0]
+    if method in ("setdefault", "get"):
+        return (_wait(first, frame), *args[1:]) if type(first) is LazyResult else args
+    if method != "update" or type(first) is dict or hasattr(first, "keys"):
+        return args
+    pairs = _wait(first, frame) if type(first) is LazyResult else first
+    return (_keys_of_pairs(pairs, frame), *args[1:])  # more than one: the call says so
+
+
+def _keys_of_pairs(pairs: Any, frame: types.FrameType) -> Any:
+    """`(key, value)` pairs as `dict` reads them, each pending key waited for."""
+    for pair in pairs:
+        if type(pair) in (tuple, list) and len(pair) == 2 and type(pair[0]) is LazyResult:
+            pair = (_wait(pair[0], frame), pair[1])
+        yield pair
 
 
 def _keyed(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -9,6 +9,7 @@ import dataclasses
 import functools
 import gc
 import itertools
+import json
 import logging
 import threading
 import weakref
@@ -305,3 +306,29 @@ def _reversed_answer(q):
 def test_a_pending_string_passed_whole_to_reversed_list_or_zip_is_its_value():
     got, _ = _plain_and_jit(_reversed_answer, "ab")
     assert got[0] == ">ba<"
+
+
+def _answers_as_keys(text):
+    words = text.split()
+    answers = [ask(w) for w in words]
+    by_answer = dict(zip(answers, words, strict=True))
+    updated = {}
+    updated.update(zip(answers, range(len(words)), strict=True))
+    grouped = {}
+    for word, answer in zip(words, answers, strict=True):
+        grouped.setdefault(answer, []).append(word)
+    keys = [*by_answer, *updated, *grouped]
+    return json.dumps([by_answer, updated, grouped]), {type(k) for k in keys}, ",".join(grouped)
+
+
+def test_answers_stored_as_dict_keys_are_their_values_and_still_overlap():
+    got, peak = _plain_and_jit(_answers_as_keys, "a b c", width=3)
+    assert got[1] == {str} and peak == 3
+
+
+def test_dict_of_pairs_with_a_pending_key_raises_as_plainly_for_a_bad_call():
+    def body(q):
+        return dict([(ask(q), 1)], [("x", 2)])
+
+    with pytest.raises(TypeError, match="at most 1 argument"):
+        xcs.jit(body, mode="dynamic")("q")
