@@ -47,6 +47,7 @@ import collections
 import contextlib
 import dataclasses
 import functools
+import heapq
 import inspect
 import io
 import itertools
@@ -265,8 +266,13 @@ _JIT_AWARE = ("ember_xcs.scheduling", "ember_xcs.transforms", "ember_xcs.graph")
 def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
     """`fn(*args, **kwargs)` from rewritten code; see the module docstring."""
     kind = type(fn)
-    if "key" in kwargs and kind in _C_CALLABLES:  # sorted(xs, key=lambda x: score(x))
-        out = _keyed(fn, args, kwargs)
+    if "key" in kwargs:  # sorted(xs, key=lambda x: score(x)), heapq.nlargest(...)
+        if kind in _C_CALLABLES:
+            out = _keyed(fn, args, kwargs)
+        elif fn is heapq.nlargest or fn is heapq.nsmallest:
+            out = _heap_keyed(fn, args, kwargs)
+        else:
+            out = _MISSING
         if out is not _MISSING:
             return out
     if kind in _C_CALLABLES and _plain(args) and (not kwargs or _plain(kwargs.values())):
@@ -385,6 +391,23 @@ def _keyed(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         items[:] = ranked
         return None
     return ranked
+
+
+def _heap_keyed(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """`heapq.nlargest(n, items, key=k)` or `nsmallest` where `k` may call operators: as
+    `_keyed`, every item's key first (for `n >= 1` heapq computes each item's key once, in
+    order), then heapq on the items' positions ranked by the real keys, which breaks ties
+    by position as heapq does (`_MISSING`: not such a call, or `n < 1`, which calls no key)."""
+    key = _deferred_key(kwargs["key"]) if len(args) == 2 and len(kwargs) == 1 else None
+    if key is None:
+        return _MISSING
+    frame = sys._getframe(2)
+    n, items = (_wait(a, frame) if type(a) is LazyResult else a for a in args)
+    if type(n) is not int or n < 1:
+        return _MISSING
+    items = list(items)
+    keys = _resolve_deep([_raw_call(key, item) for item in items], frame)
+    return [items[i] for i in fn(n, range(len(items)), key=keys.__getitem__)]
 
 
 _SORT_OPTIONS = frozenset({"key", "reverse"})

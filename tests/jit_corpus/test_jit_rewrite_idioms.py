@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import functools
 import gc
+import heapq
 import itertools
 import json
 import logging
@@ -332,3 +333,15 @@ def test_dict_of_pairs_with_a_pending_key_raises_as_plainly_for_a_bad_call():
 
     with pytest.raises(TypeError, match="at most 1 argument"):
         xcs.jit(body, mode="dynamic")("q")
+
+
+def _top_and_bottom(text):
+    words = text.split()
+    best = heapq.nlargest(2, words, key=lambda w: score(w))
+    worst = heapq.nsmallest(3, iter(words), key=score)
+    return best, worst, heapq.nlargest(0, words, key=score)
+
+
+def test_heapq_keys_that_call_operators_run_together_and_rank_as_plainly():
+    got, peak = _plain_and_jit(_top_and_bottom, "ab c def gh ij", width=5)
+    assert peak == 5 and got[0] == ["ab", "gh"]
