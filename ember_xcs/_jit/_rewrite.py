@@ -15,7 +15,7 @@ resolves it first:
 | `x[i]`, `x + y`, `x == y`, `not x`, `x and y` | each operand resolved: `r(x)[r(i)]`, ... |
 | `f"{x}"` | `f"{rr(x)}"` (containers too) |
 | `if x:`, `while x:`, `assert x`, `for a in x:`, `a, b = x`, `raise x` | `r(x)` |
-| `with m:` | `r(m)`; where `m` may see an exception (`contextlib.suppress`, a user's own manager: anything but a lock, a file or `nullcontext`), each call in the body waits as in a `try` body, so the manager sees a failed call's error |
+| `with m:` | `r(m)`; where `m` may see an exception (`contextlib.suppress`, a user's own manager: anything but a lock, a file, `nullcontext`, `redirect_stdout`/`redirect_stderr` or `chdir`), each call in the body waits as in a `try` body, so the manager sees a failed call's error; under `redirect_stdout`, `redirect_stderr` or `chdir` the calls overlap and all finish before the block ends, so they run under what the manager set up |
 | `f(a)` in a `try` body | `try_call(f, a)`: the call, then a wait for its result, so a leaf call that fails raises at the call, before its result is bound or stored, as the plain call would; the end of the body (and each `return`/`break`/`continue` in it) also waits for every call dispatched since it began. Independent calls inside one `try` body therefore run one after another: make them before the `try` to overlap them |
 | `return x`, `y = x`, `[x, y]`, `{"k": x}` | unchanged: the value flows on, and is resolved where it is used or when the jitted call returns |
 
@@ -161,9 +161,9 @@ def _mark() -> int:
 
 
 def _settle(mark: int, *managers: Any, frame: types.FrameType | None = None) -> None:
-    """The end of a `try` body (or of a `with` body whose `managers` may see its errors):
-    wait for the calls it dispatched; raise the first failure."""
-    if managers and _inert(managers):
+    """The end of a `try` body (or of a `with` body whose `managers` may see its errors or
+    scope its calls): wait for the calls it dispatched; raise the first failure."""
+    if managers and _owed(managers) is _NOTHING:
         return
     handler = current_call_handler()
     frame = frame or sys._getframe(1)
@@ -173,13 +173,13 @@ def _settle(mark: int, *managers: Any, frame: types.FrameType | None = None) -> 
             _wait(LazyResult(run, index), frame)
     elif isinstance(handler, Tracer) and len(handler.records) > mark:
         rec = handler.records[mark]
-        block = "`with`" if managers else "`try`"
-        reason = reason_at(
-            "value",
-            f"Python needs to know whether a leaf call in a {block} body raises:",
-            f"the output of node {rec.node_id!r} ({rec.name})",
-            frame,
-        )
+        if not managers:
+            what = "Python needs to know whether a leaf call in a `try` body raises:"
+        elif _owed(managers) is _SEES:
+            what = "Python needs to know whether a leaf call in a `with` body raises:"
+        else:
+            what = "a leaf call in a `with` body must run inside the block:"
+        reason = reason_at("value", what, f"the output of node {rec.node_id!r} ({rec.name})", frame)
         handler.note_stop(reason)
         raise TraceStop(reason)
 
@@ -206,29 +206,49 @@ def _settled(mark: int, value: Any, *managers: Any) -> Any:
 def _with_call(managers: tuple[Any, ...], fn: Any, /, *args: Any, **kwargs: Any) -> Any:
     """`fn(*args, **kwargs)` inside `with` bodies of `managers`: a call, or, where a
     manager may see the call's error (`contextlib.suppress`, a user's own), `_try_call`."""
-    if _inert(managers):
+    if _owed(managers) is not _SEES:
         return call(fn, *args, **kwargs)
     return _try_call(fn, *args, **kwargs)
 
 
-def _inert(managers: tuple[Any, ...]) -> bool:
-    """Every context manager is one that never looks at an exception (a lock, a file,
-    `nullcontext`): errors may surface after the block, as elsewhere in the body."""
+# what a `with` body's calls owe its managers: to wait each at the call, as in a `try`
+# body, where a manager may see a call's error; to finish before the block ends where a
+# manager never looks at errors but sets up state the calls run under; or nothing
+_SEES, _SCOPE, _NOTHING = "sees", "scope", "nothing"
+
+
+def _owed(managers: tuple[Any, ...]) -> str:
+    """What the calls in a `with` body of `managers` owe them: `_NOTHING` where each one
+    never looks at an exception and scopes nothing (a lock, a file, `nullcontext`: errors
+    may surface after the block, as elsewhere in the body); `_SCOPE` where one sets up
+    process-wide state (`redirect_stdout`: a leaf's `print` goes to the buffer), so the
+    calls overlap and all finish before the block ends; `_SEES` for any other manager."""
+    owed = _NOTHING
     for manager in managers:
         kind = type(manager)
-        known = _INERT.get(kind)
+        known = _OWED.get(kind)
         if known is None:
-            known = _INERT[kind] = issubclass(kind, io.IOBase) or kind in _INERT_TYPES
-        if not known:
-            return False
-    return True
+            known = _OWED[kind] = _owed_by(kind)
+        if known is _SEES:
+            return _SEES
+        if known is _SCOPE:
+            owed = _SCOPE
+    return owed
+
+
+def _owed_by(kind: type) -> str:
+    if issubclass(kind, io.IOBase) or kind in _INERT_TYPES:
+        return _NOTHING
+    return _SCOPE if kind in _SCOPE_TYPES else _SEES
 
 
 _INERT_TYPES = (
     type(threading.Lock()), type(threading.RLock()), threading.Condition, threading.Semaphore,
     threading.BoundedSemaphore, contextlib.nullcontext,
 )  # fmt: skip
-_INERT: dict[type, bool] = {}
+# their `__exit__` restores what `__enter__` changed and never looks at the exception
+_SCOPE_TYPES = (contextlib.redirect_stdout, contextlib.redirect_stderr, contextlib.chdir)
+_OWED: dict[type, str] = {}
 
 
 # --- calls from rewritten code ---------------------------------------------------------------

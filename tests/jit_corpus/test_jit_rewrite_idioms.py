@@ -9,9 +9,11 @@ import dataclasses
 import functools
 import gc
 import heapq
+import io
 import itertools
 import json
 import logging
+import sys
 import threading
 import weakref
 
@@ -168,6 +170,40 @@ def test_calls_inside_a_lock_block_still_overlap():
         return answers
 
     assert _plain_and_jit(body, "q", width=3)[1] == 3
+
+
+@leaf
+def chatty(prompt: str) -> str:
+    print(f"asking {prompt}")  # a leaf that prints: plainly, into the redirected stdout
+    return prompt.upper()
+
+
+def _captured(text):
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        answers = [chatty(w) for w in text.split()]
+        for answer in answers:
+            print(answer)
+    return sorted(buf.getvalue().splitlines())
+
+
+@pytest.mark.parametrize("mode", ["auto", "trace", "dynamic"])
+def test_calls_inside_redirect_stdout_overlap_and_print_into_the_buffer(mode):
+    got, peak = _plain_and_jit(_captured, "a b c", width=3, mode=mode)
+    assert peak == 3 and "asking b" in got
+
+
+def test_a_leaf_error_inside_redirect_stdout_leaves_the_block_as_plainly():
+    def body(text):
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            answers = [ask(text), refuse(text), ask(text * 2)]
+        return answers
+
+    stdout = sys.stdout
+    with pytest.raises(KeyError):
+        xcs.jit(body, mode="dynamic")("q")
+    assert sys.stdout is stdout
 
 
 WORDS = "delta alpha charlie bravo echo"
