@@ -10,6 +10,7 @@ resolves it first:
 |---|---|
 | `f(a, b)` | `call(f, a, b)`: an operator gets `a`, `b` as they are (the call waits for them, not the body); any other callable gets them resolved, containers, `dict.values()` views and iterators (`reversed`, `zip`, `map`, generators) included; a callable that consumes a whole iterable (`str.join`, `sum`, `sorted`, `set`, `min`, `max`, `Counter`) gets a generator run to its end first, so its calls overlap; `any`/`all` pull one item at a time |
 | `sorted(xs, key=k)`, `min`, `max`, `xs.sort(key=k)`, `heapq.nlargest(n, xs, key=k)`, `nsmallest` | where `k` may call operators (a rewritten function or lambda, an operator): every item's key first, with its calls in flight together, then the comparisons on the real keys |
+| `re.sub(p, f, s)`, `re.subn`, `pattern.sub(f, s)` | `f` wrapped so that what it returns is resolved: re needs the string at once, and a `def` returning a leaf call would hand it a pending result |
 | `x.attr` | `attr(x, "attr")`: the field of a pending result is itself lazy (`model.complete(p).text` does not wait for the call); a property of the user's class runs its rewritten getter; of anything else, the attribute |
 | `lambda a: e` | `lambda a: ret(e)`: where rewritten code calls it, `e` as it is; where other code calls it (`map`, `functools.reduce`), resolved |
 | `x[i]`, `x + y`, `x == y`, `not x`, `x and y` | each operand resolved: `r(x)[r(i)]`, ... |
@@ -53,6 +54,7 @@ import io
 import itertools
 import linecache
 import logging
+import re
 import sys
 import textwrap
 import threading
@@ -286,6 +288,8 @@ _JIT_AWARE = ("ember_xcs.scheduling", "ember_xcs.transforms", "ember_xcs.graph")
 def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
     """`fn(*args, **kwargs)` from rewritten code; see the module docstring."""
     kind = type(fn)
+    if fn is re.sub or fn is re.subn or kind is _PATTERN_METHOD:
+        args, kwargs = _real_repl(fn, args, kwargs, sys._getframe(1))
     if "key" in kwargs:  # sorted(xs, key=lambda x: score(x)), heapq.nlargest(...)
         if kind in _C_CALLABLES:
             out = _keyed(fn, args, kwargs)
@@ -411,6 +415,35 @@ def _keyed(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         items[:] = ranked
         return None
     return ranked
+
+
+_PATTERN_METHOD = type(re.compile("").sub)  # a C method type of its own (`builtin_method`)
+
+
+def _real_repl(
+    fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], frame: types.FrameType
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """`re.sub(pattern, repl, text)` (`subn`, `pattern.sub(repl, text)`) where `repl` is a
+    function: re calls it and needs the string it returns at once, so what it returns is
+    waited for (a `def` that returns `expand(m.group(1))` would hand re a pending result)."""
+    at = 1 if type(fn) is types.FunctionType else 0
+    if at == 0 and (type(fn.__self__) is not re.Pattern or fn.__name__ not in ("sub", "subn")):
+        return args, kwargs
+    if len(args) > at:
+        repl = args[at]
+    elif "repl" in kwargs:
+        repl = kwargs["repl"]
+    else:
+        return args, kwargs  # re says what is missing
+    if callable(repl) and type(repl) is not LazyResult:
+        original = repl
+
+        def repl(match: Any) -> Any:
+            return _resolve_deep(call(original, match), frame)
+
+    if len(args) > at:
+        return (*args[:at], repl, *args[at + 1 :]), kwargs
+    return args, {**kwargs, "repl": repl}
 
 
 def _heap_keyed(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

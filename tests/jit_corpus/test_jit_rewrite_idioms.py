@@ -13,6 +13,7 @@ import io
 import itertools
 import json
 import logging
+import re
 import sys
 import threading
 import weakref
@@ -381,3 +382,26 @@ def _top_and_bottom(text):
 def test_heapq_keys_that_call_operators_run_together_and_rank_as_plainly():
     got, peak = _plain_and_jit(_top_and_bottom, "ab c def gh ij", width=5)
     assert peak == 5 and got[0] == ["ab", "gh"]
+
+
+def _expand_match(match):
+    return ask(match.group(1))
+
+
+def _re_callbacks(text):
+    def nested(match):
+        return ask(match.group(1).upper())
+
+    pattern = re.compile(r"\{(\w+)\}")
+    return (
+        re.sub(r"\{(\w+)\}", _expand_match, text),
+        re.subn(r"\{(\w+)\}", nested, text, count=1),
+        pattern.sub(repl=nested, string=text),
+        pattern.subn(_expand_match, text),
+    )
+
+
+@pytest.mark.parametrize("mode", ["auto", "trace", "dynamic"])
+def test_a_def_that_returns_a_leaf_call_works_as_a_re_sub_callback(mode):
+    got, _ = _plain_and_jit(_re_callbacks, "a {b} {c}", mode=mode)
+    assert got[0] == "a <b> <c>"
