@@ -9,13 +9,14 @@ resolves it first:
 | in the code | rewritten to |
 |---|---|
 | `f(a, b)` | `call(f, a, b)`: an operator gets `a`, `b` as they are (the call waits for them, not the body); any other callable gets them resolved, containers, `dict.values()` views and iterators (`reversed`, `zip`, `map`, generators) included; a callable that consumes a whole iterable (`str.join`, `sum`, `sorted`, `set`, `min`, `max`, `Counter`) gets a generator run to its end first, so its calls overlap; `any`/`all` pull one item at a time |
-| `sorted(xs, key=k)`, `min`, `max`, `xs.sort(key=k)` | where `k` may call operators (a rewritten function or lambda, an operator): every item's key first, with its calls in flight together, then the comparisons on the real keys |
+| `sorted(xs, key=k)`, `min`, `max`, `xs.sort(key=k)`, `heapq.nlargest(n, xs, key=k)`, `nsmallest` | where `k` may call operators (a rewritten function or lambda, an operator): every item's key first, with its calls in flight together, then the comparisons on the real keys |
+| `re.sub(p, f, s)`, `re.subn`, `pattern.sub(f, s)` | `f` wrapped so that what it returns is resolved: re needs the string at once, and a `def` returning a leaf call would hand it a pending result |
 | `x.attr` | `attr(x, "attr")`: the field of a pending result is itself lazy (`model.complete(p).text` does not wait for the call); a property of the user's class runs its rewritten getter; of anything else, the attribute |
 | `lambda a: e` | `lambda a: ret(e)`: where rewritten code calls it, `e` as it is; where other code calls it (`map`, `functools.reduce`), resolved |
 | `x[i]`, `x + y`, `x == y`, `not x`, `x and y` | each operand resolved: `r(x)[r(i)]`, ... |
 | `f"{x}"` | `f"{rr(x)}"` (containers too) |
 | `if x:`, `while x:`, `assert x`, `for a in x:`, `a, b = x`, `raise x` | `r(x)` |
-| `with m:` | `r(m)`; where `m` may see an exception (`contextlib.suppress`, a user's own manager: anything but a lock, a file or `nullcontext`), each call in the body waits as in a `try` body, so the manager sees a failed call's error |
+| `with m:` | `r(m)`; where `m` may see an exception (`contextlib.suppress`, a user's own manager: anything but a lock, a file, `nullcontext`, `redirect_stdout`/`redirect_stderr` or `chdir`), each call in the body waits as in a `try` body, so the manager sees a failed call's error; under `redirect_stdout`, `redirect_stderr` or `chdir` the calls overlap and all finish before the block ends, so they run under what the manager set up |
 | `f(a)` in a `try` body | `try_call(f, a)`: the call, then a wait for its result, so a leaf call that fails raises at the call, before its result is bound or stored, as the plain call would; the end of the body (and each `return`/`break`/`continue` in it) also waits for every call dispatched since it began. Independent calls inside one `try` body therefore run one after another: make them before the `try` to overlap them |
 | `return x`, `y = x`, `[x, y]`, `{"k": x}` | unchanged: the value flows on, and is resolved where it is used or when the jitted call returns |
 
@@ -47,11 +48,13 @@ import collections
 import contextlib
 import dataclasses
 import functools
+import heapq
 import inspect
 import io
 import itertools
 import linecache
 import logging
+import re
 import sys
 import textwrap
 import threading
@@ -160,9 +163,9 @@ def _mark() -> int:
 
 
 def _settle(mark: int, *managers: Any, frame: types.FrameType | None = None) -> None:
-    """The end of a `try` body (or of a `with` body whose `managers` may see its errors):
-    wait for the calls it dispatched; raise the first failure."""
-    if managers and _inert(managers):
+    """The end of a `try` body (or of a `with` body whose `managers` may see its errors or
+    scope its calls): wait for the calls it dispatched; raise the first failure."""
+    if managers and _owed(managers) is _NOTHING:
         return
     handler = current_call_handler()
     frame = frame or sys._getframe(1)
@@ -172,13 +175,13 @@ def _settle(mark: int, *managers: Any, frame: types.FrameType | None = None) -> 
             _wait(LazyResult(run, index), frame)
     elif isinstance(handler, Tracer) and len(handler.records) > mark:
         rec = handler.records[mark]
-        block = "`with`" if managers else "`try`"
-        reason = reason_at(
-            "value",
-            f"Python needs to know whether a leaf call in a {block} body raises:",
-            f"the output of node {rec.node_id!r} ({rec.name})",
-            frame,
-        )
+        if not managers:
+            what = "Python needs to know whether a leaf call in a `try` body raises:"
+        elif _owed(managers) is _SEES:
+            what = "Python needs to know whether a leaf call in a `with` body raises:"
+        else:
+            what = "a leaf call in a `with` body must run inside the block:"
+        reason = reason_at("value", what, f"the output of node {rec.node_id!r} ({rec.name})", frame)
         handler.note_stop(reason)
         raise TraceStop(reason)
 
@@ -205,29 +208,49 @@ def _settled(mark: int, value: Any, *managers: Any) -> Any:
 def _with_call(managers: tuple[Any, ...], fn: Any, /, *args: Any, **kwargs: Any) -> Any:
     """`fn(*args, **kwargs)` inside `with` bodies of `managers`: a call, or, where a
     manager may see the call's error (`contextlib.suppress`, a user's own), `_try_call`."""
-    if _inert(managers):
+    if _owed(managers) is not _SEES:
         return call(fn, *args, **kwargs)
     return _try_call(fn, *args, **kwargs)
 
 
-def _inert(managers: tuple[Any, ...]) -> bool:
-    """Every context manager is one that never looks at an exception (a lock, a file,
-    `nullcontext`): errors may surface after the block, as elsewhere in the body."""
+# what a `with` body's calls owe its managers: to wait each at the call, as in a `try`
+# body, where a manager may see a call's error; to finish before the block ends where a
+# manager never looks at errors but sets up state the calls run under; or nothing
+_SEES, _SCOPE, _NOTHING = "sees", "scope", "nothing"
+
+
+def _owed(managers: tuple[Any, ...]) -> str:
+    """What the calls in a `with` body of `managers` owe them: `_NOTHING` where each one
+    never looks at an exception and scopes nothing (a lock, a file, `nullcontext`: errors
+    may surface after the block, as elsewhere in the body); `_SCOPE` where one sets up
+    process-wide state (`redirect_stdout`: a leaf's `print` goes to the buffer), so the
+    calls overlap and all finish before the block ends; `_SEES` for any other manager."""
+    owed = _NOTHING
     for manager in managers:
         kind = type(manager)
-        known = _INERT.get(kind)
+        known = _OWED.get(kind)
         if known is None:
-            known = _INERT[kind] = issubclass(kind, io.IOBase) or kind in _INERT_TYPES
-        if not known:
-            return False
-    return True
+            known = _OWED[kind] = _owed_by(kind)
+        if known is _SEES:
+            return _SEES
+        if known is _SCOPE:
+            owed = _SCOPE
+    return owed
+
+
+def _owed_by(kind: type) -> str:
+    if issubclass(kind, io.IOBase) or kind in _INERT_TYPES:
+        return _NOTHING
+    return _SCOPE if kind in _SCOPE_TYPES else _SEES
 
 
 _INERT_TYPES = (
     type(threading.Lock()), type(threading.RLock()), threading.Condition, threading.Semaphore,
     threading.BoundedSemaphore, contextlib.nullcontext,
 )  # fmt: skip
-_INERT: dict[type, bool] = {}
+# their `__exit__` restores what `__enter__` changed and never looks at the exception
+_SCOPE_TYPES = (contextlib.redirect_stdout, contextlib.redirect_stderr, contextlib.chdir)
+_OWED: dict[type, str] = {}
 
 
 # --- calls from rewritten code ---------------------------------------------------------------
@@ -265,8 +288,15 @@ _JIT_AWARE = ("ember_xcs.scheduling", "ember_xcs.transforms", "ember_xcs.graph")
 def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
     """`fn(*args, **kwargs)` from rewritten code; see the module docstring."""
     kind = type(fn)
-    if "key" in kwargs and kind in _C_CALLABLES:  # sorted(xs, key=lambda x: score(x))
-        out = _keyed(fn, args, kwargs)
+    if fn is re.sub or fn is re.subn or kind is _PATTERN_METHOD:
+        args, kwargs = _real_repl(fn, args, kwargs, sys._getframe(1))
+    if "key" in kwargs:  # sorted(xs, key=lambda x: score(x)), heapq.nlargest(...)
+        if kind in _C_CALLABLES:
+            out = _keyed(fn, args, kwargs)
+        elif fn is heapq.nlargest or fn is heapq.nsmallest:
+            out = _heap_keyed(fn, args, kwargs)
+        else:
+            out = _MISSING
         if out is not _MISSING:
             return out
     if kind in _C_CALLABLES and _plain(args) and (not kwargs or _plain(kwargs.values())):
@@ -303,9 +333,16 @@ def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
         if converted is not None:
             return converted(fn, *args, **kwargs)
     elif kind is _BUILTIN_METHOD and (type(fn.__self__), fn.__name__) in _PASS_METHODS:
+        if args and type(fn.__self__) is dict:
+            args = _as_keys(fn.__name__, args, sys._getframe(1))
         return fn(*args, **kwargs)
     if kind is type or kind is _BUILTIN_FUNCTION:
-        if fn in _PASS or _is_record_type(fn):
+        if fn in _PASS:
+            args = _passed(args, sys._getframe(1))
+            if fn is dict and args:
+                args = _as_keys("update", args, sys._getframe(1))
+            return fn(*args, **kwargs)
+        if _is_record_type(fn):
             return fn(*args, **kwargs)
         if fn in _SHALLOW:
             frame = sys._getframe(1)
@@ -316,6 +353,39 @@ def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
     frame = sys._getframe(1)
     return fn(*_real(fn, args, frame), **_real(fn, kwargs, frame))
+
+
+def _passed(args: tuple[Any, ...], frame: types.FrameType) -> tuple[Any, ...]:
+    """The arguments of a `_PASS` callable: a pending result passed whole is waited for
+    (`list`, `zip`, `reversed`, `dict` iterate their argument at once, so nothing is lost,
+    and its proxy has no `__reversed__` of a `str`); the results *inside* a container
+    argument pass through unresolved."""
+    for value in args:
+        if type(value) is LazyResult:
+            return tuple(_wait(v, frame) if type(v) is LazyResult else v for v in args)
+    return args
+
+
+def _as_keys(method: str, args: tuple[Any, ...], frame: types.FrameType) -> tuple[Any, ...]:
+    """The arguments of `d.setdefault(key, ...)`, `d.get(key, ...)`, `d.update(pairs)` or
+    `dict(pairs)` with each pending result that becomes a key waited for (hashing it
+    waits anyway): a dict holds the value as its key, never a proxy of it, as
+    `json.dumps(d)`, `", ".join(d)` and `type(key)` see. Values stay pending."""
+    first = args[0]
+    if method in ("setdefault", "get"):
+        return (_wait(first, frame), *args[1:]) if type(first) is LazyResult else args
+    if method != "update" or type(first) is dict or hasattr(first, "keys"):
+        return args
+    pairs = _wait(first, frame) if type(first) is LazyResult else first
+    return (_keys_of_pairs(pairs, frame), *args[1:])  # more than one: the call says so
+
+
+def _keys_of_pairs(pairs: Any, frame: types.FrameType) -> Any:
+    """`(key, value)` pairs as `dict` reads them, each pending key waited for."""
+    for pair in pairs:
+        if type(pair) in (tuple, list) and len(pair) == 2 and type(pair[0]) is LazyResult:
+            pair = (_wait(pair[0], frame), pair[1])
+        yield pair
 
 
 def _keyed(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -345,6 +415,52 @@ def _keyed(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         items[:] = ranked
         return None
     return ranked
+
+
+_PATTERN_METHOD = type(re.compile("").sub)  # a C method type of its own (`builtin_method`)
+
+
+def _real_repl(
+    fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], frame: types.FrameType
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """`re.sub(pattern, repl, text)` (`subn`, `pattern.sub(repl, text)`) where `repl` is a
+    function: re calls it and needs the string it returns at once, so what it returns is
+    waited for (a `def` that returns `expand(m.group(1))` would hand re a pending result)."""
+    at = 1 if type(fn) is types.FunctionType else 0
+    if at == 0 and (type(fn.__self__) is not re.Pattern or fn.__name__ not in ("sub", "subn")):
+        return args, kwargs
+    if len(args) > at:
+        repl = args[at]
+    elif "repl" in kwargs:
+        repl = kwargs["repl"]
+    else:
+        return args, kwargs  # re says what is missing
+    if callable(repl) and type(repl) is not LazyResult:
+        original = repl
+
+        def repl(match: Any) -> Any:
+            return _resolve_deep(call(original, match), frame)
+
+    if len(args) > at:
+        return (*args[:at], repl, *args[at + 1 :]), kwargs
+    return args, {**kwargs, "repl": repl}
+
+
+def _heap_keyed(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """`heapq.nlargest(n, items, key=k)` or `nsmallest` where `k` may call operators: as
+    `_keyed`, every item's key first (for `n >= 1` heapq computes each item's key once, in
+    order), then heapq on the items' positions ranked by the real keys, which breaks ties
+    by position as heapq does (`_MISSING`: not such a call, or `n < 1`, which calls no key)."""
+    key = _deferred_key(kwargs["key"]) if len(args) == 2 and len(kwargs) == 1 else None
+    if key is None:
+        return _MISSING
+    frame = sys._getframe(2)
+    n, items = (_wait(a, frame) if type(a) is LazyResult else a for a in args)
+    if type(n) is not int or n < 1:
+        return _MISSING
+    items = list(items)
+    keys = _resolve_deep([_raw_call(key, item) for item in items], frame)
+    return [items[i] for i in fn(n, range(len(items)), key=keys.__getitem__)]
 
 
 _SORT_OPTIONS = frozenset({"key", "reverse"})

@@ -8,8 +8,13 @@ import contextlib
 import dataclasses
 import functools
 import gc
+import heapq
+import io
 import itertools
+import json
 import logging
+import re
+import sys
 import threading
 import weakref
 
@@ -168,6 +173,40 @@ def test_calls_inside_a_lock_block_still_overlap():
     assert _plain_and_jit(body, "q", width=3)[1] == 3
 
 
+@leaf
+def chatty(prompt: str) -> str:
+    print(f"asking {prompt}")  # a leaf that prints: plainly, into the redirected stdout
+    return prompt.upper()
+
+
+def _captured(text):
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        answers = [chatty(w) for w in text.split()]
+        for answer in answers:
+            print(answer)
+    return sorted(buf.getvalue().splitlines())
+
+
+@pytest.mark.parametrize("mode", ["auto", "trace", "dynamic"])
+def test_calls_inside_redirect_stdout_overlap_and_print_into_the_buffer(mode):
+    got, peak = _plain_and_jit(_captured, "a b c", width=3, mode=mode)
+    assert peak == 3 and "asking b" in got
+
+
+def test_a_leaf_error_inside_redirect_stdout_leaves_the_block_as_plainly():
+    def body(text):
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            answers = [ask(text), refuse(text), ask(text * 2)]
+        return answers
+
+    stdout = sys.stdout
+    with pytest.raises(KeyError):
+        xcs.jit(body, mode="dynamic")("q")
+    assert sys.stdout is stdout
+
+
 WORDS = "delta alpha charlie bravo echo"
 
 
@@ -291,3 +330,78 @@ def _rated(text):
 def test_dataclasses_replace_stores_a_pending_result_without_waiting_for_it():
     got, peak = _plain_and_jit(_rated, "ab c def", width=3)
     assert (got, peak) == (Draft("ab", 2.0), 3)
+
+
+def _reversed_answer(q):
+    answer = ask(q)
+    return (
+        "".join(reversed(answer)),
+        list(reversed(ask(q * 2))),
+        list(zip(ask(q), "xyzw", strict=True)),
+    )
+
+
+def test_a_pending_string_passed_whole_to_reversed_list_or_zip_is_its_value():
+    got, _ = _plain_and_jit(_reversed_answer, "ab")
+    assert got[0] == ">ba<"
+
+
+def _answers_as_keys(text):
+    words = text.split()
+    answers = [ask(w) for w in words]
+    by_answer = dict(zip(answers, words, strict=True))
+    updated = {}
+    updated.update(zip(answers, range(len(words)), strict=True))
+    grouped = {}
+    for word, answer in zip(words, answers, strict=True):
+        grouped.setdefault(answer, []).append(word)
+    keys = [*by_answer, *updated, *grouped]
+    return json.dumps([by_answer, updated, grouped]), {type(k) for k in keys}, ",".join(grouped)
+
+
+def test_answers_stored_as_dict_keys_are_their_values_and_still_overlap():
+    got, peak = _plain_and_jit(_answers_as_keys, "a b c", width=3)
+    assert got[1] == {str} and peak == 3
+
+
+def test_dict_of_pairs_with_a_pending_key_raises_as_plainly_for_a_bad_call():
+    def body(q):
+        return dict([(ask(q), 1)], [("x", 2)])
+
+    with pytest.raises(TypeError, match="at most 1 argument"):
+        xcs.jit(body, mode="dynamic")("q")
+
+
+def _top_and_bottom(text):
+    words = text.split()
+    best = heapq.nlargest(2, words, key=lambda w: score(w))
+    worst = heapq.nsmallest(3, iter(words), key=score)
+    return best, worst, heapq.nlargest(0, words, key=score)
+
+
+def test_heapq_keys_that_call_operators_run_together_and_rank_as_plainly():
+    got, peak = _plain_and_jit(_top_and_bottom, "ab c def gh ij", width=5)
+    assert peak == 5 and got[0] == ["ab", "gh"]
+
+
+def _expand_match(match):
+    return ask(match.group(1))
+
+
+def _re_callbacks(text):
+    def nested(match):
+        return ask(match.group(1).upper())
+
+    pattern = re.compile(r"\{(\w+)\}")
+    return (
+        re.sub(r"\{(\w+)\}", _expand_match, text),
+        re.subn(r"\{(\w+)\}", nested, text, count=1),
+        pattern.sub(repl=nested, string=text),
+        pattern.subn(_expand_match, text),
+    )
+
+
+@pytest.mark.parametrize("mode", ["auto", "trace", "dynamic"])
+def test_a_def_that_returns_a_leaf_call_works_as_a_re_sub_callback(mode):
+    got, _ = _plain_and_jit(_re_callbacks, "a {b} {c}", mode=mode)
+    assert got[0] == "a <b> <c>"
