@@ -216,6 +216,7 @@ class NodeExecutionError(ExecutionError):
         kind = type(self)
         if cause is None or kind is NodeExecutionError or not isinstance(self, type(cause)):
             return self
+        kind = _raised_class(_original_type(self))
         try:
             view = kind.__new__(kind, *cause.args)
             BaseException.__init__(view, *cause.args)
@@ -249,12 +250,28 @@ def _node_error_class(cause_type: type) -> type | None:
                         "__repr__": _node_error_repr,
                         "__reduce__": _reduce_node_error,
                         "__doc__": NodeExecutionError.__doc__,
+                        "_xcs_cause_type": cause_type,
                     },
                 )
             except TypeError:  # a layout or metaclass conflict
                 kind = None
         _node_error_classes[cause_type] = kind
     return _node_error_classes[cause_type]
+
+
+# type(cause) -> the class of `as_raised` views: the combined class under the original's
+# name, so `type(e).__name__`, `repr(e)` and a traceback read as they would without jit
+_raised_classes: dict[type, type] = {}
+
+
+def _raised_class(cause_type: type) -> type:
+    kind = _raised_classes.get(cause_type)
+    if kind is None:
+        combined = _node_error_class(cause_type)
+        names = {k: getattr(cause_type, k) for k in ("__name__", "__qualname__", "__module__")}
+        kind = type(names["__name__"], (combined,), {**names, "__doc__": cause_type.__doc__})
+        _raised_classes[cause_type] = kind
+    return kind
 
 
 def _node_error_str(error: NodeExecutionError) -> str:
@@ -295,15 +312,20 @@ _FIELD_TYPES = (types.MemberDescriptorType, types.GetSetDescriptorType)
 
 
 def _original_type(error: NodeExecutionError) -> type:
-    return next(b for b in type(error).__bases__ if b is not NodeExecutionError)
+    return type(error)._xcs_cause_type  # type: ignore[attr-defined]
 
 
 def _reduce_node_error(error: NodeExecutionError) -> tuple[Any, ...]:
-    return _rebuild_node_error, (_original_type(error), error.args), error.__dict__
+    raised = type(error) is _raised_classes.get(_original_type(error))
+    return _rebuild_node_error, (_original_type(error), error.args, raised), error.__dict__
 
 
-def _rebuild_node_error(cause_type: type, args: tuple[Any, ...]) -> NodeExecutionError:
+def _rebuild_node_error(
+    cause_type: type, args: tuple[Any, ...], raised: bool = False
+) -> NodeExecutionError:
     kind = _node_error_class(cause_type) or NodeExecutionError
+    if raised and kind is not NodeExecutionError:
+        kind = _raised_class(cause_type)
     error = kind.__new__(kind, *args)
     BaseException.__init__(error, *args)
     return error

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import pickle
+import threading
+import time
+from typing import Any
 
 import pytest
 from jit_user_code import pipeline as p
@@ -260,3 +263,57 @@ def test_an_error_type_that_cannot_be_combined_is_a_plain_node_error():
         xcs.jit(lambda q: strict(q))("q")
     assert type(info.value) is xcs.NodeExecutionError
     assert isinstance(info.value.__cause__, Strict)
+
+
+def test_the_error_an_except_sees_reads_as_the_original_type_and_pickles_so():
+    seen = []
+
+    def keep(text: str) -> str:
+        try:
+            return parse_json(text)
+        except json.JSONDecodeError as e:
+            seen.append(e)
+            return type(e).__name__
+
+    assert xcs.jit(keep)("nope") == "JSONDecodeError" == keep("nope")
+    view = seen[0]  # the jitted call's
+    names = ("__name__", "__qualname__", "__module__")
+    assert [getattr(type(view), n) for n in names] == [
+        getattr(json.JSONDecodeError, n) for n in names
+    ]
+    assert isinstance(view, xcs.NodeExecutionError) and view.node_id == "parse_json"
+    copy = pickle.loads(pickle.dumps(view))
+    assert (type(copy).__name__, str(copy), repr(copy), copy.pos) == (
+        "JSONDecodeError", str(view), repr(view), 0,
+    )  # fmt: skip
+    assert isinstance(copy, xcs.NodeExecutionError) and copy.node_id == "parse_json"
+
+
+def test_a_missing_output_field_is_also_the_error_the_plain_lookup_raised():
+    jitted = xcs.jit(lambda q: p.llm(shaped(q)["text"]), mode="trace")
+    assert jitted("d") == "llm(d)"
+    with pytest.raises(TypeError, match=r"could not take \['text'\]") as info:
+        jitted("s")  # shaped returns a str here: "s"["text"] raises TypeError plainly
+    assert isinstance(info.value, xcs.NodeExecutionError)
+
+
+def test_a_field_of_a_result_that_fails_in_a_dynamic_run_fails_the_call_not_a_thread(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    crashed: list[Any] = []
+    monkeypatch.setattr(threading, "excepthook", crashed.append)
+
+    def reads_a_missing_field(q: str) -> str:
+        first = p.llm(q)
+        second = p.llm(first.missing)  # AttributeError plainly
+        time.sleep(0.05)  # the lone-call starter runs the calls meanwhile (`GRACE`)
+        return second
+
+    with pytest.raises(AttributeError) as info:
+        reads_a_missing_field("q")
+    jitted = xcs.jit(reads_a_missing_field, mode="dynamic")
+    for _ in range(3):
+        with pytest.raises(AttributeError) as info:
+            jitted("q")
+        assert isinstance(info.value, xcs.NodeExecutionError)
+    assert crashed == []

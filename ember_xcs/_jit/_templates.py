@@ -23,7 +23,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from .._errors import ExecutionError
+from .._errors import NodeExecutionError
 from ..operators import Operator
 from ._symbols import InputRef, NodeRef, ProjRef, StopReason, Symbol, TraceStop, describe
 
@@ -215,8 +215,9 @@ def _projection(ref: ProjRef, base: Getter, consumer: str) -> Getter:
         value = base(R, L)
         try:
             return getattr(value, key) if ref.attr else value[key]
-        except Exception as exc:
-            raise ExecutionError(
+        except Exception as exc:  # also of exc's type: `except KeyError:` as without jit
+            raise NodeExecutionError.wrapping(
+                exc,
                 f"{consumer}: could not take {describe(ref)}: {type(exc).__name__}: {exc}",
                 operator_name=consumer,
             ) from exc

@@ -231,8 +231,8 @@ class Run:
                     node = nodes[i]
                     try:
                         args, kwargs = node.bind(results, inputs)
-                    except XCSError as exc:  # a bad mapping fails this node before it runs
-                        done.put((i, False, exc))
+                    except Exception as exc:  # noqa: BLE001 - a bad mapping or projection
+                        done.put((i, False, exc))  # fails this node before it runs
                         running[i] = 0.0
                         continue
                     call = NodeCall(
@@ -743,11 +743,14 @@ def as_xcs_error(value: BaseException, node: Any) -> XCSError:
     an executor's own failure) is wrapped so the caller still learns which node it was."""
     if isinstance(value, XCSError):
         return value
-    wrapped = ExecutionTimeoutError if isinstance(value, TimeoutError) else NodeExecutionError
-    error = wrapped(
-        f"node {node.node_id!r} ({node.name}) failed: {type(value).__name__}: {value}",
-        node_id=node.node_id,
-        operator_name=node.name,
-    )
+    message = f"node {node.node_id!r} ({node.name}) failed: {type(value).__name__}: {value}"
+    if isinstance(value, TimeoutError):
+        error: XCSError = ExecutionTimeoutError(
+            message, node_id=node.node_id, operator_name=node.name
+        )
+    else:  # also of the original's type, as a node's own failure is (`wrapping`)
+        error = NodeExecutionError.wrapping(
+            value, message, node_id=node.node_id, operator_name=node.name
+        )
     error.__cause__ = value
     return error

@@ -641,25 +641,6 @@ PROGRAMS = [
 ]
 
 
-# divergences found with this family whose fix lies outside the rewrite (`_errors.py`:
-# a leaf's error reaches the body as a `NodeExecutionError` subclass of its type); the
-# `structural` mode runs these untraceable bodies as written, so only the others diverge
-KNOWN = {
-    "leaf_error_caught": "type(e).__name__ of a leaf's ValueError reads 'NodeExecutionError'",
-    "leaf_error_escapes": "a leaf's ValueError escapes as a NodeExecutionError subclass, "
-    "and the call after the failing one was already in flight",
-}
-
-
-def _known(params: list) -> list:
-    return [
-        pytest.param(*p.values, id=p.id, marks=pytest.mark.xfail(strict=True, reason=why))
-        if (why := KNOWN.get(p.values[0].name)) and p.values[1] != "structural"
-        else p
-        for p in params
-    ]
-
-
-@pytest.mark.parametrize("program, mode", _known(cases(PROGRAMS)))
+@pytest.mark.parametrize("program, mode", cases(PROGRAMS))
 def test_program_gives_plain_result_calls_and_overlap(program, mode):
     check(program, mode)
