@@ -18,6 +18,7 @@ resolves it first:
 | `with m:` | `r(m)`; where `m` may see an exception (`contextlib.suppress`, a user's own manager: anything but a lock, a file or `nullcontext`), each call in the body waits as in a `try` body, so the manager sees a failed call's error |
 | `f(a)` in a `try` body | `try_call(f, a)`: the call, then a wait for its result, so a leaf call that fails raises at the call, before its result is bound or stored, as the plain call would; the end of the body (and each `return`/`break`/`continue` in it) also waits for every call dispatched since it began. Independent calls inside one `try` body therefore run one after another: make them before the `try` to overlap them |
 | `return x`, `y = x`, `[x, y]`, `{"k": x}` | unchanged: the value flows on, and is resolved where it is used or when the jitted call returns |
+| `xs.append(x)`, `d[k] = x`, `obj.f = x`, `obj.f += [x]` | unchanged; where `x` holds a pending result, `xs`, `d` or `obj` is noted, and when the body returns its pending results are replaced in place by their values (nested lists, dicts and objects 3 levels deep): a list argument, a global cache or an operator's history outlives the run |
 
 `r(x)` is an identity check for a value that is not lazy (`type(x) is LazyResult`), so
 code on real values pays one function call per use. Calls made from the rewritten body to
@@ -64,6 +65,7 @@ from typing import Any
 from ..operators import Operator, current_call_handler, method_leaf
 from ..scheduling import InlineExecutor
 from ._containers import ATOMS as _ATOMS
+from ._containers import resolve_attributes
 from ._dynamic import LazyResult, _Dispatcher, _lazies, _resolve_all, project, resolve
 from ._inert import inert
 from ._symbols import Symbol, TraceStop, _is_library, _stop, reason_at
@@ -73,9 +75,9 @@ __all__ = ["call", "describe", "entry", "warn_if_serial"]
 
 logger = logging.getLogger("ember_xcs.jit")
 
-_R, _RR, _RET, _CALL, _TRY_CALL, _WITH_CALL, _MARK, _SETTLE, _SETTLED, _ATTR = (
+_R, _RR, _RET, _CALL, _TRY_CALL, _WITH_CALL, _MARK, _SETTLE, _SETTLED, _ATTR, _STORED = (
     "__xcs_r", "__xcs_rr", "__xcs_ret", "__xcs_call", "__xcs_try_call", "__xcs_with_call",
-    "__xcs_mark", "__xcs_settle", "__xcs_settled", "__xcs_attr",
+    "__xcs_mark", "__xcs_settle", "__xcs_settled", "__xcs_attr", "__xcs_stored",
 )  # fmt: skip
 # frame-sensitive builtins: a call through `call` would run them in the wrong frame
 _FRAME_BUILTINS = frozenset({"super", "locals", "vars", "globals", "eval", "exec", "dir"})
@@ -239,6 +241,7 @@ _PASS_METHODS = frozenset({
     (dict, "update"), (dict, "setdefault"), (dict, "copy"), (dict, "get"), (dict, "items"),
     (dict, "values"), (dict, "keys"), (deque, "append"), (deque, "appendleft"),
 })  # fmt: skip
+_STORING = frozenset({"append", "extend", "insert", "update", "setdefault", "appendleft"})
 _SHALLOW = frozenset({len, isinstance, type, callable, bool, hasattr, getattr, setattr})
 _BUILTIN_METHOD = type([].append)
 _BUILTIN_FUNCTION = type(len)
@@ -303,6 +306,8 @@ def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
         if converted is not None:
             return converted(fn, *args, **kwargs)
     elif kind is _BUILTIN_METHOD and (type(fn.__self__), fn.__name__) in _PASS_METHODS:
+        if fn.__name__ in _STORING:  # `out.append(answer)`: `out` may outlive the run
+            _note_store(fn.__self__)
         return fn(*args, **kwargs)
     if kind is type or kind is _BUILTIN_FUNCTION:
         if fn in _PASS or _is_record_type(fn):
@@ -540,6 +545,82 @@ def _first_symbol(value: Any) -> Any:
     return None
 
 
+# --- pending results stored where the body does not own them --------------------------------
+
+
+def _stored(value: Any, owner: Any) -> Any:
+    """`owner[key] = value` or `owner.name = value` in rewritten code: where `value` holds a
+    pending result, `owner` is noted, to be settled when the body returns."""
+    kind = type(value)
+    if kind is LazyResult or (kind not in _PLAIN and _lazies(value)):
+        _note_store(owner)
+    return value
+
+
+# per dynamic run's call handler, the containers and objects the body stored pending
+# results into (a list argument, a global cache, an operator's history): they may outlive
+# the run, so `_settle_stores` puts the real values in them before the jitted call returns
+_stores: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
+
+
+def _note_store(owner: Any) -> None:
+    handler = current_call_handler()
+    if not isinstance(handler, _Dispatcher):
+        return
+    held = _stores.get(handler)
+    if held is None:
+        _stores[handler] = [owner]
+    elif held[-1] is not owner:
+        held.append(owner)
+
+
+def _settle_stores() -> None:
+    """Replace, in place, each pending result the body stored into a container or object
+    (`_note_store`) by its value; a failed call raises here, as it would have at the call."""
+    handler = current_call_handler()
+    if not isinstance(handler, _Dispatcher):
+        return
+    held = _stores.pop(handler, None)
+    if not held:
+        return
+    done: set[int] = set()
+    for owner in held:
+        if id(owner) not in done:
+            done.add(id(owner))
+            _settle_in_place(owner, _STORE_DEPTH)
+
+
+_STORE_DEPTH = 3  # levels of nested lists, dicts and objects looked into
+
+
+def _settle_in_place(value: Any, depth: int) -> None:
+    kind = type(value)
+    if kind is list or kind is deque:
+        for i, item in enumerate(value):
+            new = _settled_item(item, depth)
+            if new is not item:
+                value[i] = new
+    elif isinstance(value, dict):
+        for key, item in list(value.items()):
+            new = _settled_item(item, depth)
+            if new is not item:
+                value[key] = new
+    elif kind not in _ATOMS and kind is not types.ModuleType and not isinstance(value, type):
+        resolve_attributes(value, lambda item: _settled_item(item, depth))
+
+
+def _settled_item(item: Any, depth: int) -> Any:
+    kind = type(item)
+    if kind is LazyResult:
+        return resolve(item)
+    if kind in _PLAIN or depth <= 0:
+        return item
+    if isinstance(item, tuple):  # immutable: a new one where it holds a pending result
+        return _resolve_all(item)
+    _settle_in_place(item, depth - 1)
+    return item
+
+
 # --- the entry point and explanations --------------------------------------------------------
 
 
@@ -547,16 +628,30 @@ def entry(fn: Callable[..., Any]) -> Callable[..., Any]:
     """What runs for the jitted body `fn`: its rewritten form where there is one."""
     if _operator_call(fn):
         op, bound = fn.args[0], fn.args[1:]  # a jitted operator: `Operator.__call__(op, ...)`
-        return lambda *a, **k: call(op, *bound, *a, **{**fn.keywords, **k})
+        return functools.partial(_body, call, op, *bound, **fn.keywords)
     if type(fn) is types.FunctionType:  # the common body: what `call(fn, ...)` would run
         converted = convert(fn)
-        return fn if converted is None else functools.partial(_raw_call, converted)
+        return fn if converted is None else functools.partial(_body, _raw_call, converted)
     target = fn.func if isinstance(fn, functools.partial) else fn
     if type(target) is types.MethodType:
         target = target.__func__
     if type(target) is types.FunctionType and convert(target) is not None:
-        return lambda *a, **k: call(fn, *a, **k)
+        return functools.partial(_body, call, fn)
     return fn
+
+
+def _body(caller: Any, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+    """The rewritten body's run: `caller(fn, ...)`, then the pending results it stored
+    into containers that may outlive the run settled (`_settle_stores`)."""
+    try:
+        out = caller(fn, *args, **kwargs)
+    except BaseException:
+        handler = current_call_handler()
+        if isinstance(handler, _Dispatcher):
+            _stores.pop(handler, None)
+        raise
+    _settle_stores()
+    return out
 
 
 def _operator_call(fn: Any) -> bool:
@@ -642,7 +737,7 @@ _why_not: weakref.WeakKeyDictionary[types.CodeType, str] = weakref.WeakKeyDictio
 _functions: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 _HELPERS = {
     _R: _r, _RR: _rr, _RET: _ret, _CALL: call, _TRY_CALL: _try_call, _WITH_CALL: _with_call,
-    _MARK: _mark, _SETTLE: _settle, _SETTLED: _settled, _ATTR: _attr,
+    _MARK: _mark, _SETTLE: _settle, _SETTLED: _settled, _ATTR: _attr, _STORED: _stored,
 }  # fmt: skip
 _HELPER_NAMES = frozenset(_HELPERS)
 
@@ -910,14 +1005,22 @@ class _Rewriter(ast.NodeTransformer):
 
     # statements: tests, iteration, unpacking, `with`, `raise` are uses
     def visit_Assign(self, node: ast.Assign) -> ast.AST:
+        owners = [_owner(t) for t in node.targets]
         node.targets = [self.visit(t) for t in node.targets]
         unpacks = any(isinstance(t, ast.Tuple | ast.List) for t in node.targets)
         node.value = self.use(node.value) if unpacks else self.visit(node.value)
+        if not unpacks:
+            for owner in owners:
+                if owner is not None:
+                    node.value = ast.Call(_load(_STORED), [node.value, owner], [])
         return node
 
     def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST:
+        owner = _owner(node.target)
         node.target = self.visit(node.target)
         node.value = self.use(node.value)
+        if owner is not None:  # `self.history += [reply]`
+            node.value = ast.Call(_load(_STORED), [node.value, owner], [])
         return node
 
     def visit_If(self, node: ast.If) -> ast.AST:
@@ -1025,3 +1128,24 @@ class _Rewriter(ast.NodeTransformer):
 
 def _load(name: str) -> ast.Name:
     return ast.Name(name, ast.Load())
+
+
+def _owner(target: ast.expr) -> ast.expr | None:
+    """For `x[k] = v` and `x.name = v`, an expression reading `x` again (`_stored`), where
+    `x` is a name or a chain of attributes of one, so reading it twice changes nothing."""
+    if not isinstance(target, ast.Subscript | ast.Attribute):
+        return None
+    chain = target.value
+    while isinstance(chain, ast.Attribute):
+        chain = chain.value
+    if not isinstance(chain, ast.Name) or chain.id.startswith("__xcs"):
+        return None
+    owner = _load_copy(target.value)
+    return owner
+
+
+def _load_copy(node: ast.expr) -> ast.expr:
+    if isinstance(node, ast.Name):
+        return ast.copy_location(ast.Name(node.id, ast.Load()), node)
+    assert isinstance(node, ast.Attribute)
+    return ast.copy_location(ast.Attribute(_load_copy(node.value), node.attr, ast.Load()), node)
