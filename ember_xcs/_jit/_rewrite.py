@@ -10,6 +10,7 @@ resolves it first:
 |---|---|
 | `f(a, b)` | `call(f, a, b)`: an operator gets `a`, `b` as they are (the call waits for them, not the body); any other callable gets them resolved, containers, `dict.values()` views and iterators (`reversed`, `zip`, `map`, generators) included; a callable that consumes a whole iterable (`str.join`, `sum`, `sorted`, `set`, `min`, `max`, `Counter`) gets a generator run to its end first, so its calls overlap; `any`/`all` pull one item at a time |
 | `sorted(xs, key=k)`, `min`, `max`, `xs.sort(key=k)` | where `k` may call operators (a rewritten function or lambda, an operator): every item's key first, with its calls in flight together, then the comparisons on the real keys |
+| `Row(a)`, `row._replace(f=a)`, `Row._make(xs)` (a dataclass or named tuple) | `a` as it is: a record stores its fields, as a list does |
 | `x.attr` | `attr(x, "attr")`: the field of a pending result is itself lazy (`model.complete(p).text` does not wait for the call); a property of the user's class runs its rewritten getter; of anything else, the attribute |
 | `lambda a: e` | `lambda a: ret(e)`: where rewritten code calls it, `e` as it is; where other code calls it (`map`, `functools.reduce`), resolved |
 | `x[i]`, `x + y`, `x == y`, `not x`, `x and y` | each operand resolved: `r(x)[r(i)]`, ... |
@@ -297,6 +298,8 @@ def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
         converted = convert(fn.__func__) if type(fn.__func__) is types.FunctionType else None
         if converted is not None:
             return converted(fn.__self__, *args, **kwargs)
+        if fn.__name__ in _RECORD_METHODS and _is_record_type(_owner_type(fn.__self__)):
+            return fn(*args, **kwargs)  # `row._replace(label=ask(q))` stores, as `Row(...)` does
     elif kind is functools.partial:
         return call(fn.func, *fn.args, *args, **{**fn.keywords, **kwargs})
     elif kind.__name__ == "JittedFunction" and hasattr(fn, "_target"):
@@ -435,6 +438,13 @@ def _shallow(fn: Any, value: Any, frame: types.FrameType) -> Any:
     if kind is Symbol:
         _stop(value, f"passed to {fn.__name__}()")
     return _wait(value, frame) if kind is LazyResult else value
+
+
+_RECORD_METHODS = frozenset({"_replace", "_make"})  # a named tuple's: they store values
+
+
+def _owner_type(owner: Any) -> Any:
+    return owner if isinstance(owner, type) else type(owner)
 
 
 def _is_record_type(fn: Any) -> bool:
