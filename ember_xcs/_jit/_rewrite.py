@@ -69,7 +69,7 @@ from ._containers import ATOMS as _ATOMS
 from ._containers import resolve_attributes
 from ._dynamic import LazyResult, _Dispatcher, _lazies, _resolve_all, project, resolve
 from ._inert import inert
-from ._symbols import Symbol, TraceStop, _is_library, _stop, reason_at
+from ._symbols import StopReason, Symbol, TraceStop, _is_library, _stop, reason_at
 from ._tracer import Tracer
 
 __all__ = ["call", "describe", "entry", "warn_if_serial"]
@@ -310,7 +310,7 @@ def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
             return converted(fn, *args, **kwargs)
     elif kind is _BUILTIN_METHOD and (type(fn.__self__), fn.__name__) in _PASS_METHODS:
         if fn.__name__ in _STORING:  # `out.append(answer)`: `out` may outlive the run
-            _note_store(fn.__self__)
+            _note_store(fn.__self__, _MISSING, sys._getframe(1))
         return fn(*args, **kwargs)
     if kind is type or kind is _BUILTIN_FUNCTION:
         if fn in _PASS or _is_record_type(fn):
@@ -560,28 +560,37 @@ def _first_symbol(value: Any) -> Any:
 
 def _stored(value: Any, owner: Any) -> Any:
     """`owner[key] = value` or `owner.name = value` in rewritten code: where `value` holds a
-    pending result, `owner` is noted, to be settled when the body returns."""
-    kind = type(value)
-    if kind is LazyResult or (kind not in _PLAIN and _lazies(value)):
-        _note_store(owner)
+    pending result (or a trace's placeholder), `owner` is noted (`_note_store`)."""
+    if type(value) not in _PLAIN:
+        _note_store(owner, value, sys._getframe(1))
     return value
 
 
-# per dynamic run's call handler, the containers and objects the body stored pending
-# results into (a list argument, a global cache, an operator's history): they may outlive
-# the run, so `_settle_stores` puts the real values in them before the jitted call returns
+# per run's call handler, the containers and objects the body stored pending results or
+# placeholders into (a list argument, a global cache, an operator's history): they may
+# outlive the call. A dynamic run puts the real values in them before the jitted call
+# returns (`_settle_stores`); a trace that leaves a placeholder in one stops
+# (`_check_trace_stores`): a replayed plan would not store anything there
 _stores: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
 
 
-def _note_store(owner: Any) -> None:
+def _note_store(owner: Any, value: Any, frame: types.FrameType) -> None:
+    """`value` was stored into `owner` (`frame`: the user's line); `_MISSING`: the values
+    a method stored are not known (`out.extend(generator)`)."""
     handler = current_call_handler()
-    if not isinstance(handler, _Dispatcher):
-        return
-    held = _stores.get(handler)
-    if held is None:
-        _stores[handler] = [owner]
-    elif held[-1] is not owner:
-        held.append(owner)
+    if isinstance(handler, _Dispatcher):
+        if value is not _MISSING and type(value) is not LazyResult and not _lazies(value):
+            return
+        held = _stores.get(handler)
+        if held is None:
+            _stores[handler] = [owner]
+        elif held[-1] is not owner:
+            held.append(owner)
+    elif isinstance(handler, Tracer):
+        if value is not _MISSING and _first_symbol(value) is None:
+            return
+        where = (frame.f_code.co_filename, frame.f_lineno)
+        _stores.setdefault(handler, []).append((owner, where))
 
 
 def _settle_stores() -> None:
@@ -657,11 +666,108 @@ def _body(caller: Any, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
         out = caller(fn, *args, **kwargs)
     except BaseException:
         handler = current_call_handler()
-        if isinstance(handler, _Dispatcher):
-            _stores.pop(handler, None)
+        held = _stores.pop(handler, None) if isinstance(handler, _Dispatcher | Tracer) else None
+        if held and isinstance(handler, Tracer):  # the call falls back: no placeholder may
+            for owner, _ in held:  # be left where it would see them
+                _drop_symbols(owner)
         raise
-    _settle_stores()
+    handler = current_call_handler()
+    if isinstance(handler, Tracer):
+        _check_trace_stores(handler, out)
+    else:
+        _settle_stores()
     return out
+
+
+def _check_trace_stores(tracer: Tracer, out: Any) -> None:
+    """Stop the trace if it left a placeholder in a container or object that outlives the
+    call (anything the body did not create, or created and kept elsewhere), and is not
+    part of what it returns; the placeholders are taken out of every container it stored
+    them in first, so the run that follows starts from where the call began."""
+    held = _stores.pop(tracer, None)
+    if not held:
+        return
+    owners: dict[int, tuple[Any, tuple[str, int]]] = {}
+    for owner, where in held:
+        owners.setdefault(id(owner), (owner, where))
+    del held, owner
+    returned = _reachable(out)
+    escaped = None
+    for key, (owner, where) in owners.items():
+        if key not in returned and _holds_symbol(owner) and _outlives(owner):
+            escaped = where
+            break
+    if escaped is None:
+        return
+    for owner, _ in owners.values():
+        _drop_symbols(owner)
+    file, line = escaped
+    reason = StopReason(
+        "value",
+        "a leaf result was stored where it outlives the call (an argument, a global, an "
+        "operator's field), which a replayed plan would not do:",
+        "a placeholder",
+        file,
+        line,
+        linecache.getline(file, line).strip() or None,
+    )
+    tracer.note_stop(reason)
+    raise TraceStop(reason)
+
+
+# references to an owner in `_check_trace_stores` when nothing else holds it: the dict of
+# owners, the loop's name, `_outlives`' parameter and `getrefcount`'s own
+_OWN_REFERENCES = 4
+
+
+def _outlives(owner: Any) -> bool:
+    return sys.getrefcount(owner) > _OWN_REFERENCES
+
+
+def _reachable(value: Any, depth: int = _STORE_DEPTH + 1) -> set[int]:
+    """The ids of the containers and objects in `value` (the body's return value)."""
+    found: set[int] = set()
+    stack = [(value, depth)]
+    while stack:
+        item, left = stack.pop()
+        kind = type(item)
+        if kind in _PLAIN or kind is Symbol or id(item) in found or left < 0:
+            continue
+        found.add(id(item))
+        if isinstance(item, list | tuple | set | frozenset | deque):
+            stack.extend((x, left - 1) for x in item)
+        elif isinstance(item, dict):
+            stack.extend((x, left - 1) for x in item.values())
+        elif hasattr(item, "__dict__") and not isinstance(item, type | types.ModuleType):
+            stack.extend((x, left - 1) for x in vars(item).values())
+    return found
+
+
+def _items_of(owner: Any) -> Any:
+    if isinstance(owner, list | deque):
+        return owner
+    if isinstance(owner, dict):
+        return owner.values()
+    if isinstance(owner, type | types.ModuleType) or not hasattr(owner, "__dict__"):
+        return ()
+    return vars(owner).values()
+
+
+def _holds_symbol(owner: Any) -> bool:
+    return any(_first_symbol(item) is not None for item in _items_of(owner))
+
+
+def _drop_symbols(owner: Any) -> None:
+    """Take the placeholders a trace stored out of a list, deque or dict (an object's
+    field is assigned again by the run that follows)."""
+    if isinstance(owner, list | deque):
+        kept = [item for item in owner if _first_symbol(item) is None]
+        if len(kept) != len(owner):
+            owner.clear()
+            owner.extend(kept)
+    elif isinstance(owner, dict):
+        for key in [k for k, v in owner.items() if _first_symbol(v) is not None]:
+            del owner[key]
 
 
 def _operator_call(fn: Any) -> bool:

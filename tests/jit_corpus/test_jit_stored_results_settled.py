@@ -1,6 +1,7 @@
-"""A dynamic run's results stored into containers that outlive it (a list argument, a
-global cache, an operator's history, an object's field) hold real values, not
-`LazyResult`s, once the jitted call returns."""
+"""Results stored into containers that outlive the jitted call (a list argument, a global
+cache or log, an operator's history, an object's field) hold real values once it returns:
+a dynamic run settles its `LazyResult`s there; a trace that would leave a placeholder
+there stops (a replayed plan would store nothing) and takes its placeholders back out."""
 
 from __future__ import annotations
 
@@ -61,35 +62,42 @@ class Bot(xcs.Operator):
         return reply
 
 
+MODES = ["auto", "trace", "structural", "dynamic"]
+
+
 def _types(values) -> set[str]:
     return {type(v).__name__ for v in values}
 
 
-def test_a_list_argument_holds_real_values_after_the_call():
+@pytest.mark.parametrize("mode", MODES)
+def test_a_list_argument_holds_real_values_after_the_call(mode):
     out: list = ["seed"]
-    assert xcs.jit(fill, mode="dynamic")(out, "q") == 4
-    assert out == ["seed", "<q0>", "<q1>", "<q+>"]
+    jitted = xcs.jit(fill, mode=mode)
+    assert jitted(out, "q") == 4 and jitted(out, "r") == 7
+    assert out == ["seed", "<q0>", "<q1>", "<q+>", "<r0>", "<r1>", "<r+>"]
     assert _types(out) == {"str"}
     json.dumps(out)
 
 
-def test_a_global_cache_holds_real_values_after_the_call():
+@pytest.mark.parametrize("mode", MODES)
+def test_a_global_cache_holds_real_values_after_the_call(mode):
     CACHE.clear()
-    jitted = xcs.jit(cached, mode="dynamic")
+    jitted = xcs.jit(cached, mode=mode)
     assert [jitted("a"), jitted("b"), jitted("a")] == ["<a>", "<b>", "<a>"]
     assert _types(CACHE.values()) == {"str"}
     assert json.dumps(CACHE, sort_keys=True) == '{"a": "<a>", "b": "<b>"}'
 
 
-def test_fields_and_nested_records_of_an_argument_hold_real_values():
+@pytest.mark.parametrize("mode", MODES)
+def test_fields_and_nested_records_of_an_argument_hold_real_values(mode):
     note = Note()
-    xcs.jit(annotate, mode="dynamic")(note, "q")
+    xcs.jit(annotate, mode=mode)(note, "q")
     assert type(note.last) is str and note.last == "<q>"
     assert note.turns == [{"q": "q", "a": "<again q>"}]
     assert _types(note.turns[0].values()) == {"str"}
 
 
-@pytest.mark.parametrize("mode", ["dynamic"])
+@pytest.mark.parametrize("mode", MODES)
 def test_a_jitted_operators_history_holds_real_values(mode):
     bot = Bot()
     jitted = xcs.jit(bot, mode=mode)
@@ -106,3 +114,54 @@ def test_a_stored_failed_call_raises_as_the_plain_call_would():
         keep([], "q")
     with pytest.raises(KeyError):
         xcs.jit(keep, mode="dynamic")([], "q")
+
+
+LOG: list = []
+
+
+def logged(question: str) -> str:
+    answer = ask(question)
+    LOG.append(answer)
+    return answer
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_global_log_gets_one_real_value_per_call(mode):
+    LOG.clear()
+    jitted = xcs.jit(logged, mode=mode)
+    assert [jitted("x"), jitted("y"), jitted("z")] == ["<x>", "<y>", "<z>"]
+    assert LOG == ["<x>", "<y>", "<z>"] and _types(LOG) == {"str"}
+
+
+@leaf
+def judge(answers: list) -> str:
+    return " ".join(answers)
+
+
+def local_list(question: str) -> str:
+    answers = []
+    for _ in range(3):
+        answers.append(ask(question))
+    notes = {}
+    notes["first"] = ask(question)
+    return judge([*answers, notes["first"]])
+
+
+def local_returned(question: str) -> dict:
+    out: dict = {"answers": []}
+    out["answers"].append(ask(question))
+    return out
+
+
+@pytest.mark.parametrize("fn", [local_list, local_returned])
+def test_containers_the_body_makes_still_trace(fn):
+    jitted = xcs.jit(fn, mode="auto")
+    assert jitted("q") == fn("q")
+    assert xcs.get_jit_strategy_used(jitted) is xcs.JITMode.TRACE
+
+
+def test_the_stop_names_the_line_that_stored_the_placeholder():
+    LOG.clear()
+    jitted = xcs.jit(logged, mode="auto")
+    jitted("x")
+    assert "LOG.append(answer)" in xcs.explain_jit_selection(jitted)
