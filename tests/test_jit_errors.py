@@ -11,7 +11,6 @@ from jit_user_code import pipeline as p
 import ember_xcs as xcs
 
 leaked: list = []
-escaped_output = None
 
 
 @xcs.op
@@ -116,16 +115,18 @@ def test_isinstance_on_an_output_stops_the_trace_instead_of_guessing():
 
 
 def test_a_placeholder_that_escapes_the_trace_cannot_be_used():
+    escaped = None
+
     def leaky(q):
-        global escaped_output
+        nonlocal escaped
         a = p.llm(q)
-        escaped_output = a  # a global name: the trace cannot see where it went
+        escaped = a  # a closure's cell: the trace cannot see where it went
         return a
 
     jitted = xcs.jit(leaky, mode="trace")
     assert jitted("x") == "llm(x)"
     with pytest.raises(xcs.TraceError, match="escaped"):
-        str(escaped_output)
+        str(escaped)
 
 
 def test_a_placeholder_appended_to_a_global_list_stops_the_trace():

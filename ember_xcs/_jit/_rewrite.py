@@ -19,7 +19,7 @@ resolves it first:
 | `with m:` | `r(m)`; where `m` may see an exception (`contextlib.suppress`, a user's own manager: anything but a lock, a file or `nullcontext`), each call in the body waits as in a `try` body, so the manager sees a failed call's error |
 | `f(a)` in a `try` body | `try_call(f, a)`: the call, then a wait for its result, so a leaf call that fails raises at the call, before its result is bound or stored, as the plain call would; the end of the body (and each `return`/`break`/`continue` in it) also waits for every call dispatched since it began. Independent calls inside one `try` body therefore run one after another: make them before the `try` to overlap them |
 | `return x`, `y = x`, `[x, y]`, `{"k": x}` | unchanged: the value flows on, and is resolved where it is used or when the jitted call returns |
-| `xs.append(x)`, `d[k] = x`, `obj.f = x`, `obj.f += [x]` | unchanged; where `x` holds a pending result, `xs`, `d` or `obj` is noted, and when the body returns its pending results are replaced in place by their values (nested lists, dicts and objects 3 levels deep): a list argument, a global cache or an operator's history outlives the run |
+| `xs.append(x)`, `d[k] = x`, `obj.f = x`, `obj.f += [x]`, `g = x` (`global g`) | unchanged; where `x` holds a pending result, `xs`, `d`, `obj` or the global is noted, and when the body returns its pending results are replaced in place by their values (nested lists, dicts and objects 3 levels deep): a list argument, a global cache or an operator's history outlives the run. In a trace, a placeholder left in one (not made by the body, or kept elsewhere, and not returned) stops the trace, after the placeholders are taken back out |
 
 `r(x)` is an identity check for a value that is not lazy (`type(x) is LazyResult`), so
 code on real values pays one function call per use. Calls made from the rewritten body to
@@ -76,10 +76,11 @@ __all__ = ["call", "describe", "entry", "warn_if_serial"]
 
 logger = logging.getLogger("ember_xcs.jit")
 
-_R, _RR, _RET, _CALL, _TRY_CALL, _WITH_CALL, _MARK, _SETTLE, _SETTLED, _ATTR, _STORED = (
+_R, _RR, _RET, _CALL, _TRY_CALL, _WITH_CALL, _MARK, _SETTLE, _SETTLED, _ATTR = (
     "__xcs_r", "__xcs_rr", "__xcs_ret", "__xcs_call", "__xcs_try_call", "__xcs_with_call",
-    "__xcs_mark", "__xcs_settle", "__xcs_settled", "__xcs_attr", "__xcs_stored",
+    "__xcs_mark", "__xcs_settle", "__xcs_settled", "__xcs_attr",
 )  # fmt: skip
+_STORED, _STORED_GLOBAL = "__xcs_stored", "__xcs_stored_global"
 # frame-sensitive builtins: a call through `call` would run them in the wrong frame
 _FRAME_BUILTINS = frozenset({"super", "locals", "vars", "globals", "eval", "exec", "dir"})
 _NOT_REWRITTEN = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
@@ -566,6 +567,25 @@ def _stored(value: Any, owner: Any) -> Any:
     return value
 
 
+def _stored_global(value: Any, name: str) -> Any:
+    """`name = value` where `name` is declared `global`: the module's slot is noted."""
+    if type(value) not in _PLAIN:
+        frame = sys._getframe(1)
+        _note_store(_GlobalSlot(frame.f_globals, name), value, frame)
+    return value
+
+
+class _GlobalSlot:
+    """A module global the body assigned (`global last; last = ask(q)`), and its value
+    before, which a stopped trace puts back."""
+
+    __slots__ = ("before", "name", "space")
+
+    def __init__(self, space: dict[str, Any], name: str):
+        self.space, self.name = space, name
+        self.before = space.get(name, _MISSING)
+
+
 # per run's call handler, the containers and objects the body stored pending results or
 # placeholders into (a list argument, a global cache, an operator's history): they may
 # outlive the call. A dynamic run puts the real values in them before the jitted call
@@ -614,7 +634,12 @@ _STORE_DEPTH = 3  # levels of nested lists, dicts and objects looked into
 
 def _settle_in_place(value: Any, depth: int) -> None:
     kind = type(value)
-    if kind is list or kind is deque:
+    if kind is _GlobalSlot:
+        item = value.space.get(value.name)
+        new = _settled_item(item, depth)
+        if new is not item:
+            value.space[value.name] = new
+    elif kind is list or kind is deque:
         for i, item in enumerate(value):
             new = _settled_item(item, depth)
             if new is not item:
@@ -668,7 +693,7 @@ def _body(caller: Any, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
         handler = current_call_handler()
         held = _stores.pop(handler, None) if isinstance(handler, _Dispatcher | Tracer) else None
         if held and isinstance(handler, Tracer):  # the call falls back: no placeholder may
-            for owner, _ in held:  # be left where it would see them
+            for owner, _ in reversed(held):  # be left where it would see them
                 _drop_symbols(owner)
         raise
     handler = current_call_handler()
@@ -699,7 +724,7 @@ def _check_trace_stores(tracer: Tracer, out: Any) -> None:
             break
     if escaped is None:
         return
-    for owner, _ in owners.values():
+    for owner, _ in reversed(owners.values()):  # a global's first value is put back last
         _drop_symbols(owner)
     file, line = escaped
     reason = StopReason(
@@ -721,7 +746,7 @@ _OWN_REFERENCES = 4
 
 
 def _outlives(owner: Any) -> bool:
-    return sys.getrefcount(owner) > _OWN_REFERENCES
+    return type(owner) is _GlobalSlot or sys.getrefcount(owner) > _OWN_REFERENCES
 
 
 def _reachable(value: Any, depth: int = _STORE_DEPTH + 1) -> set[int]:
@@ -744,6 +769,8 @@ def _reachable(value: Any, depth: int = _STORE_DEPTH + 1) -> set[int]:
 
 
 def _items_of(owner: Any) -> Any:
+    if type(owner) is _GlobalSlot:
+        return (owner.space.get(owner.name),)
     if isinstance(owner, list | deque):
         return owner
     if isinstance(owner, dict):
@@ -759,8 +786,14 @@ def _holds_symbol(owner: Any) -> bool:
 
 def _drop_symbols(owner: Any) -> None:
     """Take the placeholders a trace stored out of a list, deque or dict (an object's
-    field is assigned again by the run that follows)."""
-    if isinstance(owner, list | deque):
+    field is assigned again by the run that follows; a global gets its value back)."""
+    if type(owner) is _GlobalSlot:
+        if _first_symbol(owner.space.get(owner.name)) is not None:
+            if owner.before is _MISSING:
+                owner.space.pop(owner.name, None)
+            else:
+                owner.space[owner.name] = owner.before
+    elif isinstance(owner, list | deque):
         kept = [item for item in owner if _first_symbol(item) is None]
         if len(kept) != len(owner):
             owner.clear()
@@ -854,6 +887,7 @@ _functions: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 _HELPERS = {
     _R: _r, _RR: _rr, _RET: _ret, _CALL: call, _TRY_CALL: _try_call, _WITH_CALL: _with_call,
     _MARK: _mark, _SETTLE: _settle, _SETTLED: _settled, _ATTR: _attr, _STORED: _stored,
+    _STORED_GLOBAL: _stored_global,
 }  # fmt: skip
 _HELPER_NAMES = frozenset(_HELPERS)
 
@@ -1008,6 +1042,7 @@ class _Rewriter(ast.NodeTransformer):
         # context manager variables, or `None` for a `try`)
         self._tries: list[tuple[str, list[str] | None]] = []
         self._count = 0
+        self._globals: frozenset[str] = frozenset()  # names the function declares `global`
 
     def use(self, node: ast.expr | None) -> Any:
         return None if node is None else _wrap(_R, self.visit(node))
@@ -1126,9 +1161,12 @@ class _Rewriter(ast.NodeTransformer):
         unpacks = any(isinstance(t, ast.Tuple | ast.List) for t in node.targets)
         node.value = self.use(node.value) if unpacks else self.visit(node.value)
         if not unpacks:
-            for owner in owners:
+            for target, owner in zip(node.targets, owners, strict=True):
                 if owner is not None:
                     node.value = ast.Call(_load(_STORED), [node.value, owner], [])
+                elif isinstance(target, ast.Name) and target.id in self._globals:
+                    store = [node.value, ast.Constant(target.id)]
+                    node.value = ast.Call(_load(_STORED_GLOBAL), store, [])
         return node
 
     def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST:
@@ -1188,8 +1226,9 @@ class _Rewriter(ast.NodeTransformer):
         node.decorator_list = [self.visit(d) for d in node.decorator_list]
         node.args = self.visit(node.args)
         outer, self._tries = self._tries, []  # a nested function's try bodies are its own
+        names, self._globals = self._globals, _declared_globals(node.body)
         node.body = self._block(node.body)
-        self._tries = outer
+        self._tries, self._globals = outer, names
         return node
 
     def visit_Return(self, node: ast.Return) -> ast.AST:
@@ -1244,6 +1283,21 @@ class _Rewriter(ast.NodeTransformer):
 
 def _load(name: str) -> ast.Name:
     return ast.Name(name, ast.Load())
+
+
+def _declared_globals(body: list[ast.stmt]) -> frozenset[str]:
+    """The names a function body declares `global` (not its nested functions')."""
+    names: set[str] = set()
+    stack: list[ast.AST] = list(body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Global):
+            names.update(node.names)
+        elif not isinstance(
+            node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef
+        ):
+            stack.extend(ast.iter_child_nodes(node))
+    return frozenset(names)
 
 
 def _owner(target: ast.expr) -> ast.expr | None:

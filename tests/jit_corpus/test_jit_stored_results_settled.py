@@ -165,3 +165,22 @@ def test_the_stop_names_the_line_that_stored_the_placeholder():
     jitted = xcs.jit(logged, mode="auto")
     jitted("x")
     assert "LOG.append(answer)" in xcs.explain_jit_selection(jitted)
+
+
+LAST = None
+
+
+def remember(question: str):
+    global LAST
+    previous = LAST
+    LAST = ask(question)
+    return previous
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_global_name_assigned_a_result_holds_the_real_value(mode):
+    global LAST
+    LAST = None
+    jitted = xcs.jit(remember, mode=mode)
+    assert jitted("a") is None and type(LAST) is str and LAST == "<a>"
+    assert jitted("b") == "<a>" and type(LAST) is str and LAST == "<b>"
