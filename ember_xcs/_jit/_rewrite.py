@@ -716,10 +716,15 @@ def _check_trace_stores(tracer: Tracer, out: Any) -> None:
     for owner, where in held:
         owners.setdefault(id(owner), (owner, where))
     del held, owner
+    # an owner nothing else holds has as many references as a fresh list held the same
+    # way (the interpreter's own count of them varies between versions)
+    alone = _references({0: ([], ("", 0))})[0]
+    counts = _references(owners)
     returned = _reachable(out)
     escaped = None
     for key, (owner, where) in owners.items():
-        if key not in returned and _holds_symbol(owner) and _outlives(owner):
+        outlives = type(owner) is _GlobalSlot or counts[key] > alone
+        if outlives and key not in returned and _holds_symbol(owner):
             escaped = where
             break
     if escaped is None:
@@ -740,13 +745,8 @@ def _check_trace_stores(tracer: Tracer, out: Any) -> None:
     raise TraceStop(reason)
 
 
-# references to an owner in `_check_trace_stores` when nothing else holds it: the dict of
-# owners, the loop's name, `_outlives`' parameter and `getrefcount`'s own
-_OWN_REFERENCES = 4
-
-
-def _outlives(owner: Any) -> bool:
-    return type(owner) is _GlobalSlot or sys.getrefcount(owner) > _OWN_REFERENCES
+def _references(owners: dict[int, tuple[Any, Any]]) -> dict[int, int]:
+    return {key: sys.getrefcount(owner) for key, (owner, _) in owners.items()}
 
 
 def _reachable(value: Any, depth: int = _STORE_DEPTH + 1) -> set[int]:
