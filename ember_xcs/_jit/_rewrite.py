@@ -66,7 +66,7 @@ from typing import Any
 from ..operators import Operator, current_call_handler, method_leaf
 from ..scheduling import InlineExecutor
 from ._containers import ATOMS as _ATOMS
-from ._containers import resolve_attributes
+from ._containers import open_container, resolve_attributes
 from ._dynamic import LazyResult, _Dispatcher, _lazies, _resolve_all, project, resolve
 from ._inert import inert
 from ._symbols import StopReason, Symbol, TraceStop, _is_library, _stop, reason_at
@@ -615,7 +615,8 @@ def _note_store(owner: Any, value: Any, frame: types.FrameType) -> None:
 
 def _settle_stores() -> None:
     """Replace, in place, each pending result the body stored into a container or object
-    (`_note_store`) by its value; a failed call raises here, as it would have at the call."""
+    (`_note_store`) by its value; a failed call raises here, naming its node, as the end of
+    the run would have."""
     handler = current_call_handler()
     if not isinstance(handler, _Dispatcher):
         return
@@ -656,13 +657,28 @@ def _settle_in_place(value: Any, depth: int) -> None:
 def _settled_item(item: Any, depth: int) -> Any:
     kind = type(item)
     if kind is LazyResult:
-        return resolve(item)
+        return _value_of(item)
     if kind in _PLAIN or depth <= 0:
         return item
     if isinstance(item, tuple):  # immutable: a new one where it holds a pending result
-        return _resolve_all(item)
+        opened = open_container(item)
+        if opened is None:
+            return item
+        items, rebuild = opened
+        new = [_settled_item(x, depth - 1) for x in items]
+        return item if all(a is b for a, b in zip(new, items, strict=True)) else rebuild(new)
     _settle_in_place(item, depth - 1)
     return item
+
+
+def _value_of(lazy: LazyResult) -> Any:
+    """`lazy`'s value; a failed call raises its node-naming error, as the run's end would
+    have (the body never saw it), not the error as the leaf raised it (`resolve`)."""
+    get = object.__getattribute__
+    out = get(lazy, "_run").wait(get(lazy, "_index"))
+    for name in get(lazy, "_attrs"):
+        out = getattr(out, name)
+    return out
 
 
 # --- the entry point and explanations --------------------------------------------------------
