@@ -118,15 +118,30 @@ def test_isinstance_on_an_output_stops_the_trace_instead_of_guessing():
 
 
 def test_a_placeholder_that_escapes_the_trace_cannot_be_used():
+    escaped = None
+
     def leaky(q):
+        nonlocal escaped
         a = p.llm(q)
-        leaked.append(a)
+        escaped = a  # a closure's cell: the trace cannot see where it went
         return a
 
     jitted = xcs.jit(leaky, mode="trace")
     assert jitted("x") == "llm(x)"
     with pytest.raises(xcs.TraceError, match="escaped"):
-        str(leaked[-1])
+        str(escaped)
+
+
+def test_a_placeholder_appended_to_a_global_list_stops_the_trace():
+    def leaky(q):
+        a = p.llm(q)
+        leaked.append(a)
+        return a
+
+    leaked.clear()
+    jitted = xcs.jit(leaky, mode="trace")
+    assert [jitted("x"), jitted("y")] == ["llm(x)", "llm(y)"]
+    assert leaked == ["llm(x)", "llm(y)"] and {type(v) for v in leaked} == {str}
 
 
 def test_a_missing_output_field_names_the_consumer():

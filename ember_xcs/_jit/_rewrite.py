@@ -11,6 +11,7 @@ resolves it first:
 | `f(a, b)` | `call(f, a, b)`: an operator gets `a`, `b` as they are (the call waits for them, not the body); any other callable gets them resolved, containers, `dict.values()` views and iterators (`reversed`, `zip`, `map`, generators) included; a callable that consumes a whole iterable (`str.join`, `sum`, `sorted`, `set`, `min`, `max`, `Counter`) gets a generator run to its end first, so its calls overlap; `any`/`all` pull one item at a time |
 | `sorted(xs, key=k)`, `min`, `max`, `xs.sort(key=k)`, `heapq.nlargest(n, xs, key=k)`, `nsmallest` | where `k` may call operators (a rewritten function or lambda, an operator): every item's key first, with its calls in flight together, then the comparisons on the real keys |
 | `re.sub(p, f, s)`, `re.subn`, `pattern.sub(f, s)` | `f` wrapped so that what it returns is resolved: re needs the string at once, and a `def` returning a leaf call would hand it a pending result |
+| `Row(a)`, `row._replace(f=a)`, `Row._make(xs)` (a dataclass or named tuple) | `a` as it is: a record stores its fields, as a list does |
 | `x.attr` | `attr(x, "attr")`: the field of a pending result is itself lazy (`model.complete(p).text` does not wait for the call); a property of the user's class runs its rewritten getter; of anything else, the attribute |
 | `lambda a: e` | `lambda a: ret(e)`: where rewritten code calls it, `e` as it is; where other code calls it (`map`, `functools.reduce`), resolved |
 | `x[i]`, `x + y`, `x == y`, `not x`, `x and y` | each operand resolved: `r(x)[r(i)]`, ... |
@@ -19,6 +20,7 @@ resolves it first:
 | `with m:` | `r(m)`; where `m` may see an exception (`contextlib.suppress`, a user's own manager: anything but a lock, a file, `nullcontext`, `redirect_stdout`/`redirect_stderr` or `chdir`), each call in the body waits as in a `try` body, so the manager sees a failed call's error; under `redirect_stdout`, `redirect_stderr` or `chdir` the calls overlap and all finish before the block ends, so they run under what the manager set up |
 | `f(a)` in a `try` body | `try_call(f, a)`: the call, then a wait for its result, so a leaf call that fails raises at the call, before its result is bound or stored, as the plain call would; the end of the body (and each `return`/`break`/`continue` in it) also waits for every call dispatched since it began. Independent calls inside one `try` body therefore run one after another: make them before the `try` to overlap them |
 | `return x`, `y = x`, `[x, y]`, `{"k": x}` | unchanged: the value flows on, and is resolved where it is used or when the jitted call returns |
+| `xs.append(x)`, `d[k] = x`, `obj.f = x`, `obj.f += [x]`, `g = x` (`global g`) | unchanged; where `x` holds a pending result, `xs`, `d`, `obj` or the global is noted, and when the body returns its pending results are replaced in place by their values (nested lists, dicts and objects 3 levels deep): a list argument, a global cache or an operator's history outlives the run. In a trace, a placeholder left in one (not made by the body, or kept elsewhere, and not returned) stops the trace, after the placeholders are taken back out |
 
 `r(x)` is an identity check for a value that is not lazy (`type(x) is LazyResult`), so
 code on real values pays one function call per use. Calls made from the rewritten body to
@@ -67,9 +69,10 @@ from typing import Any
 from ..operators import Operator, current_call_handler, method_leaf
 from ..scheduling import InlineExecutor
 from ._containers import ATOMS as _ATOMS
+from ._containers import open_container, resolve_attributes
 from ._dynamic import LazyResult, _Dispatcher, _lazies, _resolve_all, project, resolve
 from ._inert import inert
-from ._symbols import Symbol, TraceStop, _is_library, _stop, reason_at
+from ._symbols import StopReason, Symbol, TraceStop, _is_library, _stop, reason_at
 from ._tracer import Tracer
 
 __all__ = ["call", "describe", "entry", "warn_if_serial"]
@@ -80,6 +83,7 @@ _R, _RR, _RET, _CALL, _TRY_CALL, _WITH_CALL, _MARK, _SETTLE, _SETTLED, _ATTR = (
     "__xcs_r", "__xcs_rr", "__xcs_ret", "__xcs_call", "__xcs_try_call", "__xcs_with_call",
     "__xcs_mark", "__xcs_settle", "__xcs_settled", "__xcs_attr",
 )  # fmt: skip
+_STORED, _STORED_GLOBAL = "__xcs_stored", "__xcs_stored_global"
 # frame-sensitive builtins: a call through `call` would run them in the wrong frame
 _FRAME_BUILTINS = frozenset({"super", "locals", "vars", "globals", "eval", "exec", "dir"})
 _NOT_REWRITTEN = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
@@ -262,6 +266,7 @@ _PASS_METHODS = frozenset({
     (dict, "update"), (dict, "setdefault"), (dict, "copy"), (dict, "get"), (dict, "items"),
     (dict, "values"), (dict, "keys"), (deque, "append"), (deque, "appendleft"),
 })  # fmt: skip
+_STORING = frozenset({"append", "extend", "insert", "update", "setdefault", "appendleft"})
 _SHALLOW = frozenset({len, isinstance, type, callable, bool, hasattr, getattr, setattr})
 _BUILTIN_METHOD = type([].append)
 _BUILTIN_FUNCTION = type(len)
@@ -324,6 +329,8 @@ def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
         converted = convert(fn.__func__) if type(fn.__func__) is types.FunctionType else None
         if converted is not None:
             return converted(fn.__self__, *args, **kwargs)
+        if fn.__name__ in _RECORD_METHODS and _is_record_type(_owner_type(fn.__self__)):
+            return fn(*args, **kwargs)  # `row._replace(label=ask(q))` stores, as `Row(...)` does
     elif kind is functools.partial:
         return call(fn.func, *fn.args, *args, **{**fn.keywords, **kwargs})
     elif kind.__name__ == "JittedFunction" and hasattr(fn, "_target"):
@@ -335,6 +342,8 @@ def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
     elif kind is _BUILTIN_METHOD and (type(fn.__self__), fn.__name__) in _PASS_METHODS:
         if args and type(fn.__self__) is dict:
             args = _as_keys(fn.__name__, args, sys._getframe(1))
+        if fn.__name__ in _STORING:  # `out.append(answer)`: `out` may outlive the run
+            _note_store(fn.__self__, _MISSING, sys._getframe(1))
         return fn(*args, **kwargs)
     if kind is type or kind is _BUILTIN_FUNCTION:
         if fn in _PASS:
@@ -548,6 +557,13 @@ def _shallow(fn: Any, value: Any, frame: types.FrameType) -> Any:
     return _wait(value, frame) if kind is LazyResult else value
 
 
+_RECORD_METHODS = frozenset({"_replace", "_make"})  # a named tuple's: they store values
+
+
+def _owner_type(owner: Any) -> Any:
+    return owner if isinstance(owner, type) else type(owner)
+
+
 def _is_record_type(fn: Any) -> bool:
     """A dataclass or named tuple class: it stores its arguments, as a container does."""
     return isinstance(fn, type) and (
@@ -656,6 +672,131 @@ def _first_symbol(value: Any) -> Any:
     return None
 
 
+# --- pending results stored where the body does not own them --------------------------------
+
+
+def _stored(value: Any, owner: Any) -> Any:
+    """`owner[key] = value` or `owner.name = value` in rewritten code: where `value` holds a
+    pending result (or a trace's placeholder), `owner` is noted (`_note_store`)."""
+    if type(value) not in _PLAIN:
+        _note_store(owner, value, sys._getframe(1))
+    return value
+
+
+def _stored_global(value: Any, name: str) -> Any:
+    """`name = value` where `name` is declared `global`: the module's slot is noted."""
+    if type(value) not in _PLAIN:
+        frame = sys._getframe(1)
+        _note_store(_GlobalSlot(frame.f_globals, name), value, frame)
+    return value
+
+
+class _GlobalSlot:
+    """A module global the body assigned (`global last; last = ask(q)`), and its value
+    before, which a stopped trace puts back."""
+
+    __slots__ = ("before", "name", "space")
+
+    def __init__(self, space: dict[str, Any], name: str):
+        self.space, self.name = space, name
+        self.before = space.get(name, _MISSING)
+
+
+# per run's call handler, the containers and objects the body stored pending results or
+# placeholders into (a list argument, a global cache, an operator's history): they may
+# outlive the call. A dynamic run puts the real values in them before the jitted call
+# returns (`_settle_stores`); a trace that leaves a placeholder in one stops
+# (`_check_trace_stores`): a replayed plan would not store anything there
+_stores: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
+
+
+def _note_store(owner: Any, value: Any, frame: types.FrameType) -> None:
+    """`value` was stored into `owner` (`frame`: the user's line); `_MISSING`: the values
+    a method stored are not known (`out.extend(generator)`)."""
+    handler = current_call_handler()
+    if isinstance(handler, _Dispatcher):
+        if value is not _MISSING and type(value) is not LazyResult and not _lazies(value):
+            return
+        held = _stores.get(handler)
+        if held is None:
+            _stores[handler] = [owner]
+        elif held[-1] is not owner:
+            held.append(owner)
+    elif isinstance(handler, Tracer):
+        if value is not _MISSING and _first_symbol(value) is None:
+            return
+        where = (frame.f_code.co_filename, frame.f_lineno)
+        _stores.setdefault(handler, []).append((owner, where))
+
+
+def _settle_stores() -> None:
+    """Replace, in place, each pending result the body stored into a container or object
+    (`_note_store`) by its value; a failed call raises here, naming its node, as the end of
+    the run would have."""
+    handler = current_call_handler()
+    if not isinstance(handler, _Dispatcher):
+        return
+    held = _stores.pop(handler, None)
+    if not held:
+        return
+    done: set[int] = set()
+    for owner in held:
+        if id(owner) not in done:
+            done.add(id(owner))
+            _settle_in_place(owner, _STORE_DEPTH)
+
+
+_STORE_DEPTH = 3  # levels of nested lists, dicts and objects looked into
+
+
+def _settle_in_place(value: Any, depth: int) -> None:
+    kind = type(value)
+    if kind is _GlobalSlot:
+        item = value.space.get(value.name)
+        new = _settled_item(item, depth)
+        if new is not item:
+            value.space[value.name] = new
+    elif kind is list or kind is deque:
+        for i, item in enumerate(value):
+            new = _settled_item(item, depth)
+            if new is not item:
+                value[i] = new
+    elif isinstance(value, dict):
+        for key, item in list(value.items()):
+            new = _settled_item(item, depth)
+            if new is not item:
+                value[key] = new
+    elif kind not in _ATOMS and kind is not types.ModuleType and not isinstance(value, type):
+        resolve_attributes(value, lambda item: _settled_item(item, depth))
+
+
+def _settled_item(item: Any, depth: int) -> Any:
+    kind = type(item)
+    if kind is LazyResult:
+        return _value_of(item)
+    if kind in _PLAIN or depth <= 0:
+        return item
+    if isinstance(item, tuple):  # immutable: a new one where it holds a pending result
+        opened = open_container(item)
+        if opened is None:
+            return item
+        items, rebuild = opened
+        new = [_settled_item(x, depth - 1) for x in items]
+        return item if all(a is b for a, b in zip(new, items, strict=True)) else rebuild(new)
+    _settle_in_place(item, depth - 1)
+    return item
+
+
+def _value_of(lazy: LazyResult) -> Any:
+    """`lazy`'s value; a failed call raises its node-naming error, as the run's end would
+    have (the body never saw it), not the error as the leaf raised it (`resolve`)."""
+    get = object.__getattribute__
+    out = get(lazy, "_run").wait(get(lazy, "_index"))
+    for name in get(lazy, "_attrs"):
+        out = getattr(out, name)
+    return out
+
+
 # --- the entry point and explanations --------------------------------------------------------
 
 
@@ -663,16 +804,135 @@ def entry(fn: Callable[..., Any]) -> Callable[..., Any]:
     """What runs for the jitted body `fn`: its rewritten form where there is one."""
     if _operator_call(fn):
         op, bound = fn.args[0], fn.args[1:]  # a jitted operator: `Operator.__call__(op, ...)`
-        return lambda *a, **k: call(op, *bound, *a, **{**fn.keywords, **k})
+        return functools.partial(_body, call, op, *bound, **fn.keywords)
     if type(fn) is types.FunctionType:  # the common body: what `call(fn, ...)` would run
         converted = convert(fn)
-        return fn if converted is None else functools.partial(_raw_call, converted)
+        return fn if converted is None else functools.partial(_body, _raw_call, converted)
     target = fn.func if isinstance(fn, functools.partial) else fn
     if type(target) is types.MethodType:
         target = target.__func__
     if type(target) is types.FunctionType and convert(target) is not None:
-        return lambda *a, **k: call(fn, *a, **k)
+        return functools.partial(_body, call, fn)
     return fn
+
+
+def _body(caller: Any, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+    """The rewritten body's run: `caller(fn, ...)`, then the pending results it stored
+    into containers that may outlive the run settled (`_settle_stores`)."""
+    try:
+        out = caller(fn, *args, **kwargs)
+    except BaseException:
+        handler = current_call_handler()
+        held = _stores.pop(handler, None) if isinstance(handler, _Dispatcher | Tracer) else None
+        if held and isinstance(handler, Tracer):  # the call falls back: no placeholder may
+            for owner, _ in reversed(held):  # be left where it would see them
+                _drop_symbols(owner)
+        raise
+    handler = current_call_handler()
+    if isinstance(handler, Tracer):
+        _check_trace_stores(handler, out)
+    else:
+        _settle_stores()
+    return out
+
+
+def _check_trace_stores(tracer: Tracer, out: Any) -> None:
+    """Stop the trace if it left a placeholder in a container or object that outlives the
+    call (anything the body did not create, or created and kept elsewhere), and is not
+    part of what it returns; the placeholders are taken out of every container it stored
+    them in first, so the run that follows starts from where the call began."""
+    held = _stores.pop(tracer, None)
+    if not held:
+        return
+    owners: dict[int, tuple[Any, tuple[str, int]]] = {}
+    for owner, where in held:
+        owners.setdefault(id(owner), (owner, where))
+    del held, owner
+    # an owner nothing else holds has as many references as a fresh list held the same
+    # way (the interpreter's own count of them varies between versions)
+    alone = _references({0: ([], ("", 0))})[0]
+    counts = _references(owners)
+    returned = _reachable(out)
+    escaped = None
+    for key, (owner, where) in owners.items():
+        outlives = type(owner) is _GlobalSlot or counts[key] > alone
+        if outlives and key not in returned and _holds_symbol(owner):
+            escaped = where
+            break
+    if escaped is None:
+        return
+    for owner, _ in reversed(owners.values()):  # a global's first value is put back last
+        _drop_symbols(owner)
+    file, line = escaped
+    reason = StopReason(
+        "value",
+        "a leaf result was stored where it outlives the call (an argument, a global, an "
+        "operator's field), which a replayed plan would not do:",
+        "a placeholder",
+        file,
+        line,
+        linecache.getline(file, line).strip() or None,
+    )
+    tracer.note_stop(reason)
+    raise TraceStop(reason)
+
+
+def _references(owners: dict[int, tuple[Any, Any]]) -> dict[int, int]:
+    return {key: sys.getrefcount(owner) for key, (owner, _) in owners.items()}
+
+
+def _reachable(value: Any, depth: int = _STORE_DEPTH + 1) -> set[int]:
+    """The ids of the containers and objects in `value` (the body's return value)."""
+    found: set[int] = set()
+    stack = [(value, depth)]
+    while stack:
+        item, left = stack.pop()
+        kind = type(item)
+        if kind in _PLAIN or kind is Symbol or id(item) in found or left < 0:
+            continue
+        found.add(id(item))
+        if isinstance(item, list | tuple | set | frozenset | deque):
+            stack.extend((x, left - 1) for x in item)
+        elif isinstance(item, dict):
+            stack.extend((x, left - 1) for x in item.values())
+        elif hasattr(item, "__dict__") and not isinstance(item, type | types.ModuleType):
+            stack.extend((x, left - 1) for x in vars(item).values())
+    return found
+
+
+def _items_of(owner: Any) -> Any:
+    if type(owner) is _GlobalSlot:
+        return (owner.space.get(owner.name),)
+    if isinstance(owner, list | deque):
+        return owner
+    if isinstance(owner, dict):
+        return owner.values()
+    if isinstance(owner, type | types.ModuleType) or not hasattr(owner, "__dict__"):
+        return ()
+    return vars(owner).values()
+
+
+def _holds_symbol(owner: Any) -> bool:
+    return any(_first_symbol(item) is not None for item in _items_of(owner))
+
+
+def _drop_symbols(owner: Any) -> None:
+    """Take the placeholders a trace stored out of a list, deque or dict (an object's
+    field is assigned again by the run that follows; a global gets its value back)."""
+    if type(owner) is _GlobalSlot:
+        if _first_symbol(owner.space.get(owner.name)) is not None:
+            if owner.before is _MISSING:
+                owner.space.pop(owner.name, None)
+            else:
+                owner.space[owner.name] = owner.before
+    elif isinstance(owner, list | deque):
+        kept = [item for item in owner if _first_symbol(item) is None]
+        if len(kept) != len(owner):
+            owner.clear()
+            owner.extend(kept)
+    elif isinstance(owner, dict):
+        for key in [k for k, v in owner.items() if _first_symbol(v) is not None]:
+            del owner[key]
 
 
 def _operator_call(fn: Any) -> bool:
@@ -758,7 +1018,8 @@ _why_not: weakref.WeakKeyDictionary[types.CodeType, str] = weakref.WeakKeyDictio
 _functions: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 _HELPERS = {
     _R: _r, _RR: _rr, _RET: _ret, _CALL: call, _TRY_CALL: _try_call, _WITH_CALL: _with_call,
-    _MARK: _mark, _SETTLE: _settle, _SETTLED: _settled, _ATTR: _attr,
+    _MARK: _mark, _SETTLE: _settle, _SETTLED: _settled, _ATTR: _attr, _STORED: _stored,
+    _STORED_GLOBAL: _stored_global,
 }  # fmt: skip
 _HELPER_NAMES = frozenset(_HELPERS)
 
@@ -913,6 +1174,7 @@ class _Rewriter(ast.NodeTransformer):
         # context manager variables, or `None` for a `try`)
         self._tries: list[tuple[str, list[str] | None]] = []
         self._count = 0
+        self._globals: frozenset[str] = frozenset()  # names the function declares `global`
 
     def use(self, node: ast.expr | None) -> Any:
         return None if node is None else _wrap(_R, self.visit(node))
@@ -1026,14 +1288,25 @@ class _Rewriter(ast.NodeTransformer):
 
     # statements: tests, iteration, unpacking, `with`, `raise` are uses
     def visit_Assign(self, node: ast.Assign) -> ast.AST:
+        owners = [_owner(t) for t in node.targets]
         node.targets = [self.visit(t) for t in node.targets]
         unpacks = any(isinstance(t, ast.Tuple | ast.List) for t in node.targets)
         node.value = self.use(node.value) if unpacks else self.visit(node.value)
+        if not unpacks:
+            for target, owner in zip(node.targets, owners, strict=True):
+                if owner is not None:
+                    node.value = ast.Call(_load(_STORED), [node.value, owner], [])
+                elif isinstance(target, ast.Name) and target.id in self._globals:
+                    store = [node.value, ast.Constant(target.id)]
+                    node.value = ast.Call(_load(_STORED_GLOBAL), store, [])
         return node
 
     def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST:
+        owner = _owner(node.target)
         node.target = self.visit(node.target)
         node.value = self.use(node.value)
+        if owner is not None:  # `self.history += [reply]`
+            node.value = ast.Call(_load(_STORED), [node.value, owner], [])
         return node
 
     def visit_If(self, node: ast.If) -> ast.AST:
@@ -1085,8 +1358,9 @@ class _Rewriter(ast.NodeTransformer):
         node.decorator_list = [self.visit(d) for d in node.decorator_list]
         node.args = self.visit(node.args)
         outer, self._tries = self._tries, []  # a nested function's try bodies are its own
+        names, self._globals = self._globals, _declared_globals(node.body)
         node.body = self._block(node.body)
-        self._tries = outer
+        self._tries, self._globals = outer, names
         return node
 
     def visit_Return(self, node: ast.Return) -> ast.AST:
@@ -1141,3 +1415,39 @@ class _Rewriter(ast.NodeTransformer):
 
 def _load(name: str) -> ast.Name:
     return ast.Name(name, ast.Load())
+
+
+def _declared_globals(body: list[ast.stmt]) -> frozenset[str]:
+    """The names a function body declares `global` (not its nested functions')."""
+    names: set[str] = set()
+    stack: list[ast.AST] = list(body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Global):
+            names.update(node.names)
+        elif not isinstance(
+            node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef
+        ):
+            stack.extend(ast.iter_child_nodes(node))
+    return frozenset(names)
+
+
+def _owner(target: ast.expr) -> ast.expr | None:
+    """For `x[k] = v` and `x.name = v`, an expression reading `x` again (`_stored`), where
+    `x` is a name or a chain of attributes of one, so reading it twice changes nothing."""
+    if not isinstance(target, ast.Subscript | ast.Attribute):
+        return None
+    chain = target.value
+    while isinstance(chain, ast.Attribute):
+        chain = chain.value
+    if not isinstance(chain, ast.Name) or chain.id.startswith("__xcs"):
+        return None
+    owner = _load_copy(target.value)
+    return owner
+
+
+def _load_copy(node: ast.expr) -> ast.expr:
+    if isinstance(node, ast.Name):
+        return ast.copy_location(ast.Name(node.id, ast.Load()), node)
+    assert isinstance(node, ast.Attribute)
+    return ast.copy_location(ast.Attribute(_load_copy(node.value), node.attr, ast.Load()), node)
