@@ -72,7 +72,15 @@ from ._containers import ATOMS as _ATOMS
 from ._containers import open_container, resolve_attributes
 from ._dynamic import LazyResult, _Dispatcher, _lazies, _resolve_all, project, resolve
 from ._inert import inert
-from ._symbols import StopReason, Symbol, TraceStop, _is_library, _stop, reason_at
+from ._symbols import (
+    StopReason,
+    Symbol,
+    TraceStop,
+    _is_library,
+    _stop,
+    reason_at,
+    user_frame,
+)
 from ._tracer import Tracer
 
 __all__ = ["call", "describe", "entry", "warn_if_serial"]
@@ -138,6 +146,7 @@ def _wait(lazy: LazyResult, frame: types.FrameType) -> Any:
 def _note_forced(handler: Any, run: Any, index: int, frame: types.FrameType) -> None:
     """Where the body waited, and how many calls it had made: `warn_if_serial`'s evidence."""
     if isinstance(handler, _Dispatcher) and handler.run is run and len(handler.forced) < 64:
+        frame = user_frame(frame) or frame  # not `_try_call`'s own, in a `try` body
         where = (frame.f_code.co_filename, frame.f_lineno)  # formatted if ever warned
         handler.forced.append((run.nodes[index].node_id, where, len(run.nodes)))
 
@@ -725,6 +734,7 @@ def _note_store(owner: Any, value: Any, frame: types.FrameType) -> None:
     elif isinstance(handler, Tracer):
         if value is not _MISSING and _first_symbol(value) is None:
             return
+        frame = user_frame(frame) or frame
         where = (frame.f_code.co_filename, frame.f_lineno)
         _stores.setdefault(handler, []).append((owner, where))
 

@@ -9,6 +9,7 @@ import dataclasses
 import functools
 import gc
 import heapq
+import inspect
 import io
 import itertools
 import json
@@ -312,6 +313,36 @@ def test_the_serial_warning_names_the_users_line_where_len_waited(caplog):
         xcs.jit(serial, mode="dynamic")("q")
     (record,) = [r for r in caplog.records if r.name == "ember_xcs.jit"]
     assert "test_jit_rewrite_idioms.py:" in record.getMessage()
+    assert "_rewrite.py" not in record.getMessage()
+
+
+def _parsed_in_a_try(q):
+    out = []
+    for i in range(3):
+        text = ask(f"{q}{i}")
+        try:
+            out.append(len(text))  # waits for each call: the line the warning names
+        except ValueError:
+            pass
+    return out
+
+
+def _parsed_in_a_with(q):
+    out = []
+    for i in range(3):
+        text = ask(f"{q}{i}")
+        with contextlib.suppress(KeyError):
+            out.append(len(text))  # waits for each call: the line the warning names
+    return out
+
+
+@pytest.mark.parametrize("body", [_parsed_in_a_try, _parsed_in_a_with])
+def test_the_serial_warning_names_the_users_line_in_a_try_or_with_body(caplog, body):
+    with caplog.at_level(logging.WARNING, logger="ember_xcs.jit"):
+        assert xcs.jit(body, mode="dynamic")("q") == body("q")
+    (record,) = [r for r in caplog.records if r.name == "ember_xcs.jit"]
+    line = inspect.getsourcelines(body)[1] + 5
+    assert f"test_jit_rewrite_idioms.py:{line}" in record.getMessage()
     assert "_rewrite.py" not in record.getMessage()
 
 
