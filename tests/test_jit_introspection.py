@@ -128,3 +128,37 @@ def test_noop_scheduler_returns_the_plan_without_calling_anything():
     assert isinstance(result, xcs.ExecutionResult)
     assert len(result.plan) == 2
     assert p.all_counters() == before
+
+
+def test_leaf_calls_counts_the_calls_of_the_most_recent_dynamic_run():
+    calls: list[str] = []
+
+    @xcs.op
+    def ask(prompt: str) -> str:
+        calls.append(prompt)
+        return prompt + "!"
+
+    def fan_out(question: str) -> list[str]:
+        return [ask(f"{question} {i}") for i in range(int(question[-1]))]
+
+    def chain(question: str) -> str:
+        first = ask(question)
+        return ask(first) if first.endswith("!") else first  # learns serial runs
+
+    jitted = xcs.jit(fan_out)
+    for question in ("q3", "q5", "q1"):
+        calls.clear()
+        jitted(question)
+        stats = xcs.get_jit_stats(jitted)
+        assert (stats.last_strategy, stats.leaf_calls) == ("dynamic", len(calls))
+    serial = xcs.jit(chain)
+    for question in ("a", "b", "c", "d", "e"):
+        serial(question)
+        assert xcs.get_jit_stats(serial).leaf_calls == 2
+    assert "serial: calls run at once" in xcs.explain_jit_selection(serial)
+
+
+def test_a_method_called_on_a_result_stops_the_trace_saying_so():
+    jitted = xcs.jit(lambda q: p.llm(q).upper())
+    assert jitted("x") == p.llm("x").upper()
+    assert "Python called .upper of the output of node" in xcs.explain_jit_selection(jitted)

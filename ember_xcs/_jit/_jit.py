@@ -125,7 +125,9 @@ class JittedFunction:
                 in_flight=run_stats.max_in_flight,
             )
         elif entry.strategy is JITMode.DYNAMIC:
-            self._stats.record_dynamic(in_flight=run_stats.max_in_flight)
+            self._stats.record_dynamic(
+                in_flight=run_stats.max_in_flight, leaf_calls=run_stats.nodes_run
+            )
         else:
             self._stats.add(plain_calls=1)
             self._stats.set(last_strategy=entry.strategy.value)

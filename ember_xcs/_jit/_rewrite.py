@@ -318,6 +318,8 @@ def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
     if kind is LazyResult:  # `x.method(...)` of a pending result: the caller's line waits
         fn = _wait(fn, sys._getframe(1))
         kind = type(fn)
+    elif kind is Symbol:  # `x.method(...)` of a placeholder: a trace cannot call it
+        _stop(fn, "called")
     if kind in _OPERATOR_TYPES or (kind not in _C_CALLABLES and _is_operator(fn, kind)):
         return _call_operator(fn, args, kwargs)
     if kind is types.MethodType and _is_model_call(fn):

@@ -29,8 +29,9 @@ class JitStats:
     - `traces`, `trace_seconds`: symbolic traces run (one per miss) and their total time.
     - `plan_calls`, `replay_seconds`: calls that ran a cached plan, and their total time.
     - `dynamic_calls`, `plain_calls`: calls that ran dynamically, or as one opaque node.
-    - `nodes`, `leaf_calls`, `critical_path`: of the most recent plan run (leaf calls are
-      more than nodes when numeric segments merged several).
+    - `leaf_calls`: leaf calls the most recent plan or dynamic run made (more than a
+      plan's nodes when numeric segments merged several).
+    - `nodes`, `critical_path`: of the most recent plan run.
     - `max_in_flight`: calls in flight at once in the most recent plan or dynamic run
       (measured by the engine, or by dynamic dispatch); `peak_in_flight`: the largest over
       all runs.
@@ -157,10 +158,11 @@ class StatsRecorder:
             v["peak_in_flight"] = max(v["peak_in_flight"], in_flight)
             v["last_strategy"] = strategy
 
-    def record_dynamic(self, *, in_flight: int) -> None:
+    def record_dynamic(self, *, in_flight: int, leaf_calls: int) -> None:
         with self._lock:
             v = self._values
             v["dynamic_calls"] += 1
+            v["leaf_calls"] = leaf_calls
             v["max_in_flight"] = in_flight
             v["peak_in_flight"] = max(v["peak_in_flight"], in_flight)
             v["last_strategy"] = "dynamic"
