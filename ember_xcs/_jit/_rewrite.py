@@ -20,7 +20,7 @@ resolves it first:
 | `with m:` | `r(m)`; where `m` may see an exception (`contextlib.suppress`, a user's own manager: anything but a lock, a file, `nullcontext`, `redirect_stdout`/`redirect_stderr` or `chdir`), each call in the body waits as in a `try` body, so the manager sees a failed call's error; under `redirect_stdout`, `redirect_stderr` or `chdir` the calls overlap and all finish before the block ends, so they run under what the manager set up |
 | `f(a)` in a `try` body | `try_call(f, a)`: the call, then a wait for its result, so a leaf call that fails raises at the call, before its result is bound or stored, as the plain call would; the end of the body (and each `return`/`break`/`continue` in it) also waits for every call dispatched since it began. Independent calls inside one `try` body therefore run one after another: make them before the `try` to overlap them |
 | `return x`, `y = x`, `[x, y]`, `{"k": x}` | unchanged: the value flows on, and is resolved where it is used or when the jitted call returns |
-| `xs.append(x)`, `d[k] = x`, `obj.f = x`, `obj.f += [x]`, `g = x` (`global g`) | unchanged; where `x` holds a pending result, `xs`, `d`, `obj` or the global is noted, and when the body returns its pending results are replaced in place by their values (nested lists, dicts and objects 3 levels deep): a list argument, a global cache or an operator's history outlives the run. In a trace, a placeholder left in one (not made by the body, or kept elsewhere, and not returned) stops the trace, after the placeholders are taken back out |
+| `xs.append(x)`, `d[k] = x`, `obj.f = x`, `obj.f += [x]`, `g = x` (`global g`) | unchanged; where `x` holds a pending result, `xs`, `d`, `obj` or the global is noted, and when the body returns its pending results are replaced in place by their values (`_stores`): a list argument, a global cache or an operator's history outlives the run. In a trace, a placeholder left in one (not made by the body, or kept elsewhere, and not returned) stops the trace, after the placeholders are taken back out |
 
 `r(x)` is an identity check for a value that is not lazy (`type(x) is LazyResult`), so
 code on real values pays one function call per use. Calls made from the rewritten body to
@@ -69,15 +69,15 @@ from typing import Any
 from ..operators import Operator, current_call_handler, method_leaf
 from ..scheduling import InlineExecutor
 from ._containers import ATOMS as _ATOMS
-from ._containers import open_container, resolve_attributes
 from ._dynamic import LazyResult, _Dispatcher, _lazies, _resolve_all, project, resolve
 from ._inert import inert
+from ._stores import UNKNOWN, body_failed, body_returned, note_store, stored, stored_global
 from ._symbols import (
-    StopReason,
     Symbol,
     TraceStop,
     _is_library,
     _stop,
+    first_symbol,
     reason_at,
     user_frame,
 )
@@ -284,7 +284,6 @@ _BUILTIN_FUNCTION = type(len)
 _C_CALLABLES = frozenset({_BUILTIN_FUNCTION, _BUILTIN_METHOD, type})
 # values that hold nothing `_real` would resolve: `call` passes them on without a walk
 _PLAIN = _ATOMS | _C_CALLABLES | {types.FunctionType, range}
-_VIEWS = (type({}.values()), type({}.items()))
 # iterators that may yield lazy results (`reversed(answers)`, `zip(qs, answers)`,
 # `map(op, xs)`): a callable that needs real values gets their items resolved
 _ITERATORS = frozenset({
@@ -354,7 +353,7 @@ def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
         if args and type(fn.__self__) is dict:
             args = _as_keys(fn.__name__, args, sys._getframe(1))
         if fn.__name__ in _STORING:  # `out.append(answer)`: `out` may outlive the run
-            _note_store(fn.__self__, _MISSING, sys._getframe(1))
+            note_store(fn.__self__, UNKNOWN, sys._getframe(1))
         return fn(*args, **kwargs)
     if kind is type or kind is _BUILTIN_FUNCTION:
         if fn in _PASS:
@@ -623,7 +622,7 @@ def _real(fn: Any, values: Any, frame: types.FrameType) -> Any:
     """`values` for a callable that needs real ones; in a trace, a placeholder stops it."""
     handler = current_call_handler()
     if isinstance(handler, Tracer):
-        symbol = _first_symbol(values)
+        symbol = first_symbol(values)
         if symbol is not None:
             name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
             _stop(symbol, f"passed to {name}()")
@@ -664,151 +663,6 @@ def _drained(items: Any, frame: types.FrameType) -> list[Any]:
     return _resolve_deep(made, frame)
 
 
-def _first_symbol(value: Any) -> Any:
-    kind = type(value)
-    if kind is Symbol:
-        return value
-    if kind in (list, tuple, set, frozenset) or isinstance(value, tuple) or kind in _VIEWS:
-        items = value
-    elif isinstance(value, dict):
-        items = value.values()
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        items = [getattr(value, f.name) for f in dataclasses.fields(value)]
-    else:
-        return None
-    for item in items:
-        found = _first_symbol(item)
-        if found is not None:
-            return found
-    return None
-
-
-# --- pending results stored where the body does not own them --------------------------------
-
-
-def _stored(value: Any, owner: Any) -> Any:
-    """`owner[key] = value` or `owner.name = value` in rewritten code: where `value` holds a
-    pending result (or a trace's placeholder), `owner` is noted (`_note_store`)."""
-    if type(value) not in _PLAIN:
-        _note_store(owner, value, sys._getframe(1))
-    return value
-
-
-def _stored_global(value: Any, name: str) -> Any:
-    """`name = value` where `name` is declared `global`: the module's slot is noted."""
-    if type(value) not in _PLAIN:
-        frame = sys._getframe(1)
-        _note_store(_GlobalSlot(frame.f_globals, name), value, frame)
-    return value
-
-
-class _GlobalSlot:
-    """A module global the body assigned (`global last; last = ask(q)`), and its value
-    before, which a stopped trace puts back."""
-
-    __slots__ = ("before", "name", "space")
-
-    def __init__(self, space: dict[str, Any], name: str):
-        self.space, self.name = space, name
-        self.before = space.get(name, _MISSING)
-
-
-# per run's call handler, the containers and objects the body stored pending results or
-# placeholders into (a list argument, a global cache, an operator's history): they may
-# outlive the call. A dynamic run puts the real values in them before the jitted call
-# returns (`_settle_stores`); a trace that leaves a placeholder in one stops
-# (`_check_trace_stores`): a replayed plan would not store anything there
-_stores: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
-
-
-def _note_store(owner: Any, value: Any, frame: types.FrameType) -> None:
-    """`value` was stored into `owner` (`frame`: the user's line); `_MISSING`: the values
-    a method stored are not known (`out.extend(generator)`)."""
-    handler = current_call_handler()
-    if isinstance(handler, _Dispatcher):
-        if value is not _MISSING and type(value) is not LazyResult and not _lazies(value):
-            return
-        held = _stores.get(handler)
-        if held is None:
-            _stores[handler] = [owner]
-        elif held[-1] is not owner:
-            held.append(owner)
-    elif isinstance(handler, Tracer):
-        if value is not _MISSING and _first_symbol(value) is None:
-            return
-        frame = user_frame(frame) or frame
-        where = (frame.f_code.co_filename, frame.f_lineno)
-        _stores.setdefault(handler, []).append((owner, where))
-
-
-def _settle_stores() -> None:
-    """Replace, in place, each pending result the body stored into a container or object
-    (`_note_store`) by its value; a failed call raises here, naming its node, as the end of
-    the run would have."""
-    handler = current_call_handler()
-    if not isinstance(handler, _Dispatcher):
-        return
-    held = _stores.pop(handler, None)
-    if not held:
-        return
-    done: set[int] = set()
-    for owner in held:
-        if id(owner) not in done:
-            done.add(id(owner))
-            _settle_in_place(owner, _STORE_DEPTH)
-
-
-_STORE_DEPTH = 3  # levels of nested lists, dicts and objects looked into
-
-
-def _settle_in_place(value: Any, depth: int) -> None:
-    kind = type(value)
-    if kind is _GlobalSlot:
-        item = value.space.get(value.name)
-        new = _settled_item(item, depth)
-        if new is not item:
-            value.space[value.name] = new
-    elif kind is list or kind is deque:
-        for i, item in enumerate(value):
-            new = _settled_item(item, depth)
-            if new is not item:
-                value[i] = new
-    elif isinstance(value, dict):
-        for key, item in list(value.items()):
-            new = _settled_item(item, depth)
-            if new is not item:
-                value[key] = new
-    elif kind not in _ATOMS and kind is not types.ModuleType and not isinstance(value, type):
-        resolve_attributes(value, lambda item: _settled_item(item, depth))
-
-
-def _settled_item(item: Any, depth: int) -> Any:
-    kind = type(item)
-    if kind is LazyResult:
-        return _value_of(item)
-    if kind in _PLAIN or depth <= 0:
-        return item
-    if isinstance(item, tuple):  # immutable: a new one where it holds a pending result
-        opened = open_container(item)
-        if opened is None:
-            return item
-        items, rebuild = opened
-        new = [_settled_item(x, depth - 1) for x in items]
-        return item if all(a is b for a, b in zip(new, items, strict=True)) else rebuild(new)
-    _settle_in_place(item, depth - 1)
-    return item
-
-
-def _value_of(lazy: LazyResult) -> Any:
-    """`lazy`'s value; a failed call raises its node-naming error, as the run's end would
-    have (the body never saw it), not the error as the leaf raised it (`resolve`)."""
-    get = object.__getattribute__
-    out = get(lazy, "_run").wait(get(lazy, "_index"))
-    for name in get(lazy, "_attrs"):
-        out = getattr(out, name)
-    return out
-
-
 # --- the entry point and explanations --------------------------------------------------------
 
 
@@ -830,121 +684,15 @@ def entry(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _body(caller: Any, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
     """The rewritten body's run: `caller(fn, ...)`, then the pending results it stored
-    into containers that may outlive the run settled (`_settle_stores`)."""
+    where they may outlive the run settled, or a trace's placeholders there checked
+    (`_stores`)."""
     try:
         out = caller(fn, *args, **kwargs)
     except BaseException:
-        handler = current_call_handler()
-        held = _stores.pop(handler, None) if isinstance(handler, _Dispatcher | Tracer) else None
-        if held and isinstance(handler, Tracer):  # the call falls back: no placeholder may
-            for owner, _ in reversed(held):  # be left where it would see them
-                _drop_symbols(owner)
+        body_failed()
         raise
-    handler = current_call_handler()
-    if isinstance(handler, Tracer):
-        _check_trace_stores(handler, out)
-    else:
-        _settle_stores()
+    body_returned(out)
     return out
-
-
-def _check_trace_stores(tracer: Tracer, out: Any) -> None:
-    """Stop the trace if it left a placeholder in a container or object that outlives the
-    call (anything the body did not create, or created and kept elsewhere), and is not
-    part of what it returns; the placeholders are taken out of every container it stored
-    them in first, so the run that follows starts from where the call began."""
-    held = _stores.pop(tracer, None)
-    if not held:
-        return
-    owners: dict[int, tuple[Any, tuple[str, int]]] = {}
-    for owner, where in held:
-        owners.setdefault(id(owner), (owner, where))
-    del held, owner
-    # an owner nothing else holds has as many references as a fresh list held the same
-    # way (the interpreter's own count of them varies between versions)
-    alone = _references({0: ([], ("", 0))})[0]
-    counts = _references(owners)
-    returned = _reachable(out)
-    escaped = None
-    for key, (owner, where) in owners.items():
-        outlives = type(owner) is _GlobalSlot or counts[key] > alone
-        if outlives and key not in returned and _holds_symbol(owner):
-            escaped = where
-            break
-    if escaped is None:
-        return
-    for owner, _ in reversed(owners.values()):  # a global's first value is put back last
-        _drop_symbols(owner)
-    file, line = escaped
-    reason = StopReason(
-        "value",
-        "a leaf result was stored where it outlives the call (an argument, a global, an "
-        "operator's field), which a replayed plan would not do:",
-        "a placeholder",
-        file,
-        line,
-        linecache.getline(file, line).strip() or None,
-    )
-    tracer.note_stop(reason)
-    raise TraceStop(reason)
-
-
-def _references(owners: dict[int, tuple[Any, Any]]) -> dict[int, int]:
-    return {key: sys.getrefcount(owner) for key, (owner, _) in owners.items()}
-
-
-def _reachable(value: Any, depth: int = _STORE_DEPTH + 1) -> set[int]:
-    """The ids of the containers and objects in `value` (the body's return value)."""
-    found: set[int] = set()
-    stack = [(value, depth)]
-    while stack:
-        item, left = stack.pop()
-        kind = type(item)
-        if kind in _PLAIN or kind is Symbol or id(item) in found or left < 0:
-            continue
-        found.add(id(item))
-        if isinstance(item, list | tuple | set | frozenset | deque):
-            stack.extend((x, left - 1) for x in item)
-        elif isinstance(item, dict):
-            stack.extend((x, left - 1) for x in item.values())
-        elif hasattr(item, "__dict__") and not isinstance(item, type | types.ModuleType):
-            stack.extend((x, left - 1) for x in vars(item).values())
-    return found
-
-
-def _items_of(owner: Any) -> Any:
-    if type(owner) is _GlobalSlot:
-        return (owner.space.get(owner.name),)
-    if isinstance(owner, list | deque):
-        return owner
-    if isinstance(owner, dict):
-        return owner.values()
-    if isinstance(owner, type | types.ModuleType) or not hasattr(owner, "__dict__"):
-        return ()
-    return vars(owner).values()
-
-
-def _holds_symbol(owner: Any) -> bool:
-    return any(_first_symbol(item) is not None for item in _items_of(owner))
-
-
-def _drop_symbols(owner: Any) -> None:
-    """Take the placeholders a trace stored out of a list, deque or dict (an object's
-    field is assigned again by the run that follows; a global gets its value back)."""
-    if type(owner) is _GlobalSlot:
-        if _first_symbol(owner.space.get(owner.name)) is not None:
-            if owner.before is _MISSING:
-                owner.space.pop(owner.name, None)
-            else:
-                owner.space[owner.name] = owner.before
-    elif isinstance(owner, list | deque):
-        kept = [item for item in owner if _first_symbol(item) is None]
-        if len(kept) != len(owner):
-            owner.clear()
-            owner.extend(kept)
-    elif isinstance(owner, dict):
-        for key in [k for k, v in owner.items() if _first_symbol(v) is not None]:
-            del owner[key]
 
 
 def _operator_call(fn: Any) -> bool:
@@ -1030,8 +778,8 @@ _why_not: weakref.WeakKeyDictionary[types.CodeType, str] = weakref.WeakKeyDictio
 _functions: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 _HELPERS = {
     _R: _r, _RR: _rr, _RET: _ret, _CALL: call, _TRY_CALL: _try_call, _WITH_CALL: _with_call,
-    _MARK: _mark, _SETTLE: _settle, _SETTLED: _settled, _ATTR: _attr, _STORED: _stored,
-    _STORED_GLOBAL: _stored_global,
+    _MARK: _mark, _SETTLE: _settle, _SETTLED: _settled, _ATTR: _attr, _STORED: stored,
+    _STORED_GLOBAL: stored_global,
 }  # fmt: skip
 _HELPER_NAMES = frozenset(_HELPERS)
 
@@ -1445,7 +1193,7 @@ def _declared_globals(body: list[ast.stmt]) -> frozenset[str]:
 
 
 def _owner(target: ast.expr) -> ast.expr | None:
-    """For `x[k] = v` and `x.name = v`, an expression reading `x` again (`_stored`), where
+    """For `x[k] = v` and `x.name = v`, an expression reading `x` again (`_stores.stored`), where
     `x` is a name or a chain of attributes of one, so reading it twice changes nothing."""
     if not isinstance(target, ast.Subscript | ast.Attribute):
         return None

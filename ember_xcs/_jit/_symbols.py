@@ -322,3 +322,27 @@ def _len(self: Symbol) -> int:
 
 Symbol.__iter__ = _iter  # type: ignore[method-assign]  # a numeric op's output unpacks
 Symbol.__len__ = _len  # type: ignore[method-assign]
+
+
+_DICT_VIEWS = (type({}.values()), type({}.items()), type({}.keys()))
+
+
+def first_symbol(value: Any) -> Any:
+    """The first placeholder in `value` or its lists, tuples, sets, dicts, dict views and
+    dataclasses; `None` if there is none."""
+    kind = type(value)
+    if kind is Symbol:
+        return value
+    if kind in (list, tuple, set, frozenset) or isinstance(value, tuple) or kind in _DICT_VIEWS:
+        items = value
+    elif isinstance(value, dict):
+        items = value.values()
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        items = [getattr(value, f.name) for f in dataclasses.fields(value)]
+    else:
+        return None
+    for item in items:
+        found = first_symbol(item)
+        if found is not None:
+            return found
+    return None
