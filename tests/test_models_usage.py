@@ -117,3 +117,18 @@ def test_track_usage_inside_a_jitted_body_counts_the_calls_made_in_its_block(fre
     jitted = xcs.jit(body, mode=mode)
     assert jitted("why?") == plain
     assert jitted("why?") == plain
+
+
+@pytest.mark.parametrize("mode", ["auto", "dynamic"])
+def test_calls_inside_track_usage_in_a_jitted_body_overlap(mode):
+    model = SimulatedModel(latency=0.1)
+
+    def body(question):
+        with models.track_usage() as usage:
+            texts = [model.complete(question, sample=i).text for i in range(4)]
+        return texts, usage.calls
+
+    plain = body("q")
+    model.reset_counters()
+    assert xcs.jit(body, mode=mode)("q") == plain
+    assert model.max_in_flight == 4

@@ -67,7 +67,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..operators import Operator, current_call_handler, method_leaf
-from ..scheduling import InlineExecutor
+from ..scheduling import InlineExecutor, usage_meter
 from ._containers import ATOMS as _ATOMS
 from ._containers import open_container, resolve_attributes
 from ._dynamic import LazyResult, _Dispatcher, _lazies, _resolve_all, project, resolve
@@ -262,7 +262,10 @@ _INERT_TYPES = (
     threading.BoundedSemaphore, contextlib.nullcontext,
 )  # fmt: skip
 # their `__exit__` restores what `__enter__` changed and never looks at the exception
-_SCOPE_TYPES = (contextlib.redirect_stdout, contextlib.redirect_stderr, contextlib.chdir)
+# `usage_meter`: `models.track_usage()`, whose totals the body reads after the block
+_SCOPE_TYPES = (
+    contextlib.redirect_stdout, contextlib.redirect_stderr, contextlib.chdir, usage_meter,
+)  # fmt: skip
 _OWED: dict[type, str] = {}
 
 
