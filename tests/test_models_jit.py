@@ -138,3 +138,27 @@ def test_jitted_http_ensemble_concurrency_measured_server_side(cap, expected):
 
 def _judged_wide(model):
     return Sequential([UniformEnsemble(10, model), JudgeSynthesis(model)])
+
+
+@pytest.mark.parametrize("mode", ["auto", "trace", "structural"])
+def test_direct_http_model_calls_trace_into_a_plan_like_simulated_ones(mode):
+    from ember_xcs.models import OpenAICompatibleModel
+    from ember_xcs.models.testing import OpenAITestServer
+
+    with OpenAITestServer(latency=0.3) as server:
+        model = OpenAICompatibleModel(server.url, "m", seed=0)
+
+        def body(question):
+            texts = [model.complete(question, sample=i).text for i in range(3)]
+            pieces = model.stream(question, sample=3)
+            return texts, pieces
+
+        texts, pieces = body("q")
+        plain = (texts, list(pieces))  # inside jit a stream is its list of pieces (docs)
+        jitted = jit(body, mode=mode)
+        server.reset()
+        assert jitted("q") == plain
+        assert xcs.get_jit_strategy_used(jitted) == (
+            "structural" if mode == "structural" else "trace"
+        )
+        assert (server.requests, server.max_concurrent) == (4, 4)

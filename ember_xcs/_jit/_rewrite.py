@@ -328,6 +328,8 @@ def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
     if kind is types.MethodType and _is_model_call(fn):
         handler = current_call_handler()
         if handler is not None:  # a model called directly: one leaf call of the run
+            if getattr(fn.__self__, "async_native", False):  # it hands itself to the run
+                return fn(*args, **kwargs)
             return handler(method_leaf(fn.__self__, fn.__name__), args, kwargs)
     if kind is types.FunctionType:
         if inert(fn, args, kwargs):  # real values in, no operator within reach
@@ -514,19 +516,21 @@ def _plain(values: Any) -> bool:
 
 
 _MODEL_METHODS = frozenset({"complete"})
+_NATIVE_MODEL_METHODS = frozenset({"complete", "stream"})
 
 
 def _is_model_call(method: types.MethodType) -> bool:
     """`model.complete` of anything that follows the `Model` protocol (`name`, `complete`,
-    `acomplete`) and is not an operator; a model that routes its own calls to the run
-    (`async_native`, the HTTP model) is left to do so."""
+    `acomplete`) and is not an operator, or `model.stream` of a model that routes its own
+    calls to the run (`async_native`, the HTTP model): called with placeholders in a
+    trace, or pending results in a dynamic run, as a leaf call is."""
     owner = method.__self__
+    native = getattr(owner, "async_native", False)
     return (
-        method.__name__ in _MODEL_METHODS
+        method.__name__ in (_NATIVE_MODEL_METHODS if native else _MODEL_METHODS)
         and not isinstance(owner, Operator)
         and callable(getattr(owner, "acomplete", None))
         and hasattr(owner, "name")
-        and not getattr(owner, "async_native", False)
     )
 
 
