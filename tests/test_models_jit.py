@@ -162,3 +162,23 @@ def test_direct_http_model_calls_trace_into_a_plan_like_simulated_ones(mode):
             "structural" if mode == "structural" else "trace"
         )
         assert (server.requests, server.max_concurrent) == (4, 4)
+
+
+@pytest.mark.parametrize("mode", ["auto", "trace", "structural", "dynamic"])
+def test_model_stats_read_in_a_body_count_the_calls_made_before_the_read(mode):
+    model = SimulatedModel(latency=0.05)
+
+    def body(question):
+        before, calls_before = model.stats()["calls"], model.calls
+        texts = [model.complete(question, sample=i).text for i in range(3)]
+        return texts, model.stats()["calls"] - before, model.calls - calls_before
+
+    plain = body("q")
+    assert plain[1:] == (3, 3)
+    jitted = jit(body, mode=mode)
+    assert jitted("q") == plain
+    assert jitted("r") == body("r")
+    if mode != "structural":  # structural runs an untraceable body as written
+        model.reset_counters()
+        jitted("s")
+        assert model.max_in_flight == 3

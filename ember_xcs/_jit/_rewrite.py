@@ -331,6 +331,8 @@ def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
             if getattr(fn.__self__, "async_native", False):  # it hands itself to the run
                 return fn(*args, **kwargs)
             return handler(method_leaf(fn.__self__, fn.__name__), args, kwargs)
+    elif kind is types.MethodType and _is_model_state_read(fn):
+        _settle_model_calls(fn.__self__, f".{fn.__name__}()", sys._getframe(1))
     if kind is types.FunctionType:
         if inert(fn, args, kwargs):  # real values in, no operator within reach
             return fn(*args, **kwargs)
@@ -534,6 +536,42 @@ def _is_model_call(method: types.MethodType) -> bool:
     )
 
 
+# the protocol's calls, and what the HTTP model runs on the engine's loop for them
+_MODEL_CALLS = frozenset({"complete", "acomplete", "stream", "astream", "astream_pieces"})
+
+
+def _is_model_state_read(method: types.MethodType) -> bool:
+    """Any other method of a model (`stats()`, `reset_counters()`): it sees the calls made
+    so far, as plain Python would have made them by then."""
+    return method.__name__ not in _MODEL_CALLS and _is_model(method.__self__)
+
+
+def _is_model(owner: Any) -> bool:
+    """`owner` follows the `Model` protocol and is not an operator."""
+    return (
+        not isinstance(owner, Operator)
+        and callable(getattr(owner, "acomplete", None))
+        and callable(getattr(owner, "complete", None))
+        and hasattr(owner, "name")
+    )
+
+
+def _settle_model_calls(owner: Any, what: str, frame: types.FrameType) -> None:
+    """Before `model.stats()` or `model.calls` is read: wait for every call dispatched so
+    far (a dynamic run), or stop the trace (a plan would replay the state read while
+    tracing)."""
+    handler = current_call_handler()
+    if isinstance(handler, _Dispatcher):
+        run = handler.run
+        for index in range(len(run.nodes)):
+            _wait(LazyResult(run, index), frame)
+    elif isinstance(handler, Tracer):
+        read = f"Python read the state of model {owner.name!r} with {what}:"
+        reason = reason_at("value", read, "the calls made so far", frame)
+        handler.note_stop(reason)
+        raise TraceStop(reason)
+
+
 def _attr(value: Any, name: str) -> Any:
     """`value.name` from rewritten code: `project`, except that a property of the user's
     own class runs its getter rewritten (it may call operators and use their results)."""
@@ -546,8 +584,11 @@ def _attr(value: Any, name: str) -> Any:
         if "<locals>" not in kind.__qualname__:  # a class made in a function may be one of
             _getters[kind] = getters  # many, each to be freed: looked up again instead
     getter = getters.get(name) if getters else None
-    if getter is not None and (getter := convert(getter)) is not None:
-        return getter(value)
+    if getter is not None:
+        if (converted := convert(getter)) is not None:
+            return converted(value)
+        if _is_model(value):  # `model.calls`: it counts the calls made so far
+            _settle_model_calls(value, f".{name}", sys._getframe(1))
     return project(value, name)
 
 
