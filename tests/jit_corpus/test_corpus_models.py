@@ -155,6 +155,25 @@ def field_model_reached_directly(question: str) -> list[str]:
     return [DRAFTER.llm.complete(question, sample=i).text for i in range(3)]
 
 
+class DraftAndCritique(xcs.Operator):
+    """A composite (it holds an `LLMOperator`) that also calls its model directly."""
+
+    def __init__(self, llm: Any):
+        self.llm = llm
+        self.critic = models.LLMOperator(llm, "Critique: {draft}")
+
+    def forward(self, question: str) -> list[str]:
+        drafts = [self.llm.complete(question, sample=i).text for i in range(3)]
+        return [self.critic(draft=d) for d in drafts]
+
+
+DRAFT_AND_CRITIQUE = DraftAndCritique(LLM)
+
+
+def composite_with_model_field(question: str) -> list[str]:
+    return DRAFT_AND_CRITIQUE(question)
+
+
 # --- ensemble blocks -------------------------------------------------------------------------
 
 VOTE = models.Sequential([models.UniformEnsemble(5, LLM, "Vote: {question}"), models.MostCommon()])
@@ -364,6 +383,16 @@ PROGRAMS = [
     Program("operator_field_model", operator_field_model, QUESTIONS, width=3),
     Program("field_model_reached_directly", field_model_reached_directly, QUESTIONS, width=3),
     Program("ensemble_vote", ensemble_vote, QUESTIONS, width=5, traces=True),
+    # three threads call the jitted vote at once: 15 calls of one model can overlap
+    Program("ensemble_vote_threads", ensemble_vote, QUESTIONS, width=15, traces=True, threads=3),
+    Program(
+        "composite_with_model_field",
+        composite_with_model_field,
+        QUESTIONS,
+        width=3,
+        depth=2,
+        traces=True,
+    ),
     Program("ensemble_then_judge", ensemble_then_judge, QUESTIONS, width=4, depth=2, traces=True),
     Program("judge_over_direct_calls", judge_over_direct_calls, QUESTIONS, width=3, depth=2),
     Program("verify_then_branch", verify_then_branch, QUESTIONS, width=4, depth=2),
