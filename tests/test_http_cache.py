@@ -191,3 +191,41 @@ def test_track_usage_counts_calls_misses_hits_and_retries(fresh, cache_dir):
         model.complete("q")  # a hit
     assert (usage.calls, usage.cache_misses, usage.cache_hits, usage.retries) == (1, 1, 1, 1)
     assert usage.prompt_tokens == model.stats()["prompt_tokens"] > 0
+
+
+@pytest.mark.parametrize("mode", ["auto", "dynamic"])
+def test_identical_calls_in_flight_together_make_one_request_as_plainly(fresh, tmp_path, mode):
+    fresh.latency = 0.2  # the three calls are on their way together under jit
+    model = OpenAICompatibleModel(fresh.url, "m", seed=0, cache=ResponseCache(tmp_path / "r"))
+
+    def body(question):
+        return [model.complete(question).text for _ in range(3)]
+
+    answers = xcs.jit(body, mode=mode)("q")
+    assert len(set(answers)) == 1 and fresh.requests == 1
+    stats = model.stats()
+    assert (stats["calls"], stats["cache_misses"], stats["cache_hits"]) == (1, 1, 2)
+
+
+def test_a_call_waiting_on_a_failed_identical_request_makes_its_own(fresh, tmp_path):
+    fresh.latency = 0.1
+    fresh.inject(Fault.server_error(500))
+    model = OpenAICompatibleModel(
+        fresh.url, "m", cache=ResponseCache(tmp_path / "r"), retry=RetryPolicy(max_retries=0)
+    )
+    outcomes: list[object] = [None, None]
+
+    def ask(i):
+        try:
+            outcomes[i] = model.complete("q").text
+        except models.ServerError as error:
+            outcomes[i] = error
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(isinstance(o, models.ServerError) for o in outcomes) == 1
+    assert sum(isinstance(o, str) for o in outcomes) == 1
+    assert fresh.requests == 2

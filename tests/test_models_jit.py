@@ -138,3 +138,47 @@ def test_jitted_http_ensemble_concurrency_measured_server_side(cap, expected):
 
 def _judged_wide(model):
     return Sequential([UniformEnsemble(10, model), JudgeSynthesis(model)])
+
+
+@pytest.mark.parametrize("mode", ["auto", "trace", "structural"])
+def test_direct_http_model_calls_trace_into_a_plan_like_simulated_ones(mode):
+    from ember_xcs.models import OpenAICompatibleModel
+    from ember_xcs.models.testing import OpenAITestServer
+
+    with OpenAITestServer(latency=0.3) as server:
+        model = OpenAICompatibleModel(server.url, "m", seed=0)
+
+        def body(question):
+            texts = [model.complete(question, sample=i).text for i in range(3)]
+            pieces = model.stream(question, sample=3)
+            return texts, pieces
+
+        texts, pieces = body("q")
+        plain = (texts, list(pieces))  # inside jit a stream is its list of pieces (docs)
+        jitted = jit(body, mode=mode)
+        server.reset()
+        assert jitted("q") == plain
+        assert xcs.get_jit_strategy_used(jitted) == (
+            "structural" if mode == "structural" else "trace"
+        )
+        assert (server.requests, server.max_concurrent) == (4, 4)
+
+
+@pytest.mark.parametrize("mode", ["auto", "trace", "structural", "dynamic"])
+def test_model_stats_read_in_a_body_count_the_calls_made_before_the_read(mode):
+    model = SimulatedModel(latency=0.05)
+
+    def body(question):
+        before, calls_before = model.stats()["calls"], model.calls
+        texts = [model.complete(question, sample=i).text for i in range(3)]
+        return texts, model.stats()["calls"] - before, model.calls - calls_before
+
+    plain = body("q")
+    assert plain[1:] == (3, 3)
+    jitted = jit(body, mode=mode)
+    assert jitted("q") == plain
+    assert jitted("r") == body("r")
+    if mode != "structural":  # structural runs an untraceable body as written
+        model.reset_counters()
+        jitted("s")
+        assert model.max_in_flight == 3

@@ -97,3 +97,38 @@ def test_simulated_model_reports_usage_like_a_real_model():
     assert clone.stats()["calls"] == 0  # a copy counts its own calls
     model.reset_counters()
     assert model.stats()["calls"] == 0
+
+
+@pytest.mark.parametrize("mode", ["auto", "trace", "structural", "dynamic"])
+def test_track_usage_inside_a_jitted_body_counts_the_calls_made_in_its_block(fresh, mode):
+    simulated = SimulatedModel(latency=0.01)
+    http = OpenAICompatibleModel(fresh.url, "m")
+    ask = models.LLMOperator(http, "Q: {q}")
+
+    def body(question):
+        before = simulated.complete(question).text  # outside the block: not counted
+        with models.track_usage() as usage:
+            texts = [simulated.complete(question, sample=i).text for i in range(3)]
+            texts.append(ask(question))
+        return before, texts, usage.calls, usage.prompt_tokens, usage.completion_tokens
+
+    plain = body("why?")
+    assert plain[2] == 4
+    jitted = xcs.jit(body, mode=mode)
+    assert jitted("why?") == plain
+    assert jitted("why?") == plain
+
+
+@pytest.mark.parametrize("mode", ["auto", "dynamic"])
+def test_calls_inside_track_usage_in_a_jitted_body_overlap(mode):
+    model = SimulatedModel(latency=0.1)
+
+    def body(question):
+        with models.track_usage() as usage:
+            texts = [model.complete(question, sample=i).text for i in range(4)]
+        return texts, usage.calls
+
+    plain = body("q")
+    model.reset_counters()
+    assert xcs.jit(body, mode=mode)("q") == plain
+    assert model.max_in_flight == 4

@@ -71,6 +71,7 @@ bodies run once per new shape, as in a plan.
 
 from __future__ import annotations
 
+import inspect
 import operator as _op
 from collections.abc import Callable
 from typing import Any
@@ -89,6 +90,8 @@ from ..scheduling import (
     PlanNode,
     Run,
     deliver,
+    meters_open,
+    meters_set,
     resolve_scheduler,
 )
 from ._async import refuse_coroutine
@@ -216,6 +219,8 @@ class _Dispatcher:
         # where the body waited for a pending result: (node id, file:line, calls made by
         # then), the evidence for `_rewrite.warn_if_serial`
         self.forced: list[tuple[str, tuple[str, int], int]] = []
+        # the usage meters open where the run started, which its workers see
+        self.meters = meters_open()
 
     def __call__(
         self,
@@ -239,6 +244,9 @@ class _Dispatcher:
         else:  # the common call: its inputs are known, it depends on nothing
             deps, bind = (), _bind_constant(args, kwargs)
         name = operator.name
+        meters = meters_open()
+        if meters is not self.meters:  # made inside a `track_usage()` block of the body
+            target = _Metered(target, meters, kind.is_async)
         run = self.run
         with run.lock:  # type: ignore[union-attr]
             node_id = self._fresh(node_id or name.replace(".", "_"))
@@ -250,6 +258,36 @@ class _Dispatcher:
         n = self.ids.get(base, 0)
         self.ids[base] = n + 1
         return base if n == 0 else f"{base}_{n}"
+
+
+class _Metered(Operator):
+    """A leaf call that counts in the usage meters open where the body made it (a
+    `track_usage()` block inside the body), not only in those open where the run began."""
+
+    composite = False
+
+    def __init__(self, target: Any, meters: tuple[Any, ...], is_async: bool):
+        self.target = target
+        self.meters = meters
+        self.is_async = is_async
+
+    @property
+    def name(self) -> str:
+        return self.target.name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.is_async:
+            return self._acall(args, kwargs)
+        with meters_set(self.meters):
+            return self.target(*args, **kwargs)
+
+    async def _acall(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        with meters_set(self.meters):  # the task's own context
+            out = self.target(*args, **kwargs)
+            return await out if inspect.isawaitable(out) else out
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self(*args, **kwargs)
 
 
 def _bind_constant(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

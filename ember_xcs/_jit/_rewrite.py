@@ -67,7 +67,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..operators import Operator, current_call_handler, method_leaf
-from ..scheduling import InlineExecutor
+from ..scheduling import InlineExecutor, usage_meter
 from ._containers import ATOMS as _ATOMS
 from ._dynamic import LazyResult, _Dispatcher, _lazies, _resolve_all, project, resolve
 from ._inert import inert
@@ -262,7 +262,10 @@ _INERT_TYPES = (
     threading.BoundedSemaphore, contextlib.nullcontext,
 )  # fmt: skip
 # their `__exit__` restores what `__enter__` changed and never looks at the exception
-_SCOPE_TYPES = (contextlib.redirect_stdout, contextlib.redirect_stderr, contextlib.chdir)
+# `usage_meter`: `models.track_usage()`, whose totals the body reads after the block
+_SCOPE_TYPES = (
+    contextlib.redirect_stdout, contextlib.redirect_stderr, contextlib.chdir, usage_meter,
+)  # fmt: skip
 _OWED: dict[type, str] = {}
 
 
@@ -324,7 +327,11 @@ def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
     if kind is types.MethodType and _is_model_call(fn):
         handler = current_call_handler()
         if handler is not None:  # a model called directly: one leaf call of the run
+            if getattr(fn.__self__, "async_native", False):  # it hands itself to the run
+                return fn(*args, **kwargs)
             return handler(method_leaf(fn.__self__, fn.__name__), args, kwargs)
+    elif kind is types.MethodType and _is_model_state_read(fn):
+        _settle_model_calls(fn.__self__, f".{fn.__name__}()", sys._getframe(1))
     if kind is types.FunctionType:
         if inert(fn, args, kwargs):  # real values in, no operator within reach
             return fn(*args, **kwargs)
@@ -510,20 +517,58 @@ def _plain(values: Any) -> bool:
 
 
 _MODEL_METHODS = frozenset({"complete"})
+_NATIVE_MODEL_METHODS = frozenset({"complete", "stream"})
 
 
 def _is_model_call(method: types.MethodType) -> bool:
     """`model.complete` of anything that follows the `Model` protocol (`name`, `complete`,
-    `acomplete`) and is not an operator; a model that routes its own calls to the run
-    (`async_native`, the HTTP model) is left to do so."""
+    `acomplete`) and is not an operator, or `model.stream` of a model that routes its own
+    calls to the run (`async_native`, the HTTP model): called with placeholders in a
+    trace, or pending results in a dynamic run, as a leaf call is."""
     owner = method.__self__
+    native = getattr(owner, "async_native", False)
     return (
-        method.__name__ in _MODEL_METHODS
+        method.__name__ in (_NATIVE_MODEL_METHODS if native else _MODEL_METHODS)
         and not isinstance(owner, Operator)
         and callable(getattr(owner, "acomplete", None))
         and hasattr(owner, "name")
-        and not getattr(owner, "async_native", False)
     )
+
+
+# the protocol's calls, and what the HTTP model runs on the engine's loop for them
+_MODEL_CALLS = frozenset({"complete", "acomplete", "stream", "astream", "astream_pieces"})
+
+
+def _is_model_state_read(method: types.MethodType) -> bool:
+    """Any other method of a model (`stats()`, `reset_counters()`): it sees the calls made
+    so far, as plain Python would have made them by then."""
+    return method.__name__ not in _MODEL_CALLS and _is_model(method.__self__)
+
+
+def _is_model(owner: Any) -> bool:
+    """`owner` follows the `Model` protocol and is not an operator."""
+    return (
+        not isinstance(owner, Operator)
+        and callable(getattr(owner, "acomplete", None))
+        and callable(getattr(owner, "complete", None))
+        and hasattr(owner, "name")
+    )
+
+
+def _settle_model_calls(owner: Any, what: str, frame: types.FrameType) -> None:
+    """Before `model.stats()` or `model.calls` is read: wait for every call dispatched so
+    far (a dynamic run), or stop the trace (a plan would replay the state read while
+    tracing)."""
+    handler = current_call_handler()
+    if isinstance(handler, _Dispatcher):
+        run = handler.run
+        for index in range(len(run.nodes)):
+            _wait(LazyResult(run, index), frame)
+    elif isinstance(handler, Tracer):
+        read = f"Python read the state of model {owner.name!r} with {what}:"
+        reason = reason_at("value", read, "the calls made so far", frame)
+        handler.note_stop(reason)
+        raise TraceStop(reason)
 
 
 def _attr(value: Any, name: str) -> Any:
@@ -538,8 +583,11 @@ def _attr(value: Any, name: str) -> Any:
         if "<locals>" not in kind.__qualname__:  # a class made in a function may be one of
             _getters[kind] = getters  # many, each to be freed: looked up again instead
     getter = getters.get(name) if getters else None
-    if getter is not None and (getter := convert(getter)) is not None:
-        return getter(value)
+    if getter is not None:
+        if (converted := convert(getter)) is not None:
+            return converted(value)
+        if _is_model(value):  # `model.calls`: it counts the calls made so far
+            _settle_model_calls(value, f".{name}", sys._getframe(1))
     return project(value, name)
 
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import dataclasses
 import json
 import logging
@@ -45,6 +46,7 @@ import math
 import os
 import queue
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -191,6 +193,14 @@ class OpenAICompatibleModel:
             ("openai", self.endpoint, model), max_concurrency, requests_per_second
         )
         self._stats = ModelStats()
+        self._init_pending()
+
+    def _init_pending(self) -> None:
+        # cache keys whose request is on the wire: a second call with the same key waits
+        # for it and is answered from the cache, as it would be after it (a jitted body
+        # makes both at once, where plain Python made one after the other)
+        self._pending: dict[str, concurrent.futures.Future[None]] = {}
+        self._pending_lock = threading.Lock()
 
     def __repr__(self) -> str:
         key = "'***'" if self._api_key else "None"
@@ -202,7 +212,8 @@ class OpenAICompatibleModel:
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle without limits or counters (Dask ships operators to workers)."""
-        state = {k: v for k, v in vars(self).items() if k not in ("limits", "_stats")}
+        dropped = ("limits", "_stats", "_pending", "_pending_lock")
+        state = {k: v for k, v in vars(self).items() if k not in dropped}
         state["_limits_config"] = (self.limits.max_concurrency, self.limits.requests_per_second)
         return state
 
@@ -211,6 +222,7 @@ class OpenAICompatibleModel:
         self.__dict__.update(state)
         self.limits = shared_limits(("openai", self.endpoint, self.name), cap, rate)
         self._stats = ModelStats()
+        self._init_pending()
 
     # --- the protocol ------------------------------------------------------------------
 
@@ -225,7 +237,7 @@ class OpenAICompatibleModel:
             leaf = method_leaf(self, "acomplete", self.name, True)
             return handler(leaf, (prompt,), {"sample": sample, **params})
         body, key = self._request(prompt, sample, params)
-        hit = self._cached(key)
+        hit = self._cached(key, count_miss=False)  # `_call` counts it
         if hit is not None:
             return hit
         self._refuse_blocking_the_loop("complete", "await model.acomplete(...)")
@@ -234,7 +246,7 @@ class OpenAICompatibleModel:
     async def acomplete(self, prompt: Prompt, *, sample: int = 0, **params: Any) -> ModelResponse:
         """`complete`, awaited; the request runs on the awaiting loop (see `_transport`)."""
         body, key = self._request(prompt, sample, params)
-        hit = self._cached(key)
+        hit = self._cached(key, count_miss=False)  # `_call` counts it
         if hit is not None:
             return hit
         return await self._call(body, key)
@@ -322,12 +334,13 @@ class OpenAICompatibleModel:
             body.setdefault("stream_options", {"include_usage": True})
         return body, key
 
-    def _cached(self, key: str | None) -> ModelResponse | None:
+    def _cached(self, key: str | None, count_miss: bool = True) -> ModelResponse | None:
         if key is None:
             return None
         hit = self.cache.get(key)  # type: ignore[union-attr]
         if hit is None:
-            record_event(self._stats, "cache_misses")
+            if count_miss:
+                record_event(self._stats, "cache_misses")
             return None
         record_call(self._stats, self.name, hit.usage, cached=True)
         return hit
@@ -346,7 +359,32 @@ class OpenAICompatibleModel:
             )
 
     async def _call(self, body: dict[str, Any], key: str | None) -> ModelResponse:
-        """One completion with retries, on the shared loop; cached and counted."""
+        """One completion with retries, cached and counted; with a cache, one request per
+        key at a time: a call whose key is already on the wire waits for that request and
+        takes its cached reply (or, if it failed, makes its own)."""
+        if key is None:
+            return await self._fetch(body, None)
+        while True:
+            with self._pending_lock:
+                ahead = self._pending.get(key)
+                if ahead is None:
+                    mine = self._pending[key] = concurrent.futures.Future()
+            if ahead is None:
+                break
+            await asyncio.wrap_future(ahead)
+            hit = self._cached(key, count_miss=False)
+            if hit is not None:
+                return hit
+        record_event(self._stats, "cache_misses")
+        try:
+            return await self._fetch(body, key)
+        finally:
+            with self._pending_lock:
+                del self._pending[key]
+            mine.set_result(None)
+
+    async def _fetch(self, body: dict[str, Any], key: str | None) -> ModelResponse:
+        """One completion with retries, on the running loop; cached and counted."""
         start, attempt, data = time.perf_counter(), 0, json.dumps(body).encode()
         while True:
             try:

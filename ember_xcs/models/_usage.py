@@ -18,10 +18,8 @@ so `jit` reads it without importing `models`).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 from .._options import current_options
@@ -57,12 +55,13 @@ class ModelStats:
             self._totals = UsageTotals()
 
 
-@contextlib.contextmanager
-def track_usage() -> Iterator[UsageTotals]:
+def track_usage() -> usage_meter:
     """Sum the model calls made inside the block (nested blocks each count them).
 
     Every call of a jitted function sums its calls the same way, into its
-    `get_jit_stats` (`model_calls`, `prompt_tokens`, `completion_tokens`).
+    `get_jit_stats` (`model_calls`, `prompt_tokens`, `completion_tokens`). Inside a
+    jitted body the calls in the block still overlap, and the block's end waits for
+    them, so the totals read after it are complete.
 
     !!! example
         ```python
@@ -71,8 +70,7 @@ def track_usage() -> Iterator[UsageTotals]:
         print(usage.calls, usage.prompt_tokens, usage.completion_tokens)
         ```
     """
-    with usage_meter() as totals:
-        yield totals
+    return usage_meter()
 
 
 def record_call(stats: ModelStats, model: str, usage: Usage, cached: bool) -> None:

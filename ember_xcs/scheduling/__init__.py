@@ -40,4 +40,6 @@ from ._starter import GRACE as GRACE  # how long a lone call waits for the body
 from ._usage import UsageTotals as UsageTotals
 from ._usage import meter_call as meter_call
 from ._usage import meter_event as meter_event
+from ._usage import meters_open as meters_open
+from ._usage import meters_set as meters_set
 from ._usage import usage_meter as usage_meter

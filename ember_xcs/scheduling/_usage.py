@@ -19,7 +19,7 @@ import dataclasses
 import threading
 from typing import Any
 
-__all__ = ["UsageTotals", "meter_call", "meter_event", "usage_meter"]
+__all__ = ["UsageTotals", "meter_call", "meter_event", "meters_open", "meters_set", "usage_meter"]
 
 
 @dataclasses.dataclass
@@ -70,6 +70,29 @@ class usage_meter:  # noqa: N801 - used as a function: `with usage_meter() as to
         totals = self.totals = UsageTotals()
         self._token = _meters.set((*_meters.get(), totals))
         return totals
+
+    def __exit__(self, *exc_info: Any) -> None:
+        _meters.reset(self._token)
+
+
+def meters_open() -> tuple[UsageTotals, ...]:
+    """The meters open here, outermost first (a new tuple whenever a block opens or closes
+    one, so `is` tells whether two places see the same meters)."""
+    return _meters.get()
+
+
+class meters_set:  # noqa: N801 - used as a function: `with meters_set(meters):`
+    """Make exactly `meters` the open ones for the block: a call that a jitted body made
+    inside a `track_usage()` block counts in it, whichever worker or task runs it later (a
+    worker's context is the caller's at the start of the run, before the block opened)."""
+
+    __slots__ = ("_meters", "_token")
+
+    def __init__(self, meters: tuple[UsageTotals, ...]):
+        self._meters = meters
+
+    def __enter__(self) -> None:
+        self._token = _meters.set(self._meters)
 
     def __exit__(self, *exc_info: Any) -> None:
         _meters.reset(self._token)
