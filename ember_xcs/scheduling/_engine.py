@@ -512,9 +512,18 @@ class Run:
         self.here += 1
         self.peak = self.peak or 1
         self.running[i] = 0.0
-        done = self.done
-        self.run_here(i, call, done)
-        outcome = done.get()
+        done, lock, added = self.done, self.lock, len(self.nodes)
+        # The call runs without the run's lock: a thread the body handed its context to
+        # may make a call meanwhile (it goes to a worker: this one is in flight), and the
+        # two may need each other (a barrier, a queue) as they would in plain Python.
+        lock.release()  # type: ignore[union-attr]
+        try:
+            self.run_here(i, call, done)
+        finally:
+            lock.acquire()  # type: ignore[union-attr]
+        if len(self.nodes) != added or len(self.running) != 1 or i not in self.running:
+            return False  # others ran meanwhile: `pump` takes the outcome in (or did)
+        outcome = done.get()  # the only item: nothing else was started
         if not outcome[1]:
             done.put(outcome)  # the only item: `pump` takes it in as any failure
             return False
