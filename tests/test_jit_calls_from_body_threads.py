@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import ember_xcs as xcs
+from ember_xcs._jit._serial import LEARN
 from ember_xcs.scheduling import _engine
 
 
@@ -76,3 +77,44 @@ def test_a_call_from_a_body_thread_runs_while_a_lone_call_runs_on_the_body_threa
     assert meeting.threads[1] != meeting.threads[0]  # on a worker, at the same time
     status = xcs.engine_status()
     assert (status.runs, status.running, status.queued) == (0, 0, 0)
+
+
+def test_a_call_from_a_body_thread_escalates_a_serial_run_while_its_call_runs() -> None:
+    """A learned serial run ran each call holding its lock: the helper's call waited for
+    the body's call, which waited for it at the barrier."""
+    meeting = Meeting()
+
+    def body(text: str) -> list[str]:
+        text = text.strip()
+        out: list[Any] = []
+        helper = None
+        if text.startswith("meet"):  # a plain string: the signature stays the same
+
+            def second() -> None:
+                meeting.started.wait(10)
+                out.append(meeting.op(text + "-b"))
+
+            helper = threading.Thread(target=contextvars.copy_context().run, args=(second,))
+            helper.start()
+        value = meeting.op(text).lower() if helper is not None else shout(text).lower()
+        if helper is None:
+            return [value]
+        helper.join()
+        return [value, out[0]]
+
+    jitted = xcs.jit(body)
+    for i in range(LEARN):
+        assert jitted(f"warm{i}") == [f"warm{i}"]
+    assert "serial: calls run at once" in xcs.explain_jit_selection(jitted)
+    assert jitted("meet") == ["meet", "MEET-B"]
+    text = xcs.explain_jit_selection(jitted)
+    assert "was made while call 'meet' was running: the two could overlap" in text
+    assert meeting.threads[0] == threading.current_thread().name
+    assert meeting.threads[1] != meeting.threads[0]
+    status = xcs.engine_status()
+    assert (status.runs, status.running, status.queued) == (0, 0, 0)
+
+
+@xcs.op
+def shout(text: str) -> str:
+    return text.upper()

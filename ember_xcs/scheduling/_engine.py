@@ -347,17 +347,24 @@ class Run:
         return cls(options, executor, scheduler=scheduler, dynamic=True)
 
     def adopt(self, nodes: Sequence[PlanNode], results: Sequence[Any],
-              errors: Mapping[int, XCSError], seen: set[int], ran: int) -> None:  # fmt: skip
+              errors: Mapping[int, XCSError], seen: set[int], ran: int,
+              running: Sequence[int] = ()) -> None:  # fmt: skip
         """Take in calls a jitted body already made and ran itself (`_jit/_serial`), as
         finished nodes: `results[i]` is node `i`'s output, or its error is `errors[i]`
         (`seen`: ids of the errors the body was handed; `ran`: how many of the calls ran,
         the others depended on a failed one). Calls added later depend on them as on any
-        finished node; one failed and not seen holds later calls back."""
+        finished node; one failed and not seen holds later calls back. `running`: calls
+        still running on the thread that made them, which puts `(i, ok, value)` on
+        `done` when it returns, as an executor would."""
         for i, node in enumerate(nodes):
             self.nodes.append(node)
             self.successors.append([])
             self.key.append(i)
             self.remaining.append(0)
+            if i in running:
+                self.results.append(_PENDING)
+                self.running[i] = 0.0
+                continue
             error = errors.get(i)
             self.results.append(_PENDING if error is not None else results[i])
             if error is None:
@@ -366,9 +373,9 @@ class Run:
             if id(error) not in seen and self.failed_at is None:
                 self.failed_at = i
         self.seen |= seen
-        self.finished = len(nodes)
+        self.finished = len(nodes) - len(running)
         self.count = self.here = ran
-        self.peak = min(ran, 1)
+        self.peak = max(min(ran, 1), len(running))
 
     def add(self, node: PlanNode) -> int:
         """Add `node` (its `deps` are earlier nodes of this run); start it if it is ready.
