@@ -79,6 +79,33 @@ def test_a_call_from_a_body_thread_runs_while_a_lone_call_runs_on_the_body_threa
     assert (status.runs, status.running, status.queued) == (0, 0, 0)
 
 
+@pytest.mark.parametrize("mode", ["auto", "dynamic"])
+def test_a_call_from_a_body_thread_runs_while_a_chained_call_runs_on_the_body_thread(
+    mode: str,
+) -> None:
+    """The body needs a call that depends on the lone one: the engine loop runs the lone
+    call on the body's thread (`pump`), not `_run_alone`."""
+    meeting = Meeting()
+
+    def body(text: str) -> list[str]:
+        text = text.strip()
+        out: list[Any] = []
+
+        def second() -> None:
+            meeting.started.wait(10)
+            out.append(meeting.op(text + "-b"))
+
+        helper = threading.Thread(target=contextvars.copy_context().run, args=(second,))
+        helper.start()
+        value = shout(meeting.op(text)).lower()  # `meet` runs here, inside the loop
+        helper.join()
+        return [value, out[0]]
+
+    assert xcs.jit(body, mode=mode)("x") == ["x", "X-B"]
+    assert meeting.threads[0] == threading.current_thread().name
+    assert meeting.threads[1] != meeting.threads[0]
+
+
 def test_a_call_from_a_body_thread_escalates_a_serial_run_while_its_call_runs() -> None:
     """A learned serial run ran each call holding its lock: the helper's call waited for
     the body's call, which waited for it at the barrier."""

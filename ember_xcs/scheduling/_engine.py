@@ -250,7 +250,23 @@ class Run:
                         submit_async(i, call, done)
                     elif run_here is not None and not ready and len(running) == 1:
                         self.here += 1
-                        run_here(i, call, done)  # the only call: this thread would just wait
+                        if self.lock is None:
+                            run_here(i, call, done)  # the only call: this thread would wait
+                            continue
+                        # A dynamic run: the call runs without the run's lock, as in
+                        # `_run_alone`, so a thread the body handed its context to can add
+                        # a call meanwhile (the two may need each other). The loop's state
+                        # is saved first and read back after: that thread may pump.
+                        self.finished, self.peak, self.count = finished, peak, count
+                        self.first_error = first_error
+                        self.lock.release()
+                        try:
+                            run_here(i, call, done)
+                        finally:
+                            self.lock.acquire()
+                        finished, peak, count = self.finished, self.peak, self.count
+                        first_error, failed_at = self.first_error, self.failed_at
+                        n = len(nodes)
                     else:
                         submit(i, call, done)
                 if len(running) > peak:
