@@ -272,7 +272,9 @@ def test_a_jitted_function_used_inside_an_op_leaf_runs_nested() -> None:
 # --- execution options -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fn", [fan, route, fan_then_route], ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "fn", [fan, route, fan_then_route, outer, top_with_nested_leaf], ids=lambda f: f.__name__
+)
 @pytest.mark.parametrize(
     "options",
     [{"scheduler": "sequential"}, {"max_workers": 1}, {"max_workers": 2}],
@@ -291,6 +293,10 @@ def test_options_around_jitted_calls_cap_what_runs_at_once(fn: Any, options: dic
     assert got == expected
     assert RECORDER.calls == calls
     cap = options.get("max_workers", 1)
+    if fn is top_with_nested_leaf and cap > 1:
+        # `max_workers` caps each run: every `nested_leaf` node in flight runs a jitted
+        # pipeline of its own, which inherits the cap (docs/execution.md, Options)
+        cap *= cap
     assert RECORDER.peak <= cap
 
 
@@ -690,3 +696,110 @@ def test_no_thread_growth_after_many_jitted_calls(fn: Any) -> None:
             pass
     wait_until_engine_idle()
     assert threading.active_count() <= before
+
+
+@pytest.mark.parametrize("option", ["timeout_seconds", "node_timeout_seconds"])
+def test_a_deadline_on_a_learned_serial_function_from_threads(option: str) -> None:
+    """A deadline keeps a learned signature dispatching (a call on the body's thread
+    could not be interrupted): the slow calls time out, the others answer."""
+    wait_until_engine_idle()
+    release = threading.Event()
+    slow = _slow(release)
+
+    def body(text: str) -> str:
+        if classify(text) == "math":
+            return slow(text)
+        return chat(text)
+
+    jitted = xcs.jit(body)
+    for i in range(LEARN):
+        jitted(f"warm {chr(97 + i)}")
+    assert "serial: calls run at once" in xcs.explain_jit_selection(jitted)
+    hooks = Counting()
+    inputs = [f"{i} + 1" if i % 2 else f"hello {chr(97 + i)}" for i in range(8)]
+    try:
+        with xcs.execution_options(**{option: 0.1}, hooks=(hooks,)):
+            got = _from_threads(jitted, inputs)
+    finally:
+        release.set()
+    for text, (outcome,) in zip(inputs, got, strict=True):
+        if text.startswith("hello"):
+            assert outcome == f"chatted {text}"
+        else:
+            assert isinstance(outcome, xcs.ExecutionTimeoutError), outcome
+    assert hooks.events["graph_start"] == hooks.events["graph_end"] == 8
+    wait_until_engine_idle()
+    assert "serial: calls run at once" in xcs.explain_jit_selection(jitted)
+
+
+def test_invalidate_while_threads_call_a_learned_serial_function() -> None:
+    jitted = xcs.jit(route)
+    for i in range(LEARN):
+        jitted(f"warm {i}")
+    inputs = _questions(8)
+    expected, calls = _plain_calls(route, inputs, rounds=6)
+    stop = threading.Event()
+
+    def invalidator() -> None:
+        while not stop.is_set():
+            jitted.invalidate()
+            time.sleep(0.002)
+
+    t = threading.Thread(target=invalidator)
+    t.start()
+    try:
+        got = _from_threads(jitted, inputs, rounds=6)
+    finally:
+        stop.set()
+        t.join()
+    assert got == [[e] * 6 for e in expected]
+    assert RECORDER.calls == calls
+
+
+def test_vmap_over_a_learned_serial_function_from_threads() -> None:
+    jitted = xcs.jit(route)
+    for i in range(LEARN):
+        jitted(f"warm {i}")
+    batches = [_questions(5 + i % 3) for i in range(8)]
+    RECORDER.reset()
+    expected = [[route(q) for q in batch] for batch in batches]
+    calls = collections.Counter({k: v * 2 for k, v in RECORDER.calls.items()})
+    RECORDER.reset()
+    hooks = Counting()
+    with xcs.execution_options(hooks=(hooks,)):
+        got = _from_threads(lambda b: list(xcs.vmap(jitted)(b)), batches, rounds=2)
+    assert got == [[e] * 2 for e in expected]
+    assert RECORDER.calls == calls
+    # one node per item (the batch) plus one per leaf call (the jitted runs inside them)
+    items = sum(len(b) for b in batches) * 2
+    assert hooks.events["node_end"] == items + sum(calls.values())
+
+
+class FailedRuns(xcs.ExecutionHooks):
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.ends: collections.Counter[bool] = collections.Counter()
+        self.failures = 0
+
+    def on_graph_end(self, *, num_nodes: int, seconds: float, failed: bool) -> None:
+        with self.lock:
+            self.ends[failed] += 1
+
+    def on_node_failure(self, *, node_id, name, error, attempt, will_retry) -> None:  # noqa: ANN001
+        with self.lock:
+            self.failures += 1
+
+
+@pytest.mark.parametrize("fn", [parse_all, parse_then_use], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("mode", ["auto", "trace", "dynamic"])
+def test_failed_runs_from_eight_threads_are_reported_once_each(fn: Any, mode: str) -> None:
+    jitted = xcs.jit(fn, mode=mode)
+    for i in range(LEARN):
+        jitted(f"warm {i}")
+    hooks = FailedRuns()
+    inputs = [f"bad {i}" if i % 2 else f"good {i}" for i in range(8)]
+    with xcs.execution_options(hooks=(hooks,)):
+        _from_threads(jitted, inputs, rounds=3)
+    assert hooks.ends == {True: 12, False: 12}
+    assert hooks.failures == 12
+    wait_until_engine_idle()
