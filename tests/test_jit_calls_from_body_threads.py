@@ -145,3 +145,26 @@ def test_a_call_from_a_body_thread_escalates_a_serial_run_while_its_call_runs() 
 @xcs.op
 def shout(text: str) -> str:
     return text.upper()
+
+
+def test_a_keyboard_interrupt_in_a_serial_run_call_still_propagates() -> None:
+    """The serial call path catches everything to hand it on; an interrupt is raised."""
+
+    @xcs.op
+    def step(text: str) -> str:
+        if text == "stop":
+            raise KeyboardInterrupt
+        return text.upper()
+
+    def body(text: str) -> str:
+        return step(step(text).lower())
+
+    jitted = xcs.jit(body)
+    for i in range(LEARN):
+        jitted(f"w{i}")
+    assert "serial: calls run at once" in xcs.explain_jit_selection(jitted)
+    with pytest.raises(KeyboardInterrupt):
+        jitted("stop")
+    assert jitted("again") == "AGAIN"
+    status = xcs.engine_status()
+    assert (status.runs, status.running, status.queued) == (0, 0, 0)

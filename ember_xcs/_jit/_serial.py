@@ -222,23 +222,23 @@ class SerialRun:
             # handed its context to may make a call meanwhile, which escalates the run
             # (the two could overlap, and may need each other: a barrier, a queue).
             self.lock.release()
-            outcome: tuple[int, bool, Any]
+            outcome: tuple[int, bool, Any] = (i, False, None)
             try:
                 with intercept_calls(None):  # a leaf's own operator calls are not this run's
                     try:
                         outcome = (i, True, call())
-                    except Exception as exc:  # noqa: BLE001 - raised where the body uses it
+                    except BaseException as exc:  # noqa: BLE001 - raised where the body uses it
                         outcome = (i, False, exc)
-                    except BaseException as exc:  # KeyboardInterrupt: on its way out now
-                        self.lock.acquire()
-                        self.errors[i] = as_xcs_error(exc, node)
-                        self.lock.release()
-                        raise
             finally:
                 self.lock.acquire()
                 self.running.remove(i)
-            if self.engine is not None:  # escalated meanwhile: the engine takes it in
-                self.engine.done.put(outcome)
+                if self.engine is not None:  # escalated meanwhile: the engine takes it in
+                    self.engine.done.put(outcome)
+            if not isinstance(outcome[2], Exception) and not outcome[1]:
+                if self.engine is None:  # KeyboardInterrupt: on its way out now
+                    self.errors[i] = as_xcs_error(outcome[2], node)
+                raise outcome[2]
+            if self.engine is not None:
                 return i
             if outcome[1]:
                 self.results[i] = outcome[2]
