@@ -23,12 +23,14 @@ cache per instance.
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 import time
 import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
+from .._errors import TraceError
 from .._options import current_options, hook_calls
 from ..operators import Operator, current_call_handler
 from ..scheduling import usage_meter
@@ -274,9 +276,36 @@ def _jit_function(fn: Callable[..., Any], config: JitConfig) -> JittedFunction:
     return jitted
 
 
+def _refuse_generator(fn: Any, name: str) -> None:
+    """Raise `TraceError` when `fn`'s body is a generator function.
+
+    Calling a generator function runs none of its body: the body runs as the caller
+    iterates, after the jitted call has returned. A trace would record no calls and hand
+    back a generator holding placeholders (iterating it raised "a jit placeholder ... was
+    used after its trace ended"), and a dynamic run would end before any call was made.
+    A leaf operator that yields is fine: it is one call whose value is the generator.
+    """
+    if isinstance(fn, type):
+        return  # an Operator class: its instances may be leaves, which may yield
+    if isinstance(fn, Operator):
+        if not fn.is_composite:
+            return
+        body: Any = fn.forward
+    else:
+        body = fn if inspect.isroutine(fn) or not callable(fn) else type(fn).__call__
+    if inspect.isgeneratorfunction(body):
+        raise TraceError(
+            f"jit({name}): the body of {name} is a generator (it has `yield`), so its "
+            "operator calls would happen only as the caller iterates, after the jitted "
+            "call has returned. Return a list instead (`return [step(x) for x in items]`), "
+            "or jit the function that consumes the generator"
+        )
+
+
 def _apply(fn: Any, config: JitConfig) -> Any:
     name = getattr(fn, "__qualname__", None) or getattr(fn, "name", None) or repr(fn)
     refuse_async_callable(fn, name)
+    _refuse_generator(fn, name)
     if isinstance(fn, type) and issubclass(fn, Operator):
         return _jit_class(fn, config)
     if isinstance(fn, Operator):

@@ -33,7 +33,11 @@ two situations, and a serial run watches for both:
    read, not passed to this call): the two are independent. From that call on, the run
    is an engine run (`escalate`): a `Run` adopts the calls made so far as finished
    nodes, and this call and every later one are dispatched as in any dynamic run, so
-   they overlap. Only the calls already made did not overlap with them.
+   they overlap. Only the calls already made did not overlap with them. A call made
+   from a thread the body handed its context to while a call is running counts too:
+   the running call is adopted as in flight, and its outcome reaches the engine run
+   when it returns (`Run.adopt`'s `running`); the lock is not held while a call runs,
+   so two calls that need each other (a barrier) do not deadlock.
 2. *The body runs its own code for longer than `IDLE` between a call returning and the
    first use of its value*: a dynamic run would have handed that call to a worker after
    the starter's grace (`GRACE`, 2 ms) and the interpreter's switch interval (up to
@@ -214,16 +218,32 @@ class SerialRun:
             self.peak = 1
             call = NodeCall(node_id, name, target, args, kwargs, self.options, False, self.hooks)
             self.running.append(i)
-            with intercept_calls(None):  # a leaf's own operator calls are not this run's
-                try:
-                    self.results[i] = call()
-                except Exception as exc:  # noqa: BLE001 - raised where the body uses it
-                    failed = trace_path(as_xcs_error(exc, node), self.nodes, i)
-                except BaseException as exc:  # KeyboardInterrupt: on its way out now
-                    self.errors[i] = as_xcs_error(exc, node)
-                    raise
-                finally:
-                    self.running.pop()
+            # The call runs without the lock (the caller holds it): a thread the body
+            # handed its context to may make a call meanwhile, which escalates the run
+            # (the two could overlap, and may need each other: a barrier, a queue).
+            self.lock.release()
+            outcome: tuple[int, bool, Any] = (i, False, None)
+            try:
+                with intercept_calls(None):  # a leaf's own operator calls are not this run's
+                    try:
+                        outcome = (i, True, call())
+                    except BaseException as exc:  # noqa: BLE001 - raised where the body uses it
+                        outcome = (i, False, exc)
+            finally:
+                self.lock.acquire()
+                self.running.remove(i)
+                if self.engine is not None:  # escalated meanwhile: the engine takes it in
+                    self.engine.done.put(outcome)
+            if not isinstance(outcome[2], Exception) and not outcome[1]:
+                if self.engine is None:  # KeyboardInterrupt: on its way out now
+                    self.errors[i] = as_xcs_error(outcome[2], node)
+                raise outcome[2]
+            if self.engine is not None:
+                return i
+            if outcome[1]:
+                self.results[i] = outcome[2]
+            else:
+                failed = trace_path(as_xcs_error(outcome[2], node), self.nodes, i)
         if failed is not None:
             self.errors[i] = failed
         self.unused, self.returned = i, time.perf_counter()
@@ -234,7 +254,7 @@ class SerialRun:
         with intercept_calls(None):
             self.executor, self.scheduler = _executor_for(self.options)
         engine = Run.dynamic_run(self.options, self.executor, self.scheduler)
-        engine.adopt(self.nodes, self.results, self.errors, self.seen, self.ran)
+        engine.adopt(self.nodes, self.results, self.errors, self.seen, self.ran, self.running)
         self.broke = self.broke or why
         self.engine = engine
         return engine
@@ -293,6 +313,12 @@ class SerialDispatcher(_Dispatcher):
             why = None
             if kind.is_async:
                 why = f"{operator.name} is async def: the event loop runs it"
+            elif serial.running:
+                why = (
+                    f"a call to {operator.name} was made while call "
+                    f"{serial.nodes[serial.running[0]].node_id!r} was running: the two could "
+                    "overlap"
+                )
             elif unused >= 0 and all(_get(x, "_index") != unused for x in lazies):
                 why = (
                     f"a call to {operator.name} was made while the result of call "

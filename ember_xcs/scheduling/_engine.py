@@ -250,7 +250,23 @@ class Run:
                         submit_async(i, call, done)
                     elif run_here is not None and not ready and len(running) == 1:
                         self.here += 1
-                        run_here(i, call, done)  # the only call: this thread would just wait
+                        if self.lock is None:
+                            run_here(i, call, done)  # the only call: this thread would wait
+                            continue
+                        # A dynamic run: the call runs without the run's lock, as in
+                        # `_run_alone`, so a thread the body handed its context to can add
+                        # a call meanwhile (the two may need each other). The loop's state
+                        # is saved first and read back after: that thread may pump.
+                        self.finished, self.peak, self.count = finished, peak, count
+                        self.first_error = first_error
+                        self.lock.release()
+                        try:
+                            run_here(i, call, done)
+                        finally:
+                            self.lock.acquire()
+                        finished, peak, count = self.finished, self.peak, self.count
+                        first_error, failed_at = self.first_error, self.failed_at
+                        n = len(nodes)
                     else:
                         submit(i, call, done)
                 if len(running) > peak:
@@ -347,17 +363,24 @@ class Run:
         return cls(options, executor, scheduler=scheduler, dynamic=True)
 
     def adopt(self, nodes: Sequence[PlanNode], results: Sequence[Any],
-              errors: Mapping[int, XCSError], seen: set[int], ran: int) -> None:  # fmt: skip
+              errors: Mapping[int, XCSError], seen: set[int], ran: int,
+              running: Sequence[int] = ()) -> None:  # fmt: skip
         """Take in calls a jitted body already made and ran itself (`_jit/_serial`), as
         finished nodes: `results[i]` is node `i`'s output, or its error is `errors[i]`
         (`seen`: ids of the errors the body was handed; `ran`: how many of the calls ran,
         the others depended on a failed one). Calls added later depend on them as on any
-        finished node; one failed and not seen holds later calls back."""
+        finished node; one failed and not seen holds later calls back. `running`: calls
+        still running on the thread that made them, which puts `(i, ok, value)` on
+        `done` when it returns, as an executor would."""
         for i, node in enumerate(nodes):
             self.nodes.append(node)
             self.successors.append([])
             self.key.append(i)
             self.remaining.append(0)
+            if i in running:
+                self.results.append(_PENDING)
+                self.running[i] = 0.0
+                continue
             error = errors.get(i)
             self.results.append(_PENDING if error is not None else results[i])
             if error is None:
@@ -366,9 +389,9 @@ class Run:
             if id(error) not in seen and self.failed_at is None:
                 self.failed_at = i
         self.seen |= seen
-        self.finished = len(nodes)
+        self.finished = len(nodes) - len(running)
         self.count = self.here = ran
-        self.peak = min(ran, 1)
+        self.peak = max(min(ran, 1), len(running))
 
     def add(self, node: PlanNode) -> int:
         """Add `node` (its `deps` are earlier nodes of this run); start it if it is ready.
@@ -512,9 +535,18 @@ class Run:
         self.here += 1
         self.peak = self.peak or 1
         self.running[i] = 0.0
-        done = self.done
-        self.run_here(i, call, done)
-        outcome = done.get()
+        done, lock, added = self.done, self.lock, len(self.nodes)
+        # The call runs without the run's lock: a thread the body handed its context to
+        # may make a call meanwhile (it goes to a worker: this one is in flight), and the
+        # two may need each other (a barrier, a queue) as they would in plain Python.
+        lock.release()  # type: ignore[union-attr]
+        try:
+            self.run_here(i, call, done)
+        finally:
+            lock.acquire()  # type: ignore[union-attr]
+        if len(self.nodes) != added or len(self.running) != 1 or i not in self.running:
+            return False  # others ran meanwhile: `pump` takes the outcome in (or did)
+        outcome = done.get()  # the only item: nothing else was started
         if not outcome[1]:
             done.put(outcome)  # the only item: `pump` takes it in as any failure
             return False
