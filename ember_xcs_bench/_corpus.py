@@ -80,10 +80,10 @@ def _measure(
         harness._run(jitted, args, program.threads)
     for turn in range(rounds):
         for args in program.inputs:
-            harness.RECORDER.reset()
             first_jit = turn % 2  # alternate which of the pair runs first
             if first_jit:
                 jit.append(_time(lambda a=args: harness._run(jitted, a, program.threads)))
+            harness.RECORDER.reset()  # the plain run's calls alone give the depth
             plain.append(_time(lambda a=args: harness._run(program.fn, a, program.threads)))
             depth = program.depth
             depths.append(depth(harness.RECORDER.calls) if callable(depth) else depth)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import time
 from typing import Any
 
 import pytest
@@ -108,6 +109,7 @@ class Shout:
     def complete(self, prompt: str, *, sample: int = 0, **params: Any) -> models.ModelResponse:
         RECORDER.enter("shout.complete", (prompt, sample))
         try:
+            time.sleep(RECORDER.latency)  # a slow call, as every leaf of the corpus
             return models.ModelResponse(text=prompt.upper() + f"!{sample}", model=self.name)
         finally:
             RECORDER.leave()
