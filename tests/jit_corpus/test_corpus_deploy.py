@@ -15,11 +15,11 @@ import time
 from typing import Any
 
 import pytest
+from corpus_harness import RECORDER, Program, cases, check, leaf
 
 import ember_xcs as xcs
 from ember_xcs._jit._serial import LEARN
 from tests.in_flight import wait_until_engine_idle
-from tests.jit_corpus.corpus_harness import RECORDER, Program, cases, check, leaf
 
 THREADS = 12
 
