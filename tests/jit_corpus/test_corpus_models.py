@@ -447,16 +447,6 @@ KNOWN_WRONG = {
 }
 
 
-def _cases():
-    out = []
-    for param in cases(PROGRAMS):
-        program, mode = param.values
-        reason = KNOWN_SHORT.get((program.name, mode)) or KNOWN_WRONG.get((program.name, mode))
-        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-        out.append(pytest.param(program, mode, id=param.id, marks=marks))
-    return out
-
-
-@pytest.mark.parametrize("program, mode", _cases())
+@pytest.mark.parametrize("program, mode", cases(PROGRAMS, {**KNOWN_SHORT, **KNOWN_WRONG}))
 def test_program_gives_plain_result_calls_and_overlap(program, mode):
     check(program, mode)

@@ -630,16 +630,6 @@ KNOWN_SHORT = {
 }
 
 
-def _cases():
-    out = []
-    for param in cases(PROGRAMS):
-        program, mode = param.values
-        reason = KNOWN_SHORT.get((program.name, mode))
-        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-        out.append(pytest.param(program, mode, id=param.id, marks=marks))
-    return out
-
-
-@pytest.mark.parametrize("program, mode", _cases())
+@pytest.mark.parametrize("program, mode", cases(PROGRAMS, KNOWN_SHORT))
 def test_program_gives_plain_result_calls_and_overlap(program, mode):
     check(program, mode)
