@@ -219,6 +219,9 @@ class _Dispatcher:
         # where the body waited for a pending result: (node id, file:line, calls made by
         # then), the evidence for `_rewrite.warn_if_serial`
         self.forced: list[tuple[str, tuple[str, int], int]] = []
+        # containers and objects the body stored pending results into, which may outlive
+        # the call: settled when it returns (`_stores`)
+        self.stores: list[Any] | None = None
         # the usage meters open where the run started, which its workers see
         self.meters = meters_open()
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import linecache
 import sys
 import types
-import weakref
 from collections import deque
 from typing import Any
 
@@ -71,14 +70,6 @@ class _GlobalSlot:
         self.before = space.get(name, _MISSING)
 
 
-# per run's call handler, the containers and objects the body stored pending results or
-# placeholders into (a list argument, a global cache, an operator's history): they may
-# outlive the call. A dynamic run puts the real values in them before the jitted call
-# returns (`_settle_stores`); a trace that leaves a placeholder in one stops
-# (`_check_trace_stores`): a replayed plan would not store anything there
-_stores: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
-
-
 def note_store(owner: Any, value: Any, frame: types.FrameType) -> None:
     """`value` was stored into `owner` (`frame`: the user's line); `UNKNOWN`: the values
     a method stored are not known (`out.extend(generator)`)."""
@@ -86,9 +77,9 @@ def note_store(owner: Any, value: Any, frame: types.FrameType) -> None:
     if isinstance(handler, _Dispatcher):
         if value is not UNKNOWN and type(value) is not LazyResult and not _lazies(value):
             return
-        held = _stores.get(handler)
+        held = handler.stores
         if held is None:
-            _stores[handler] = [owner]
+            handler.stores = [owner]
         elif held[-1] is not owner:
             held.append(owner)
     elif isinstance(handler, Tracer):
@@ -96,19 +87,22 @@ def note_store(owner: Any, value: Any, frame: types.FrameType) -> None:
             return
         frame = user_frame(frame) or frame
         where = (frame.f_code.co_filename, frame.f_lineno)
-        _stores.setdefault(handler, []).append((owner, where))
+        if handler.stores is None:
+            handler.stores = []
+        handler.stores.append((owner, where))
 
 
-def _settle_stores() -> None:
+def _taken(handler: Any) -> list[Any] | None:
+    """What the body stored where it outlives the call, now forgotten by its handler (a
+    dynamic run's `_Dispatcher` or a `Tracer`: their `stores`)."""
+    held, handler.stores = handler.stores, None
+    return held
+
+
+def _settle_stores(held: list[Any]) -> None:
     """Replace, in place, each pending result the body stored into a container or object
     (`note_store`) by its value; a failed call raises here, naming its node, as the end of
     the run would have."""
-    handler = current_call_handler()
-    if not isinstance(handler, _Dispatcher):
-        return
-    held = _stores.pop(handler, None)
-    if not held:
-        return
     done: set[int] = set()
     for owner in held:
         if id(owner) not in done:
@@ -170,17 +164,18 @@ def _value_of(lazy: LazyResult) -> Any:
 def body_returned(out: Any) -> None:
     """The body returned `out`: settle a dynamic run's stores, or check a trace's."""
     handler = current_call_handler()
-    if isinstance(handler, Tracer):
+    if isinstance(handler, _Dispatcher):
+        if handler.stores:  # the common body stores nothing: one attribute read
+            _settle_stores(_taken(handler))  # type: ignore[arg-type]
+    elif isinstance(handler, Tracer):
         _check_trace_stores(handler, out)
-    else:
-        _settle_stores()
 
 
 def body_failed() -> None:
     """The body raised: forget its stores; a trace's placeholders are taken back out (the
     call falls back to another strategy, which must not see them)."""
     handler = current_call_handler()
-    held = _stores.pop(handler, None) if isinstance(handler, _Dispatcher | Tracer) else None
+    held = _taken(handler) if isinstance(handler, _Dispatcher | Tracer) else None
     if held and isinstance(handler, Tracer):
         for owner, _ in reversed(held):
             _drop_symbols(owner)
@@ -191,7 +186,7 @@ def _check_trace_stores(tracer: Tracer, out: Any) -> None:
     call (anything the body did not create, or created and kept elsewhere), and is not
     part of what it returns; the placeholders are taken out of every container it stored
     them in first, so the run that follows starts from where the call began."""
-    held = _stores.pop(tracer, None)
+    held = _taken(tracer)
     if not held:
         return
     owners: dict[int, tuple[Any, tuple[str, int]]] = {}
