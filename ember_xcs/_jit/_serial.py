@@ -20,11 +20,11 @@ body's thread cannot be interrupted), and not under a JAX transformation.
 **What a serial run does.** The body runs rewritten, as in every dynamic run, and each
 leaf call runs at once on the body's thread through the engine's `NodeCall` (retries,
 node hooks, `Timeline`, progress, node-naming errors; `engine_status` counts it), with
-compiled numeric leaves as in a dynamic run. The call returns a `LazyResult` that is already done, so the
-rewritten code's checks find the value at once. A failure is raised where the body uses
-the value (`except` around the use sees what the plain call raised), and a failure the
-body never used is raised when the call ends, as in a dynamic run. Calls run in the
-order and on the thread the plain function would run them.
+compiled numeric leaves as in a dynamic run. The call returns a `LazyResult` that is
+already done, so the rewritten code's checks find the value at once. A failure is
+raised where the body uses the value (`except` around the use sees what the plain call
+raised), and a failure the body never used is raised when the call ends, as in a
+dynamic run. Calls run in the order and on the thread the plain function would run them.
 
 **What would differ, and how it is caught.** A dynamic run overlaps calls in exactly
 two situations, and a serial run watches for both:
@@ -141,7 +141,7 @@ class SerialRun:
 
     __slots__ = (
         "__weakref__", "_live", "broke", "engine", "errors", "executor", "hooks", "lock", "nodes",
-        "options", "peak", "ran", "results", "returned", "running", "scheduler", "seen", "start",
+        "options", "ran", "results", "returned", "running", "scheduler", "seen", "start",
         "unused",
     )  # fmt: skip
     ready = held = ()  # what `engine_status` counts as queued: a serial run queues nothing
@@ -162,9 +162,13 @@ class SerialRun:
         self.broke: str | None = None
         self.lock = threading.Lock()  # calls from threads the body hands its context to
         self.running: list[int] = []  # the call in flight, for `engine_status`
-        self.peak = 0
         self.start = time.perf_counter()
         self._live = count_live(self)
+
+    @property
+    def peak(self) -> int:
+        """Calls in flight at once so far, for `engine_status`: one once a call ran."""
+        return min(self.ran, 1)
 
     # --- what LazyResult and the rewritten code ask ------------------------------------
 
@@ -215,7 +219,6 @@ class SerialRun:
         self.results.append(_FAILED)  # until it returns: indices stay aligned
         if failed is None:
             self.ran += 1
-            self.peak = 1
             call = NodeCall(node_id, name, target, args, kwargs, self.options, False, self.hooks)
             self.running.append(i)
             # The call runs without the lock (the caller holds it): a thread the body
@@ -281,7 +284,7 @@ class SerialRun:
         if self.engine is not None:
             engine = self.engine
             return ExecutionStats(self.scheduler, wall, engine.count, engine.peak)
-        return ExecutionStats(self.scheduler, wall, self.ran, min(self.ran, 1))
+        return ExecutionStats(self.scheduler, wall, self.ran, self.peak)
 
 
 class SerialDispatcher(_Dispatcher):

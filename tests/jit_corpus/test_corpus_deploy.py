@@ -9,6 +9,7 @@ never with timing.
 from __future__ import annotations
 
 import collections
+import contextlib
 import contextvars
 import threading
 import time
@@ -548,24 +549,31 @@ def test_cache_eviction_and_invalidate_from_threads() -> None:
     assert RECORDER.calls == calls
 
 
-def test_invalidate_while_other_threads_call() -> None:
-    jitted = xcs.jit(fan)
-    inputs = _questions(8)
-    expected, _ = _plain_calls(fan, inputs, rounds=1)
+@contextlib.contextmanager
+def _invalidating(jitted: Any, every: float) -> Any:
+    """`jitted.invalidate()` every `every` seconds on another thread, for the block."""
     stop = threading.Event()
 
     def invalidator() -> None:
         while not stop.is_set():
             jitted.invalidate()
-            time.sleep(0.001)
+            time.sleep(every)
 
     t = threading.Thread(target=invalidator)
     t.start()
     try:
-        got = _from_threads(jitted, inputs, rounds=5)
+        yield
     finally:
         stop.set()
         t.join()
+
+
+def test_invalidate_while_other_threads_call() -> None:
+    jitted = xcs.jit(fan)
+    inputs = _questions(8)
+    expected, _ = _plain_calls(fan, inputs, rounds=1)
+    with _invalidating(jitted, 0.001):
+        got = _from_threads(jitted, inputs, rounds=5)
     assert got == [[e] * 5 for e in expected]
 
 
@@ -738,20 +746,8 @@ def test_invalidate_while_threads_call_a_learned_serial_function() -> None:
         jitted(f"warm {i}")
     inputs = _questions(8)
     expected, calls = _plain_calls(route, inputs, rounds=6)
-    stop = threading.Event()
-
-    def invalidator() -> None:
-        while not stop.is_set():
-            jitted.invalidate()
-            time.sleep(0.002)
-
-    t = threading.Thread(target=invalidator)
-    t.start()
-    try:
+    with _invalidating(jitted, 0.002):
         got = _from_threads(jitted, inputs, rounds=6)
-    finally:
-        stop.set()
-        t.join()
     assert got == [[e] * 6 for e in expected]
     assert RECORDER.calls == calls
 
