@@ -87,9 +87,10 @@ _get = object.__getattribute__
 class Serialness:
     """Whether a signature's runs are serial runs; see the module docstring."""
 
-    __slots__ = ("broke", "needed", "on", "streak")
+    __slots__ = ("broke", "lock", "needed", "on", "streak")
 
     def __init__(self) -> None:
+        self.lock = threading.Lock()  # runs of one signature may end on several threads
         self.on = False
         self.streak = 0
         self.needed = LEARN
@@ -108,6 +109,10 @@ class Serialness:
     def saw(self, run: Run | SerialRun) -> None:
         """After a run of the signature: a dynamic run counts if every call ran on the
         body's thread; a serial run that found it could overlap stops serial running."""
+        with self.lock:
+            self._saw(run)
+
+    def _saw(self, run: Run | SerialRun) -> None:
         if type(run) is SerialRun:
             if run.broke is not None:
                 self.on, self.streak, self.broke = False, 0, run.broke
