@@ -74,6 +74,7 @@ from __future__ import annotations
 import inspect
 import operator as _op
 from collections.abc import Callable
+from types import CellType, FunctionType
 from typing import Any
 
 import jax
@@ -351,7 +352,10 @@ def _resolve_output(value: Any, depth: int = 3) -> Any:
         return resolve(value)
     opened = open_container(value)
     if opened is None:
-        if depth > 0:
+        if kind is FunctionType and value.__closure__:  # `return lambda: answer`
+            for cell in value.__closure__:
+                _resolve_cell(cell, depth)
+        elif depth > 0:
             resolve_attributes(value, lambda item: _resolve_output(item, depth - 1))
         return value
     items, rebuild = opened
@@ -359,6 +363,18 @@ def _resolve_output(value: Any, depth: int = 3) -> Any:
     if all(a is b for a, b in zip(new, items, strict=True)):
         return value
     return rebuild(new)
+
+
+def _resolve_cell(cell: CellType, depth: int) -> None:
+    """A closure cell of a function the body returned, its `LazyResult`s resolved."""
+    try:
+        item = cell.cell_contents
+    except ValueError:  # not assigned yet
+        return
+    if type(item) not in ATOMS and type(item) is not FunctionType:  # a recursive helper
+        new = _resolve_output(item, depth - 1)
+        if new is not item:
+            cell.cell_contents = new
 
 
 # --- entry point -------------------------------------------------------------------------

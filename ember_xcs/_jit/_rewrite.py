@@ -20,7 +20,7 @@ resolves it first:
 | `with m:` | `r(m)`; where `m` may see an exception (`contextlib.suppress`, a user's own manager: anything but a lock, a file, `nullcontext`, `redirect_stdout`/`redirect_stderr` or `chdir`), each call in the body waits as in a `try` body, so the manager sees a failed call's error; under `redirect_stdout`, `redirect_stderr` or `chdir` the calls overlap and all finish before the block ends, so they run under what the manager set up |
 | `f(a)` in a `try` body | `try_call(f, a)`: the call, then a wait for its result, so a leaf call that fails raises at the call, before its result is bound or stored, as the plain call would; the end of the body (and each `return`/`break`/`continue` in it) also waits for every call dispatched since it began. Independent calls inside one `try` body therefore run one after another: make them before the `try` to overlap them |
 | `return x`, `y = x`, `[x, y]`, `{"k": x}` | unchanged: the value flows on, and is resolved where it is used or when the jitted call returns |
-| `xs.append(x)`, `d[k] = x`, `obj.f = x`, `obj.f += [x]`, `g = x` (`global g`) | unchanged; where `x` holds a pending result, `xs`, `d`, `obj` or the global is noted, and when the body returns its pending results are replaced in place by their values (`_stores`): a list argument, a global cache or an operator's history outlives the run. In a trace, a placeholder left in one (not made by the body, or kept elsewhere, and not returned) stops the trace, after the placeholders are taken back out |
+| `xs.append(x)`, `d[k] = x`, `obj.f = x`, `obj.f += [x]`, `g = x`, `g += [x]` (`global g` or `nonlocal g`) | unchanged (`d` and `obj` any expression, evaluated once, in Python's order); where `x` holds a pending result, `xs`, `d`, `obj`, the global's slot or the nonlocal's cell is noted, and when the body returns its pending results are replaced in place by their values (`_stores`): a list argument, a global cache or an operator's history outlives the run. In a trace, a placeholder left in one (not made by the body, or kept elsewhere, and not returned) stops the trace, after the placeholders are taken back out |
 
 `r(x)` is an identity check for a value that is not lazy (`type(x) is LazyResult`), so
 code on real values pays one function call per use. Calls made from the rewritten body to
@@ -71,7 +71,17 @@ from ..scheduling import InlineExecutor, usage_meter
 from ._containers import ATOMS as _ATOMS
 from ._dynamic import LazyResult, _Dispatcher, _lazies, _resolve_all, project, resolve
 from ._inert import inert
-from ._stores import UNKNOWN, body_failed, body_returned, note_store, stored, stored_global
+from ._stores import (
+    UNKNOWN,
+    body_failed,
+    body_returned,
+    cache_kept,
+    note_store,
+    owner,
+    stored,
+    stored_cell,
+    stored_global,
+)
 from ._symbols import (
     Symbol,
     TraceStop,
@@ -91,7 +101,13 @@ _R, _RR, _RET, _CALL, _TRY_CALL, _WITH_CALL, _MARK, _SETTLE, _SETTLED, _ATTR = (
     "__xcs_r", "__xcs_rr", "__xcs_ret", "__xcs_call", "__xcs_try_call", "__xcs_with_call",
     "__xcs_mark", "__xcs_settle", "__xcs_settled", "__xcs_attr",
 )  # fmt: skip
-_STORED, _STORED_GLOBAL = "__xcs_stored", "__xcs_stored_global"
+_STORED, _STORED_GLOBAL, _STORED_CELL, _OWNER, _VALUE = (
+    "__xcs_stored",
+    "__xcs_stored_global",
+    "__xcs_stored_cell",
+    "__xcs_owner",
+    "__xcs_v",
+)
 # frame-sensitive builtins: a call through `call` would run them in the wrong frame
 _FRAME_BUILTINS = frozenset({"super", "locals", "vars", "globals", "eval", "exec", "dir"})
 _NOT_REWRITTEN = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
@@ -282,6 +298,7 @@ _STORING = frozenset({"append", "extend", "insert", "update", "setdefault", "app
 _SHALLOW = frozenset({len, isinstance, type, callable, bool, hasattr, getattr, setattr})
 _BUILTIN_METHOD = type([].append)
 _BUILTIN_FUNCTION = type(len)
+_CACHED = type(functools.cache(len))  # functools.lru_cache and cache wrappers
 # C functions and classes: never operators, models or rewritable code, so with plain
 # arguments every branch of `call` comes down to calling them as they are
 _C_CALLABLES = frozenset({_BUILTIN_FUNCTION, _BUILTIN_METHOD, type})
@@ -373,6 +390,13 @@ def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
         if fn in _SHALLOW:
             frame = sys._getframe(1)
             return fn(*[_shallow(fn, a, frame) for a in args], **kwargs)
+    if kind is _CACHED:  # `functools.cache`: it keeps what it returns (`_stores`)
+        if not _plain(args) or kwargs and not _plain(kwargs.values()):
+            frame = sys._getframe(1)
+            args, kwargs = _real(fn, args, frame), _real(fn, kwargs, frame)
+        out = fn(*args, **kwargs)
+        cache_kept(fn, out)
+        return out
     if (getattr(fn, "__module__", None) or "").startswith(_JIT_AWARE):
         return fn(*args, **kwargs)  # execute_graph, transforms: they hand calls to the run
     if _plain(args) and (not kwargs or _plain(kwargs.values())):
@@ -827,7 +851,7 @@ _functions: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 _HELPERS = {
     _R: _r, _RR: _rr, _RET: _ret, _CALL: call, _TRY_CALL: _try_call, _WITH_CALL: _with_call,
     _MARK: _mark, _SETTLE: _settle, _SETTLED: _settled, _ATTR: _attr, _STORED: stored,
-    _STORED_GLOBAL: stored_global,
+    _STORED_GLOBAL: stored_global, _STORED_CELL: stored_cell, _OWNER: owner,
 }  # fmt: skip
 _HELPER_NAMES = frozenset(_HELPERS)
 
@@ -982,7 +1006,9 @@ class _Rewriter(ast.NodeTransformer):
         # context manager variables, or `None` for a `try`)
         self._tries: list[tuple[str, list[str] | None]] = []
         self._count = 0
-        self._globals: frozenset[str] = frozenset()  # names the function declares `global`
+        # names the function declares `global`, and those and its `nonlocal` names
+        self._globals: frozenset[str] = frozenset()
+        self._outer: frozenset[str] = frozenset()
 
     def use(self, node: ast.expr | None) -> Any:
         return None if node is None else _wrap(_R, self.visit(node))
@@ -1096,26 +1122,49 @@ class _Rewriter(ast.NodeTransformer):
 
     # statements: tests, iteration, unpacking, `with`, `raise` are uses
     def visit_Assign(self, node: ast.Assign) -> ast.AST:
-        owners = [_owner(t) for t in node.targets]
         node.targets = [self.visit(t) for t in node.targets]
-        unpacks = any(isinstance(t, ast.Tuple | ast.List) for t in node.targets)
-        node.value = self.use(node.value) if unpacks else self.visit(node.value)
-        if not unpacks:
-            for target, owner in zip(node.targets, owners, strict=True):
-                if owner is not None:
-                    node.value = ast.Call(_load(_STORED), [node.value, owner], [])
-                elif isinstance(target, ast.Name) and target.id in self._globals:
-                    store = [node.value, ast.Constant(target.id)]
-                    node.value = ast.Call(_load(_STORED_GLOBAL), store, [])
+        if any(isinstance(t, ast.Tuple | ast.List) for t in node.targets):
+            node.value = self.use(node.value)  # unpacked: each item is used
+            return node
+        node.value = self.visit(node.value)
+        stores = False
+        for target in node.targets:
+            if isinstance(target, ast.Subscript | ast.Attribute):
+                # `get_store()[k] = v`: the owner, evaluated once where Python evaluates
+                # it (after `v`), is noted before the store, with `v` bound by the walrus
+                target.value = _helper(_OWNER, target.value, _load(_VALUE))
+                stores = True
+            elif isinstance(target, ast.Name) and target.id in self._outer:
+                node.value = self._store_name(target.id, node.value)
+        if stores:
+            node.value = ast.NamedExpr(ast.Name(_VALUE, ast.Store()), node.value)
         return node
 
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.AST:
+        if node.value is None:  # a declaration: nothing is stored
+            return node
+        assign = ast.copy_location(ast.Assign(targets=[node.target], value=node.value), node)
+        return self.visit_Assign(assign)  # in a body the annotation is not evaluated
+
     def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST:
-        owner = _owner(node.target)
-        node.target = self.visit(node.target)
+        target = node.target
+        node.target = self.visit(target)
         node.value = self.use(node.value)
-        if owner is not None:  # `self.history += [reply]`
-            node.value = ast.Call(_load(_STORED), [node.value, owner], [])
+        if isinstance(target, ast.Subscript | ast.Attribute):  # `self.history += [reply]`:
+            # the owner is evaluated before `v` here, so the walrus binds it for the note
+            target.value = ast.NamedExpr(ast.Name(_VALUE, ast.Store()), target.value)
+            node.value = _helper(_STORED, node.value, _load(_VALUE))
+        elif isinstance(target, ast.Name) and target.id in self._outer:  # `LOG += [x]`
+            node.value = self._store_name(target.id, node.value)
         return node
+
+    def _store_name(self, name: str, value: ast.expr) -> ast.expr:
+        """`value` as assigned to a name that outlives the call: a `global` (its module's
+        slot is noted), or a `nonlocal` (its cell, read from a lambda sharing it)."""
+        if name in self._globals:
+            return _helper(_STORED_GLOBAL, value, ast.Constant(name))
+        cell = ast.Lambda(_NO_ARGS, _load(name))
+        return _helper(_STORED_CELL, value, cell)
 
     def visit_If(self, node: ast.If) -> ast.AST:
         node.test = self.use(node.test)
@@ -1166,9 +1215,11 @@ class _Rewriter(ast.NodeTransformer):
         node.decorator_list = [self.visit(d) for d in node.decorator_list]
         node.args = self.visit(node.args)
         outer, self._tries = self._tries, []  # a nested function's try bodies are its own
-        names, self._globals = self._globals, _declared_globals(node.body)
+        names = self._globals, self._outer
+        self._globals = _declared(node.body, ast.Global)
+        self._outer = self._globals | _declared(node.body, ast.Nonlocal)
         node.body = self._block(node.body)
-        self._tries, self._globals = outer, names
+        self._tries, (self._globals, self._outer) = outer, names
         return node
 
     def visit_Return(self, node: ast.Return) -> ast.AST:
@@ -1225,13 +1276,14 @@ def _load(name: str) -> ast.Name:
     return ast.Name(name, ast.Load())
 
 
-def _declared_globals(body: list[ast.stmt]) -> frozenset[str]:
-    """The names a function body declares `global` (not its nested functions')."""
+def _declared(body: list[ast.stmt], kind: type[ast.Global | ast.Nonlocal]) -> frozenset[str]:
+    """The names a function body declares `global` or `nonlocal` (`kind`; not its nested
+    functions')."""
     names: set[str] = set()
     stack: list[ast.AST] = list(body)
     while stack:
         node = stack.pop()
-        if isinstance(node, ast.Global):
+        if isinstance(node, kind):
             names.update(node.names)
         elif not isinstance(
             node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef
@@ -1240,22 +1292,8 @@ def _declared_globals(body: list[ast.stmt]) -> frozenset[str]:
     return frozenset(names)
 
 
-def _owner(target: ast.expr) -> ast.expr | None:
-    """For `x[k] = v` and `x.name = v`, an expression reading `x` again (`_stores.stored`), where
-    `x` is a name or a chain of attributes of one, so reading it twice changes nothing."""
-    if not isinstance(target, ast.Subscript | ast.Attribute):
-        return None
-    chain = target.value
-    while isinstance(chain, ast.Attribute):
-        chain = chain.value
-    if not isinstance(chain, ast.Name) or chain.id.startswith("__xcs"):
-        return None
-    owner = _load_copy(target.value)
-    return owner
+def _helper(name: str, *args: ast.expr) -> ast.expr:
+    return ast.Call(_load(name), list(args), [])
 
 
-def _load_copy(node: ast.expr) -> ast.expr:
-    if isinstance(node, ast.Name):
-        return ast.copy_location(ast.Name(node.id, ast.Load()), node)
-    assert isinstance(node, ast.Attribute)
-    return ast.copy_location(ast.Attribute(_load_copy(node.value), node.attr, ast.Load()), node)
+_NO_ARGS = ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[])

@@ -2,22 +2,41 @@
 
 The rewritten body returns real values (`_rewrite`), but a body can also *store* a leaf
 result where the caller keeps it: a list it was given (`out.append(answer)`), a global
-cache (`CACHE[q] = answer`), an operator's history (`self.history.append(reply)`), a
-`global` name. Nothing uses the value there before the call returns, so nothing would
-wait for it.
+cache (`CACHE[q] = answer`, `get_store()[q] = answer`), an operator's history
+(`self.history.append(reply)`), a field of anything (`self.items[0].x = answer`), a class
+attribute, a `global` or `nonlocal` name (`last = answer`, `LOG += [answer]`). Nothing
+uses the value there before the call returns, so nothing would wait for it.
 
-- **A dynamic run** notes each container or object a pending result was stored into
-  (`note_store`: the storing methods of lists and dicts from `call`; `stored` and
-  `stored_global` wrap `x[k] = v`, `x.f = v`, `x.f += v` and assignments to declared
-  globals), and when the body returns replaces every pending result in them, in place,
-  by its value (`body_returned`; nested lists, dicts and objects `_STORE_DEPTH` deep). A
-  call that failed unseen raises there, naming its node, as the end of the run would.
+**Where stores are found.** Every store in the user's code is one of a few statements
+and calls, and the rewrite marks each: the owner of `x[k] = v`, `x.f = v`, `x[k] += v`,
+`x.f: T = v` (whatever expression `x` is, evaluated once, where Python evaluates it:
+`owner`, `stored`), the module slot of a `global` name and the cell of a `nonlocal` one
+(`stored_global`, `stored_cell`: a lambda reading the name shares its cell), and the
+storing methods of lists, deques and dicts (`append`, `extend`, `insert`, `update`,
+`setdefault`, `appendleft`, from `call`). Each helper checks first whether `v` can hold a
+pending result at all (`type(v)` in `_PLAIN`: an identity check), so a store of a string
+or a number pays one call and one set lookup. The alternative, walking everything the
+body's globals, closure cells and arguments reach when it returns, would find the same
+stores but cost every call a walk of the operators and models a body holds (the router
+benchmark's body reaches hundreds of objects and stores nothing); marking the statement
+costs only the bodies that store.
+
+- **A dynamic run** notes each owner a pending result was stored into (`note_store`), and
+  when the body returns replaces every pending result in them, in place, by its value
+  (`body_returned`; nested lists, dicts and objects `_STORE_DEPTH` deep; a class's
+  attributes with `setattr`, a cell's contents through `cell_contents`). A call that
+  failed unseen raises there, naming its node, as the end of the run would.
 - **A trace** cannot store anything a replayed plan would store again: a placeholder
-  left in a container that outlives the call (one the body did not create, or created
-  and also kept elsewhere, and that is not part of what it returns) stops the trace,
-  after every placeholder it stored is taken back out, so the dynamic run that follows
-  starts from the state the call began with. "Kept elsewhere" is read from CPython's
-  reference counts, measured against a fresh list held the same way.
+  left in an owner that outlives the call (one the body did not create, or created and
+  also kept elsewhere, and that is not part of what it returns) stops the trace. Each
+  owner's contents were copied when the trace first stored into it, and are put back
+  (`_snapshot`), so the dynamic run that follows starts from the state the call began
+  with, `xs[0] = v` and `d[k] = v` over an existing entry included. "Kept elsewhere" is
+  read from CPython's reference counts, measured against a fresh object held the same way.
+  What a trace returns is checked too: a generator or iterator (a plan would hand back
+  the same one, used up, on every call) or a function whose closure holds a placeholder
+  stops the trace, and so does a `functools` cache that kept a placeholder (its cache is
+  cleared: its entries cannot be reached one by one).
 """
 
 from __future__ import annotations
@@ -34,7 +53,17 @@ from ._dynamic import LazyResult, _Dispatcher, _lazies
 from ._symbols import StopReason, Symbol, TraceStop, first_symbol, user_frame
 from ._tracer import Tracer
 
-__all__ = ["UNKNOWN", "body_failed", "body_returned", "note_store", "stored", "stored_global"]
+__all__ = [
+    "UNKNOWN",
+    "body_failed",
+    "body_returned",
+    "cache_kept",
+    "note_store",
+    "owner",
+    "stored",
+    "stored_cell",
+    "stored_global",
+]
 
 UNKNOWN = object()  # `note_store`'s value when a method stored values not known here
 _MISSING = object()
@@ -51,6 +80,14 @@ def stored(value: Any, owner: Any) -> Any:
     return value
 
 
+def owner(target: Any, value: Any) -> Any:
+    """`target` of `target[key] = value` or `target.name = value` in rewritten code
+    (evaluated after `value`, as Python does), noted where `value` holds a pending result."""
+    if type(value) not in _PLAIN:
+        note_store(target, value, sys._getframe(1))
+    return target
+
+
 def stored_global(value: Any, name: str) -> Any:
     """`name = value` where `name` is declared `global`: the module's slot is noted."""
     if type(value) not in _PLAIN:
@@ -59,20 +96,59 @@ def stored_global(value: Any, name: str) -> Any:
     return value
 
 
-class _GlobalSlot:
-    """A module global the body assigned (`global last; last = ask(q)`), and its value
-    before, which a stopped trace puts back."""
+def stored_cell(value: Any, reader: types.FunctionType) -> Any:
+    """`name = value` where `name` is declared `nonlocal`: its cell (shared by `reader`, a
+    lambda reading the name) is noted."""
+    if type(value) not in _PLAIN:
+        note_store(_CellSlot(reader.__closure__[0]), value, sys._getframe(1))  # type: ignore[index]
+    return value
 
-    __slots__ = ("before", "name", "space")
+
+class _GlobalSlot:
+    """A module global the body assigned (`global last; last = ask(q)`)."""
+
+    __slots__ = ("name", "space")
 
     def __init__(self, space: dict[str, Any], name: str):
         self.space, self.name = space, name
-        self.before = space.get(name, _MISSING)
+
+    def get(self) -> Any:
+        return self.space.get(self.name, _MISSING)
+
+    def set(self, value: Any) -> None:
+        if value is _MISSING:
+            self.space.pop(self.name, None)
+        else:
+            self.space[self.name] = value
+
+
+class _CellSlot:
+    """An enclosing function's variable the body assigned (`nonlocal last`)."""
+
+    __slots__ = ("cell",)
+
+    def __init__(self, cell: types.CellType):
+        self.cell = cell
+
+    def get(self) -> Any:
+        try:
+            return self.cell.cell_contents
+        except ValueError:  # not assigned yet
+            return _MISSING
+
+    def set(self, value: Any) -> None:
+        if value is _MISSING:
+            del self.cell.cell_contents
+        else:
+            self.cell.cell_contents = value
+
+
+_SLOTS = (_GlobalSlot, _CellSlot)
 
 
 def note_store(owner: Any, value: Any, frame: types.FrameType) -> None:
     """`value` was stored into `owner` (`frame`: the user's line); `UNKNOWN`: the values
-    a method stored are not known (`out.extend(generator)`)."""
+    a method stored are not known (`out.extend(generator)`). Called before the store."""
     handler = current_call_handler()
     if isinstance(handler, _Dispatcher):
         if value is not UNKNOWN and type(value) is not LazyResult and not _lazies(value):
@@ -85,14 +161,21 @@ def note_store(owner: Any, value: Any, frame: types.FrameType) -> None:
     elif isinstance(handler, Tracer):
         if value is not UNKNOWN and first_symbol(value) is None:
             return
-        frame = user_frame(frame) or frame
-        where = (frame.f_code.co_filename, frame.f_lineno)
         if handler.stores is None:
-            handler.stores = []
-        handler.stores.append((owner, where))
+            handler.stores = {}
+        key = _key(owner)
+        if key not in handler.stores:  # its contents before the trace first stored into it
+            handler.stores[key] = (owner, _where(frame), _snapshot(owner))
 
 
-def _taken(handler: Any) -> list[Any] | None:
+def _key(owner: Any) -> Any:
+    kind = type(owner)
+    if kind is _GlobalSlot:
+        return (id(owner.space), owner.name)
+    return (id(owner.cell),) if kind is _CellSlot else id(owner)
+
+
+def _taken(handler: Any) -> Any:
     """What the body stored where it outlives the call, now forgotten by its handler (a
     dynamic run's `_Dispatcher` or a `Tracer`: their `stores`)."""
     held, handler.stores = handler.stores, None
@@ -115,11 +198,11 @@ _STORE_DEPTH = 3  # levels of nested lists, dicts and objects looked into
 
 def _settle_in_place(value: Any, depth: int) -> None:
     kind = type(value)
-    if kind is _GlobalSlot:
-        item = value.space.get(value.name)
+    if kind in _SLOTS:
+        item = value.get()
         new = _settled_item(item, depth)
         if new is not item:
-            value.space[value.name] = new
+            value.set(new)
     elif kind is list or kind is deque:
         for i, item in enumerate(value):
             new = _settled_item(item, depth)
@@ -130,7 +213,12 @@ def _settle_in_place(value: Any, depth: int) -> None:
             new = _settled_item(item, depth)
             if new is not item:
                 value[key] = new
-    elif kind not in ATOMS and kind is not types.ModuleType and not isinstance(value, type):
+    elif isinstance(value, type):  # a class attribute: `setattr` keeps its lookups right
+        for name, item in list(vars(value).items()):
+            new = _settled_item(item, depth)
+            if new is not item:
+                setattr(value, name, new)
+    elif kind not in ATOMS and kind is not types.ModuleType:
         resolve_attributes(value, lambda item: _settled_item(item, depth))
 
 
@@ -138,7 +226,7 @@ def _settled_item(item: Any, depth: int) -> Any:
     kind = type(item)
     if kind is LazyResult:
         return _value_of(item)
-    if kind in _PLAIN or depth <= 0:
+    if kind in _PLAIN or depth <= 0 or kind is types.ModuleType:
         return item
     if isinstance(item, tuple):  # immutable: a new one where it holds a pending result
         opened = open_container(item)
@@ -166,64 +254,142 @@ def body_returned(out: Any) -> None:
     handler = current_call_handler()
     if isinstance(handler, _Dispatcher):
         if handler.stores:  # the common body stores nothing: one attribute read
-            _settle_stores(_taken(handler))  # type: ignore[arg-type]
+            _settle_stores(_taken(handler))
     elif isinstance(handler, Tracer):
+        _check_trace_output(handler, out)
         _check_trace_stores(handler, out)
 
 
 def body_failed() -> None:
-    """The body raised: forget its stores; a trace's placeholders are taken back out (the
-    call falls back to another strategy, which must not see them)."""
+    """The body raised: forget its stores; where a trace stored placeholders, what it
+    stored into is put back as it was (the call falls back to another strategy, which
+    must not see them)."""
     handler = current_call_handler()
     held = _taken(handler) if isinstance(handler, _Dispatcher | Tracer) else None
     if held and isinstance(handler, Tracer):
-        for owner, _ in reversed(held):
-            _drop_symbols(owner)
+        _restore(held)
+
+
+def cache_kept(cached: Any, out: Any) -> None:
+    """A `functools` cache (`cached`) returned `out` in a trace: where `out` holds a
+    placeholder the cache kept it, so the cache is cleared and the trace stops."""
+    handler = current_call_handler()
+    if isinstance(handler, Tracer) and first_symbol(out) is not None:
+        cached.cache_clear()
+        _stop_trace(
+            handler,
+            "a functools cache kept a leaf result (cleared: a replayed plan would not "
+            "call it, and later calls would get the placeholder):",
+            _where(sys._getframe(2)),
+        )
+
+
+def _stop_trace(tracer: Tracer, what: str, where: tuple[str, int] | None) -> None:
+    file, line = where or (None, None)
+    source = linecache.getline(file, line).strip() or None if file and line else None
+    reason = StopReason("value", what, "a placeholder", file, line, source)
+    tracer.note_stop(reason)
+    raise TraceStop(reason)
+
+
+def _where(frame: types.FrameType) -> tuple[str, int]:
+    frame = user_frame(frame) or frame
+    return frame.f_code.co_filename, frame.f_lineno
+
+
+def _check_trace_output(tracer: Tracer, out: Any) -> None:
+    """Stop the trace where what it returns cannot be replayed: a generator or iterator (a
+    plan hands back the same object on every call, used up after the first) or a function
+    whose closure or defaults hold a placeholder."""
+    found = _unreplayable(out)
+    if found is not None:
+        held = _taken(tracer)
+        if held:
+            _restore(held)
+        _stop_trace(tracer, found, None)
+
+
+def _unreplayable(out: Any) -> str | None:
+    stack, seen = [(out, _STORE_DEPTH)], set()
+    while stack:
+        item, left = stack.pop()
+        kind = type(item)
+        if kind in ATOMS or kind is Symbol or id(item) in seen or left < 0:
+            continue
+        seen.add(id(item))
+        if kind is types.FunctionType:
+            held = [c.cell_contents for c in item.__closure__ or () if _filled(c)]
+            held += [*(item.__defaults__ or ()), *(item.__kwdefaults__ or {}).values()]
+            if any(first_symbol(x) is not None for x in held):
+                return (
+                    "the function returns a function whose closure holds a leaf result, "
+                    "which a replayed plan would hand back with its placeholder:"
+                )
+        elif hasattr(kind, "__next__") and not isinstance(item, type):
+            return (
+                f"the function returns a {kind.__name__} (an iterator), which a replayed "
+                "plan would hand back used up on every later call:"
+            )
+        elif isinstance(item, list | tuple | set | frozenset | deque):
+            stack.extend((x, left - 1) for x in item)
+        elif isinstance(item, dict):
+            stack.extend((x, left - 1) for x in item.values())
+        elif hasattr(item, "__dict__") and not isinstance(item, type | types.ModuleType):
+            stack.extend((x, left - 1) for x in vars(item).values())
+    return None
+
+
+def _filled(cell: types.CellType) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 - an empty cell raises
+    except ValueError:
+        return False
+    return True
 
 
 def _check_trace_stores(tracer: Tracer, out: Any) -> None:
     """Stop the trace if it left a placeholder in a container or object that outlives the
     call (anything the body did not create, or created and kept elsewhere), and is not
-    part of what it returns; the placeholders are taken out of every container it stored
-    them in first, so the run that follows starts from where the call began."""
+    part of what it returns; each owner is put back as it was first, so the run that
+    follows starts from where the call began."""
     held = _taken(tracer)
     if not held:
         return
-    owners: dict[int, tuple[Any, tuple[str, int]]] = {}
-    for owner, where in held:
-        owners.setdefault(id(owner), (owner, where))
-    del held, owner
-    # an owner nothing else holds has as many references as a fresh list held the same
+    # an owner nothing else holds has as many references as a fresh one held the same
     # way (the interpreter's own count of them varies between versions)
-    alone = _references({0: ([], ("", 0))})[0]
-    counts = _references(owners)
+    alone = _references({0: ([], ("", 0), None)})[0]
+    alone_cell = _references({0: (_CellSlot(types.CellType()), ("", 0), None)})[0]
+    counts = _references(held)
     returned = _reachable(out)
     escaped = None
-    for key, (owner, where) in owners.items():
-        outlives = type(owner) is _GlobalSlot or counts[key] > alone
-        if outlives and key not in returned and _holds_symbol(owner):
+    for key, (owner, where, _) in held.items():
+        kind = type(owner)
+        if kind is _GlobalSlot:
+            outlives = True
+        elif kind is _CellSlot:
+            outlives = counts[key] > alone_cell
+        else:
+            outlives = counts[key] > alone
+        if outlives and id(owner) not in returned and _holds_symbol(owner):
             escaped = where
             break
     if escaped is None:
         return
-    for owner, _ in reversed(owners.values()):  # a global's first value is put back last
-        _drop_symbols(owner)
-    file, line = escaped
-    reason = StopReason(
-        "value",
+    _restore(held)
+    _stop_trace(
+        tracer,
         "a leaf result was stored where it outlives the call (an argument, a global, an "
         "operator's field), which a replayed plan would not do:",
-        "a placeholder",
-        file,
-        line,
-        linecache.getline(file, line).strip() or None,
+        where=escaped,
     )
-    tracer.note_stop(reason)
-    raise TraceStop(reason)
 
 
-def _references(owners: dict[int, tuple[Any, Any]]) -> dict[int, int]:
-    return {key: sys.getrefcount(owner) for key, (owner, _) in owners.items()}
+def _references(held: dict[Any, tuple[Any, Any, Any]]) -> dict[Any, int]:
+    """Each owner's reference count (a cell's, for a `nonlocal` name)."""
+    return {
+        key: sys.getrefcount(owner.cell if type(owner) is _CellSlot else owner)
+        for key, (owner, _, _) in held.items()
+    }
 
 
 def _reachable(value: Any, depth: int = _STORE_DEPTH + 1) -> set[int]:
@@ -246,13 +412,13 @@ def _reachable(value: Any, depth: int = _STORE_DEPTH + 1) -> set[int]:
 
 
 def _items_of(owner: Any) -> Any:
-    if type(owner) is _GlobalSlot:
-        return (owner.space.get(owner.name),)
+    if type(owner) in _SLOTS:
+        return (owner.get(),)
     if isinstance(owner, list | deque):
         return owner
     if isinstance(owner, dict):
         return owner.values()
-    if isinstance(owner, type | types.ModuleType) or not hasattr(owner, "__dict__"):
+    if isinstance(owner, types.ModuleType) or not hasattr(owner, "__dict__"):
         return ()
     return vars(owner).values()
 
@@ -261,20 +427,44 @@ def _holds_symbol(owner: Any) -> bool:
     return any(first_symbol(item) is not None for item in _items_of(owner))
 
 
-def _drop_symbols(owner: Any) -> None:
-    """Take the placeholders a trace stored out of a list, deque or dict (an object's
-    field is assigned again by the run that follows; a global gets its value back)."""
-    if type(owner) is _GlobalSlot:
-        if first_symbol(owner.space.get(owner.name)) is not None:
-            if owner.before is _MISSING:
-                owner.space.pop(owner.name, None)
-            else:
-                owner.space[owner.name] = owner.before
-    elif isinstance(owner, list | deque):
-        kept = [item for item in owner if first_symbol(item) is None]
-        if len(kept) != len(owner):
-            owner.clear()
-            owner.extend(kept)
-    elif isinstance(owner, dict):
-        for key in [k for k, v in owner.items() if first_symbol(v) is not None]:
-            del owner[key]
+# --- putting back what a stopped trace stored -----------------------------------------------
+
+
+def _snapshot(owner: Any) -> Any:
+    """What puts `owner` back as it is now, called with `owner` (so it holds no reference
+    to it, which would count as one kept elsewhere): its items (a list, deque or dict),
+    its fields (an object or a class), its value (a global or a cell, with that value's
+    contents); `None` for an object without `__dict__` (the run that follows assigns its
+    fields again)."""
+    kind = type(owner)
+    if kind in _SLOTS:
+        value = owner.get()
+        inner = None if type(value) in _PLAIN else _snapshot(value)
+        return lambda slot: (slot.set(value), inner and inner(value))
+    if kind is list or kind is deque:
+        items = list(owner)
+        return lambda xs: (xs.clear(), xs.extend(items))
+    if isinstance(owner, dict):
+        entries = dict(owner)
+        return lambda d: (d.clear(), d.update(entries))
+    if isinstance(owner, types.ModuleType) or not hasattr(owner, "__dict__"):
+        return None
+    fields = dict(vars(owner))
+    return lambda obj: _put_fields(obj, fields)
+
+
+def _put_fields(owner: Any, fields: dict[str, Any]) -> None:
+    now = vars(owner)
+    for name in [n for n in now if n not in fields]:
+        delattr(owner, name)
+    for name, value in fields.items():
+        if now.get(name, _MISSING) is not value:
+            setattr(owner, name, value)
+
+
+def _restore(held: dict[Any, tuple[Any, Any, Any]]) -> None:
+    """Put back each owner a trace stored placeholders into, as it was before the first
+    store (the last first: an owner noted later may sit inside one noted earlier)."""
+    for owner, _, restore in reversed(held.values()):
+        if restore is not None:
+            restore(owner)

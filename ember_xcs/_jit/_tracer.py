@@ -95,9 +95,9 @@ class Tracer:
         # how a composite's `forward` is run (`_strategies` installs the rewritten one)
         self.forward_of: Callable[[Operator], Callable[..., Any]] = lambda op: op.forward
         self._abstract: dict[int, tuple[Any, Any]] = {}  # see structure_of (ref kept alive)
-        # (container, file:line) where the body stored a placeholder that may outlive the
-        # call: checked when it returns (`_stores`)
-        self.stores: list[Any] | None = None
+        # what the body stored a placeholder into that may outlive the call (owner,
+        # file:line, how to put it back): checked when it returns (`_stores`)
+        self.stores: dict[Any, Any] | None = None
 
     # --- the call handler ------------------------------------------------------------------
 

@@ -548,6 +548,49 @@ def global_counter(text: str) -> dict:
     return {k: LABEL_COUNTS[k] - before.get(k, 0) for k in sorted(LABEL_COUNTS)}
 
 
+REGISTRY: dict[str, str] = {}
+
+
+def registry() -> dict[str, str]:
+    return REGISTRY
+
+
+def registry_store(text: str) -> dict:
+    """Answers kept in a module's registry reached through a function, and the last one
+    in an enclosing function's variable (`nonlocal`)."""
+    last = None
+
+    def keep(word):
+        nonlocal last
+        registry()[word] = last = generate(f"define {word}")
+
+    for word in text.split():
+        keep(word)
+    return last
+
+
+def _registry_after(store):
+    def outer(text):
+        REGISTRY.clear()
+        last = store(text)
+        kept = dict(REGISTRY)
+        return {
+            "last": last,
+            "kept": kept,
+            "types": sorted({type(v).__name__ for v in kept.values()}),
+        }
+
+    return outer
+
+
+registry_state = _registry_after(registry_store)  # plain code reading the registry after
+
+
+def _jit_registry(fn, mode):
+    """The same plain code around a jitted `registry_store`."""
+    return _registry_after(xcs.jit(registry_store, mode=mode))
+
+
 def _solve_tree(question: str, depth: int = 0) -> str:
     subs = json.loads(decompose(question))
     if not subs or depth >= 2:
@@ -611,6 +654,7 @@ PROGRAMS = [
     # `float(score(a))` uses each score before the next is asked for
     Program("numpy_argmax", numpy_argmax, QUESTIONS, width=4, depth=5),
     Program("global_counter", global_counter, TEXTS, width=4, depth=1),
+    Program("registry_store", registry_state, TEXTS, width=4, depth=1, jit=_jit_registry),
     Program("recursive_subquestions", recursive_subquestions, TREE, width=2, depth=5),
 ]
 
