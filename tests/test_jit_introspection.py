@@ -161,4 +161,4 @@ def test_leaf_calls_counts_the_calls_of_the_most_recent_dynamic_run():
 def test_a_method_called_on_a_result_stops_the_trace_saying_so():
     jitted = xcs.jit(lambda q: p.llm(q).upper())
     assert jitted("x") == p.llm("x").upper()
-    assert "Python called .upper of the output of node" in xcs.explain_jit_selection(jitted)
+    assert "Python called .upper() on the output of node" in xcs.explain_jit_selection(jitted)

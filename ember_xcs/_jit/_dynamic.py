@@ -71,6 +71,7 @@ bodies run once per new shape, as in a plan.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import operator as _op
 from collections.abc import Callable
@@ -462,6 +463,14 @@ def run_dynamic(
     return out, stats
 
 
+def _name_of(fn: Any) -> str:
+    """The jitted body's name for messages: a jitted operator's runs `Operator.__call__(op)`
+    through a `functools.partial`, which has no name of its own."""
+    if isinstance(fn, functools.partial) and fn.args and isinstance(fn.args[0], Operator):
+        return type(fn.args[0]).__name__
+    return getattr(fn, "__qualname__", None) or type(fn).__name__
+
+
 def _run_body(
     run: Run, dispatcher: _Dispatcher, fn: Callable[..., Any], args: Any, kwargs: Any
 ) -> Any:
@@ -473,7 +482,7 @@ def _run_body(
             _add_lazy_note(exc)
             raise
     failure = run.finish()
-    refuse_coroutine(out, getattr(fn, "__qualname__", "the function"))
+    refuse_coroutine(out, _name_of(fn))
     if failure is not None:
         raise failure
     return _resolve_output(out)

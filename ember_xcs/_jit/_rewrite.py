@@ -34,7 +34,8 @@ ember_xcs itself) is never rewritten: it gets resolved values.
 The same rewritten code runs during a symbolic trace: there `r(x)` is an identity on
 placeholders, a placeholder passed to a non-operator callable stops the trace with the
 callable's name (so `json.loads(answer)` falls back to dynamic dispatch instead of
-running as written), and a `try` body that made a leaf call stops the trace (a plan could
+running as written; so does one yielded by a generator argument, as the callee pulls it:
+`", ".join(ask(q) for q in qs)`), and a `try` body that made a leaf call stops the trace (a plan could
 not run the `except` branch); so does a `with` body that made one under a manager that
 may see its error.
 
@@ -337,8 +338,8 @@ def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
     if kind is LazyResult:  # `x.method(...)` of a pending result: the caller's line waits
         fn = _wait(fn, sys._getframe(1))
         kind = type(fn)
-    elif kind is Symbol:  # `x.method(...)` of a placeholder: a trace cannot call it
-        _stop(fn, "called")
+    elif kind is Symbol:  # `x.method(...)` of a placeholder: a trace cannot call it, and
+        fn(*args, **kwargs)  # its `__call__` stops the trace naming the method
     if kind in _OPERATOR_TYPES or (kind not in _C_CALLABLES and _is_operator(fn, kind)):
         return _call_operator(fn, args, kwargs)
     if kind is types.MethodType and _is_model_call(fn):
@@ -698,6 +699,10 @@ def _real(fn: Any, values: Any, frame: types.FrameType) -> Any:
         if symbol is not None:
             name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
             _stop(symbol, f"passed to {name}()")
+        if isinstance(values, tuple):  # `", ".join(ask(q) for q in qs)`: the items are
+            values = tuple(  # only seen as the callee pulls them
+                _symbol_free(fn, v) if type(v) in _ITERATORS else v for v in values
+            )
         return values
     if isinstance(values, tuple):
         kind = type(fn)
@@ -708,6 +713,18 @@ def _real(fn: Any, values: Any, frame: types.FrameType) -> Any:
             for v in values
         )
     return _resolve_deep(values, frame)
+
+
+def _symbol_free(fn: Any, items: Any) -> Any:
+    """An iterator argument in a trace: its items as the callee pulls them, the trace
+    stopped at the first that holds a placeholder (the callee would get the placeholder,
+    and `str.join` would raise `TypeError` where a stop lets the call run dynamically)."""
+    for item in items:
+        symbol = first_symbol(item)
+        if symbol is not None:
+            name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+            _stop(symbol, f"passed to {name}()")
+        yield item
 
 
 def _is_join(method: Any) -> bool:

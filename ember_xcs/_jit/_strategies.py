@@ -192,7 +192,7 @@ def select(
     with _gc_paused():
         sym_args, sym_kwargs = _symbolic_inputs(tracer, target, key, leaves, args, kwargs)
         try:
-            trace = tracer.trace(entry(target.call), sym_args, sym_kwargs)
+            trace = tracer.trace(entry(target.call), sym_args, sym_kwargs, target.name)
         except TraceStop as stop:
             on_trace(time.perf_counter() - start, f"trace stopped: {stop.reason}")
             return _fallback(target, config, stop.reason, signature, why)

@@ -139,8 +139,11 @@ class Tracer:
             self._abstract[id(ref)] = found
         return None if found is None else found[1]
 
-    def trace(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """Run `fn` on symbols; return a `Trace`, or raise `TraceStop` with the reason."""
+    def trace(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], name: str
+    ) -> Any:
+        """Run `fn` on symbols; return a `Trace`, or raise `TraceStop` with the reason.
+        `name`: the jitted function's, for errors (`fn` may be its rewritten form)."""
         try:
             with intercept_calls(self):
                 try:
@@ -149,7 +152,7 @@ class Tracer:
                     raise
                 except Exception as exc:
                     raise TraceStop(reason_from_exception(exc)) from exc
-                refuse_coroutine(out, getattr(fn, "__qualname__", "the function"))
+                refuse_coroutine(out, name)
                 root = self.scopes[0]
                 if root.stop is not None:
                     raise TraceStop(root.stop)
