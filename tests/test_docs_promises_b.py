@@ -1,0 +1,53 @@
+"""Promises the guide pages make in prose, checked the way a user would try them.
+
+The code blocks of `docs/` run in `tests/test_docs.py`; these tests take the sentences
+around them (a default, an error and what its message says, an option's effect, a
+variation a reader tries next) from docs/execution.md, graphs.md, models.md,
+observability.md, errors.md and transforms.md, one test per promise.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import ember_xcs as xcs
+
+# --- graphs.md: how inputs reach nodes ---------------------------------------------------------
+
+
+@xcs.op
+def answer(question: str, style: str = "short") -> str:
+    return f"{style}: {question}"
+
+
+@xcs.op
+def echo(answer: str) -> str:
+    return answer
+
+
+def answer_then_echo() -> xcs.Graph:
+    """Two unconnected nodes; `echo` has a parameter named like the node `answer`."""
+    graph = xcs.Graph()
+    graph.add_node(answer, node_id="answer")
+    graph.add_node(echo, node_id="echo")
+    return graph
+
+
+def test_a_parameter_named_like_a_node_id_is_fed_by_that_nodes_own_inputs() -> None:
+    result = xcs.execute_graph(
+        answer_then_echo(), {"question": "why?", "echo": {"answer": "given"}}
+    )
+    assert dict(result) == {"answer": "short: why?", "echo": "given"}
+
+
+def test_a_node_whose_own_parameter_shares_its_id_takes_it_from_its_own_inputs() -> None:
+    graph = xcs.Graph()
+    graph.add_node(answer, node_id="question")
+    result = xcs.execute_graph(graph, {"question": {"question": "why?"}})
+    assert result["question"] == "short: why?"
+
+
+def test_an_unfed_parameter_named_like_a_node_id_is_a_missing_input_before_anything_runs() -> None:
+    with pytest.raises(xcs.MissingInputError, match=r"echo\.answer") as info:
+        xcs.execute_graph(answer_then_echo(), {"question": "why?"})
+    assert "only inputs['echo'] = {'answer': ...} feeds it" in str(info.value)
