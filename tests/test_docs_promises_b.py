@@ -51,3 +51,17 @@ def test_an_unfed_parameter_named_like_a_node_id_is_a_missing_input_before_anyth
     with pytest.raises(xcs.MissingInputError, match=r"echo\.answer") as info:
         xcs.execute_graph(answer_then_echo(), {"question": "why?"})
     assert "only inputs['echo'] = {'answer': ...} feeds it" in str(info.value)
+
+
+# --- graphs.md: marking nodes; errors.md: op's arguments ----------------------------------------
+
+
+def test_op_refuses_a_pure_flag_that_is_not_a_bool_like_its_other_flags() -> None:
+    with pytest.raises(TypeError, match=r"op\(pure=\.\.\.\) must be True or False, got 'yes'"):
+        xcs.op(lambda: 1, pure="yes")
+
+
+def test_a_stochastic_operator_marked_pure_is_an_options_error() -> None:
+    with pytest.raises(xcs.OptionsError, match="contradict each other") as info:
+        xcs.op(lambda: 1, pure=True, stochastic=True)
+    assert isinstance(info.value, ValueError)  # as before, and now an XCSError too
