@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 import ember_xcs as xcs
+from ember_xcs import models
 
 # --- graphs.md: how inputs reach nodes ---------------------------------------------------------
 
@@ -65,3 +66,22 @@ def test_a_stochastic_operator_marked_pure_is_an_options_error() -> None:
     with pytest.raises(xcs.OptionsError, match="contradict each other") as info:
         xcs.op(lambda: 1, pure=True, stochastic=True)
     assert isinstance(info.value, ValueError)  # as before, and now an XCSError too
+
+
+# --- models.md: SimulatedModel ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("latency", [-1, (0.2, 0.1), "fast", float("nan"), (0.1,)])
+def test_a_simulated_latency_that_is_not_seconds_is_refused_when_the_model_is_built(
+    latency: object,
+) -> None:
+    with pytest.raises(models.ModelConfigError, match="latency must be seconds >= 0"):
+        models.SimulatedModel(latency=latency)
+
+
+@pytest.mark.parametrize("latency", [0, 0.001, (0.0, 0.001), lambda rng: 0.0])
+def test_a_simulated_latency_is_a_number_a_range_or_a_function_of_a_random(
+    latency: object,
+) -> None:
+    model = models.SimulatedModel(latency=latency, responses=["ok"])
+    assert model.complete("q").text == "ok"
