@@ -8,10 +8,20 @@ observability.md, errors.md and transforms.md, one test per promise.
 
 from __future__ import annotations
 
+import contextvars
+import dataclasses
+import io
+import re
+import threading
+from pathlib import Path
+
 import pytest
 
 import ember_xcs as xcs
 from ember_xcs import models
+from ember_xcs.scheduling import ProgressHooks
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 # --- graphs.md: how inputs reach nodes ---------------------------------------------------------
 
@@ -85,3 +95,41 @@ def test_a_simulated_latency_is_a_number_a_range_or_a_function_of_a_random(
 ) -> None:
     model = models.SimulatedModel(latency=latency, responses=["ok"])
     assert model.complete("q").text == "ok"
+
+
+def test_track_usage_counts_a_users_thread_only_when_it_runs_in_a_copy_of_the_context() -> None:
+    model = models.SimulatedModel()
+    with models.track_usage() as usage:
+        bare = threading.Thread(target=model.complete, args=("not counted",))
+        copied = threading.Thread(
+            target=contextvars.copy_context().run, args=(model.complete, "counted")
+        )
+        for thread in (bare, copied):
+            thread.start()
+            thread.join()
+    assert (usage.calls, model.calls) == (1, 2)
+
+
+# --- execution.md: the options table -----------------------------------------------------------
+
+
+def test_the_options_table_lists_every_execution_option_with_its_default() -> None:
+    page = (DOCS / "execution.md").read_text()
+    rows = dict(re.findall(r"^\| `(\w+)` \| `([^`]*)` \|", page, re.MULTILINE))
+    defaults = xcs.ExecutionOptions()
+    for field in dataclasses.fields(xcs.ExecutionOptions):
+        assert field.name in rows, field.name
+        assert eval(rows[field.name]) == getattr(defaults, field.name), field.name  # noqa: S307
+
+
+# --- observability.md: progress bars -------------------------------------------------------
+
+
+def test_a_progress_hook_given_a_stream_that_is_not_a_terminal_draws_nothing() -> None:
+    stream = io.StringIO()  # a log file or a pipe: isatty() is False
+    graph = xcs.Graph()
+    for i in range(3):
+        graph.add_node(answer, node_id=f"answer_{i}")
+    hooks = (ProgressHooks(0, file=stream),)
+    result = xcs.execute_graph(graph, {"question": "q"}, options=xcs.ExecutionOptions(hooks=hooks))
+    assert len(result) == 3 and stream.getvalue() == ""
