@@ -14,6 +14,7 @@ import io
 import re
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -133,3 +134,31 @@ def test_a_progress_hook_given_a_stream_that_is_not_a_terminal_draws_nothing() -
     hooks = (ProgressHooks(0, file=stream),)
     result = xcs.execute_graph(graph, {"question": "q"}, options=xcs.ExecutionOptions(hooks=hooks))
     assert len(result) == 3 and stream.getvalue() == ""
+
+
+# --- execution.md: custom schedulers --------------------------------------------------------
+
+
+class Counting:
+    """A scheduler that runs nothing and reports the plan's size."""
+
+    def run(self, plan: Any, inputs: Any, options: Any) -> xcs.ExecutionResult:
+        return xcs.ExecutionResult(
+            {"nodes": len(plan)}, plan=plan, stats=xcs.ExecutionStats("counting", 0.0, 0, 0)
+        )
+
+
+@pytest.mark.parametrize("name", ["", 5, None])
+def test_register_scheduler_refuses_a_name_that_options_could_never_name(name: Any) -> None:
+    with pytest.raises(xcs.OptionsError, match="needs a non-empty str name"):
+        xcs.register_scheduler(name, Counting())
+
+
+def test_a_registered_scheduler_name_needs_replace_to_be_taken_again() -> None:
+    name = "docs_promises_b_counting"
+    xcs.register_scheduler(name, Counting(), replace=True)
+    with pytest.raises(xcs.OptionsError, match="pass replace=True"):
+        xcs.register_scheduler(name, Counting())
+    with xcs.execution_options(scheduler=name):
+        inputs = {"question": "q", "echo": {"answer": "a"}}
+        assert xcs.execute_graph(answer_then_echo(), inputs) == {"nodes": 2}
