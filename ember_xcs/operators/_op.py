@@ -106,7 +106,9 @@ def op(
     signature and docstring; calling it calls the function. Without `fn`, a decorator
     that makes one.
 
-    **Raises:** `TypeError` when `fn` is not callable.
+    **Raises:** `TypeError` when `fn` is not callable, `name` is not a non-empty string or
+    a flag is not `True`/`False`; `OptionsError` when `pure` and `stochastic` are both
+    set.
 
     !!! example
         ```python
