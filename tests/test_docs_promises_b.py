@@ -162,3 +162,81 @@ def test_a_registered_scheduler_name_needs_replace_to_be_taken_again() -> None:
     with xcs.execution_options(scheduler=name):
         inputs = {"question": "q", "echo": {"answer": "a"}}
         assert xcs.execute_graph(answer_then_echo(), inputs) == {"nodes": 2}
+
+
+# --- execution.md: Dask ------------------------------------------------------------------------
+
+
+def test_dask_runs_retries_in_the_task_and_skips_a_failed_nodes_dependents() -> None:
+    distributed = pytest.importorskip("distributed")
+    attempts: list[int] = []
+
+    @xcs.op
+    def flaky(x: int) -> int:
+        attempts.append(x)
+        if len(attempts) < 3:
+            raise ConnectionError("rate limited")
+        return x + 1
+
+    @xcs.op
+    def broken(x: int) -> int:
+        raise ValueError("broken")
+
+    graph = xcs.Graph()
+    graph.add_node(flaky, node_id="flaky")
+    graph.add_node(broken, node_id="broken")
+    graph.add_node(echo, node_id="after_flaky")
+    graph.add_node(echo, node_id="after_broken")
+    graph.connect("flaky", "after_flaky").connect("broken", "after_broken")
+    timeline = xcs.Timeline()
+    with distributed.Client(processes=False, dashboard_address=":0") as client:
+        options = xcs.ExecutionOptions(
+            scheduler="dask",
+            dask_client=client,
+            retries=3,
+            retry_backoff=0.001,
+            retry_on=ConnectionError,
+            return_partial_results=True,
+            hooks=(timeline,),
+        )
+        result = xcs.execute_graph(graph, {"x": 1}, options=options)
+    assert dict(result) == {"flaky": 2, "after_flaky": 2}
+    assert list(result.failures) == ["broken"] and result.skipped == ["after_broken"]
+    assert isinstance(result.failures["broken"], ValueError)  # and a NodeExecutionError
+    assert result.stats.scheduler == "dask"
+    outcomes = sorted((r.node_id, r.attempt, r.outcome) for r in timeline.records)
+    assert outcomes == [
+        ("after_flaky", 0, "ok"),
+        ("broken", 0, "failed"),
+        ("flaky", 0, "retried"),
+        ("flaky", 1, "retried"),
+        ("flaky", 2, "ok"),
+    ]
+
+
+class Locked(xcs.Operator):
+    """A leaf holding a lock: it cannot be pickled."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    def forward(self, x: int) -> int:
+        with self.lock:
+            return x
+
+
+@pytest.mark.slow
+def test_an_operator_a_cluster_process_cannot_receive_is_an_execution_error_naming_it() -> None:
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0"
+    )
+    try:
+        with distributed.Client(cluster, set_as_default=False) as client:
+            graph = xcs.Graph()
+            graph.add_node(Locked(), node_id="locked")
+            options = xcs.ExecutionOptions(scheduler="dask", dask_client=client)
+            with pytest.raises(xcs.ExecutionError, match=r"node 'locked' \(Locked\) cannot be"):
+                xcs.execute_graph(graph, {"x": 1}, options=options)
+    finally:
+        cluster.close()
