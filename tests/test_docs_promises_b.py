@@ -240,3 +240,38 @@ def test_an_operator_a_cluster_process_cannot_receive_is_an_execution_error_nami
                 xcs.execute_graph(graph, {"x": 1}, options=options)
     finally:
         cluster.close()
+
+
+# --- transforms.md: pmap and mesh_sharded of Python operators ----------------------------------
+
+
+@xcs.op
+def fails_on_five_and_seven(i: int) -> int:
+    if i in (5, 7):
+        raise ValueError(f"bad item {i}")
+    return i
+
+
+def test_python_pmap_with_partial_results_raises_listing_every_failed_item() -> None:
+    with xcs.execution_options(return_partial_results=True):
+        with pytest.raises(xcs.ExecutionError) as info:
+            xcs.pmap(fails_on_five_and_seven)(list(range(10)))
+    message = str(info.value)
+    assert "fails_on_five_and_seven[5], fails_on_five_and_seven[7]" in message
+
+
+def test_python_mesh_sharded_joins_dict_outputs_per_key_in_input_order() -> None:
+    mesh = xcs.DeviceMesh((2, 4), ("data", "model"))
+
+    @xcs.op
+    def describe(items: list) -> dict:
+        return {"length": [len(s) for s in items], "upper": [s.upper() for s in items]}
+
+    sharded = xcs.mesh_sharded(
+        describe, mesh, in_specs=xcs.PartitionSpec("data"), out_specs=xcs.PartitionSpec("data")
+    )
+    words = ["a", "bb", "ccc", "dd", "e", "ff", "g", "hhh", "i", "jj"]
+    assert sharded(words) == {
+        "length": [len(w) for w in words],
+        "upper": [w.upper() for w in words],
+    }
