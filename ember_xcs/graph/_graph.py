@@ -204,13 +204,14 @@ class Graph:
           `{"*": "param"}` maps the whole output;
         - `{}`: an ordering-only edge.
 
-        **Returns:** `None`.
+        **Returns:** the graph itself, so calls chain.
 
         **Raises:** `UnknownNodeError` when either end is not in the graph;
-        `CycleError` for an edge from a node to itself; `FieldMappingError` when a mapping
-        names a parameter `dst` does not take, or a positional edge has no parameter left
-        to fill. (A cycle through several nodes is reported by `validate` and by every
-        run.)
+        `CycleError` for an edge from a node to itself or one that would close a cycle
+        (the graph is left unchanged); `FieldMappingError` when a mapping names a
+        parameter `dst` does not take or one another edge already feeds; `GraphError`
+        when a positional edge has no parameter left to fill, or the same edge is added
+        twice without mappings.
 
         !!! example
             ```python
@@ -482,7 +483,8 @@ class Graph:
         return float(sum(weight(n) for n in self.critical_path(weights)))
 
     def to_networkx(self) -> nx.DiGraph:
-        """A copy as `networkx.DiGraph` with `operator`/`name` node and edge attributes."""
+        """A copy as `networkx.DiGraph`: `operator`/`name` node attributes and
+        `field_mappings` edge attributes."""
         g = nx.DiGraph()
         for node in self._nodes.values():
             g.add_node(node.node_id, operator=node.operator, name=node.name)

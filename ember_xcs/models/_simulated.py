@@ -19,6 +19,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from math import inf
 from typing import Any
 
 from ._errors import (
@@ -38,6 +39,22 @@ Latency = float | tuple[float, float] | Callable[[random.Random], float]
 Responses = Sequence[str] | Callable[[str, int], str] | None
 
 FAILURE_KINDS = ("timeout", "429", "5xx", "malformed")
+
+
+def _check_latency(latency: Any) -> None:
+    """Refuse a latency `time.sleep` would refuse, when the model is built, not per call."""
+    if callable(latency):
+        return
+    bounds = latency if isinstance(latency, tuple) and len(latency) == 2 else (latency,)
+    if not all(_is_seconds(b) for b in bounds) or (len(bounds) == 2 and bounds[0] > bounds[1]):
+        raise ModelConfigError(
+            "latency must be seconds >= 0: a number, a (low, high) range with low <= high, "
+            f"or a function of a random.Random, got {latency!r}"
+        )
+
+
+def _is_seconds(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < inf
 
 
 class SimulatedModel:
@@ -84,6 +101,7 @@ class SimulatedModel:
             )
         if not 0.0 <= failure_rate <= 1.0:
             raise ModelConfigError(f"failure_rate must be in [0, 1], got {failure_rate!r}")
+        _check_latency(latency)
         self.name = name
         self.seed = seed
         self.latency = latency

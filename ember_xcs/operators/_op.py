@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, overload
 
+from .._errors import OptionsError
 from ._base import Operator
 
 __all__ = ["FunctionOperator", "op"]
@@ -25,16 +26,16 @@ class FunctionOperator(Operator):
     ):
         if not callable(fn):
             raise TypeError(f"op() needs a function, got {type(fn).__name__}")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise TypeError(f"op(name=...) must be a non-empty string, got {name!r}")
+        for flag, value in (("numeric", numeric), ("stochastic", stochastic), ("pure", pure)):
+            if not isinstance(value, bool):
+                raise TypeError(f"op({flag}=...) must be True or False, got {value!r}")
         if pure and stochastic:
-            raise ValueError(
+            raise OptionsError(
                 f"op({getattr(fn, '__name__', fn)!r}): pure=True and stochastic=True contradict "
                 "each other; a stochastic result must never be reused, so drop one"
             )
-        if name is not None and (not isinstance(name, str) or not name):
-            raise TypeError(f"op(name=...) must be a non-empty string, got {name!r}")
-        for flag, value in (("numeric", numeric), ("stochastic", stochastic)):
-            if not isinstance(value, bool):
-                raise TypeError(f"op({flag}=...) must be True or False, got {value!r}")
         self.fn = fn
         self._name = name or getattr(fn, "__name__", type(fn).__name__)
         self.numeric = bool(numeric)
@@ -105,7 +106,9 @@ def op(
     signature and docstring; calling it calls the function. Without `fn`, a decorator
     that makes one.
 
-    **Raises:** `TypeError` when `fn` is not callable.
+    **Raises:** `TypeError` when `fn` is not callable, `name` is not a non-empty string or
+    a flag is not `True`/`False`; `OptionsError` when `pure` and `stochastic` are both
+    set.
 
     !!! example
         ```python

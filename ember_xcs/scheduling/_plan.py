@@ -134,8 +134,9 @@ class ExecutionPlan:
 class _InputRule:
     node_id: str
     name: str
-    free_params: tuple[str, ...]  # parameters an input may feed by name
-    required: tuple[str, ...]  # of those, the ones without defaults
+    free_params: tuple[str, ...]  # parameters no edge feeds: inputs[node_id] may give them
+    by_name: tuple[str, ...]  # of those, the ones inputs[parameter] feeds (not named like a node)
+    required: tuple[str, ...]  # of the free ones, those without defaults
     open_keywords: bool  # the operator takes **kwargs
 
 
@@ -169,7 +170,7 @@ def _build_plan(graph: Graph) -> ExecutionPlan:
         )
         rule = _input_rule(node, len(positional), {m[3] for m in mapped}, node_ids)
         deps = tuple(dict.fromkeys([index[e.src] for e in edges]))
-        bind = _graph_bind(node_id, positional, mapped, rule.free_params)
+        bind = _graph_bind(node_id, positional, mapped, rule.by_name)
         operator = engine_form(node.operator)  # an LLMOperator over HTTP: awaited, no thread
         nodes.append(
             PlanNode(node_id, node.name, operator, deps, bind, is_async_operator(operator))
@@ -184,7 +185,7 @@ def _input_rule(
     node: Node, n_positional: int, mapped: set[str], node_ids: frozenset[str]
 ) -> _InputRule:
     if node.signature is None:
-        return _InputRule(node.node_id, node.name, (), (), True)
+        return _InputRule(node.node_id, node.name, (), (), (), True)
     params = list(node.signature.parameters.values())
     fed_positionally = {
         p.name
@@ -197,18 +198,20 @@ def _input_rule(
         if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
         and p.name not in mapped
         and p.name not in fed_positionally
-        and p.name not in node_ids
     ]
+    # a node id always means inputs[node_id]: a parameter named like one is fed only there
+    by_name = tuple(p.name for p in free if p.name not in node_ids)
     required = tuple(p.name for p in free if p.default is p.empty)
     open_kw = any(p.kind is p.VAR_KEYWORD for p in params)
-    return _InputRule(node.node_id, node.name, tuple(p.name for p in free), required, open_kw)
+    names = tuple(p.name for p in free)
+    return _InputRule(node.node_id, node.name, names, by_name, required, open_kw)
 
 
 def _graph_bind(
     node_id: str,
     positional: tuple[int, ...],
     mapped: tuple[tuple[int, str, str, str], ...],
-    free_params: tuple[str, ...],
+    by_name: tuple[str, ...],
 ) -> Bind:
     def bind(results: list[Any], inputs: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
         args = [results[i] for i in positional]
@@ -221,7 +224,7 @@ def _graph_bind(
                 else _take_field(value, field, src_id, node_id, param)
             )
         if inputs:
-            for param in free_params:
+            for param in by_name:
                 if param in inputs:
                     kwargs[param] = inputs[param]
             own = inputs.get(node_id)
@@ -284,22 +287,29 @@ def _check_input_keys(plan: ExecutionPlan, inputs: Mapping[str, Any]) -> None:
             _check_own_inputs(rule, own)
             used.add(rule.node_id)
         own = own or {}
-        used.update(p for p in rule.free_params if p in inputs)
+        used.update(p for p in rule.by_name if p in inputs)
         missing += [
-            f"{rule.node_id}.{p}" for p in rule.required if p not in inputs and p not in own
+            f"{rule.node_id}.{p}"
+            for p in rule.required
+            if p not in own and (p not in inputs or p not in rule.by_name)
         ]
     unused = [k for k in inputs if k not in used]
     if unused:  # first: a misspelt key also leaves its parameter missing
-        vocabulary = {p for r in plan.input_rules for p in r.free_params} | set(plan.index)
+        vocabulary = {p for r in plan.input_rules for p in r.by_name} | set(plan.index)
         hints = [_did_you_mean(k, vocabulary) for k in unused]
         raise GraphError(
             f"input {', '.join(hints)} matches no node id and no unfed parameter of any node; "
             "remove it or fix its name"
         )
     if missing:
+        shadowed = [m.split(".", 1) for m in missing if m.partition(".")[2] in plan.index]
+        note = "".join(
+            f"; {param!r} is also a node id, so only inputs[{node!r}] = {{{param!r}: ...}} feeds it"
+            for node, param in shadowed
+        )
         raise MissingInputError(
             f"no value for {', '.join(missing)}: pass each in inputs by parameter name, as "
-            "inputs[node_id] = {parameter: value}, or connect an edge that produces it"
+            f"inputs[node_id] = {{parameter: value}}, or connect an edge that produces it{note}"
         )
 
 

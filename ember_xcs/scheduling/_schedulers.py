@@ -144,6 +144,8 @@ _registry: dict[str, Scheduler] = {
 
 def register_scheduler(name: str, scheduler: Scheduler, *, replace: bool = False) -> None:
     """Make `scheduler` available as `ExecutionOptions(scheduler=name)`."""
+    if not isinstance(name, str) or not name:
+        raise OptionsError(f"register_scheduler() needs a non-empty str name, got {name!r}")
     if not isinstance(scheduler, Scheduler):
         raise OptionsError(f"scheduler {name!r} must have a run(plan, inputs, options) method")
     if name in _registry and not replace:
