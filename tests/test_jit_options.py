@@ -283,3 +283,140 @@ def test_dask_scheduler_and_client_run_a_dynamic_call():
         answer = run("dynamic", "dask", branching, "q", dask_client=client)
     assert answer == "llm(where(q))"
     assert seen and not any(name.startswith("ember-xcs-worker") for name in seen)
+
+
+# --- a body or composite that runs as written ------------------------------------------------
+# A body whose trace stops runs dynamically, or as written in `"structural"` (one opaque
+# node); a composite whose trace stops is an opaque node of the plan. Either way each leaf
+# call it makes is a node of its own, retried and reported as in every other mode, and the
+# body or composite itself is never run twice.
+
+MODES = ["auto", "trace", "structural", "dynamic"]
+
+
+def _untraceable(first: xcs.Operator, second: Any) -> Any:
+    def body(q: str) -> list[str]:
+        a = first(q + "!")  # `+` on an input stops the trace
+        return [a, second(a)]
+
+    return body
+
+
+class Stopping(xcs.Operator):
+    """A composite whose trace stops: opaque, run dynamically (auto) or as written."""
+
+    def __init__(self, first: xcs.Operator, second: Any):
+        self.first = first
+        self.second = second
+
+    def forward(self, q: str) -> list[str]:
+        return _untraceable(self.first, self.second)(q)
+
+
+SHAPES = {
+    "body": _untraceable,
+    "composite": lambda first, second: Stopping(first, second),
+}
+
+
+def _as_written_in_structural(jitted: Any, shape: str, mode: str) -> None:
+    """The call took the path under test: as written in structural."""
+    if mode == "structural":
+        how = "runs as written" if shape == "body" else "runs as written: "
+        assert how in xcs.explain_jit_selection(jitted)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("mode", MODES)
+def test_retries_apply_to_each_leaf_call_of_an_untraceable_body(mode, shape):
+    first, flaky, recorder = p.Echo("first"), Flaky(2), Recorder()
+    jitted = xcs.jit(SHAPES[shape](first, flaky), mode=mode)
+    with xcs.execution_options(retries=2, retry_backoff=0.0, hooks=(recorder,)):
+        assert jitted("q") == ["first(q!)", "flaky(first(q!))"]
+    assert (first.counter.count, flaky.calls.count) == (1, 3)
+    _as_written_in_structural(jitted, shape, mode)
+    ends = [e["name"] for e in recorder.of("node_end")]
+    assert sorted(n for n in ends if n != "Stopping") == ["Echo", "Flaky"]  # each leaf once
+    failures = recorder.of("node_failure")
+    assert [(f["name"], f["attempt"], f["will_retry"]) for f in failures] == [
+        ("Flaky", 0, True),
+        ("Flaky", 1, True),
+    ]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("mode", MODES)
+def test_a_leaf_that_keeps_failing_names_itself_and_its_callers_run_once(mode, shape):
+    first, flaky = p.Echo("first"), Flaky(5)
+    jitted = xcs.jit(SHAPES[shape](first, flaky), mode=mode)
+    with xcs.execution_options(retries=1, retry_backoff=0.0):
+        with pytest.raises(ConnectionError) as info:
+            jitted("q")
+    assert (first.counter.count, flaky.calls.count) == (1, 2)
+    assert isinstance(info.value, xcs.NodeExecutionError)
+    assert info.value.operator_name == "Flaky"
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("mode", MODES)
+def test_the_bodys_own_error_is_raised_once_and_never_retried(mode, shape):
+    first = p.Echo("first")
+
+    def refuse(answer: str) -> str:  # a plain function: the body's own code
+        raise ValueError(f"the body refused {answer}")
+
+    jitted = xcs.jit(SHAPES[shape](first, refuse), mode=mode)
+    recorder = Recorder()
+    with xcs.execution_options(retries=3, retry_backoff=0.0, hooks=(recorder,)):
+        with pytest.raises(ValueError, match=r"the body refused first\(q!\)") as info:
+            jitted("q")
+    assert not isinstance(info.value, xcs.XCSError)  # as the plain function raised it
+    assert first.counter.count == 1
+    assert not any(f["will_retry"] for f in recorder.of("node_failure"))
+
+
+@pytest.mark.parametrize("mode", ["structural", "dynamic"])
+def test_node_timeout_of_an_untraceable_body_names_the_leaf_call(mode):
+    release = threading.Event()
+    jitted = xcs.jit(_untraceable(Gate(release), p.Echo("second")), mode=mode)
+    try:
+        with xcs.execution_options(node_timeout_seconds=0.02):
+            with pytest.raises(xcs.ExecutionTimeoutError) as info:
+                jitted("q")
+    finally:
+        release.set()
+    assert (info.value.node_id, info.value.operator_name) == ("Gate", "Gate")
+
+
+@pytest.mark.parametrize("mode", ["structural", "dynamic"])
+def test_node_timeout_bounds_each_call_of_an_untraceable_body_not_the_body(mode):
+    @xcs.op
+    def pause(prompt: str) -> str:
+        time.sleep(0.2)  # each call well within the limit, the three together beyond it
+        return f"pause({prompt})"
+
+    def body(q: str) -> str:
+        return pause(pause(pause(q + "!")))
+
+    with xcs.execution_options(node_timeout_seconds=0.5):
+        assert xcs.jit(body, mode=mode)("q") == "pause(pause(pause(q!)))"
+
+
+def test_node_timeout_bounds_an_opaque_composite_as_a_whole():
+    # A composite that stops the trace is a node of its plan, so the limit bounds it too.
+    @xcs.op
+    def pause(prompt: str) -> str:
+        time.sleep(0.2)
+        return f"pause({prompt})"
+
+    class Pauses(xcs.Operator):
+        def __init__(self) -> None:
+            self.pause = pause
+
+        def forward(self, q: str) -> str:
+            return self.pause(self.pause(self.pause(q + "!")))
+
+    with xcs.execution_options(node_timeout_seconds=0.5):
+        with pytest.raises(xcs.ExecutionTimeoutError) as info:
+            xcs.jit(lambda q: p.llm(Pauses()(q)), mode="structural")("q")
+    assert info.value.operator_name == "Pauses"

@@ -182,3 +182,35 @@ def test_model_stats_read_in_a_body_count_the_calls_made_before_the_read(mode):
         model.reset_counters()
         jitted("s")
         assert model.max_in_flight == 3
+
+
+def _samples(model, question):
+    return [model.complete(question, sample=i).text for i in range(3)]
+
+
+@pytest.mark.parametrize("mode", ["auto", "trace", "structural"])
+def test_a_model_passed_as_an_argument_traces_as_a_global_model_does(mode):
+    model, twin = SimulatedModel("m", latency=0.05), SimulatedModel("m", latency=0.05)
+    jitted = jit(_samples, mode=mode)
+    for question in QUESTIONS:
+        assert jitted(model, question) == _samples(twin, question)
+    assert xcs.get_jit_strategy_used(jitted) == ("structural" if mode == "structural" else "trace")
+    assert "signature (m, str):" in xcs.explain_jit_selection(jitted)
+    stats = get_jit_stats(jitted)
+    assert (stats.cache_misses, stats.cache_hits) == (1, len(QUESTIONS) - 1)
+    assert model.calls == 3 * len(QUESTIONS)
+    assert model.max_in_flight == 3  # the plan overlaps the samples
+
+
+def test_two_models_passed_in_turn_each_get_their_own_calls_and_plan():
+    a, b = SimulatedModel("a", seed=1), SimulatedModel("b", seed=2)
+    twins = {a: SimulatedModel("a", seed=1), b: SimulatedModel("b", seed=2)}
+    jitted = jit(_samples)
+    for model in (a, b, a, b):
+        assert jitted(model, "q") == _samples(twins[model], "q")
+    assert (a.calls, b.calls) == (6, 6)
+    assert _samples(twins[a], "q") != _samples(twins[b], "q")
+    stats = get_jit_stats(jitted)
+    assert (stats.cache_misses, stats.cache_hits) == (2, 2)
+    explained = xcs.explain_jit_selection(jitted)
+    assert "signature (a, str):" in explained and "signature (b, str):" in explained

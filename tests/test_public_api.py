@@ -96,3 +96,14 @@ def test_exports_are_explicit_reexports():
                 assert alias.asname == alias.name, (
                     f"line {node.lineno}: write `import {alias.name} as {alias.name}`"
                 )
+
+
+def test_models_exports_the_root_of_its_error_hierarchy():
+    from ember_xcs import models
+    from ember_xcs.models import ModelError
+
+    assert ModelError is ember_xcs.ModelError
+    for name in models.__all__:
+        value = getattr(models, name)
+        if isinstance(value, type) and issubclass(value, Exception):
+            assert issubclass(value, ModelError), name

@@ -51,6 +51,12 @@ function would have raised it at the call. A call under a JAX transformation (`j
 `jax.grad` or `jax.vmap` of the jitted function) stays on the caller's thread, because
 JAX's trace state is per thread.
 
+**Code run as written** (`as_written=True`: jit's structural fallback, an opaque
+composite run as written) takes the same path with the body not rewritten and each
+call waited for where it is made (`_AsWrittenDispatcher`): the body sees values, never
+a `LazyResult`, and nothing overlaps, but each leaf call is still a node of the run,
+with its retries, deadlines, hooks and node-naming error.
+
 Numeric leaves (`numeric=True`, not stochastic, no `preserve_stochasticity`) run through
 `_numeric.NumericLeaves`: a `jax.jit` cached per operator and call shape, so their Python
 bodies run once per new shape, as in a plan.
@@ -265,6 +271,22 @@ class _Dispatcher:
         return base if n == 0 else f"{base}_{n}"
 
 
+class _AsWrittenDispatcher(_Dispatcher):
+    """The call handler of a body run as written (`run_dynamic(..., as_written=True)`):
+    each leaf call is a node of the run, as in a dynamic run, and the body waits for it
+    at once, so it gets the value (or the call's error) where it made the call, never a
+    `LazyResult`: code that was not rewritten must not meet one."""
+
+    def __call__(
+        self,
+        operator: Operator,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        node_id: str | None = None,
+    ) -> Any:
+        return resolve(super().__call__(operator, args, kwargs, node_id))
+
+
 class _Metered(Operator):
     """A leaf call that counts in the usage meters open where the body made it (a
     `track_usage()` block inside the body), not only in those open where the run began."""
@@ -421,19 +443,24 @@ def run_dynamic(
     numeric: NumericLeaves | None,
     graph_hooks: bool = True,
     serialness: Serialness | None = None,
+    as_written: bool = False,
 ) -> tuple[Any, ExecutionStats]:
     """Call `fn(*args, **kwargs)` with asynchronous leaf dispatch; see the module docstring.
 
     `numeric`: where compiled numeric leaves are cached (`None`: run them as written, for
     `preserve_stochasticity`). `graph_hooks=False` inside a plan node, whose run already
     reported the graph. `serialness`: the signature's, which learns from this run and
-    may make it a serial run (`_serial`).
+    may make it a serial run (`_serial`). `as_written=True`: `fn` runs as written, not
+    rewritten, and each leaf call returns its value (`_AsWrittenDispatcher`): its calls
+    overlap nothing, but each is still a node of the run, with the run's retries,
+    deadlines, hooks and node-naming errors (jit's structural fallback, an opaque
+    composite run as written).
     """
     if _holds_tracer((args, kwargs)):  # called under jax.jit/grad/vmap: JAX's trace state
         options = options.replace(scheduler="sequential")  # is per thread; stay on this one
         serialness = None
     run: Any
-    if serialness is not None and serialness.admits(options):
+    if serialness is not None and not as_written and serialness.admits(options):
         run = SerialRun(options)
         dispatcher: _Dispatcher = SerialDispatcher(run, numeric)
         executor, scheduler = None, run.scheduler
@@ -441,15 +468,15 @@ def run_dynamic(
         with intercept_calls(None):  # worker contexts must not see this run's handler
             executor, scheduler = _executor_for(options)
         run = Run.dynamic_run(options, executor, scheduler)
-        dispatcher = _Dispatcher(run, numeric)
+        dispatcher = (_AsWrittenDispatcher if as_written else _Dispatcher)(run, numeric)
     hooks = options.hooks if graph_hooks else ()
     for hook in hook_calls(options, "on_graph_start") if hooks else ():
         hook(num_nodes=0, scheduler=scheduler)
     failed = True
     try:
-        out = _run_body(run, dispatcher, fn, args, kwargs)
+        out = _run_body(run, dispatcher, fn, args, kwargs, as_written)
         failed = False
-        if type(dispatcher.run) is Run:
+        if type(dispatcher.run) is Run and not as_written:
             warn_if_serial(fn, dispatcher)
     finally:
         run.close()
@@ -472,11 +499,13 @@ def _name_of(fn: Any) -> str:
 
 
 def _run_body(
-    run: Run, dispatcher: _Dispatcher, fn: Callable[..., Any], args: Any, kwargs: Any
-) -> Any:
+    run: Run, dispatcher: _Dispatcher, fn: Callable[..., Any], args: Any, kwargs: Any,
+    as_written: bool,
+) -> Any:  # fmt: skip
     with intercept_calls(dispatcher):
         try:
-            out = entry(fn)(*args, **kwargs)  # the rewritten body where there is one
+            # the rewritten body where there is one
+            out = (fn if as_written else entry(fn))(*args, **kwargs)
         except BaseException as exc:
             run.finish()  # let every dispatched call finish before the error surfaces
             _add_lazy_note(exc)
@@ -485,7 +514,7 @@ def _run_body(
     refuse_coroutine(out, _name_of(fn))
     if failure is not None:
         raise failure
-    return _resolve_output(out)
+    return out if as_written else _resolve_output(out)  # as written: no LazyResult in it
 
 
 def _holds_tracer(value: tuple[tuple[Any, ...], dict[str, Any]]) -> bool:

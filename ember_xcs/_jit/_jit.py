@@ -373,7 +373,7 @@ def jit(
     when `fn` is `async def`, or when `strict=True` and a trace stops.
 
     - `disable_strategies`: strategies never to use, from `"trace"`, `"structural"`,
-      `"dynamic"` and `"plain"` (run as written, as one node); the strongest one left is
+      `"dynamic"` and `"plain"` (run as written, overlapping nothing); the strongest one left is
       chosen per signature, and `TraceError` says why when none is left for a call
       (`OptionsError` at once when the mode leaves none at all).
 

@@ -7,13 +7,21 @@ key is the tree structure plus, per leaf:
 |---|---|---|
 | `str`, `bytes`, numbers, `bool` | the type | a symbol |
 | array (`jax.Array`, `np.ndarray`, NumPy scalar) | type, shape, dtype, weak type | a symbol |
-| operator, function, class, module | the object itself | the object |
+| operator, model, function, class, module | the object itself | the object |
 | anything else | the type | a symbol |
 
 plus the values of declared static arguments, by equality. So a new prompt string is a
 cache hit, a new array shape is a miss, and a different operator passed as an argument is
 a miss. Operators and functions are held by the key itself, never by `id()`, so a
 collected object's id can never be mistaken for a new one.
+
+A model (`operators.is_model`: `name`, `complete`, `acomplete`) is code, not data: which
+model a call reaches is part of the graph, as which operator is. Passed as itself, its
+`complete` is one leaf of the plan (`method_leaf`), as a global model's is; a symbol in
+its place would stop the trace at the first `model.complete`. A second model is
+therefore a second plan, each calling its own model; the same model, call after call,
+is a hit. (A model built anew for every call traces every call, as an operator would:
+build it once.)
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from ..operators import Operator
+from ..operators import Operator, is_model
 
 __all__ = ["KeyMaker", "StructureGuard", "is_constant_leaf"]
 
@@ -48,7 +56,12 @@ def _is_operator(x: Any) -> bool:
 
 def is_constant_leaf(leaf: Any) -> bool:
     """Leaves passed to the trace as themselves (structure, not data)."""
-    return type(leaf) is _Static or (type(leaf) not in _ATOMS and isinstance(leaf, _CONSTANTS))
+    kind = type(leaf)
+    if kind is _Static:
+        return True
+    if kind in _ATOMS or isinstance(leaf, _ARRAYS):
+        return False
+    return isinstance(leaf, _CONSTANTS) or is_model(leaf)
 
 
 def _all_atoms(values: Any) -> bool:
@@ -64,7 +77,7 @@ def _leaf_key(leaf: Any) -> Any:
         return kind
     if isinstance(leaf, _ARRAYS):
         return (kind, leaf.shape, leaf.dtype, getattr(leaf, "weak_type", False))
-    if isinstance(leaf, _CONSTANTS):
+    if isinstance(leaf, _CONSTANTS) or is_model(leaf):
         return ("const", leaf)
     return kind
 

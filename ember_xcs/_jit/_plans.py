@@ -3,7 +3,8 @@
 Every recorded leaf becomes a `PlanNode` whose `bind` rebuilds the operator's arguments
 from the call's input leaves and the outputs of earlier nodes (see `_templates`). Runs of
 numeric leaves are contracted into one `NumericSegment` node each (see `_numeric`). Opaque
-composites run their `forward` with concrete values, as written or with dynamic dispatch.
+composites run their `forward` with concrete values, as written or with dynamic dispatch;
+either way each leaf call they make is a node of its own run (`_OpaqueComposite`).
 
 `replay` hands a plan to the scheduler the options name, with the call's input leaves as
 the only input; the jit's `PlanEntry` builds the function's return value from the node
@@ -105,28 +106,35 @@ def _own_code_error(error: BaseException, own_code: frozenset[str]) -> BaseExcep
     return None
 
 
-class _DynamicComposite(Operator):
-    """Runs a composite's `forward` with dynamic dispatch (an opaque node in `"auto"`).
-    A plan node, never traced into (`composite = False`).
+class _OpaqueComposite(Operator):
+    """Runs an opaque composite's `forward`: with dynamic dispatch (`"auto"`), or as
+    written (`as_written`: `"structural"`). A plan node, never traced into
+    (`composite = False`).
 
-    Its numeric leaves are compiled into `leaves` (kept with the plan); the graph hooks
-    were already told about the plan run this node belongs to.
+    Either way each leaf call it makes is a node of its own run, with the plan run's
+    retries, node deadlines and node hooks, so the composite node itself is never retried
+    (`__xcs_retried__`): a retry would call again the leaves that had succeeded. Its
+    numeric leaves are compiled into `leaves` (kept with the plan; `None` as written);
+    the graph hooks were already told about the plan run this node belongs to.
     """
 
     composite = False
+    __xcs_retried__ = False
 
-    def __init__(self, operator: Operator, leaves: NumericLeaves | None):
+    def __init__(self, operator: Operator, leaves: NumericLeaves | None, as_written: bool):
         self.operator = operator
         self.leaves = leaves
+        self.as_written = as_written
 
     @property
     def name(self) -> str:
         return self.operator.name
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        options = current_options()
-        fn = self.operator.forward
-        return run_dynamic(fn, args, kwargs, options, numeric=self.leaves, graph_hooks=False)[0]
+        return run_dynamic(
+            self.operator.forward, args, kwargs, current_options(), numeric=self.leaves,
+            graph_hooks=False, as_written=self.as_written,
+        )[0]  # fmt: skip
 
 
 def build_plan(trace: Trace, *, preserve_stochasticity: bool) -> CompiledPlan:
@@ -154,7 +162,7 @@ def build_plan(trace: Trace, *, preserve_stochasticity: bool) -> CompiledPlan:
         else:
             node = _record_node(records[unit], deps[unit], slot, kind, preserve_stochasticity)
             slot[unit] = (len(nodes), None)
-            if isinstance(node.operator, _DynamicComposite) and node.operator.leaves:
+            if isinstance(node.operator, _OpaqueComposite) and node.operator.leaves:
                 dynamic_numeric.append(node.operator.leaves)
         nodes.append(node)
     output = lower(trace.output, resolver(lambda r: slot[r.record.index], "output"))
@@ -225,7 +233,9 @@ def _record_node(
     operator = rec.operator
     if rec.runner == "dynamic":
         numeric = None if preserve_stochasticity else NumericLeaves()
-        operator = _DynamicComposite(rec.operator, numeric)
+        operator = _OpaqueComposite(rec.operator, numeric, as_written=False)
+    elif rec.runner == "plain" and not kind(rec.operator).is_async:
+        operator = _OpaqueComposite(rec.operator, None, as_written=True)
     bind = _bind(
         tuple(lower(t, resolve) for t in rec.args),
         tuple((k, lower(t, resolve)) for k, t in rec.kwargs),

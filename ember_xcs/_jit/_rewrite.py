@@ -67,7 +67,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from ..operators import Operator, current_call_handler, method_leaf
+from ..operators import Operator, current_call_handler, is_model, method_leaf
 from ..scheduling import InlineExecutor, usage_meter
 from ._containers import ATOMS as _ATOMS
 from ._dynamic import LazyResult, _Dispatcher, _lazies, _resolve_all, project, resolve
@@ -552,11 +552,8 @@ def _is_model_call(method: types.MethodType) -> bool:
     trace, or pending results in a dynamic run, as a leaf call is."""
     owner = method.__self__
     native = getattr(owner, "async_native", False)
-    return (
-        method.__name__ in (_NATIVE_MODEL_METHODS if native else _MODEL_METHODS)
-        and not isinstance(owner, Operator)
-        and callable(getattr(owner, "acomplete", None))
-        and hasattr(owner, "name")
+    return method.__name__ in (_NATIVE_MODEL_METHODS if native else _MODEL_METHODS) and is_model(
+        owner
     )
 
 
@@ -567,17 +564,7 @@ _MODEL_CALLS = frozenset({"complete", "acomplete", "stream", "astream", "astream
 def _is_model_state_read(method: types.MethodType) -> bool:
     """Any other method of a model (`stats()`, `reset_counters()`): it sees the calls made
     so far, as plain Python would have made them by then."""
-    return method.__name__ not in _MODEL_CALLS and _is_model(method.__self__)
-
-
-def _is_model(owner: Any) -> bool:
-    """`owner` follows the `Model` protocol and is not an operator."""
-    return (
-        not isinstance(owner, Operator)
-        and callable(getattr(owner, "acomplete", None))
-        and callable(getattr(owner, "complete", None))
-        and hasattr(owner, "name")
-    )
+    return method.__name__ not in _MODEL_CALLS and is_model(method.__self__)
 
 
 def _settle_model_calls(owner: Any, what: str, frame: types.FrameType) -> None:
@@ -611,7 +598,7 @@ def _attr(value: Any, name: str) -> Any:
     if getter is not None:
         if (converted := convert(getter)) is not None:
             return converted(value)
-        if _is_model(value):  # `model.calls`: it counts the calls made so far
+        if is_model(value):  # `model.calls`: it counts the calls made so far
             _settle_model_calls(value, f".{name}", sys._getframe(1))
     return project(value, name)
 

@@ -28,7 +28,7 @@ class JitStats:
     - `cache_hits`, `cache_misses`, `cache_evictions`, `cache_entries`: the plan cache.
     - `traces`, `trace_seconds`: symbolic traces run (one per miss) and their total time.
     - `plan_calls`, `replay_seconds`: calls that ran a cached plan, and their total time.
-    - `dynamic_calls`, `plain_calls`: calls that ran dynamically, or as one opaque node.
+    - `dynamic_calls`, `plain_calls`: calls that ran dynamically, or as written.
     - `leaf_calls`: leaf calls the most recent plan or dynamic run made (more than a
       plan's nodes when numeric segments merged several).
     - `nodes`, `critical_path`: of the most recent plan run.

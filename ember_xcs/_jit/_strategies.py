@@ -8,7 +8,9 @@
 - `DynamicEntry`: the function's own code stopped the trace because it needed a value
   (or `mode="dynamic"`); every call runs the body with asynchronous leaf dispatch.
 - `PlainEntry`: the trace stopped on an unexpected exception (or in `structural` mode):
-  the function runs as written, as one node, so the answer is the plain function's.
+  the function runs as written, so the answer is the plain function's. It is not a node:
+  each leaf call it makes is one (`run_dynamic(..., as_written=True)`), so retries,
+  node deadlines and hooks apply per call and the body never runs twice.
 
 The order is the strength of each: a plan knows the whole graph before anything runs;
 dynamic dispatch still overlaps independent calls but re-runs the Python body; running
@@ -31,7 +33,6 @@ from .._errors import TraceError
 from .._options import ExecutionOptions
 from ..operators import FunctionOperator, Operator
 from ..scheduling import ExecutionPlan, ExecutionStats, PlanNode
-from ._async import refuse_coroutine
 from ._dynamic import run_dynamic
 from ._keys import StructureGuard, input_labels, is_constant_leaf, restore_statics
 from ._modes import STRATEGIES, JitConfig, JITMode
@@ -137,20 +138,19 @@ class PlainEntry:
 
     def run(self, target: Target, leaves: list[Any], args: Any, kwargs: Any,
             options: ExecutionOptions) -> tuple[Any, ExecutionStats]:  # fmt: skip
-        own = frozenset((self.plan.nodes[0].node_id,))  # the whole body is the user's code
-        result = replay(self.plan, {INPUTS: (args, kwargs)}, options, own)
-        if result.stats.scheduler == "noop":
-            return result, result.stats
-        refuse_coroutine(result.by_index[0], target.name)  # as a traced or dynamic body is
-        return result.by_index[0], result.stats
+        if options.scheduler == "noop":  # a dry run: the plan of one node, the body
+            return (result := replay(self.plan, {INPUTS: (args, kwargs)}, options)), result.stats
+        # The body is not a node: each leaf call it makes is one, with the run's retries,
+        # deadlines and hooks, as in a dynamic run; only the body's own code runs as written.
+        return run_dynamic(target.plain, args, kwargs, options, numeric=None, as_written=True)
 
     def segments(self) -> list[NumericSegment]:
         return []
 
     def explain(self) -> str:
         return (
-            "structural: the call runs as written, as one opaque node (no overlap), because "
-            f"the trace stopped.\n  trace stop: {self.reason}"
+            "structural: the call runs as written (no overlap; each leaf call is a node), "
+            f"because the trace stopped.\n  trace stop: {self.reason}"
         )
 
 

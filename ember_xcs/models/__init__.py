@@ -11,6 +11,8 @@
 - Ensembles: `UniformEnsemble`, `Sequential` (composites `jit` traces through) and
   `MostCommon`, `JudgeSynthesis`, `Verifier` (leaves); `nested_ensemble` builds
   ensembles of ensemble + judge pipelines.
+- Errors: `ModelError` (the same class as `ember_xcs.ModelError`) and its subclasses per
+  cause (`RateLimitError`, `ServerError`, `ModelTimeoutError`...).
 - `ember_xcs.models.testing`: a local OpenAI-compatible server for tests.
 """
 
@@ -26,6 +28,7 @@ from ._errors import ClientError as ClientError
 from ._errors import MalformedResponseError as MalformedResponseError
 from ._errors import ModelConfigError as ModelConfigError
 from ._errors import ModelConnectionError as ModelConnectionError
+from ._errors import ModelError as ModelError
 from ._errors import ModelTimeoutError as ModelTimeoutError
 from ._errors import PromptTemplateError as PromptTemplateError
 from ._errors import RateLimitError as RateLimitError
@@ -51,6 +54,7 @@ __all__ = [
     "Model",
     "ModelConfigError",
     "ModelConnectionError",
+    "ModelError",
     "ModelResponse",
     "ModelTimeoutError",
     "MostCommon",

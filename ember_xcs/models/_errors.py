@@ -25,6 +25,7 @@ from .._errors import ModelError
 __all__ = [
     "ClientError",
     "ModelConfigError",
+    "ModelError",
     "MalformedResponseError",
     "ModelConnectionError",
     "ModelTimeoutError",

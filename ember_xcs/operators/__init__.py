@@ -11,6 +11,7 @@ from ._interception import intercept_calls as intercept_calls
 from ._kinds import KindMemo as KindMemo
 from ._kinds import engine_form as engine_form
 from ._kinds import is_async_operator as is_async_operator
+from ._method_leaf import is_model as is_model
 from ._method_leaf import method_leaf as method_leaf
 from ._op import FunctionOperator as FunctionOperator
 from ._op import op as op

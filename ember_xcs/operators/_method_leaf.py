@@ -21,7 +21,18 @@ from typing import Any
 
 from ._base import Operator
 
-__all__ = ["MethodLeaf", "method_leaf"]
+__all__ = ["MethodLeaf", "is_model", "method_leaf"]
+
+
+def is_model(owner: Any) -> bool:
+    """`owner` follows the `Model` protocol (`name`, `complete`, `acomplete`) and is not an
+    operator: jit calls its `complete` as a leaf and keys a call on which model it got."""
+    return (
+        not isinstance(owner, Operator)
+        and callable(getattr(owner, "acomplete", None))
+        and callable(getattr(owner, "complete", None))
+        and hasattr(owner, "name")
+    )
 
 
 class MethodLeaf(Operator):

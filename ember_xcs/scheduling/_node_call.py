@@ -101,6 +101,10 @@ class NodeCall:
     Python `vmap`, an `execute_graph`) passes through unchanged and is not retried: the
     nested run retried its own node and named it, so retrying here would multiply the
     attempts and wrapping it would hide the node that failed.
+
+    An operator whose `__xcs_retried__` is False is never retried: it runs code that makes
+    node calls of its own, each retried where it is made (jit's opaque composites), so
+    a retry of the whole would call again the ones that had succeeded.
     """
 
     __slots__ = (
@@ -221,12 +225,13 @@ class NodeCall:
         _, _, failures, _, log, ticks = self.hooks
         nested = isinstance(exc, ExecutionError) and exc.node_id is not None
         delay = options.retry_backoff * (2**attempt)
-        will_retry = (
+        retryable = (
             not nested
             and attempt < options.retries
             and isinstance(exc, options.retry_on)
-            and time.perf_counter() + delay < getattr(self, "stop_at", _NEVER)
+            and getattr(self.operator, "__xcs_retried__", True)
         )
+        will_retry = retryable and time.perf_counter() + delay < getattr(self, "stop_at", _NEVER)
         if failures or log is not None:
             end = time.perf_counter()
             if log is not None:
@@ -242,7 +247,7 @@ class NodeCall:
         if nested:
             raise exc
         error = self.error(exc, attempts=attempt + 1)
-        if attempt < options.retries and not will_retry and isinstance(exc, options.retry_on):
+        if retryable:  # and yet not retried
             error.add_note("retries stopped: the next attempt would start after the deadline")
         raise error from exc
 

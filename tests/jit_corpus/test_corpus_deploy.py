@@ -338,18 +338,7 @@ class Flaky:
         return text.upper()
 
 
-STRUCTURAL_RETRIES = pytest.mark.xfail(
-    strict=True,
-    reason="structural runs an untraceable body as one node and retries the whole body: "
-    "leaf calls that succeeded run again, a later flaky call gets one attempt per body "
-    "retry (`PlainEntry.run` replays its one-node plan with the caller's retries)",
-)
-
-
-@pytest.mark.parametrize(
-    "mode",
-    ["auto", "trace", "dynamic", pytest.param("structural", marks=STRUCTURAL_RETRIES)],
-)
+@pytest.mark.parametrize("mode", ["auto", "trace", "dynamic", "structural"])
 def test_retries_on_a_flaky_leaf_from_threads(mode: str) -> None:
     flaky = Flaky(2)
 
@@ -480,12 +469,9 @@ def test_hooks_timeline_and_progress_count_every_leaf_call(fn: Any, mode: str) -
     assert all(not isinstance(x, Exception) for row in got for x in row)
     assert RECORDER.calls == calls
     n_calls = THREADS * (LEARN + 2)
-    if mode == "structural" and fn is not fan:
-        # runs as written, as one node per call
-        assert hooks.events["node_start"] == hooks.events["node_end"] == n_calls
-    else:
-        assert hooks.events["node_start"] == hooks.events["node_end"] == leaf_calls
-        assert len(timeline.records) == leaf_calls
+    # structural runs route and fan_then_route as written: each leaf call is still a node
+    assert hooks.events["node_start"] == hooks.events["node_end"] == leaf_calls
+    assert len(timeline.records) == leaf_calls
     assert hooks.events["graph_start"] == hooks.events["graph_end"] == n_calls
     assert len(timeline.runs) == n_calls
 
