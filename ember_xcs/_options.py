@@ -13,13 +13,11 @@ Every field has a consumer in the engine and a test; an unknown option is an err
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import difflib
 import math
 import os
 import threading
-from collections.abc import Iterator
 from contextvars import ContextVar, Token
 from typing import Any
 
@@ -559,8 +557,7 @@ def resolve_options(explicit: ExecutionOptions | None) -> ExecutionOptions:
     return current_options()
 
 
-@contextlib.contextmanager
-def execution_options(**overrides: Any) -> Iterator[ExecutionOptions]:
+class execution_options:  # noqa: N801 - used as a function: `with execution_options(...):`
     """Set execution options for the enclosed block; blocks nest and restore on exit.
 
     !!! example
@@ -576,11 +573,31 @@ def execution_options(**overrides: Any) -> Iterator[ExecutionOptions]:
         ```
 
     The options live in a `ContextVar`: they are per thread and per asyncio task, restored
-    on exit even when the block raises, and copied into the engine's worker threads.
+    on exit even when the block raises, and copied into the engine's worker threads. The
+    overrides apply on top of the options in force where the block is entered.
+
+    Inside a jitted function's body, a block reaches the leaf calls made in it (see
+    `PER_CALL`): the fields that govern one call (`hooks`, `retries`, `retry_backoff`,
+    `retry_on`, `node_timeout_seconds`) apply to each call made in the block, wherever
+    and whenever it runs; the fields that govern a run (`scheduler`, `max_workers`,
+    `timeout_seconds`, `return_partial_results`, `include_intermediates`, `dask_client`,
+    `progress`, `graph_passes`) leave the run already under way alone and apply to the
+    runs that start in the block (a jitted function or `execute_graph` called there, or
+    by a leaf called there). A class rather than a `contextlib.contextmanager`, so jit
+    can tell such a block apart: it never looks at an exception, so the calls in it
+    overlap, and the block's end waits for them.
     """
-    options = current_options().replace(**overrides)
-    token = _current.set(options)
-    try:
-        yield options
-    finally:
-        _current.reset(token)
+
+    __slots__ = ("_overrides", "_tokens")
+
+    def __init__(self, **overrides: Any):
+        self._overrides = overrides
+        self._tokens: list[Token[ExecutionOptions | None]] = []
+
+    def __enter__(self) -> ExecutionOptions:
+        options = current_options().replace(**self._overrides)
+        self._tokens.append(_current.set(options))
+        return options
+
+    def __exit__(self, *exc_info: Any) -> None:
+        _current.reset(self._tokens.pop())

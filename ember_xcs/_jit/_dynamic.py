@@ -71,7 +71,6 @@ bodies run once per new shape, as in a plan.
 
 from __future__ import annotations
 
-import inspect
 import operator as _op
 from collections.abc import Callable
 from typing import Any
@@ -79,9 +78,10 @@ from typing import Any
 import jax
 
 from .._errors import NodeExecutionError, OptionsError, XCSError
-from .._options import ExecutionOptions, hook_calls
+from .._options import ExecutionOptions, current_options, hook_calls
 from ..operators import KindMemo, Operator, intercept_calls
 from ..scheduling import (
+    CallScope,
     EngineScheduler,
     ExecutionPlan,
     ExecutionStats,
@@ -91,7 +91,6 @@ from ..scheduling import (
     Run,
     deliver,
     meters_open,
-    meters_set,
     resolve_scheduler,
 )
 from ._async import refuse_coroutine
@@ -222,8 +221,11 @@ class _Dispatcher:
         # containers and objects the body stored pending results into, which may outlive
         # the call: settled when it returns (`_stores`)
         self.stores: list[Any] | None = None
-        # the usage meters open where the run started, which its workers see
+        # the options and usage meters in force where the run started, which its workers
+        # see; a call made where others are in force carries them (`_scope`)
+        self.options = current_options()
         self.meters = meters_open()
+        self.scope: CallScope | None = None  # the last one made, while the body stays in it
 
     def __call__(
         self,
@@ -247,50 +249,29 @@ class _Dispatcher:
         else:  # the common call: its inputs are known, it depends on nothing
             deps, bind = (), _bind_constant(args, kwargs)
         name = operator.name
-        meters = meters_open()
-        if meters is not self.meters:  # made inside a `track_usage()` block of the body
-            target = _Metered(target, meters, kind.is_async)
+        scope = self.scope_here()
         run = self.run
         with run.lock:  # type: ignore[union-attr]
             node_id = self._fresh(node_id or name.replace(".", "_"))
-            return LazyResult(
-                run, run.add(PlanNode(node_id, name, target, deps, bind, kind.is_async))
-            )
+            node = PlanNode(node_id, name, target, deps, bind, kind.is_async)
+            return LazyResult(run, run.add(node, scope))
+
+    def scope_here(self) -> CallScope | None:
+        """The scope a call made here runs under: None where the options and meters in
+        force are the run's; else those of the `execution_options(...)` or `track_usage()`
+        block the body is in (one per block: the calls made in it share it)."""
+        options, meters = current_options(), meters_open()
+        if options is self.options and meters is self.meters:
+            return None
+        scope = self.scope
+        if scope is None or scope.options is not options or scope.meters is not meters:
+            scope = self.scope = CallScope(options, meters)
+        return scope
 
     def _fresh(self, base: str) -> str:
         n = self.ids.get(base, 0)
         self.ids[base] = n + 1
         return base if n == 0 else f"{base}_{n}"
-
-
-class _Metered(Operator):
-    """A leaf call that counts in the usage meters open where the body made it (a
-    `track_usage()` block inside the body), not only in those open where the run began."""
-
-    composite = False
-
-    def __init__(self, target: Any, meters: tuple[Any, ...], is_async: bool):
-        self.target = target
-        self.meters = meters
-        self.is_async = is_async
-
-    @property
-    def name(self) -> str:
-        return self.target.name
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self.is_async:
-            return self._acall(args, kwargs)
-        with meters_set(self.meters):
-            return self.target(*args, **kwargs)
-
-    async def _acall(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        with meters_set(self.meters):  # the task's own context
-            out = self.target(*args, **kwargs)
-            return await out if inspect.isawaitable(out) else out
-
-    def forward(self, *args: Any, **kwargs: Any) -> Any:
-        return self(*args, **kwargs)
 
 
 def _bind_constant(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
