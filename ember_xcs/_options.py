@@ -4,7 +4,8 @@ Precedence, highest first (as in JAX config states and Dask's `num_workers or co
 
 1. an `ExecutionOptions` passed explicitly (`execute_graph(..., options=...)`);
 2. the innermost `execution_options(...)` block (a ContextVar, so it is per thread and
-   per asyncio task, and the engine copies it into its worker threads);
+   per asyncio task, and the engine copies it into its worker threads; a block entered
+   inside a jitted body reaches the calls made in it: see `execution_options`);
 3. `EMBER_XCS_*` environment variables, read once on first use and validated;
 4. the dataclass defaults.
 

@@ -64,6 +64,7 @@ bodies run once per new shape, as in a plan.
 | `timeout_seconds` | bounds the whole call; `ExecutionTimeoutError` names the calls still running |
 | `node_timeout_seconds` | bounds each call from its start; the engine's `ExecutionTimeoutError` naming node and operator. Detected whenever the body or the final drain waits, and when a call returns late; inline calls are failed when they return late, as with the engine's inline executor |
 | `retries`, `retry_backoff`, `retry_on`, node hooks | `NodeCall`, shared with the engine |
+| any of them set in the body | a call made inside an `execution_options(...)` or `track_usage()` block carries a `CallScope` (`_Dispatcher.scope_here`): its retries, hooks, node timeout and meters are the block's wherever a worker runs it; the run's own fields (scheduler, `max_workers`, deadline, result) stay the run's |
 | graph hooks | `on_graph_start` once per call (`num_nodes=0`: the graph is not known before the body runs), `on_graph_end` with the number of calls dispatched |
 | `return_partial_results`, `include_intermediates` | a function has one return value: the first failure is raised, and the value is the function's |
 | `dask_client` | the Dask executor's |

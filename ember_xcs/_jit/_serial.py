@@ -15,7 +15,10 @@ on the body's thread (`Run.here == Run.count`: none was handed to a worker, none
 `async def`, no deadline) counts as serial; after `LEARN` serial runs in a row, the
 signature's next runs are serial runs. Only the `"auto"`, `"parallel"` and `"wave"`
 schedulers qualify, without `timeout_seconds` or `node_timeout_seconds` (a call on the
-body's thread cannot be interrupted), and not under a JAX transformation.
+body's thread cannot be interrupted), and not under a JAX transformation. A call the body
+makes inside an `execution_options(node_timeout_seconds=...)` block ends serial running
+for the same reason (the run escalates, below); other options set in the body reach the
+call as in a dynamic run (its `CallScope`).
 
 **What a serial run does.** The body runs rewritten, as in every dynamic run, and each
 leaf call runs at once on the body's thread through the engine's `NodeCall` (retries,
