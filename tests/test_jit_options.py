@@ -377,6 +377,16 @@ def test_a_node_timeout_set_inside_the_body_fails_an_inline_call_that_returns_la
         run("dynamic", "sequential", body, "q")
 
 
+@pytest.mark.parametrize("scheduler", ["parallel", "sequential"])
+def test_a_block_inside_the_body_can_lift_the_runs_node_timeout_for_its_calls(scheduler):
+    def body(q):
+        with xcs.execution_options(node_timeout_seconds=None):
+            slow = nap(q)  # 50 ms: over the run's limit, under the block's (none)
+        return p.llm(slow)
+
+    assert run("dynamic", scheduler, body, "q", node_timeout_seconds=0.01) == "llm(nap(q))"
+
+
 def test_max_workers_set_inside_the_body_leaves_the_run_it_is_in_alone():
     """`max_workers` is the run's capacity, read as the run starts: a block inside the body
     does not narrow the run under way (its three calls still meet), but a run that a leaf
