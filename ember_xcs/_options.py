@@ -577,16 +577,16 @@ class execution_options:  # noqa: N801 - used as a function: `with execution_opt
     on exit even when the block raises, and copied into the engine's worker threads. The
     overrides apply on top of the options in force where the block is entered.
 
-    Inside a jitted function's body, a block reaches the leaf calls made in it (see
-    `PER_CALL`): the fields that govern one call (`hooks`, `retries`, `retry_backoff`,
-    `retry_on`, `node_timeout_seconds`) apply to each call made in the block, wherever
-    and whenever it runs; the fields that govern a run (`scheduler`, `max_workers`,
-    `timeout_seconds`, `return_partial_results`, `include_intermediates`, `dask_client`,
-    `progress`, `graph_passes`) leave the run already under way alone and apply to the
-    runs that start in the block (a jitted function or `execute_graph` called there, or
-    by a leaf called there). A class rather than a `contextlib.contextmanager`, so jit
-    can tell such a block apart: it never looks at an exception, so the calls in it
-    overlap, and the block's end waits for them.
+    Inside a jitted function's body, a block reaches the leaf calls made in it. The fields
+    that govern one call (`hooks`, `retries`, `retry_backoff`, `retry_on`,
+    `node_timeout_seconds`) apply to each call made in the block, wherever and whenever
+    it runs. The fields that govern a run (`scheduler`, `max_workers`, `timeout_seconds`,
+    `return_partial_results`, `include_intermediates`, `dask_client`, `progress`,
+    `graph_passes`) leave the run under way alone: a jitted function called from the
+    body joins that run; a graph or jitted function that a leaf called in the block runs
+    is a run of its own, under the block's options. A class rather than a
+    `contextlib.contextmanager`, so jit can tell such a block apart: it never looks at an
+    exception, so the calls in it overlap, and the block's end waits for them.
     """
 
     __slots__ = ("_overrides", "_tokens")

@@ -223,7 +223,7 @@ class _Dispatcher:
         # the call: settled when it returns (`_stores`)
         self.stores: list[Any] | None = None
         # the options and usage meters in force where the run started, which its workers
-        # see; a call made where others are in force carries them (`_scope`)
+        # see; a call made where others are in force carries them (`scope_here`)
         self.options = current_options()
         self.meters = meters_open()
         self.scope: CallScope | None = None  # the last one made, while the body stays in it
