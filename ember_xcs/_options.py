@@ -4,7 +4,8 @@ Precedence, highest first (as in JAX config states and Dask's `num_workers or co
 
 1. an `ExecutionOptions` passed explicitly (`execute_graph(..., options=...)`);
 2. the innermost `execution_options(...)` block (a ContextVar, so it is per thread and
-   per asyncio task, and the engine copies it into its worker threads);
+   per asyncio task, and the engine copies it into its worker threads; a block entered
+   inside a jitted body reaches the calls made in it: see `execution_options`);
 3. `EMBER_XCS_*` environment variables, read once on first use and validated;
 4. the dataclass defaults.
 
@@ -13,13 +14,11 @@ Every field has a consumer in the engine and a test; an unknown option is an err
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import difflib
 import math
 import os
 import threading
-from collections.abc import Iterator
 from contextvars import ContextVar, Token
 from typing import Any
 
@@ -559,8 +558,7 @@ def resolve_options(explicit: ExecutionOptions | None) -> ExecutionOptions:
     return current_options()
 
 
-@contextlib.contextmanager
-def execution_options(**overrides: Any) -> Iterator[ExecutionOptions]:
+class execution_options:  # noqa: N801 - used as a function: `with execution_options(...):`
     """Set execution options for the enclosed block; blocks nest and restore on exit.
 
     !!! example
@@ -576,11 +574,31 @@ def execution_options(**overrides: Any) -> Iterator[ExecutionOptions]:
         ```
 
     The options live in a `ContextVar`: they are per thread and per asyncio task, restored
-    on exit even when the block raises, and copied into the engine's worker threads.
+    on exit even when the block raises, and copied into the engine's worker threads. The
+    overrides apply on top of the options in force where the block is entered.
+
+    Inside a jitted function's body, a block reaches the leaf calls made in it. The fields
+    that govern one call (`hooks`, `retries`, `retry_backoff`, `retry_on`,
+    `node_timeout_seconds`) apply to each call made in the block, wherever and whenever
+    it runs. The fields that govern a run (`scheduler`, `max_workers`, `timeout_seconds`,
+    `return_partial_results`, `include_intermediates`, `dask_client`, `progress`,
+    `graph_passes`) leave the run under way alone: a jitted function called from the
+    body joins that run; a graph or jitted function that a leaf called in the block runs
+    is a run of its own, under the block's options. A class rather than a
+    `contextlib.contextmanager`, so jit can tell such a block apart: it never looks at an
+    exception, so the calls in it overlap, and the block's end waits for them.
     """
-    options = current_options().replace(**overrides)
-    token = _current.set(options)
-    try:
-        yield options
-    finally:
-        _current.reset(token)
+
+    __slots__ = ("_overrides", "_tokens")
+
+    def __init__(self, **overrides: Any):
+        self._overrides = overrides
+        self._tokens: list[Token[ExecutionOptions | None]] = []
+
+    def __enter__(self) -> ExecutionOptions:
+        options = current_options().replace(**self._overrides)
+        self._tokens.append(_current.set(options))
+        return options
+
+    def __exit__(self, *exc_info: Any) -> None:
+        _current.reset(self._tokens.pop())

@@ -994,19 +994,14 @@ def test_a_dynamic_run_reports_graph_start_with_no_nodes_and_graph_end_with_the_
     assert seen == [("start", 0, "parallel"), ("end", 5)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="options are read once when the jitted call starts: a `with execution_options(...)` "
-    "block inside the body neither applies to the calls made in it (retries, hooks) nor lets "
-    "them overlap (it is treated as a manager that may see their errors)",
-)
-def test_an_options_block_inside_a_jitted_body_applies_to_the_calls_made_in_it():
+@pytest.mark.parametrize("mode", ["auto", "trace", "structural", "dynamic"])
+def test_an_options_block_inside_a_jitted_body_applies_to_the_calls_made_in_it(mode):
     def body(prompt):
         with xcs.execution_options(retries=2):
             return transient(prompt)
 
     ATTEMPTS[0] = 0
-    assert xcs.jit(body, mode="dynamic")("q") == "q"
+    assert xcs.jit(body, mode=mode)("q") == "q"
 
 
 # --- sharp bits -------------------------------------------------------------------------------

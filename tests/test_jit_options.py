@@ -16,6 +16,7 @@ import pytest
 from jit_user_code import pipeline as p
 
 import ember_xcs as xcs
+from tests.in_flight import InFlight
 
 RUNS = [("trace", "parallel"), ("dynamic", "parallel"), ("dynamic", "sequential")]
 RUN_IDS = ["plan", "dynamic-threads", "dynamic-inline"]
@@ -420,3 +421,128 @@ def test_node_timeout_bounds_an_opaque_composite_as_a_whole():
         with pytest.raises(xcs.ExecutionTimeoutError) as info:
             xcs.jit(lambda q: p.llm(Pauses()(q)), mode="structural")("q")
     assert info.value.operator_name == "Pauses"
+
+
+# --- options set inside the body -------------------------------------------------------------
+# A block the body enters reaches the calls made in it, whichever worker runs them and
+# whenever; the run's own fields (scheduler, `max_workers`, the deadline) stay the run's.
+
+IN_BODY = [("auto", "parallel"), *RUNS]
+IN_BODY_IDS = ["auto", *RUN_IDS]
+
+
+@pytest.mark.parametrize(("mode", "scheduler"), IN_BODY, ids=IN_BODY_IDS)
+def test_hooks_set_inside_the_body_see_the_calls_made_in_the_block(mode, scheduler):
+    outer, inner = Recorder(), Recorder()
+
+    def body(q):
+        first = p.llm(q)
+        with xcs.execution_options(hooks=(inner,)):
+            drafts = [p.llm(f"{q}{i}") for i in range(3)]
+        seen = len(inner.of("node_end"))  # after the block: every call in it has ended
+        return first, drafts, seen, p.llm(q + "!")
+
+    out = run(mode, scheduler, body, "q", hooks=(outer,))
+    assert out == ("llm(q)", ["llm(q0)", "llm(q1)", "llm(q2)"], 3, "llm(q!)")
+    assert len(inner.of("node_start")) == len(inner.of("node_end")) == 3
+    assert len(outer.of("node_end")) == 2  # the calls outside the block
+    assert inner.of("graph_start") == [] and len(outer.of("graph_start")) == 1
+
+
+@pytest.mark.parametrize(("mode", "scheduler"), IN_BODY, ids=IN_BODY_IDS)
+def test_retries_set_inside_the_body_apply_to_the_calls_made_in_the_block(mode, scheduler):
+    inside, outside = Flaky(2), Flaky(1)
+
+    def body(q):
+        with xcs.execution_options(retries=2, retry_backoff=0.0):
+            answer = inside(q)
+        return p.llm(answer)
+
+    assert run(mode, scheduler, body, "q") == "llm(flaky(q))"
+    assert inside.calls.count == 3
+
+    def after(q):
+        with xcs.execution_options(retries=2, retry_backoff=0.0):
+            p.llm(q)
+        return outside(q)  # after the block: the run's options, no retries
+
+    with pytest.raises(xcs.NodeExecutionError, match="attempt 1 failed"):
+        run(mode, scheduler, after, "q")
+    assert outside.calls.count == 1
+
+
+def test_calls_inside_an_options_block_overlap():
+    barrier = threading.Barrier(3, timeout=10)
+    meet = xcs.op(lambda x: (barrier.wait(), x)[1], name="meet")
+    recorder = Recorder()
+
+    def body(q):
+        with xcs.execution_options(hooks=(recorder,)):
+            met = [meet(f"{q}{i}") for i in range(3)]  # opens only with all three in flight
+        return met
+
+    for mode in ("auto", "dynamic"):
+        assert xcs.jit(body, mode=mode)("q") == ["q0", "q1", "q2"]
+    assert len(recorder.of("node_end")) == 6
+
+
+def test_a_node_timeout_set_inside_the_body_bounds_the_calls_made_in_the_block():
+    release = threading.Event()
+    gate = Gate(release)
+
+    def body(q):
+        early = p.llm(q)
+        with xcs.execution_options(node_timeout_seconds=0.02):
+            late = gate(q)
+        return early, late
+
+    try:
+        with pytest.raises(xcs.ExecutionTimeoutError) as info:
+            xcs.jit(body)("q")
+    finally:
+        release.set()
+    assert (info.value.node_id, info.value.operator_name) == ("Gate", "Gate")
+    assert "node_timeout_seconds=0.02" in str(info.value)
+
+
+def test_a_node_timeout_set_inside_the_body_fails_an_inline_call_that_returns_late():
+    def body(q):
+        with xcs.execution_options(node_timeout_seconds=0.001):
+            return nap(q)
+
+    with pytest.raises(xcs.ExecutionTimeoutError, match=r"node 'nap' \(nap\) did not finish"):
+        run("dynamic", "sequential", body, "q")
+
+
+@pytest.mark.parametrize("scheduler", ["parallel", "sequential"])
+def test_a_block_inside_the_body_can_lift_the_runs_node_timeout_for_its_calls(scheduler):
+    def body(q):
+        with xcs.execution_options(node_timeout_seconds=None):
+            slow = nap(q)  # 50 ms: over the run's limit, under the block's (none)
+        return p.llm(slow)
+
+    assert run("dynamic", scheduler, body, "q", node_timeout_seconds=0.01) == "llm(nap(q))"
+
+
+def test_max_workers_set_inside_the_body_leaves_the_run_it_is_in_alone():
+    """`max_workers` is the run's capacity, read as the run starts: a block inside the body
+    does not narrow the run under way (its three calls still meet), but a run that a leaf
+    called in the block starts is capped by it, as a plain call in the block would be."""
+    barrier = threading.Barrier(3, timeout=10)
+    flight = InFlight(0.01)
+    graph = xcs.Graph()
+    for i in range(3):
+        graph.add_node(flight.op, node_id=f"n{i}")
+
+    @xcs.op
+    def meet(x: str) -> tuple:
+        barrier.wait()
+        nested = xcs.execute_graph(graph, {"value": x})
+        return x, nested.stats.max_in_flight
+
+    def body(q):
+        with xcs.execution_options(max_workers=1):
+            return [meet(f"{q}{i}") for i in range(3)]
+
+    for mode in ("auto", "dynamic"):
+        assert xcs.jit(body, mode=mode)("q") == [("q0", 1), ("q1", 1), ("q2", 1)]

@@ -292,3 +292,45 @@ def test_engine_status_counts_the_call_a_serial_run_has_in_flight() -> None:
         runner.join()
     assert (status.runs, status.running, status.queued, status.peak) == (1, 1, 0, 1)
     assert xcs.engine_status().runs == 0
+
+
+class Ends(xcs.ExecutionHooks):
+    def __init__(self) -> None:
+        self.ends: list[str] = []
+
+    def on_node_end(self, *, node_id: str, name: str, seconds: float) -> None:
+        self.ends.append(node_id)
+
+
+def test_options_set_inside_the_body_reach_the_calls_of_a_serial_run() -> None:
+    log = Log()
+
+    def body(text: str) -> tuple:
+        seen = Ends()
+        with xcs.execution_options(hooks=(seen,), retries=1, retry_backoff=0.0):
+            first = log.op(f"{text}-a")
+            second = log.op(first.lower() + "-b")  # uses the value: nothing overlaps
+        return second, seen.ends
+
+    jitted = _learned(body)
+    assert "serial: calls run at once" in xcs.explain_jit_selection(jitted)
+    log.threads.clear()
+    assert jitted("x") == ("X-A-B", ["step", "step_1"])
+    assert set(log.threads) == {threading.current_thread().name}
+    assert "serial: calls run at once" in xcs.explain_jit_selection(jitted)
+
+
+def test_a_node_timeout_set_inside_the_body_makes_a_serial_run_dispatch() -> None:
+    limit: list[float | None] = [None]
+    slow = xcs.op(lambda x: (threading.Event().wait(0.05), x)[1], name="slow")
+
+    def body(text: str) -> str:
+        with xcs.execution_options(node_timeout_seconds=limit[0]):
+            return slow(text).upper()
+
+    jitted = _learned(body)
+    assert "serial: calls run at once" in xcs.explain_jit_selection(jitted)
+    limit[0] = 0.001  # a call on the body's thread could not be stopped at it
+    with pytest.raises(xcs.ExecutionTimeoutError, match=r"node 'slow' \(slow\) did not finish"):
+        jitted("t")
+    assert "under node_timeout_seconds=0.001" in xcs.explain_jit_selection(jitted)

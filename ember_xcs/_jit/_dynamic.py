@@ -70,6 +70,7 @@ bodies run once per new shape, as in a plan.
 | `timeout_seconds` | bounds the whole call; `ExecutionTimeoutError` names the calls still running |
 | `node_timeout_seconds` | bounds each call from its start; the engine's `ExecutionTimeoutError` naming node and operator. Detected whenever the body or the final drain waits, and when a call returns late; inline calls are failed when they return late, as with the engine's inline executor |
 | `retries`, `retry_backoff`, `retry_on`, node hooks | `NodeCall`, shared with the engine |
+| any of them set in the body | a call made inside an `execution_options(...)` or `track_usage()` block carries a `CallScope` (`_Dispatcher.scope_here`): its retries, hooks, node timeout and meters are the block's wherever a worker runs it; the run's own fields (scheduler, `max_workers`, deadline, result) stay the run's |
 | graph hooks | `on_graph_start` once per call (`num_nodes=0`: the graph is not known before the body runs), `on_graph_end` with the number of calls dispatched |
 | `return_partial_results`, `include_intermediates` | a function has one return value: the first failure is raised, and the value is the function's |
 | `dask_client` | the Dask executor's |
@@ -78,7 +79,6 @@ bodies run once per new shape, as in a plan.
 from __future__ import annotations
 
 import functools
-import inspect
 import operator as _op
 from collections.abc import Callable
 from types import CellType, FunctionType
@@ -87,9 +87,10 @@ from typing import Any
 import jax
 
 from .._errors import NodeExecutionError, OptionsError, XCSError
-from .._options import ExecutionOptions, hook_calls
+from .._options import ExecutionOptions, current_options, hook_calls
 from ..operators import KindMemo, Operator, intercept_calls
 from ..scheduling import (
+    CallScope,
     EngineScheduler,
     ExecutionPlan,
     ExecutionStats,
@@ -99,7 +100,6 @@ from ..scheduling import (
     Run,
     deliver,
     meters_open,
-    meters_set,
     resolve_scheduler,
 )
 from ._async import refuse_coroutine
@@ -230,8 +230,11 @@ class _Dispatcher:
         # containers and objects the body stored pending results into, which may outlive
         # the call: settled when it returns (`_stores`)
         self.stores: list[Any] | None = None
-        # the usage meters open where the run started, which its workers see
+        # the options and usage meters in force where the run started, which its workers
+        # see; a call made where others are in force carries them (`scope_here`)
+        self.options = current_options()
         self.meters = meters_open()
+        self.scope: CallScope | None = None  # the last one made, while the body stays in it
 
     def __call__(
         self,
@@ -255,15 +258,24 @@ class _Dispatcher:
         else:  # the common call: its inputs are known, it depends on nothing
             deps, bind = (), _bind_constant(args, kwargs)
         name = operator.name
-        meters = meters_open()
-        if meters is not self.meters:  # made inside a `track_usage()` block of the body
-            target = _Metered(target, meters, kind.is_async)
+        scope = self.scope_here()
         run = self.run
         with run.lock:  # type: ignore[union-attr]
             node_id = self._fresh(node_id or name.replace(".", "_"))
-            return LazyResult(
-                run, run.add(PlanNode(node_id, name, target, deps, bind, kind.is_async))
-            )
+            node = PlanNode(node_id, name, target, deps, bind, kind.is_async)
+            return LazyResult(run, run.add(node, scope))
+
+    def scope_here(self) -> CallScope | None:
+        """The scope a call made here runs under: None where the options and meters in
+        force are the run's; else those of the `execution_options(...)` or `track_usage()`
+        block the body is in (one per block: the calls made in it share it)."""
+        options, meters = current_options(), meters_open()
+        if options is self.options and meters is self.meters:
+            return None
+        scope = self.scope
+        if scope is None or scope.options is not options or scope.meters is not meters:
+            scope = self.scope = CallScope(options, meters)
+        return scope
 
     def _fresh(self, base: str) -> str:
         n = self.ids.get(base, 0)
@@ -285,36 +297,6 @@ class _AsWrittenDispatcher(_Dispatcher):
         node_id: str | None = None,
     ) -> Any:
         return resolve(super().__call__(operator, args, kwargs, node_id))
-
-
-class _Metered(Operator):
-    """A leaf call that counts in the usage meters open where the body made it (a
-    `track_usage()` block inside the body), not only in those open where the run began."""
-
-    composite = False
-
-    def __init__(self, target: Any, meters: tuple[Any, ...], is_async: bool):
-        self.target = target
-        self.meters = meters
-        self.is_async = is_async
-
-    @property
-    def name(self) -> str:
-        return self.target.name
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self.is_async:
-            return self._acall(args, kwargs)
-        with meters_set(self.meters):
-            return self.target(*args, **kwargs)
-
-    async def _acall(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        with meters_set(self.meters):  # the task's own context
-            out = self.target(*args, **kwargs)
-            return await out if inspect.isawaitable(out) else out
-
-    def forward(self, *args: Any, **kwargs: Any) -> Any:
-        return self(*args, **kwargs)
 
 
 def _bind_constant(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -17,7 +17,7 @@ resolves it first:
 | `x[i]`, `x + y`, `x == y`, `not x`, `x and y` | each operand resolved: `r(x)[r(i)]`, ... |
 | `f"{x}"` | `f"{rr(x)}"` (containers too) |
 | `if x:`, `while x:`, `assert x`, `for a in x:`, `a, b = x`, `raise x` | `r(x)` |
-| `with m:` | `r(m)`; where `m` may see an exception (`contextlib.suppress`, a user's own manager: anything but a lock, a file, `nullcontext`, `redirect_stdout`/`redirect_stderr` or `chdir`), each call in the body waits as in a `try` body, so the manager sees a failed call's error; under `redirect_stdout`, `redirect_stderr` or `chdir` the calls overlap and all finish before the block ends, so they run under what the manager set up |
+| `with m:` | `r(m)`; where `m` may see an exception (`contextlib.suppress`, a user's own manager: anything but a lock, a file, `nullcontext`, `redirect_stdout`/`redirect_stderr`, `chdir`, `track_usage()` or `execution_options`), each call in the body waits as in a `try` body, so the manager sees a failed call's error; under `redirect_stdout`, `redirect_stderr`, `chdir`, `track_usage()` or `execution_options` the calls overlap and all finish before the block ends, so they run under what the manager set up |
 | `f(a)` in a `try` body | `try_call(f, a)`: the call, then a wait for its result, so a leaf call that fails raises at the call, before its result is bound or stored, as the plain call would; the end of the body (and each `return`/`break`/`continue` in it) also waits for every call dispatched since it began. Independent calls inside one `try` body therefore run one after another: make them before the `try` to overlap them |
 | `return x`, `y = x`, `[x, y]`, `{"k": x}` | unchanged: the value flows on, and is resolved where it is used or when the jitted call returns |
 | `xs.append(x)`, `d[k] = x`, `obj.f = x`, `obj.f += [x]`, `g = x`, `g += [x]` (`global g` or `nonlocal g`) | unchanged (`d` and `obj` any expression, evaluated once, in Python's order); where `x` holds a pending result, `xs`, `d`, `obj`, the global's slot or the nonlocal's cell is noted, and when the body returns its pending results are replaced in place by their values (`_stores`): a list argument, a global cache or an operator's history outlives the run. In a trace, a placeholder left in one (not made by the body, or kept elsewhere, and not returned) stops the trace, after the placeholders are taken back out |
@@ -67,6 +67,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from .._options import execution_options
 from ..operators import Operator, current_call_handler, is_model, method_leaf
 from ..scheduling import InlineExecutor, usage_meter
 from ._containers import ATOMS as _ATOMS
@@ -279,9 +280,12 @@ _INERT_TYPES = (
     threading.BoundedSemaphore, contextlib.nullcontext,
 )  # fmt: skip
 # their `__exit__` restores what `__enter__` changed and never looks at the exception
-# `usage_meter`: `models.track_usage()`, whose totals the body reads after the block
+# `usage_meter`: `models.track_usage()`, whose totals the body reads after the block;
+# `execution_options`: its calls run under its options wherever they run (`CallScope`),
+# and what its hooks counted is read after the block
 _SCOPE_TYPES = (
     contextlib.redirect_stdout, contextlib.redirect_stderr, contextlib.chdir, usage_meter,
+    execution_options,
 )  # fmt: skip
 _OWED: dict[type, str] = {}
 

@@ -15,7 +15,10 @@ on the body's thread (`Run.here == Run.count`: none was handed to a worker, none
 `async def`, no deadline) counts as serial; after `LEARN` serial runs in a row, the
 signature's next runs are serial runs. Only the `"auto"`, `"parallel"` and `"wave"`
 schedulers qualify, without `timeout_seconds` or `node_timeout_seconds` (a call on the
-body's thread cannot be interrupted), and not under a JAX transformation.
+body's thread cannot be interrupted), and not under a JAX transformation. A call the body
+makes inside an `execution_options(node_timeout_seconds=...)` block ends serial running
+for the same reason (the run escalates, below); other options set in the body reach the
+call as in a dynamic run (its `CallScope`).
 
 **What a serial run does.** The body runs rewritten, as in every dynamic run, and each
 leaf call runs at once on the body's thread through the engine's `NodeCall` (retries,
@@ -63,6 +66,7 @@ from .._options import ExecutionOptions, node_hook_calls
 from ..operators import Operator, intercept_calls
 from ..scheduling import (
     GRACE,
+    CallScope,
     ExecutionStats,
     NodeCall,
     PlanNode,
@@ -207,9 +211,10 @@ class SerialRun:
     # --- calls -------------------------------------------------------------------------
 
     def call(self, node_id: str, name: str, target: Any, args: Any, kwargs: Any,
-             lazies: list[LazyResult]) -> int:  # fmt: skip
+             lazies: list[LazyResult], scope: CallScope | None) -> int:  # fmt: skip
         """Run one call now, on this thread; its index. `lazies`: this run's results in
-        its arguments (used by it: they are resolved here)."""
+        its arguments (used by it: they are resolved here). `scope`: the options block
+        the body made it in, if any (`_Dispatcher.scope_here`)."""
         i = len(self.nodes)
         deps: tuple[int, ...] = ()
         failed = None
@@ -224,7 +229,12 @@ class SerialRun:
         self.results.append(_FAILED)  # until it returns: indices stay aligned
         if failed is None:
             self.ran += 1
-            call = NodeCall(node_id, name, target, args, kwargs, self.options, False, self.hooks)
+            if scope is None:
+                call = NodeCall(
+                    node_id, name, target, args, kwargs, self.options, False, self.hooks
+                )
+            else:
+                call = scope.call(node_id, name, target, args, kwargs, False)
             self.running.append(i)
             # The call runs without the lock (the caller holds it): a thread the body
             # handed its context to may make a call meanwhile, which escalates the run
@@ -316,11 +326,17 @@ class SerialDispatcher(_Dispatcher):
         lazies = _lazies(args)
         if kwargs:
             _collect(kwargs, lazies)
+        scope = self.scope_here()
         with serial.lock:
             unused = serial.unused
             why = None
             if kind.is_async:
                 why = f"{operator.name} is async def: the event loop runs it"
+            elif scope is not None and scope.timeout is not None:
+                why = (
+                    f"a call to {operator.name} was made under node_timeout_seconds="
+                    f"{scope.timeout}: a call on the body's thread cannot be interrupted"
+                )
             elif serial.running:
                 why = (
                     f"a call to {operator.name} was made while call "
@@ -338,6 +354,7 @@ class SerialDispatcher(_Dispatcher):
                     target = self.numeric.leaf(operator, len(args), tuple(kwargs))
                 name = operator.name
                 node_id = self._fresh(node_id or name.replace(".", "_"))
-                return LazyResult(serial, serial.call(node_id, name, target, args, kwargs, lazies))
+                index = serial.call(node_id, name, target, args, kwargs, lazies, scope)
+                return LazyResult(serial, index)
             self.run = serial.escalate(why)
         return super().__call__(operator, args, kwargs, node_id)

@@ -21,6 +21,7 @@ from ._hooks import ExecutionHooks as ExecutionHooks
 from ._hooks import NodeRecord as NodeRecord
 from ._hooks import RunRecord as RunRecord
 from ._hooks import Timeline as Timeline
+from ._node_call import CallScope as CallScope
 from ._node_call import NodeCall as NodeCall
 from ._otel import OpenTelemetryHooks as OpenTelemetryHooks
 from ._plan import ExecutionPlan as ExecutionPlan

@@ -73,6 +73,14 @@ is failed when it returns late, and nothing else starts once the deadline has pa
 (`"auto"` therefore picks threads when a deadline is set). If the run is already failing
 when the deadline passes, the failure is raised rather than the timeout. Nodes still
 running at a deadline cannot be stopped: their results are dropped when they arrive.
+
+**Per-call options.** A dynamic run's options are read once, as it starts: the
+scheduler and executor, `max_workers` (the run's capacity), the graph deadline, what it
+returns. A call the body made inside an `execution_options(...)` or `track_usage()`
+block comes with a `CallScope` (`add(node, scope)`): it runs as a `ScopedCall`, with the
+scope's retries, hooks and meters, and the scope's `node_timeout_seconds` is its node
+timeout (a scope with one makes the run timed from then on, so no call of it runs on the
+loop's thread).
 """
 
 from __future__ import annotations
@@ -89,7 +97,7 @@ from typing import Any
 from .._errors import ExecutionError, ExecutionTimeoutError, NodeExecutionError, XCSError
 from .._options import ExecutionOptions, hook_calls, node_hook_calls
 from ._async_loop import blocking_loop_error, on_background_loop
-from ._node_call import NodeCall, thread_name
+from ._node_call import CallScope, NodeCall, thread_name
 from ._plan import ExecutionPlan, PlanNode
 from ._pool import shared_pool
 from ._result import ExecutionResult, ExecutionStats
@@ -129,7 +137,8 @@ class Run:
         "dynamic", "errors", "executor", "expired", "failed_at", "failures", "finished",
         "first_error", "held", "here", "inputs", "key", "lock", "node_hooks", "node_timeout",
         "nodes", "options", "partial", "peak", "plan", "ready", "remaining", "results",
-        "run_here", "running", "scheduler", "seen", "skipped", "start", "successors",
+        "run_here", "running", "scheduler", "scopes", "seen", "skipped", "start", "successors",
+        "timed",
     )  # fmt: skip
 
     def __init__(
@@ -192,9 +201,12 @@ class Run:
         self.seen: set[int] = set()  # ids of errors a dynamic body was handed
         self.failed_at: int | None = None  # dynamic: the earliest call that failed
         self.held: set[int] = set()  # dynamic: calls made after it, not started
+        # dynamic: index -> the `CallScope` of a call the body made inside an options or
+        # usage block ("Per-call options"); None while there is none
+        self.scopes: dict[int, CallScope] | None = None
         # runs a call on the loop's own thread ("A lone call"); not under a deadline: a
         # call running there cannot be interrupted
-        timed = self.deadline is not None or self.node_timeout is not None
+        self.timed = timed = self.deadline is not None or self.node_timeout is not None
         self.run_here = None if timed else getattr(executor, "run_here", None)
         self._ref = count_live(self)
         reserve = getattr(executor, "reserve", None)
@@ -213,8 +225,8 @@ class Run:
         wave = self.plan.wave
         submit = executor.submit
         submit_async = getattr(executor, "submit_async", None)
-        deadline, node_timeout = self.deadline, self.node_timeout
-        timed = deadline is not None or node_timeout is not None
+        deadline, node_timeout, timed = self.deadline, self.node_timeout, self.timed
+        scopes = self.scopes  # calls made in an options block of the body: their own
         run_here = self.run_here if block else None  # see "A lone call" above
         finished, peak, count = self.finished, self.peak, self.count
         first_error, failed_at = self.first_error, self.failed_at
@@ -235,14 +247,20 @@ class Run:
                         done.put((i, False, exc))  # fails this node before it runs
                         running[i] = 0.0
                         continue
-                    call = NodeCall(
-                        node.node_id, node.name, node.operator, args, kwargs, options,
-                        node.is_async, node_hooks,
-                    )  # fmt: skip
+                    if scopes is None or i not in scopes:
+                        call = NodeCall(
+                            node.node_id, node.name, node.operator, args, kwargs, options,
+                            node.is_async, node_hooks,
+                        )  # fmt: skip
+                    else:
+                        call = scopes[i].call(
+                            node.node_id, node.name, node.operator, args, kwargs, node.is_async
+                        )
                     if timed:
                         now = time.perf_counter()
                         running[i] = now
-                        call.stop_at = _stop_at(now, deadline, node_timeout)
+                        limit = node_timeout if scopes is None else _limit(i, scopes, node_timeout)
+                        call.stop_at = _stop_at(now, deadline, limit)
                     else:
                         running[i] = 0.0
                     count += 1
@@ -266,7 +284,7 @@ class Run:
                             self.lock.acquire()
                         finished, peak, count = self.finished, self.peak, self.count
                         first_error, failed_at = self.first_error, self.failed_at
-                        n = len(nodes)
+                        n, scopes, timed = len(nodes), self.scopes, self.timed
                     else:
                         submit(i, call, done)
                 if len(running) > peak:
@@ -284,7 +302,7 @@ class Run:
                     except Empty:
                         return
                 elif timed:
-                    i, ok, value = _next(done, running, deadline, node_timeout, nodes)
+                    i, ok, value = _next(done, running, deadline, node_timeout, nodes, scopes)
                 else:
                     i, ok, value = done.get()
                 if deadline is not None and i in running and time.perf_counter() > deadline:
@@ -293,8 +311,9 @@ class Run:
                     continue
                 started = running.pop(i)
                 finished += 1
-                if ok and node_timeout and time.perf_counter() - started > node_timeout:
-                    ok, value = False, node_timeout_error(nodes[i], node_timeout)
+                limit = node_timeout if scopes is None else _limit(i, scopes, node_timeout)
+                if ok and limit and time.perf_counter() - started > limit:
+                    ok, value = False, node_timeout_error(nodes[i], limit)
                 if ok:
                     results[i] = value
                     for s in successors[i]:
@@ -393,8 +412,10 @@ class Run:
         self.count = self.here = ran
         self.peak = max(min(ran, 1), len(running))
 
-    def add(self, node: PlanNode) -> int:
+    def add(self, node: PlanNode, scope: CallScope | None = None) -> int:
         """Add `node` (its `deps` are earlier nodes of this run); start it if it is ready.
+        `scope`: the options and meters it runs under, when not the run's (the body made
+        it inside an `execution_options` or `track_usage()` block).
 
         A node that depends on a failed one never runs: it fails with that error.
         """
@@ -402,6 +423,8 @@ class Run:
             if self.expired is not None:
                 raise self.expired
             i = len(self.nodes)
+            if scope is not None:
+                self._scoped(i, scope)
             self.nodes.append(node)
             self.successors.append([])
             self.results.append(_PENDING)
@@ -432,6 +455,15 @@ class Run:
                 self.pump(block=False)
         return i
 
+    def _scoped(self, i: int, scope: CallScope) -> None:
+        """Node `i` runs under `scope`; a node timeout of its own makes the run timed from
+        now on (its calls go to workers: one on the loop's thread cannot be interrupted)."""
+        if self.scopes is None:
+            self.scopes = {}
+        self.scopes[i] = scope
+        if scope.timeout is not None and not self.timed:
+            self.timed, self.run_here = True, None
+
     def _alone(self) -> bool:
         """Nothing in flight and one call ready, which the loop can run on its own thread:
         it waits for the body (see "A lone call" above)."""
@@ -457,9 +489,12 @@ class Run:
             self.lock.release()  # type: ignore[union-attr]
         return True
 
-    def _call_of(self, node: PlanNode, args: Any, kwargs: Any) -> NodeCall:
+    def _call_of(self, i: int, node: PlanNode, args: Any, kwargs: Any) -> NodeCall:
         """The call that runs `node` in this run (`pump` builds it inline: its loop is the
         plan runs' per-node path, where a method call per node shows)."""
+        scopes = self.scopes
+        if scopes is not None and (scope := scopes.get(i)) is not None:
+            return scope.call(node.node_id, node.name, node.operator, args, kwargs, node.is_async)
         return NodeCall(
             node.node_id, node.name, node.operator, args, kwargs, self.options, node.is_async,
             self.node_hooks,
@@ -469,12 +504,12 @@ class Run:
         """Submit the ready call just added, without a turn of the loop (the common case
         of a dynamic call: inputs known, a worker free, nothing failed); False when it
         must go through `pump` (a deadline to watch, or a binding error)."""
-        if self.deadline is not None or self.node_timeout is not None:
+        if self.timed:
             return False
         i = heapq.heappop(self.ready)[1]
         node = self.nodes[i]
         args, kwargs = node.bind(self.results, self.inputs)
-        call = self._call_of(node, args, kwargs)
+        call = self._call_of(i, node, args, kwargs)
         self.running[i] = 0.0
         self.count += 1
         if len(self.running) > self.peak:
@@ -530,7 +565,7 @@ class Run:
         except XCSError:
             return False  # `pump` fails the node with it
         ready.pop()
-        call = self._call_of(node, args, kwargs)  # not async: checked above
+        call = self._call_of(i, node, args, kwargs)  # not async: checked above
         self.count += 1
         self.here += 1
         self.peak = self.peak or 1
@@ -708,24 +743,42 @@ def _outputs(run: Run, options: ExecutionOptions, partial: bool) -> dict[str, An
     return {nodes[i].node_id: results[i] for i in run.plan.sinks}
 
 
+def _limit(i: int, scopes: dict[int, Any], node_timeout: float | None) -> float | None:
+    """Node `i`'s node timeout: its scope's, if the body made it in an options block."""
+    scope = scopes.get(i)
+    return node_timeout if scope is None else scope.timeout
+
+
 def _next(
     done: SimpleQueue,
     running: dict[int, float],
     deadline: float | None,
     node_timeout: float | None,
     nodes: Any,
+    scopes: dict[int, Any] | None = None,
 ) -> tuple[int, bool, Any]:
     now = time.perf_counter()
     if deadline is not None and now >= deadline and done.empty():
         raise _GraphTimeout
-    oldest, oldest_start = next(iter(running.items()))
     limit = deadline if deadline is not None else float("inf")
-    node_limit = oldest_start + node_timeout if node_timeout else float("inf")
+    if scopes is None:  # one node timeout for all: the oldest call's comes first
+        first, first_start = next(iter(running.items()))
+        timeout = node_timeout
+        node_limit = first_start + timeout if timeout else float("inf")
+    else:  # calls with timeouts of their own: the earliest limit of any call running
+        node_limit, first, timeout = float("inf"), -1, None
+        for i, started in running.items():
+            t = _limit(i, scopes, node_timeout)
+            if t and started + t < node_limit:
+                node_limit, first, timeout = started + t, i, t
+    until = min(limit, node_limit)
+    if until == float("inf"):  # none of the calls running has a limit of its own
+        return done.get()
     try:
-        return done.get(timeout=max(0.0, min(limit, node_limit) - now))
+        return done.get(timeout=max(0.0, until - now))
     except Empty:
         if node_limit <= limit:
-            return oldest, False, node_timeout_error(nodes[oldest], node_timeout)
+            return first, False, node_timeout_error(nodes[first], timeout)
         raise _GraphTimeout from None
 
 

@@ -437,16 +437,6 @@ KNOWN_SHORT = {
 }
 
 
-# (program, mode): a known wrong answer, not fixed yet
-KNOWN_WRONG = {
-    **dict.fromkeys(
-        [("hooks_in_body", m) for m in ("auto", "trace", "dynamic")],
-        "`execution_options(hooks=...)` set inside the body does not reach the leaf calls: "
-        "workers run in the context of the run's start",
-    ),
-}
-
-
-@pytest.mark.parametrize("program, mode", cases(PROGRAMS, {**KNOWN_SHORT, **KNOWN_WRONG}))
+@pytest.mark.parametrize("program, mode", cases(PROGRAMS, KNOWN_SHORT))
 def test_program_gives_plain_result_calls_and_overlap(program, mode):
     check(program, mode)
