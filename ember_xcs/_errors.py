@@ -382,6 +382,24 @@ class ModelError(XCSError):
     """An LLM backend failed. Never carries an API key."""
 
 
+# acronyms are read letter by letter: "an HTTPModel", "an LLMOperator", "a UUID"
+_LETTERS_SAID_WITH_A_VOWEL = frozenset("AEFHILMNORSX")
+# a "u" said "you": "a uint8[4]", "a UnicodeError"
+_U_SAID_YOU = ("uint", "uni", "use", "usu", "uti")
+
+
+def with_article(noun: str) -> str:
+    """`noun` after "a" or "an", by how it is said: `an int`, `a str`, `an int32[3]`,
+    `a uint8[3]`, `an LLMOperator`. Type names, dtypes and class names are what messages
+    put here, and these few rules cover them."""
+    if len(noun) == 1 or noun[:2].isupper():
+        vowel = noun[0].upper() in _LETTERS_SAID_WITH_A_VOWEL
+    else:
+        lower = noun.lower()
+        vowel = lower[:1] in ("a", "e", "i", "o", "u") and not lower.startswith(_U_SAID_YOU)
+    return f"{'an' if vowel else 'a'} {noun}"
+
+
 def summarize_value(value: Any, limit: int = 60) -> str:
     """A short description of `value` for error messages: arrays by shape and dtype.
 

@@ -6,7 +6,8 @@ Precedence, highest first (as in JAX config states and Dask's `num_workers or co
 2. the innermost `execution_options(...)` block (a ContextVar, so it is per thread and
    per asyncio task, and the engine copies it into its worker threads; a block entered
    inside a jitted body reaches the calls made in it: see `execution_options`);
-3. `EMBER_XCS_*` environment variables, read once on first use and validated;
+3. `EMBER_XCS_*` environment variables, read once on first use and validated (a scheduler
+   name when a run starts, against the schedulers registered by then);
 4. the dataclass defaults.
 
 Every field has a consumer in the engine and a test; an unknown option is an error.
@@ -482,10 +483,19 @@ _ENV_PARSERS = {
     "EMBER_XCS_RETRIES": ("retries", int),
 }
 _env_defaults: ExecutionOptions | None = None
+# field -> (variable, raw text) for each field the environment set in `_env_defaults`
+_env_sources: dict[str, tuple[str, str]] = {}
 
 
-def _options_from_env() -> ExecutionOptions:
+def _invalid_variable(var: str, raw: str, field: str, detail: str = "") -> OptionsError:
+    return OptionsError(
+        f"environment variable {var}={raw!r} is not a valid {field}{detail}; fix or unset it"
+    )
+
+
+def _options_from_env() -> tuple[ExecutionOptions, dict[str, tuple[str, str]]]:
     values: dict[str, Any] = {}
+    sources: dict[str, tuple[str, str]] = {}
     for var, (field, parse) in _ENV_PARSERS.items():
         raw = os.environ.get(var)
         if raw is None or raw == "":
@@ -495,18 +505,16 @@ def _options_from_env() -> ExecutionOptions:
             ExecutionOptions(**{field: values[field]})
         except (ValueError, OptionsError) as exc:
             detail = f": {exc}" if isinstance(exc, OptionsError) else ""
-            raise OptionsError(
-                f"environment variable {var}={raw!r} is not a valid {field}{detail}; fix or "
-                "unset it"
-            ) from None
-    return ExecutionOptions(**values)
+            raise _invalid_variable(var, raw, field, detail) from None
+        sources[field] = (var, raw)
+    return ExecutionOptions(**values), sources
 
 
 def env_defaults() -> ExecutionOptions:
     """Defaults from `EMBER_XCS_*` variables, read once and validated."""
-    global _env_defaults
+    global _env_defaults, _env_sources
     if _env_defaults is None:
-        _env_defaults = _options_from_env()
+        _env_defaults, _env_sources = _options_from_env()
     return _env_defaults
 
 
@@ -515,6 +523,19 @@ def reload_env_defaults() -> ExecutionOptions:
     global _env_defaults
     _env_defaults = None
     return env_defaults()
+
+
+def blame_environment(field: str, value: Any, error: OptionsError) -> OptionsError:
+    """`error` about `value` of `field`, restated to name the environment variable when
+    the environment set `field` to `value`; else `error` itself.
+
+    For checks that can only run later than the environment is read: a scheduler name is
+    looked up when a run starts, so one registered after the first read still counts.
+    """
+    var, raw = _env_sources.get(field, (None, None))
+    if var is None or _env_defaults is None or getattr(_env_defaults, field) != value:
+        return error
+    return _invalid_variable(var, raw, field, f": {error}")
 
 
 # --- context -------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._errors import ExecutionTimeoutError, GraphError, OptionsError, XCSError
+from ._errors import ExecutionTimeoutError, GraphError, OptionsError, XCSError, with_article
 from ._jit import get_jit_strategy_used
 from ._options import (
     ExecutionOptions,
@@ -170,8 +170,8 @@ def load_target(spec: str) -> Any:
         )
     if not isinstance(value, Graph) and not callable(value):
         raise BadInput(
-            f"{spec} is a {type(value).__name__}; run takes a Graph, a jitted function, an "
-            "Operator or a function"
+            f"{spec} is {with_article(type(value).__name__)}; run takes a Graph, a jitted "
+            "function, an Operator or a function"
         )
     return value
 

@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 
 import ember_xcs as xcs
-from ember_xcs._errors import AxisNameError, TransformTypeError, summarize_inputs, summarize_value
+from ember_xcs._errors import (
+    AxisNameError,
+    TransformTypeError,
+    summarize_inputs,
+    summarize_value,
+    with_article,
+)
 
 
 def nested(depth: int) -> list[Any]:
@@ -73,3 +79,30 @@ def test_an_unreachable_dask_address_fails_at_once_naming_the_address() -> None:
         "(ConnectionRefusedError:"
     )
     assert "start one (`dask scheduler`) or fix the address" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "phrase",
+    [
+        "an int",
+        "an int32[3]",
+        "an object",
+        "an ellipsis",
+        "an enumerate",
+        "an Operator",
+        "an LLMOperator",
+        "an HTTPModel",
+        "an OSError",
+        "an UnboundLocalError",
+        "a str",
+        "a float32[2,3]",
+        "a uint8[4]",
+        "a UnicodeError",
+        "a UUID",
+        "a NoneType",
+        "a list of 2 items",
+        "a SimulatedModel",
+    ],
+)
+def test_type_names_in_messages_take_the_article_they_are_said_with(phrase: str) -> None:
+    assert with_article(phrase.split(" ", 1)[1]) == phrase

@@ -326,6 +326,15 @@ def test_per_node_inputs_name_only_parameters_the_node_takes_from_inputs(g: xcs.
     )
 
 
+def test_unknown_keyword_lists_every_keyword_execute_graph_takes(g: xcs.Graph) -> None:
+    with pytest.raises(TypeError) as info:
+        xcs.execute_graph(g, {"query": "q"}, foo=1)  # type: ignore[call-arg]
+    assert message(info) == (
+        "execute_graph() got unexpected keyword argument(s) 'foo'; it takes "
+        "(graph, inputs=None, *, options=None, outputs=None)"
+    )
+
+
 def test_inputs_must_be_a_mapping(g: xcs.Graph) -> None:
     with pytest.raises(xcs.GraphError) as info:
         xcs.execute_graph(g, ["x"])  # type: ignore[arg-type]

@@ -219,6 +219,50 @@ def test_numeric_and_stochastic_flags_on_classes() -> None:
     assert not Echo().numeric and not Echo().stochastic
 
 
+def test_a_class_declaring_pure_and_stochastic_is_refused_when_created() -> None:
+    with pytest.raises(xcs.OptionsError) as info:
+
+        class Judge(xcs.Operator):
+            pure = True
+            stochastic = True
+
+            def forward(self) -> float:
+                return 0.5
+
+    assert str(info.value) == (
+        "class Judge: pure=True and stochastic=True contradict each other; a stochastic "
+        "result must never be reused, so drop one"
+    )
+
+    class Sampler(xcs.Operator):
+        stochastic = True
+
+        def forward(self) -> float:
+            return 0.5
+
+    with pytest.raises(xcs.OptionsError, match="^class CachedSampler: pure=True and stoch"):
+
+        class CachedSampler(Sampler):
+            pure = True
+
+
+def test_a_flag_computed_per_instance_is_not_a_class_declaration() -> None:
+    class Maybe(xcs.Operator):
+        pure = True
+
+        def __init__(self, temperature: float) -> None:
+            self.temperature = temperature
+
+        @property
+        def stochastic(self) -> bool:
+            return self.temperature > 0
+
+        def forward(self) -> float:
+            return 0.5
+
+    assert Maybe(0.0).pure and not Maybe(0.0).stochastic
+
+
 def test_repr_shows_public_fields() -> None:
     assert repr(Echo(">")) == "Echo(prefix='>')"
 

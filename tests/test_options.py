@@ -16,7 +16,7 @@ import pytest
 import ember_xcs as xcs
 from ember_xcs import _options
 from ember_xcs._options import current_options, reload_env_defaults
-from ember_xcs.scheduling import _node_call
+from ember_xcs.scheduling import _node_call, available_schedulers, resolve_scheduler
 
 
 @pytest.fixture
@@ -305,6 +305,43 @@ def test_invalid_environment_variables_name_the_variable(
     with pytest.raises(xcs.OptionsError) as info:
         reload_env_defaults()
     assert str(info.value) == message
+
+
+def test_an_unknown_scheduler_in_the_environment_names_the_variable(
+    env: pytest.MonkeyPatch,
+) -> None:
+    # the name is looked up when a run starts (a scheduler registered after the variables
+    # are read still counts), so reading the variables accepts it and the run refuses it
+    env.setenv("EMBER_XCS_SCHEDULER", "paralel")
+    assert reload_env_defaults().scheduler == "paralel"
+    with pytest.raises(xcs.OptionsError) as info:
+        xcs.execute_graph(wide_graph(lambda: 1))
+    assert str(info.value) == (
+        "environment variable EMBER_XCS_SCHEDULER='paralel' is not a valid scheduler: "
+        "unknown scheduler 'paralel' (did you mean 'parallel'?); choose one of "
+        f"{', '.join(available_schedulers())} or register your own with "
+        "register_scheduler(); fix or unset it"
+    )
+    shout = xcs.op(str.upper)
+    with pytest.raises(xcs.OptionsError, match="^environment variable EMBER_XCS_SCHEDULER="):
+        xcs.jit(lambda q: [shout(q), shout(q + "!")])("why")
+
+
+def test_a_scheduler_registered_after_the_environment_is_read_can_be_named_there(
+    env: pytest.MonkeyPatch,
+) -> None:
+    env.setenv("EMBER_XCS_SCHEDULER", "test_options_late")
+    reload_env_defaults()
+    runs: list[int] = []
+
+    class Late:
+        def run(self, plan: Any, inputs: Any, options: Any) -> xcs.ExecutionResult:
+            runs.append(len(plan))
+            return resolve_scheduler("sequential", plan).run(plan, inputs, options)
+
+    xcs.register_scheduler("test_options_late", Late(), replace=True)
+    assert xcs.execute_graph(wide_graph(lambda: 1)) == {f"n{i}": 1 for i in range(4)}
+    assert runs == [4]
 
 
 def test_explicit_beats_context_beats_environment(env: pytest.MonkeyPatch) -> None:

@@ -4,6 +4,7 @@ order, and compositions with `vmap`."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import chex
@@ -135,6 +136,43 @@ def test_axis_name_with_more_items_than_devices_is_an_error():
         match=r"axis_name='i'.*needs exactly one item per device, but the batch has 16 items",
     ):
         xcs.pmap(lambda x: jax.lax.psum(x, "i"), axis_name="i")(jnp.ones(16))
+
+
+def total(x):
+    return jax.lax.psum(jnp.sum(x), "i")
+
+
+@pytest.mark.parametrize(
+    ("size", "kwargs", "fix"),
+    [
+        (16, {}, "JAX sees 8 devices, so reshape the batch axis into 8 items of 2 (fn then "),
+        (10, {}, "reshape the batch axis into 5 items of 2 and pass num_workers=5 (fn then "),
+        (4, {}, "for 8 devices; pass num_workers=4, or drop axis_name"),
+        (8, {"num_workers": 4}, "for 4 devices; pass num_workers=8, or drop axis_name"),
+        (2, {"devices": jax.devices()[:4]}, "for 4 devices; pass 2 devices, or drop axis_name"),
+        (17, {}, "JAX sees 8 devices, so call it on at most 8 items at a time, or drop"),
+        (0, {}, "for 8 devices; pass at least one item, or drop axis_name"),
+    ],
+)
+def test_axis_name_batch_mismatch_suggests_a_fix_the_devices_allow(size, kwargs, fix):
+    assert jax.device_count() == 8  # conftest simulates eight CPU devices
+    with pytest.raises(TransformError) as info:
+        xcs.pmap(total, axis_name="i", **kwargs)(jnp.ones(size))
+    message = str(info.value)
+    assert fix in message
+    assert all(int(n) <= 8 for n in re.findall(r"num_workers=(\d+)", message))
+
+
+def test_following_the_axis_name_advice_gives_the_collective_over_the_whole_batch():
+    batch = jnp.arange(16.0)
+    with pytest.raises(TransformError, match="reshape the batch axis into 8 items of 2"):
+        xcs.pmap(total, axis_name="i")(batch)
+    out = xcs.pmap(total, axis_name="i")(batch.reshape(8, 2))
+    chex.assert_trees_all_close(out, jnp.full(8, batch.sum()))
+    with pytest.raises(TransformError, match="into 5 items of 2 and pass num_workers=5"):
+        xcs.pmap(total, axis_name="i")(batch[:10])
+    out = xcs.pmap(total, axis_name="i", num_workers=5)(batch[:10].reshape(5, 2))
+    chex.assert_trees_all_close(out, jnp.full(5, batch[:10].sum()))
 
 
 def test_more_workers_than_devices_says_how_to_simulate_more():

@@ -227,7 +227,7 @@ def test_jitted_function_and_operator(workdir):
         (["pipeline"], "must be module:attribute"),
         (["missing_module:graph"], "no module named 'missing_module'"),
         (["pipeline:grpah"], "has no attribute 'grpah'"),
-        (["pipeline:not_callable"], "is a int; run takes a Graph"),
+        (["pipeline:not_callable"], "is an int; run takes a Graph"),
         (["pipeline:Upper"], "is a class; point at an instance"),
         (["pipeline:graph", "{not json"], "not valid JSON"),
         (["pipeline:graph", "@nowhere.json"], "cannot read inputs from nowhere.json"),

@@ -410,6 +410,16 @@ def test_mapping_a_string_in_python_path_says_to_pass_a_list():
         xcs.vmap(shout)("hello")
 
 
+def test_mapping_a_python_scalar_names_its_type_with_the_right_article():
+    def repeat(text: str, n: int) -> str:
+        return text * n
+
+    with pytest.raises(TransformError, match=r": n is an int and cannot be mapped; pass a list"):
+        xcs.vmap(repeat)(["a", "b"], 3)
+    with pytest.raises(TransformError, match=r": n is an object and cannot be mapped"):
+        xcs.vmap(repeat)(["a", "b"], object())
+
+
 def test_in_axes_with_wrong_number_of_entries_names_the_arguments():
     with pytest.raises(
         TransformError,

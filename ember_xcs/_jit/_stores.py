@@ -47,6 +47,7 @@ import types
 from collections import deque
 from typing import Any
 
+from .._errors import with_article
 from ..operators import current_call_handler
 from ._containers import ATOMS, open_container, resolve_attributes
 from ._dynamic import LazyResult, _Dispatcher, _lazies
@@ -327,8 +328,8 @@ def _unreplayable(out: Any) -> str | None:
                 )
         elif hasattr(kind, "__next__") and not isinstance(item, type):
             return (
-                f"the function returns a {kind.__name__} (an iterator), which a replayed "
-                "plan would hand back used up on every later call:"
+                f"the function returns {with_article(kind.__name__)} (an iterator), which a "
+                "replayed plan would hand back used up on every later call:"
             )
         elif isinstance(item, list | tuple | set | frozenset | deque):
             stack.extend((x, left - 1) for x in item)

@@ -23,7 +23,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from .._errors import NodeExecutionError
+from .._errors import NodeExecutionError, with_article
 from ..operators import Operator
 from ._symbols import InputRef, NodeRef, ProjRef, StopReason, Symbol, TraceStop, describe
 
@@ -70,8 +70,8 @@ def _snapshot_object(value: Any, check: Callable[[Symbol], Ref], depth: int) -> 
             StopReason(
                 "error",
                 "a traced value is hidden inside",
-                f"a {type(value).__name__} object, which jit cannot rebuild on each call; use "
-                "a dict, list, tuple, dataclass or registered pytree",
+                f"{with_article(type(value).__name__)} object, which jit cannot rebuild on each "
+                "call; use a dict, list, tuple, dataclass or registered pytree",
             )
         )
     return ("c", value)

@@ -22,10 +22,10 @@ from typing import Any, ClassVar
 import jax
 import numpy as np
 
-from .._errors import summarize_value
+from .._errors import OptionsError, summarize_value
 from ._interception import current_call_handler
 
-__all__ = ["Operator", "operator_signature"]
+__all__ = ["Operator", "check_pure_and_stochastic", "operator_signature"]
 
 
 class Operator(abc.ABC):
@@ -36,7 +36,9 @@ class Operator(abc.ABC):
     then be compiled with `jax.jit`), `stochastic = True` for operators whose output
     must never be cached or reused, and `pure = True` for operators whose output depends
     only on their arguments, so a repeated call may be skipped (graph passes then merge
-    and fold them; numeric operators count as pure unless stochastic).
+    and fold them; numeric operators count as pure unless stochastic). A class declaring
+    both `pure` and `stochastic` (its own or inherited) raises `OptionsError` when it is
+    created.
 
     Instances are JAX pytrees: array fields are leaves (weights pass through `jax.jit`
     and `jax.grad`), every other field is static. An operator whose fields hold other
@@ -79,6 +81,9 @@ class Operator(abc.ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        check_pure_and_stochastic(
+            f"class {cls.__name__}", _class_flag(cls, "pure"), _class_flag(cls, "stochastic")
+        )
         jax.tree_util.register_pytree_node(cls, _flatten, lambda aux, ch: _unflatten(cls, aux, ch))
 
     @abc.abstractmethod
@@ -118,6 +123,23 @@ class Operator(abc.ABC):
             f"{k}={summarize_value(v, 40)}" for k, v in vars(self).items() if not k.startswith("_")
         )
         return f"{type(self).__name__}({fields})"
+
+
+def check_pure_and_stochastic(owner: str, pure: bool, stochastic: bool) -> None:
+    """Refuse an operator declared both pure (its result may be reused) and stochastic (its
+    result must never be): `op(..., pure=True, stochastic=True)` and a class with both."""
+    if pure and stochastic:
+        raise OptionsError(
+            f"{owner}: pure=True and stochastic=True contradict each other; a stochastic "
+            "result must never be reused, so drop one"
+        )
+
+
+def _class_flag(cls: type, flag: str) -> bool:
+    """A flag a class declares (`pure = True`), its own or inherited; a property or other
+    descriptor decides per instance, so it declares nothing here."""
+    value = inspect.getattr_static(cls, flag)
+    return not hasattr(value, "__get__") and bool(value)
 
 
 def operator_signature(operator: Operator) -> inspect.Signature:

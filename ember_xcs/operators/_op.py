@@ -6,8 +6,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, overload
 
-from .._errors import OptionsError
-from ._base import Operator
+from ._base import Operator, check_pure_and_stochastic
 
 __all__ = ["FunctionOperator", "op"]
 
@@ -31,11 +30,7 @@ class FunctionOperator(Operator):
         for flag, value in (("numeric", numeric), ("stochastic", stochastic), ("pure", pure)):
             if not isinstance(value, bool):
                 raise TypeError(f"op({flag}=...) must be True or False, got {value!r}")
-        if pure and stochastic:
-            raise OptionsError(
-                f"op({getattr(fn, '__name__', fn)!r}): pure=True and stochastic=True contradict "
-                "each other; a stochastic result must never be reused, so drop one"
-            )
+        check_pure_and_stochastic(f"op({getattr(fn, '__name__', fn)!r})", pure, stochastic)
         self.fn = fn
         self._name = name or getattr(fn, "__name__", type(fn).__name__)
         self.numeric = bool(numeric)

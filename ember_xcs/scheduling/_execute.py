@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -95,7 +96,7 @@ def _unexpected_arguments(unexpected: dict[str, Any]) -> TypeError:
     if not options:
         return TypeError(
             f"execute_graph() got unexpected keyword argument(s) {names}; it takes "
-            "(graph, inputs, *, options)"
+            f"{_signature_without_extras()}"
         )
     written = ", ".join(f"{k}={v!r}" for k, v in options.items())
     return TypeError(
@@ -103,6 +104,18 @@ def _unexpected_arguments(unexpected: dict[str, Any]) -> TypeError:
         f"in options=xcs.ExecutionOptions({written}) or a `with "
         f"xcs.execution_options({written}):` block"
     )
+
+
+def _signature_without_extras() -> str:
+    """`execute_graph`'s parameters as a caller writes them, read from the function itself
+    so the message cannot fall behind a new keyword: no annotations, no `**unexpected`."""
+    signature = inspect.signature(execute_graph)
+    kept = [
+        p.replace(annotation=p.empty)
+        for p in signature.parameters.values()
+        if p.kind is not p.VAR_KEYWORD
+    ]
+    return str(signature.replace(parameters=kept, return_annotation=signature.empty))
 
 
 def _check_input_names(inputs: Any) -> None:

@@ -22,7 +22,12 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from .._errors import OptionsError
-from .._options import ExecutionOptions, reset_current_options, set_current_options
+from .._options import (
+    ExecutionOptions,
+    blame_environment,
+    reset_current_options,
+    set_current_options,
+)
 from ..operators import intercept_calls
 from ._engine import run_plan
 from ._executors import InlineExecutor, ThreadExecutor
@@ -180,7 +185,8 @@ def resolve_scheduler(
     except KeyError:
         close = difflib.get_close_matches(spec, available_schedulers(), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise OptionsError(
+        unknown = OptionsError(
             f"unknown scheduler {spec!r}{hint}; choose one of "
             f"{', '.join(available_schedulers())} or register your own with register_scheduler()"
-        ) from None
+        )
+        raise blame_environment("scheduler", spec, unknown) from None

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._errors import TransformError, TransformTypeError
+from .._errors import TransformError, TransformTypeError, with_article
 from ._names import ArgNames, describe, join_path
 
 __all__ = [
@@ -153,9 +153,9 @@ def _check_same_kind(
     if isinstance(value, kinds) and len(value) == len(axes):
         return
     raise TransformError(
-        f"{label}: {what} for {path} is a {type(axes).__name__} of {len(axes)} entries but "
-        f"{path} is a {describe(value)}; shape {what} like the value, or give one "
-        "int/None for all of it"
+        f"{label}: {what} for {path} is {with_article(type(axes).__name__)} of {len(axes)} "
+        f"entries but {path} is {with_article(describe(value))}; shape {what} like the value, "
+        "or give one int/None for all of it"
     )
 
 
@@ -163,7 +163,7 @@ def _check_same_keys(value: Any, axes: Mapping[Any, Any], path: str, label: str,
     if isinstance(value, Mapping) and set(value) == set(axes):
         return
     if not isinstance(value, Mapping):
-        have = f"{path} is a {describe(value)}"
+        have = f"{path} is {with_article(describe(value))}"
     else:
         missing = ", ".join(sorted(map(repr, set(axes) - set(value)))) or "none"
         extra = ", ".join(sorted(map(repr, set(value) - set(axes)))) or "none"
@@ -193,8 +193,8 @@ def _rank_and_size(path: str, value: Any, axis: int, label: str, python: bool) -
         rank, shape = len(value.shape), tuple(value.shape)
     elif python:
         raise TransformError(
-            f"{label}: {path} is a {describe(value)} and cannot be mapped; pass a list "
-            f"(one item per call) or an array, or {_broadcast_hint(path)}"
+            f"{label}: {path} is {with_article(describe(value))} and cannot be mapped; pass a "
+            f"list (one item per call) or an array, or {_broadcast_hint(path)}"
         )
     else:
         rank, shape = np.ndim(value), np.shape(value)

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
-from .._errors import AxisNameError, TransformError
+from .._errors import AxisNameError, TransformError, with_article
 from ..operators import guard_numeric
 from ._names import ArgNames, callable_name, describe
 from ._python import as_operator, run_calls
@@ -212,8 +212,9 @@ class MeshSharded(Transformed):
             name = self._names.positional(i)
             if not isinstance(spec, PartitionSpec):
                 raise TransformError(
-                    f"{self._label}: in_specs for {name} is a {type(spec).__name__}; a Python "
-                    "operator takes one PartitionSpec per argument (its leading axis is split)"
+                    f"{self._label}: in_specs for {name} is "
+                    f"{with_article(type(spec).__name__)}; a Python operator takes one "
+                    "PartitionSpec per argument (its leading axis is split)"
                 )
             if not spec_axes(spec):
                 continue
@@ -290,8 +291,8 @@ def _length(value: Any, label: str, name: str) -> int:
     if shape:
         return int(shape[0])
     raise TransformError(
-        f"{label}: {name} is a {describe(value)}, which has no leading axis to split; pass "
-        "a list or an array, or give it a replicated spec (None)"
+        f"{label}: {name} is {with_article(describe(value))}, which has no leading axis to "
+        "split; pass a list or an array, or give it a replicated spec (None)"
     )
 
 
@@ -327,9 +328,9 @@ def _check_rows(out: Any, rows: int, lo: int, hi: int, label: str) -> None:
         have = int(out.shape[0])
     else:
         raise TransformError(
-            f"{label}: the chunk for items {lo}:{hi} returned a {describe(out)}, which cannot "
-            "be joined along the leading axis; return a list, an array or a dict of those, "
-            "with one row per input item"
+            f"{label}: the chunk for items {lo}:{hi} returned {with_article(describe(out))}, "
+            "which cannot be joined along the leading axis; return a list, an array or a dict "
+            "of those, with one row per input item"
         )
     if have != rows:
         raise TransformError(

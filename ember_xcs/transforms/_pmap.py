@@ -156,8 +156,7 @@ class Pmapped(Transformed):
             raise TransformError(
                 f"{self._label}: axis_name={self.axis_name!r} makes collectives reduce across "
                 f"devices, which needs exactly one item per device, but the batch has {size} "
-                f"items ({where}) for {devices} devices; pass {size} devices "
-                f"(num_workers={size}), or drop axis_name to split larger batches"
+                f"items ({where}) for {devices} devices; {self._one_item_per_device(size, devices)}"
             )
         if size % devices:
             fits = [d for d in range(devices - 1, 1, -1) if size % d == 0][:3] or [1]
@@ -167,6 +166,28 @@ class Pmapped(Transformed):
                 f"pass num_workers={' or '.join(map(str, fits))} (they divide {size}), or "
                 "use xcs.vmap on one device"
             )
+
+    def _one_item_per_device(self, size: int, devices: int) -> str:
+        """How to give each of the devices one item of a batch of `size`, with the devices
+        JAX has: fewer devices, or (for a batch larger than them all) fewer, bigger items."""
+        if size == 0:
+            return "pass at least one item, or drop axis_name to map an empty batch"
+        seen = len(jax.devices())
+        fits = max(n for n in range(1, min(size, seen) + 1) if size % n == 0)
+        use = f"{fits} devices" if self.devices is not None else f"num_workers={fits}"
+        if fits == size:
+            return f"pass {use}, or drop axis_name to split larger batches"
+        if fits == 1:  # no device count JAX has divides it
+            return (
+                f"JAX sees {seen} devices, so call it on at most {seen} items at a time, or "
+                "drop axis_name to split larger batches"
+            )
+        also = "" if fits == devices else f" and pass {use}"
+        return (
+            f"JAX sees {seen} devices, so reshape the batch axis into {fits} items of "
+            f"{size // fits}{also} (fn then sees {size // fits} at a time), or drop axis_name "
+            "to split larger batches"
+        )
 
     def _python_runner(self) -> Callable[..., Any]:
         return python_map(

@@ -21,7 +21,7 @@ from typing import Any
 import jax
 from jax.sharding import Mesh, PartitionSpec
 
-from .._errors import TransformError
+from .._errors import TransformError, with_article
 from ._names import describe, join_path
 
 __all__ = ["check_spec_tree", "check_values", "normalize_specs", "spec_axes"]
@@ -116,9 +116,9 @@ def _pairs(
     elif isinstance(specs, list | tuple):
         if not isinstance(values, list | tuple) or len(values) != len(specs):
             raise TransformError(
-                f"{label}: {what} for {path} is a {type(specs).__name__} of {len(specs)} "
-                f"specs but {path} is a {describe(values)}; shape {what} like the value, "
-                "or give one PartitionSpec for all of it"
+                f"{label}: {what} for {path} is {with_article(type(specs).__name__)} of "
+                f"{len(specs)} specs but {path} is {with_article(describe(values))}; shape "
+                f"{what} like the value, or give one PartitionSpec for all of it"
             )
         for i, (v, s) in enumerate(zip(values, specs, strict=True)):
             yield from _pairs(v, s, join_path(path, i), label, what)
@@ -126,7 +126,8 @@ def _pairs(
         if not isinstance(values, Mapping) or set(values) != set(specs):
             raise TransformError(
                 f"{label}: {what} for {path} is a dict with keys "
-                f"{', '.join(sorted(map(repr, specs)))} but {path} is a {describe(values)}"
+                f"{', '.join(sorted(map(repr, specs)))} but {path} is "
+                f"{with_article(describe(values))}"
                 f"{' with keys ' + ', '.join(sorted(map(repr, values))) if isinstance(values, Mapping) else ''}; "
                 f"give {what} the same keys, or one PartitionSpec for all of it"
             )
