@@ -21,7 +21,7 @@ from typing import Any
 from .._errors import TraceError
 from ..operators import Operator, is_async_operator
 
-__all__ = ["refuse_async_callable", "refuse_coroutine"]
+__all__ = ["COROUTINE_TYPES", "refuse_async_callable", "refuse_coroutine"]
 
 _ADVICE = (
     "jit runs a body synchronously and returns its value, so it cannot run an `async def` "
@@ -45,9 +45,12 @@ def refuse_async_callable(fn: Any, name: str) -> None:
         raise TraceError(f"jit({name}): {name} is `async def`. {_ADVICE}")
 
 
+COROUTINE_TYPES = (CoroutineType, AsyncGeneratorType)
+
+
 def refuse_coroutine(value: Any, name: str) -> None:
     """Raise `TraceError` if a jitted body returned a coroutine (closing it: no warning)."""
-    if type(value) not in (CoroutineType, AsyncGeneratorType):
+    if type(value) not in COROUTINE_TYPES:
         return
     if type(value) is CoroutineType:
         value.close()  # it will never be awaited

@@ -87,9 +87,10 @@ from typing import Any
 import jax
 
 from .._errors import NodeExecutionError, OptionsError, XCSError
-from .._options import ExecutionOptions, current_options, hook_calls
+from .._options import OPTIONS_BLOCK, ExecutionOptions, current_options, hook_calls
 from ..operators import KindMemo, Operator, intercept_calls
 from ..scheduling import (
+    METERS,
     CallScope,
     EngineScheduler,
     ExecutionPlan,
@@ -102,7 +103,7 @@ from ..scheduling import (
     meters_open,
     resolve_scheduler,
 )
-from ._async import refuse_coroutine
+from ._async import COROUTINE_TYPES, refuse_coroutine
 from ._containers import ATOMS, open_container, resolve_attributes
 from ._numeric import NumericLeaves
 
@@ -232,8 +233,9 @@ class _Dispatcher:
         self.stores: list[Any] | None = None
         # the options and usage meters in force where the run started, which its workers
         # see; a call made where others are in force carries them (`scope_here`)
-        self.options = current_options()
-        self.meters = meters_open()
+        self.block = OPTIONS_BLOCK.get()
+        self.options = run.options  # what the run started with: `current_options()`
+        self.meters = METERS.get()
         self.scope: CallScope | None = None  # the last one made, while the body stays in it
 
     def __call__(
@@ -258,7 +260,9 @@ class _Dispatcher:
         else:  # the common call: its inputs are known, it depends on nothing
             deps, bind = (), _bind_constant(args, kwargs)
         name = operator.name
-        scope = self.scope_here()
+        scope = None
+        if OPTIONS_BLOCK.get() is not self.block or METERS.get() is not self.meters:
+            scope = self.scope_here()
         run = self.run
         with run.lock:  # type: ignore[union-attr]
             node_id = self._fresh(node_id or name.replace(".", "_"))
@@ -268,7 +272,8 @@ class _Dispatcher:
     def scope_here(self) -> CallScope | None:
         """The scope a call made here runs under: None where the options and meters in
         force are the run's; else those of the `execution_options(...)` or `track_usage()`
-        block the body is in (one per block: the calls made in it share it)."""
+        block the body is in (one per block: the calls made in it share it). Callers
+        skip it while the body is in no block of its own (`block`, `meters` unchanged)."""
         options, meters = current_options(), meters_open()
         if options is self.options and meters is self.meters:
             return None
@@ -493,7 +498,8 @@ def _run_body(
             _add_lazy_note(exc)
             raise
     failure = run.finish()
-    refuse_coroutine(out, _name_of(fn))
+    if type(out) in COROUTINE_TYPES:  # the name only where it is needed: a cheap check
+        refuse_coroutine(out, _name_of(fn))
     if failure is not None:
         raise failure
     return out if as_written else _resolve_output(out)  # as written: no LazyResult in it

@@ -62,10 +62,11 @@ import time
 from typing import Any
 
 from .._errors import XCSError
-from .._options import ExecutionOptions, node_hook_calls
+from .._options import OPTIONS_BLOCK, ExecutionOptions, node_hook_calls
 from ..operators import Operator, intercept_calls
 from ..scheduling import (
     GRACE,
+    METERS,
     CallScope,
     ExecutionStats,
     NodeCall,
@@ -114,19 +115,16 @@ class Serialness:
         """After a run of the signature: a dynamic run counts if every call ran on the
         body's thread; a serial run that found it could overlap stops serial running."""
         with self.lock:
-            self._saw(run)
-
-    def _saw(self, run: Run | SerialRun) -> None:
-        if type(run) is SerialRun:
-            if run.broke is not None:
-                self.on, self.streak, self.broke = False, 0, run.broke
-                self.needed = min(self.needed * 2, _MOST)
-        elif run.here != run.count:
-            self.streak = 0
-        else:
-            self.streak += 1
-            if self.streak >= self.needed:
-                self.on = True
+            if type(run) is SerialRun:
+                if run.broke is not None:
+                    self.on, self.streak, self.broke = False, 0, run.broke
+                    self.needed = min(self.needed * 2, _MOST)
+            elif run.here != run.count:
+                self.streak = 0
+            else:
+                self.streak += 1
+                if self.streak >= self.needed:
+                    self.on = True
 
     def describe(self) -> str | None:
         if self.on:
@@ -326,7 +324,9 @@ class SerialDispatcher(_Dispatcher):
         lazies = _lazies(args)
         if kwargs:
             _collect(kwargs, lazies)
-        scope = self.scope_here()
+        scope = None
+        if OPTIONS_BLOCK.get() is not self.block or METERS.get() is not self.meters:
+            scope = self.scope_here()
         with serial.lock:
             unused = serial.unused
             why = None
