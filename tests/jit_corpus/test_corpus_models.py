@@ -37,7 +37,9 @@ CHECKER = model(
 
 def _flaky(prompt: str, sample: int) -> str:
     if "fail" in prompt:
-        raise models.RateLimitError("simulated 429", model="flaky", status=429)
+        raise models.RateLimitError(
+            "simulated 429", model="flaky", endpoint="simulated:flaky", status=429
+        )
     return f"ok {len(prompt)}"
 
 
@@ -450,3 +452,11 @@ KNOWN_WRONG = {
 @pytest.mark.parametrize("program, mode", cases(PROGRAMS, {**KNOWN_SHORT, **KNOWN_WRONG}))
 def test_program_gives_plain_result_calls_and_overlap(program, mode):
     check(program, mode)
+
+
+def test_the_flaky_model_raises_the_error_its_callers_catch():
+    """`retry_loop` and `rate_limit_fallback` catch the model's `RateLimitError`: building
+    it must not fail first (a `TypeError` would end every program before its fallback)."""
+    assert retry_loop("why?") == "ok 4"
+    with pytest.raises(models.RateLimitError):
+        FLAKY.complete("fail now")
