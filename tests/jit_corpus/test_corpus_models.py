@@ -409,8 +409,8 @@ PROGRAMS = [
     Program("retry_loop", retry_loop, QUESTIONS, width=1, depth=2),
     Program("error_fields", error_fields, QUESTIONS, width=2),
     Program("timeout_as_builtin", timeout_as_builtin, QUESTIONS, width=4, depth=1),
-    # the model's max_concurrency=2 is the width any scheduler can reach
-    Program("capped_model", capped_model, QUESTIONS, width=2, traces=True),
+    # the model's max_concurrency=2 is the width any scheduler can reach: six calls, 3 waves
+    Program("capped_model", capped_model, QUESTIONS, width=2, depth=3, traces=True),
     Program("operator_subclass", operator_subclass, QUESTIONS, width=3, traces=True),
     Program("vmap_in_body", vmap_in_body, QUESTIONS, width=4),
     Program("verdicts_replaced", verdicts_replaced, QUESTIONS, width=3),

@@ -21,12 +21,13 @@ import dataclasses
 import enum
 import functools
 import json
+import math
 import typing
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from corpus_harness import Program, cases, check, leaf, model, serial
+from corpus_harness import Program, cases, check, leaf, made, model, serial
 
 import ember_xcs as xcs
 
@@ -571,8 +572,8 @@ TASKS = [("abc",), ("abcd",), ("hello world",)]
 
 
 PROGRAMS = [
-    # the turns chain through the history; then one summary per turn at once
-    Program("memory_chat", memory_chat, TURNS, width=3, depth=lambda c: sum(c.values())),
+    # the turns chain through the history, then the last turn's summary: turns + 1
+    Program("memory_chat", memory_chat, TURNS, width=3, depth=lambda c: serial(c) // 2 + 1),
     Program("counting_operator", counting_operator, QUESTIONS, width=3, depth=1),
     # each `forward` uses its answer (`+`) before returning: `auto` runs the three
     # untraceable composites as plan nodes at once; `trace`/`dynamic` run them inline
@@ -586,12 +587,22 @@ PROGRAMS = [
     Program("jit_calls_jit", jit_calls_jit, [("a;b;c",), ("why;how",)], width=6, depth=1),
     Program("mutates_list_arg", mutates_list_arg, QUESTIONS, width=3, depth=1),
     Program("jitted_helper_mutates_arg", plain_fill, QUESTIONS, width=3, jit=_jit_fill),
-    Program("jitted_stateful_operator", transcript, TURNS, width=1, jit=_jit_transcript),
+    # plain code outside jit calls the jitted operator once per turn, each for its answer
+    Program(
+        "jitted_stateful_operator", transcript, TURNS, width=1, depth=serial, jit=_jit_transcript
+    ),
     Program("global_log", global_log, QUESTIONS, width=3, depth=1),
     Program("generator_to_list", generator_to_list, QUESTIONS, width=4, depth=1),
     # `verify` of each answer decides whether the generator is pulled again
     Program("generator_break", generator_break, QUESTIONS, width=1, depth=serial),
-    Program("early_return_for", early_return_for, QUESTIONS, width=4, depth=lambda c: 1 + 4),
+    # the answers at once; each `verify` is made only if the one before said no
+    Program(
+        "early_return_for",
+        early_return_for,
+        QUESTIONS,
+        width=4,
+        depth=lambda c: 1 + made(c, "verify"),
+    ),
     Program("while_true_parse", while_true_parse, TASKS, width=1, depth=serial),
     Program("nested_fn_mapped", nested_fn_mapped, TEXTS, width=4, depth=1),
     Program("named_lambda", named_lambda, TEXTS, width=4, depth=1),
@@ -611,7 +622,15 @@ PROGRAMS = [
     # `float(score(a))` uses each score before the next is asked for
     Program("numpy_argmax", numpy_argmax, QUESTIONS, width=4, depth=5),
     Program("global_counter", global_counter, TEXTS, width=4, depth=1),
-    Program("recursive_subquestions", recursive_subquestions, TREE, width=2, depth=5),
+    # `decompose` down each level of a full binary tree (2**levels - 1 calls), the leaves'
+    # `generate`, then `combine` back up: 2 calls per level
+    Program(
+        "recursive_subquestions",
+        recursive_subquestions,
+        TREE,
+        width=2,
+        depth=lambda c: 2 * int(math.log2(made(c, "decompose") + 1)),
+    ),
 ]
 
 
