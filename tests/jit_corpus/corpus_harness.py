@@ -146,6 +146,12 @@ def serial(calls: collections.Counter) -> int:
     return sum(calls.values())
 
 
+def made(calls: collections.Counter, marker: str) -> int:
+    """How many of `calls` have `marker` in their name or arguments: for a `depth` that
+    counts a chain of like calls (each made only once the one before has answered)."""
+    return sum(n for (name, args), n in calls.items() if marker in name + args)
+
+
 def _outcome(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[str, Any]:
     try:
         return "ok", fn(*args)

@@ -202,16 +202,27 @@ def top_with_nested_leaf(question: str) -> list[str]:
 
 
 PROGRAMS = [
-    Program("fan-threads", fan, [("why is the sky blue",)], width=4, traces=True, threads=8),
-    Program("route-threads", route, [("2 + 2",), ("hello",)], width=1, threads=8),
-    Program("fan-route-threads", fan_then_route, [("3 * 3",), ("hi",)], width=2, threads=8),
-    Program("jit-in-jit", outer, [("why",)], width=4, threads=4),
-    Program("jit-in-jit-dynamic", outer_dynamic, [("why",)], width=2, threads=4),
-    Program("jit-in-op-leaf", top_with_nested_leaf, [("why",)], width=4, threads=4),
+    # the threads' runs are independent of each other; width and depth are one thread's
+    # (every thread's calls could meet too, but threads start their calls at different
+    # moments on a loaded machine, so their meeting is not the program's to promise)
+    Program(
+        "fan-threads", fan, [("why is the sky blue",)], width=4, depth=2, traces=True, threads=8
+    ),
+    Program("route-threads", route, [("2 + 2",), ("hello",)], width=1, depth=2, threads=8),
+    # a thread's two drafts and its `classify` are independent: 3 per thread
+    Program(
+        "fan-route-threads", fan_then_route, [("3 * 3",), ("hi",)], width=3, depth=2, threads=8
+    ),
+    # each inner pipeline is drafts, then a judge; the dynamic outer chains two of them
+    Program("jit-in-jit", outer, [("why",)], width=4, depth=2, threads=4),
+    Program("jit-in-jit-dynamic", outer_dynamic, [("why",)], width=2, depth=4, threads=4),
+    # `nested_leaf` records nothing itself: its depth is the inner pipeline's, and its two
+    # drafts run beside the other's and the top-level draft (5 per thread)
+    Program("jit-in-op-leaf", top_with_nested_leaf, [("why",)], width=5, depth=2, threads=4),
     # one caller: the overlap must come from the program itself
-    Program("jit-in-jit-1", outer, [("why",)], width=4),
-    Program("jit-in-jit-dynamic-1", outer_dynamic, [("why",)], width=2),
-    Program("jit-in-op-leaf-1", top_with_nested_leaf, [("why",)], width=4),
+    Program("jit-in-jit-1", outer, [("why",)], width=4, depth=2),
+    Program("jit-in-jit-dynamic-1", outer_dynamic, [("why",)], width=2, depth=4),
+    Program("jit-in-op-leaf-1", top_with_nested_leaf, [("why",)], width=5, depth=2),
 ]
 
 

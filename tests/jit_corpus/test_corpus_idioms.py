@@ -468,23 +468,24 @@ PROGRAMS = [
     Program("while_refine", while_refine, TEXTS, width=1, depth=serial),
     Program("walrus_router", walrus_router, QUESTIONS, width=1, depth=serial),
     Program("match_router", match_router, QUESTIONS, width=1, depth=serial),
+    # the replies, then their actions (jit's chain is 4: `json.loads(act(reply))` waits for
+    # each action before the next is asked for)
     Program("match_action", match_action, QUESTIONS, width=3, depth=2),
     Program("closure_personas", closure_personas, QUESTIONS, width=3, depth=2),
     Program("sort_by_score", sort_by_score, TEXTS, width=4, depth=1),
     Program("max_by_len", max_by_len, QUESTIONS, width=3, depth=2),
     Program("min_with_tuple_key", min_with_tuple_key, QUESTIONS, width=4, depth=1),
-    Program("filtered_comprehension", filtered_comprehension, PIPED, width=2, depth=1),
+    Program("filtered_comprehension", filtered_comprehension, PIPED, width=3, depth=1),
     Program("nested_comprehension", nested_comprehension, TEXTS, width=8, depth=1),
     Program("dict_and_set_comprehension", dict_and_set_comprehension, TEXTS, width=4, depth=1),
     Program("generator_aggregates", generator_aggregates, QUESTIONS, width=4, depth=2),
-    Program("enumerate_zip_report", enumerate_zip_report, LISTS, width=2, depth=1),
+    Program("enumerate_zip_report", enumerate_zip_report, LISTS, width=3, depth=1),
     Program("args_kwargs_forwarding", args_kwargs_forwarding, QUESTIONS, width=3, depth=1),
     Program("keyword_only_defaults", keyword_only_defaults, QUESTIONS, width=3, depth=2),
-    # the `text +=` loop uses each part before `d[...]` calls are made: width 3, not 5
-    Program("augmented_assignment", augmented_assignment, QUESTIONS, width=3, depth=1),
+    Program("augmented_assignment", augmented_assignment, QUESTIONS, width=5, depth=1),
     Program("total_score", total_score, QUESTIONS, width=3, depth=2),
-    Program("global_and_nonlocal_counters", global_and_nonlocal_counters, LISTS, width=2),
-    Program("with_lock_and_suppress", with_lock_and_suppress, MIXED, width=4, depth=1),
+    Program("global_and_nonlocal_counters", global_and_nonlocal_counters, LISTS, width=3),
+    Program("with_lock_and_suppress", with_lock_and_suppress, MIXED, width=6, depth=1),
     Program("string_methods", string_methods, QUESTIONS, width=2, depth=1),
     Program("dataclass_replace", dataclass_replace, QUESTIONS, width=3, depth=2),
     Program("counter_vote", counter_vote, QUESTIONS, width=5, depth=1),
@@ -494,19 +495,42 @@ PROGRAMS = [
     Program("partial_of_op", partial_of_op, QUESTIONS, width=3, depth=1),
     Program("decorated_pipeline", decorated_pipeline, QUESTIONS, width=3, depth=2),
     Program("raise_after_call", raise_after_call, QUESTIONS, width=1, depth=serial),
-    Program("finally_and_assert", finally_and_assert, [("ok",), ("bad",), ("fine",)], width=1),
-    # each level's f-string waits for its two halves before the right half starts
-    Program("recursive_merge", recursive_merge, TEXTS, width=3, depth=3),
-    # `list()` pulls one item at a time and each item joins its answer: one call at a time
-    Program("generator_helper", generator_helper, QUESTIONS, width=1, depth=1),
+    Program("finally_and_assert", finally_and_assert, [("ok",), ("bad",), ("fine",)], width=2),
+    # the words' summaries at once, then the merges up the tree
+    Program("recursive_merge", recursive_merge, TEXTS, width=4, depth=3),
+    Program("generator_helper", generator_helper, QUESTIONS, width=3, depth=1),
     Program("generator_of_prompts", generator_of_prompts, QUESTIONS, width=3, depth=1),
-    Program("property_and_callable", property_and_callable, TEXTS, width=4, depth=1),
+    Program("property_and_callable", property_and_callable, TEXTS, width=6, depth=1),
     Program("reduce_chain", reduce_chain, TEXTS, width=4, depth=4),
     Program("list_sort_in_place", list_sort_in_place, TEXTS, width=4, depth=1),
     Program("try_except_else", try_except_else, QUESTIONS, width=1, depth=serial),
 ]
 
 
-@pytest.mark.parametrize("program, mode", cases(PROGRAMS))
+_USED = "(a result used before the next call is made: docs/sharp-bits.md)"
+
+# (program, mode): why the overlap falls short of the natural width
+KNOWN_SHORT = {
+    (name, mode): why
+    for name, why in {
+        "augmented_assignment": 'the `text += p.upper() + " "` loop calls a method of each '
+        f"part before the `d[...]` calls are made {_USED}",
+        "with_lock_and_suppress": "`score(text)` and `checked(text)` each sit in a "
+        "`with contextlib.suppress(...)` body, where a call waits for its result (a manager "
+        "that may see errors: docs/sharp-bits.md)",
+        "finally_and_assert": "the two `checked` calls share one `try` body, where each call "
+        "waits for its result (docs/sharp-bits.md)",
+        "recursive_merge": '`summarize(f"{left} + {right}")` formats the left half\'s answers '
+        f"before the right half's calls are made {_USED}",
+        "generator_helper": '`_drafts` joins each answer (`" ".join([answer, answer[:3]])`) '
+        f"before `list()` pulls the next item, so each call waits before the next {_USED}",
+        "property_and_callable": 'the `digest` property\'s `" / ".join(lines)` uses every '
+        f"summary before `note(...)` makes its two calls {_USED}",
+    }.items()
+    for mode in ("auto", "trace", "dynamic")
+}
+
+
+@pytest.mark.parametrize("program, mode", cases(PROGRAMS, KNOWN_SHORT))
 def test_program_gives_plain_result_calls_and_overlap(program, mode):
     check(program, mode)

@@ -37,7 +37,9 @@ CHECKER = model(
 
 def _flaky(prompt: str, sample: int) -> str:
     if "fail" in prompt:
-        raise models.RateLimitError("simulated 429", model="flaky", status=429)
+        raise models.RateLimitError(
+            "simulated 429", model="flaky", endpoint="simulated:flaky", status=429
+        )
     return f"ok {len(prompt)}"
 
 
@@ -407,8 +409,8 @@ PROGRAMS = [
     Program("retry_loop", retry_loop, QUESTIONS, width=1, depth=2),
     Program("error_fields", error_fields, QUESTIONS, width=2),
     Program("timeout_as_builtin", timeout_as_builtin, QUESTIONS, width=4, depth=1),
-    # the model's max_concurrency=2 is the width any scheduler can reach
-    Program("capped_model", capped_model, QUESTIONS, width=2, traces=True),
+    # the model's max_concurrency=2 is the width any scheduler can reach: six calls, 3 waves
+    Program("capped_model", capped_model, QUESTIONS, width=2, depth=3, traces=True),
     Program("operator_subclass", operator_subclass, QUESTIONS, width=3, traces=True),
     Program("vmap_in_body", vmap_in_body, QUESTIONS, width=4),
     Program("verdicts_replaced", verdicts_replaced, QUESTIONS, width=3),
@@ -440,3 +442,11 @@ KNOWN_SHORT = {
 @pytest.mark.parametrize("program, mode", cases(PROGRAMS, KNOWN_SHORT))
 def test_program_gives_plain_result_calls_and_overlap(program, mode):
     check(program, mode)
+
+
+def test_the_flaky_model_raises_the_error_its_callers_catch():
+    """`retry_loop` and `rate_limit_fallback` catch the model's `RateLimitError`: building
+    it must not fail first (a `TypeError` would end every program before its fallback)."""
+    assert retry_loop("why?") == "ok 4"
+    with pytest.raises(models.RateLimitError):
+        FLAKY.complete("fail now")

@@ -133,10 +133,11 @@ PROGRAMS = [
     Program(
         "multi_hop_module", MultiHop(), QUESTIONS, width=3, depth=3, jit=_jit_instance(MultiHop)
     ),
-    Program("batch_loop", batch_loop, BATCHES, width=4, depth=1),
-    Program("batch_dict", batch_dict, BATCHES, width=4, depth=1),
+    Program("batch_loop", batch_loop, BATCHES, width=5, depth=1),
+    Program("batch_dict", batch_dict, BATCHES, width=5, depth=1),
     Program("dataclass_report", dataclass_report, QUESTIONS, width=4, depth=2),
     Program("dict_result", dict_result, QUESTIONS, width=3, depth=1),
+    # eight threads call the jitted pipeline at once: their 16 drafts can overlap
     Program("threaded_pipeline", threaded_pipeline, QUESTIONS, width=8, depth=2, threads=8),
 ]
 

@@ -106,15 +106,25 @@ def map_reduce_summary(text: str, chunk_words: int) -> str:
 QUERIES = [("capital of France", 2), ("XLA compiles", 3)]
 TEXTS = [(" ".join(DOCS), 6), (" ".join(DOCS) * 2, 10)]
 PROGRAMS = [
-    Program("rag_inline_jnp", rag_inline_jnp, QUERIES, width=6, depth=2),
+    # the documents' and the question's embeddings at once, then the answer
+    Program("rag_inline_jnp", rag_inline_jnp, QUERIES, width=7, depth=2),
     Program("rag_numeric_top", rag_numeric_top, QUERIES, width=0, depth=0, traces=True),
     Program("rag_top_k_unpack", rag_top_k_unpack, QUERIES, width=0, depth=0),
-    Program("rerank_per_doc", rerank_per_doc, QUERIES, width=2, depth=2),
-    Program("answer_per_top_doc", answer_per_top_doc, QUERIES, width=2, depth=1),
-    Program("map_reduce_summary", map_reduce_summary, TEXTS, width=5, depth=2),
+    Program("rerank_per_doc", rerank_per_doc, QUERIES, width=3, depth=2),
+    Program("answer_per_top_doc", answer_per_top_doc, QUERIES, width=3, depth=1),
+    Program("map_reduce_summary", map_reduce_summary, TEXTS, width=7, depth=2),
 ]
 
 
-@pytest.mark.parametrize("program, mode", cases(PROGRAMS))
+# (program, mode): why the overlap falls short of the natural width
+KNOWN_SHORT = dict.fromkeys(
+    [("rag_inline_jnp", m) for m in ("auto", "trace", "dynamic")],
+    "`jnp.asarray([embed(d) for d in DOCS])` uses the six document embeddings before "
+    "`embed(question)` is made (a result used before the next call is made: "
+    "docs/sharp-bits.md)",
+)
+
+
+@pytest.mark.parametrize("program, mode", cases(PROGRAMS, KNOWN_SHORT))
 def test_program_gives_plain_result_calls_and_overlap(program, mode):
     check(program, mode)

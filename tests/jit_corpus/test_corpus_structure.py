@@ -21,12 +21,13 @@ import dataclasses
 import enum
 import functools
 import json
+import math
 import typing
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from corpus_harness import Program, cases, check, leaf, model, serial
+from corpus_harness import Program, cases, check, leaf, made, model, serial
 
 import ember_xcs as xcs
 
@@ -614,8 +615,8 @@ TASKS = [("abc",), ("abcd",), ("hello world",)]
 
 
 PROGRAMS = [
-    # the turns chain through the history; then one summary per turn at once
-    Program("memory_chat", memory_chat, TURNS, width=3, depth=lambda c: sum(c.values())),
+    # the turns chain through the history, then the last turn's summary: turns + 1
+    Program("memory_chat", memory_chat, TURNS, width=3, depth=lambda c: serial(c) // 2 + 1),
     Program("counting_operator", counting_operator, QUESTIONS, width=3, depth=1),
     # each `forward` uses its answer (`+`) before returning: `auto` runs the three
     # untraceable composites as plan nodes at once; `trace`/`dynamic` run them inline
@@ -629,33 +630,59 @@ PROGRAMS = [
     Program("jit_calls_jit", jit_calls_jit, [("a;b;c",), ("why;how",)], width=6, depth=1),
     Program("mutates_list_arg", mutates_list_arg, QUESTIONS, width=3, depth=1),
     Program("jitted_helper_mutates_arg", plain_fill, QUESTIONS, width=3, jit=_jit_fill),
-    Program("jitted_stateful_operator", transcript, TURNS, width=1, jit=_jit_transcript),
+    # plain code outside jit calls the jitted operator once per turn, each for its answer
+    Program(
+        "jitted_stateful_operator", transcript, TURNS, width=1, depth=serial, jit=_jit_transcript
+    ),
     Program("global_log", global_log, QUESTIONS, width=3, depth=1),
     Program("generator_to_list", generator_to_list, QUESTIONS, width=4, depth=1),
     # `verify` of each answer decides whether the generator is pulled again
     Program("generator_break", generator_break, QUESTIONS, width=1, depth=serial),
-    Program("early_return_for", early_return_for, QUESTIONS, width=4, depth=lambda c: 1 + 4),
+    # the answers at once; each `verify` is made only if the one before said no
+    Program(
+        "early_return_for",
+        early_return_for,
+        QUESTIONS,
+        width=4,
+        depth=lambda c: 1 + made(c, "verify"),
+    ),
     Program("while_true_parse", while_true_parse, TASKS, width=1, depth=serial),
     Program("nested_fn_mapped", nested_fn_mapped, TEXTS, width=4, depth=1),
     Program("named_lambda", named_lambda, TEXTS, width=4, depth=1),
     Program("default_model_arg", default_model_arg, QUESTIONS, width=3, depth=1),
     Program("kwargs_prompts", kwargs_prompts, QUESTIONS, width=3, depth=1),
     Program("namedtuple_enum", namedtuple_enum, PARTS, width=3, depth=2),
-    # `.strip()` uses each label before the next `classify` call (docs/sharp-bits.md)
-    Program("enum_dataclass_asdict", enum_dataclass_asdict, PARTS, width=3, depth=3),
-    # each `_safe` waits for its `checked` inside the `try` (docs/sharp-bits.md)
-    Program("fallback_second_call", fallback_second_call, MIXED, width=1, depth=serial),
+    # the labels and the answers are independent: every call at once
+    Program("enum_dataclass_asdict", enum_dataclass_asdict, PARTS, width=6, depth=1),
+    # the words' checks are independent; a refused word's fallback follows its check
+    Program(
+        "fallback_second_call",
+        fallback_second_call,
+        MIXED,
+        width=3,
+        depth=lambda c: 1 + min(1, made(c, "fallback")),
+    ),
     Program("finally_records_state", finally_records_state, MIXED, width=3, depth=2),
     Program("exit_stack", exit_stack, TEXTS, width=4, depth=1),
     Program("thread_pool_in_body", thread_pool_in_body, TEXTS, width=4, depth=1),
     Program("thread_pool_map", thread_pool_map, TEXTS, width=4, depth=1),
     Program("asyncio_run_in_body", asyncio_run_in_body, TEXTS, width=4, depth=1),
     Program("jnp_mean_scores", jnp_mean_scores, QUESTIONS, width=4, depth=2),
-    # `float(score(a))` uses each score before the next is asked for
-    Program("numpy_argmax", numpy_argmax, QUESTIONS, width=4, depth=5),
+    # the answers, then their scores (jit's chain is 5: `float(score(a))` waits for each
+    # score before the next is asked for)
+    Program("numpy_argmax", numpy_argmax, QUESTIONS, width=4, depth=2),
     Program("global_counter", global_counter, TEXTS, width=4, depth=1),
     Program("registry_store", registry_state, TEXTS, width=4, depth=1, jit=_jit_registry),
-    Program("recursive_subquestions", recursive_subquestions, TREE, width=2, depth=5),
+    # `decompose` down each level of a full binary tree (2**levels - 1 calls), the leaves'
+    # `generate`, then `combine` back up: 2 calls per level; the 4 subtrees of the last
+    # level run at once
+    Program(
+        "recursive_subquestions",
+        recursive_subquestions,
+        TREE,
+        width=4,
+        depth=lambda c: 2 * int(math.log2(made(c, "decompose") + 1)),
+    ),
 ]
 
 
@@ -670,6 +697,23 @@ KNOWN_SHORT = {
         [("exit_stack", m) for m in ("auto", "trace", "dynamic")],
         "calls in a `with ExitStack()` body wait one by one (a manager that may see "
         "errors: docs/sharp-bits.md)",
+    ),
+    **dict.fromkeys(
+        [("enum_dataclass_asdict", m) for m in ("auto", "trace", "dynamic")],
+        "`Label(classify(p).strip())` calls a method of each pending label before the next "
+        "`classify` is made, so the labels run one at a time and the answers after them "
+        "(a result used before the next call is made: docs/sharp-bits.md)",
+    ),
+    **dict.fromkeys(
+        [("fallback_second_call", m) for m in ("auto", "trace", "dynamic")],
+        "`return checked(text)` sits in `_safe`'s `try` body, where each call waits for its "
+        "result (docs/sharp-bits.md): the words' checks run one at a time",
+    ),
+    **dict.fromkeys(
+        [("recursive_subquestions", m) for m in ("auto", "trace", "dynamic")],
+        "`json.loads(decompose(question))` uses each decomposition before the recursion "
+        "makes the next call, so sibling subtrees do not overlap (a result used before the "
+        "next call is made: docs/sharp-bits.md)",
     ),
 }
 

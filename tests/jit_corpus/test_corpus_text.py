@@ -27,7 +27,7 @@ import string
 import textwrap
 
 import pytest
-from corpus_harness import Program, cases, check, leaf, model, serial
+from corpus_harness import Program, cases, check, leaf, made, model
 
 
 @leaf
@@ -572,75 +572,96 @@ ERRS = [("ok fine",), ("good bad ugly",), ("bad",)]
 PROSE = [("a b c",), ("prose here",), ("x y",)]
 
 
-def _one_then_each(marker: str):
-    """`depth`: one wave of calls, then each call whose name or arguments hold `marker`
-    waiting for the one before."""
-
-    def depth(calls: collections.Counter) -> int:
-        return 1 + sum(n for (name, args), n in calls.items() if marker in name + args)
-
-    return depth
-
-
 PROGRAMS = [
     Program("template_report", template_report, QUESTIONS, width=3, depth=1),
     Program("format_map_missing", format_map_missing, QUESTIONS, width=2, depth=1),
     Program("repr_str_format", repr_str_format, QUESTIONS, width=2, depth=1),
     Program("textwrap_results", textwrap_results, QUESTIONS, width=2, depth=1),
-    # re.sub needs each expansion before it looks for the next match
-    Program("regex_callback", regex_callback, TEMPLATES, width=1, depth=serial),
-    # re calls each callback and needs its string before it looks for the next match
-    Program("regex_def_callbacks", regex_def_callbacks, TEMPLATES, width=1, depth=serial),
+    # each match's expansion depends on the template alone: all at once
+    Program("regex_callback", regex_callback, TEMPLATES, width=3, depth=1),
+    # the two substitutions' expansions (3 matches each) depend on the template alone
+    Program("regex_def_callbacks", regex_def_callbacks, TEMPLATES, width=6, depth=1),
     Program("findall_over_answers", findall_over_answers, QUESTIONS, width=4, depth=1),
     Program("json_round_trip", json_round_trip, QUESTIONS, width=3, depth=1),
-    # `json.loads` of each extraction is made before the next extraction is asked for
-    Program("json_parse_types", json_parse_types, WORDS, width=1, depth=serial),
+    Program("json_parse_types", json_parse_types, WORDS, width=3, depth=1),
     Program("csv_export", csv_export, WORDS, width=8, depth=1),
     Program("defaultdict_grouping", defaultdict_grouping, WORDS, width=4, depth=1),
     Program("setdefault_grouping", setdefault_grouping, WORDS, width=4, depth=1),
     Program("dict_of_zip", dict_of_zip, WORDS, width=4, depth=1),
     Program("dict_update_pairs", dict_update_pairs, WORDS, width=4, depth=1),
-    # `len()` of each summary waits before the next is asked for; `score` follows them
-    Program(
-        "percent_and_spec_formatting", percent_and_spec_formatting, WORDS, width=1, depth=serial
-    ),
+    # the summaries and the score are independent: all at once
+    Program("percent_and_spec_formatting", percent_and_spec_formatting, WORDS, width=5, depth=1),
     Program("ordered_and_counted_keys", ordered_and_counted_keys, WORDS, width=4, depth=1),
     Program("answers_as_keys_and_members", answers_as_keys_and_members, WORDS, width=4),
-    Program("heapq_top", heapq_top, WORDS, width=4, depth=1),
+    # the scores of `nlargest` and the summaries of `nsmallest`: all at once
+    Program("heapq_top", heapq_top, WORDS, width=8, depth=1),
     Program("sorted_by_len", sorted_by_len, QUESTIONS, width=3, depth=1),
     Program("rank_dict_by_value", rank_dict_by_value, WORDS, width=4, depth=1),
     Program("split_fan_out", split_fan_out, TOPICS, width=3, depth=2),
     Program("slice_and_partition", slice_and_partition, QUESTIONS, width=3, depth=2),
     Program("reversed_results", reversed_results, WORDS, width=4, depth=1),
     Program("list_and_tuple_of_result", list_and_tuple_of_result, WORDS, width=2, depth=1),
-    # `any()` over a generator stops at the first hit: its calls are made one at a time
-    Program("any_all_checks", any_all_checks, WORDS, width=4, depth=_one_then_each("!")),
-    # the filter waits for every score before `classify` is called, and `.strip()` for it
-    Program("chained_compare_and_in", chained_compare_and_in, WORDS, width=4, depth=3),
-    # the filter uses each expansion before the next is asked for
-    Program(
-        "walrus_comprehension", walrus_comprehension, WORDS, width=4, depth=_one_then_each("expand")
-    ),
+    # the lazy `any` makes each `!` call only if the one before was not MATH; the labels
+    # wave runs beside its first call
+    Program("any_all_checks", any_all_checks, WORDS, width=5, depth=lambda c: made(c, "!")),
+    # the scores, the label and the last answer are independent: all at once
+    Program("chained_compare_and_in", chained_compare_and_in, WORDS, width=6, depth=1),
+    # every call is made whatever the filter keeps: all independent
+    Program("walrus_comprehension", walrus_comprehension, WORDS, width=8, depth=1),
     Program("isinstance_checks", isinstance_checks, QUESTIONS, width=2, depth=1),
-    # the first lookup hashes its label before the second classification is made
-    Program("dict_get_routing", dict_get_routing, QUESTIONS, width=1, depth=serial),
+    # the two labels at once; the answer needs the second
+    Program("dict_get_routing", dict_get_routing, QUESTIONS, width=2, depth=2),
     Program("getattr_by_answer", getattr_by_answer, QUESTIONS, width=1, depth=2),
     Program("hash_dedupe", hash_dedupe, WORDS, width=5, depth=1),
     Program("numbered_strict_zip", numbered_strict_zip, WORDS, width=5, depth=1),
     Program("print_to_buffer", print_to_buffer, WORDS, width=4, depth=1),
     Program("redirect_stdout_report", redirect_stdout_report, WORDS, width=4, depth=1),
-    # the log loop uses each answer before `classify` is called
-    Program("logging_results", logging_results, QUESTIONS, width=3, depth=2),
-    # each call sits in its own `try` body
-    Program("leaf_error_caught", leaf_error_caught, ERRS, width=1, depth=serial),
+    # the answers and the label are independent: all at once
+    Program("logging_results", logging_results, QUESTIONS, width=4, depth=1),
+    # each word's check is caught on its own: the checks are independent
+    Program("leaf_error_caught", leaf_error_caught, ERRS, width=3, depth=1),
     Program("leaf_error_escapes", leaf_error_escapes, ERRS, width=3, depth=1),
-    # the first `assert` uses every answer before `classify` is called
-    Program("assert_on_results", assert_on_results, QUESTIONS, width=3, depth=2),
+    # the answers and the label are independent: all at once
+    Program("assert_on_results", assert_on_results, QUESTIONS, width=4, depth=1),
     Program("json_error_message", json_error_message, PROSE, width=1, depth=1),
     Program("model_text_handling", model_text_handling, QUESTIONS, width=3, depth=1),
 ]
 
 
-@pytest.mark.parametrize("program, mode", cases(PROGRAMS))
+_USED = "(a result used before the next call is made: docs/sharp-bits.md)"
+
+# (program, mode): why the overlap falls short of the natural width
+KNOWN_SHORT = {
+    (name, mode): why
+    for name, why in {
+        "regex_callback": "`re.sub` needs each callback's expansion before it calls the "
+        f"callback for the next match {_USED}",
+        "regex_def_callbacks": "`re.sub` and `pattern.subn` need each callback's expansion "
+        f"before they call the callback for the next match, and the first substitution "
+        f"ends before the second starts {_USED}",
+        "json_parse_types": "`json.loads(extract(...))` parses each extraction before the "
+        f"next is asked for {_USED}",
+        "percent_and_spec_formatting": "`len(summarize(w))` measures each summary before "
+        f"the next is asked for, and `score(text)` is made after them {_USED}",
+        "heapq_top": "`heapq.nlargest` compares the scores before `heapq.nsmallest` asks "
+        f"for the summaries {_USED}",
+        "chained_compare_and_in": "the filter's `float(s)` uses every score before "
+        f"`classify` is made, and `label.strip()` the label before `generate` is {_USED}",
+        "walrus_comprehension": "the filter's `len(s := expand(w))` uses each expansion "
+        f"before the next is asked for {_USED}",
+        "dict_get_routing": "`ROUTES.get(classify(question), ...)` hashes the first label "
+        f"before the second `classify` is made {_USED}",
+        "logging_results": "`log.info(..., answer)` hands each answer to `logging` (library "
+        f"code receives real values) before `classify` is made {_USED}",
+        "leaf_error_caught": "each `checked(word)` sits in a `try` body, where a call waits "
+        "for its result (docs/sharp-bits.md): the checks run one at a time",
+        "assert_on_results": "`assert all(isinstance(a, str) for a in answers)` uses every "
+        f"answer before `classify` is made {_USED}",
+    }.items()
+    for mode in ("auto", "trace", "dynamic")
+}
+
+
+@pytest.mark.parametrize("program, mode", cases(PROGRAMS, KNOWN_SHORT))
 def test_program_gives_plain_result_calls_and_overlap(program, mode):
     check(program, mode)
