@@ -12,6 +12,7 @@ import pytest
 from jit_user_code import pipeline as p
 
 import ember_xcs as xcs
+from ember_xcs import models
 
 leaked: list = []
 
@@ -241,6 +242,43 @@ def test_a_failed_call_in_a_try_body_binds_and_stores_nothing(prompts):
     plain = keeps_default_when_the_call_fails(prompts)
     assert xcs.jit(keeps_default_when_the_call_fails)(prompts) == plain
     assert plain[0] in ("default", "ok(a)")
+
+
+def caught_inside_an_outer_try(prompt: str) -> tuple:
+    try:
+        try:
+            first = flaky(prompt)
+        except ValueError as e:
+            first = f"inner: {e}"
+        second = flaky("after")
+    except ValueError:
+        return ("outer", "caught")
+    return first, second
+
+
+def caught_inside_a_scoping_block(prompt: str) -> tuple:
+    with xcs.execution_options(retries=1, retry_on=(TimeoutError,)):
+        try:
+            first = flaky(prompt)
+        except ValueError as e:
+            first = f"caught: {e}"
+    with models.track_usage() as usage:
+        try:
+            second = flaky(f"{prompt} again")
+        except ValueError:
+            second = "caught again"
+    return first, second, usage.calls
+
+
+@pytest.mark.parametrize("mode", ["auto", "trace", "dynamic", "structural"])
+@pytest.mark.parametrize("fn", [caught_inside_an_outer_try, caught_inside_a_scoping_block])
+def test_an_error_a_nested_try_caught_is_not_raised_again_when_the_outer_block_ends(fn, mode):
+    """The end of an outer `try` body, or of an `execution_options`/`track_usage` block,
+    waits for the calls made in it; a failure an inner `try` already caught was raised
+    once, as the plain call raised it, and is not raised again there."""
+    jitted = xcs.jit(fn, mode=mode)
+    for prompt in ("boom", "fine", "boom", "boom", "boom", "fine", "boom"):  # serial runs too
+        assert jitted(prompt) == fn(prompt), prompt
 
 
 @pytest.mark.parametrize("mode", ["auto", "dynamic"])

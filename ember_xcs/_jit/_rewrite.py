@@ -18,7 +18,7 @@ resolves it first:
 | `f"{x}"` | `f"{rr(x)}"` (containers too) |
 | `if x:`, `while x:`, `assert x`, `for a in x:`, `a, b = x`, `raise x` | `r(x)` |
 | `with m:` | `r(m)`; where `m` may see an exception (`contextlib.suppress`, a user's own manager: anything but a lock, a file, `nullcontext`, `redirect_stdout`/`redirect_stderr`, `chdir`, `track_usage()` or `execution_options`), each call in the body waits as in a `try` body, so the manager sees a failed call's error; under `redirect_stdout`, `redirect_stderr`, `chdir`, `track_usage()` or `execution_options` the calls overlap and all finish before the block ends, so they run under what the manager set up |
-| `f(a)` in a `try` body | `try_call(f, a)`: the call, then a wait for its result, so a leaf call that fails raises at the call, before its result is bound or stored, as the plain call would; the end of the body (and each `return`/`break`/`continue` in it) also waits for every call dispatched since it began. Independent calls inside one `try` body therefore run one after another: make them before the `try` to overlap them |
+| `f(a)` in a `try` body | `try_call(f, a)`: the call, then a wait for its result, so a leaf call that fails raises at the call, before its result is bound or stored, as the plain call would; the end of the body (and each `return`/`break`/`continue` in it) also waits for every call dispatched since it began, raising a failure an inner `try` has not already caught. Independent calls inside one `try` body therefore run one after another: make them before the `try` to overlap them |
 | `return x`, `y = x`, `[x, y]`, `{"k": x}` | unchanged: the value flows on, and is resolved where it is used or when the jitted call returns |
 | `xs.append(x)`, `d[k] = x`, `obj.f = x`, `obj.f += [x]`, `g = x`, `g += [x]` (`global g` or `nonlocal g`) | unchanged (`d` and `obj` any expression, evaluated once, in Python's order); where `x` holds a pending result, `xs`, `d`, `obj`, the global's slot or the nonlocal's cell is noted, and when the body returns its pending results are replaced in place by their values (`_stores`): a list argument, a global cache or an operator's history outlives the run. In a trace, a placeholder left in one (not made by the body, or kept elsewhere, and not returned) stops the trace, after the placeholders are taken back out |
 
@@ -195,15 +195,19 @@ def _mark() -> int:
 
 def _settle(mark: int, *managers: Any, frame: types.FrameType | None = None) -> None:
     """The end of a `try` body (or of a `with` body whose `managers` may see its errors or
-    scope its calls): wait for the calls it dispatched; raise the first failure."""
+    scope its calls): wait for the calls it dispatched; raise the first failure the body
+    has not handled (one a nested `try` caught was raised once, as the plain call was)."""
     if managers and _owed(managers) is _NOTHING:
         return
     handler = current_call_handler()
     frame = frame or sys._getframe(1)
     if isinstance(handler, _Dispatcher):
         run = handler.run
+        errors, seen = run.errors, run.seen
         for index in range(mark, len(run.nodes)):
-            _wait(LazyResult(run, index), frame)
+            error = errors.get(index)
+            if error is None or id(error) not in seen:
+                _wait(LazyResult(run, index), frame)
     elif isinstance(handler, Tracer) and len(handler.records) > mark:
         rec = handler.records[mark]
         if not managers:
