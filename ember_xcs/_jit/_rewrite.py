@@ -366,8 +366,11 @@ def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
             return _raw_call(converted, *args, **kwargs)
         if fn.__code__.co_flags & inspect.CO_COROUTINE:  # nothing runs: jit refuses the
             return fn(*args, **kwargs)  # coroutine if the body returns it
-        if fn is dataclasses.replace and len(args) == 1:  # stores the new field values,
-            return fn(*_real(fn, args, sys._getframe(1)), **kwargs)  # as a constructor does
+        if fn is dataclasses.replace and len(args) == 1:  # stores the old and the new
+            record = args[0]  # field values, as a constructor does: none is waited for
+            if type(record) is LazyResult:
+                record = _wait(record, sys._getframe(1))
+            return fn(record, **kwargs)
     elif kind is types.MethodType:
         converted = convert(fn.__func__) if type(fn.__func__) is types.FunctionType else None
         if converted is not None:

@@ -363,6 +363,28 @@ def test_dataclasses_replace_stores_a_pending_result_without_waiting_for_it():
     assert (got, peak) == (Draft("ab", 2.0), 3)
 
 
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    done: tuple[str, ...] = ()
+    answers: tuple[str, ...] = ()
+
+
+def _progress(text):
+    state = Progress()
+    for word in text.split():
+        state = dataclasses.replace(
+            state, done=(*state.done, word), answers=state.answers + (ask(word),)
+        )
+    return state
+
+
+def test_dataclasses_replace_of_a_record_holding_pending_results_does_not_wait_for_them():
+    """A state object replaced each step keeps the earlier steps' pending results in its
+    fields: the new record stores them, as a constructor does, so the steps overlap."""
+    got, peak = _plain_and_jit(_progress, "a bb ccc", width=3)
+    assert (got.answers, peak) == (("<a>", "<bb>", "<ccc>"), 3)
+
+
 def _reversed_answer(q):
     answer = ask(q)
     return (
