@@ -297,7 +297,7 @@ _OWED: dict[type, str] = {}
 # --- calls from rewritten code ---------------------------------------------------------------
 
 # callables that only move values around: lazy values pass through them unresolved
-_PASS = frozenset({list, tuple, dict, zip, enumerate, reversed, iter, id})
+_PASS = frozenset({list, tuple, dict, zip, enumerate, reversed, iter, id, itertools.islice})
 _PASS_METHODS = frozenset({
     (list, "append"), (list, "extend"), (list, "insert"), (list, "copy"),
     (dict, "update"), (dict, "setdefault"), (dict, "copy"), (dict, "get"), (dict, "items"),

@@ -458,3 +458,16 @@ def _re_callbacks(text):
 def test_a_def_that_returns_a_leaf_call_works_as_a_re_sub_callback(mode):
     got, _ = _plain_and_jit(_re_callbacks, "a {b} {c}", mode=mode)
     assert got[0] == "a <b> <c>"
+
+
+def _first_answers(text):
+    answers = (ask(word) for word in text.split())
+    return list(itertools.islice(answers, 3))
+
+
+def test_islice_over_a_generator_of_calls_passes_the_pending_results_on():
+    """`itertools.islice` only moves items, as `zip` does: the calls its generator makes
+    stay in flight together, and the ones after the slice are never made."""
+    got, peak = _plain_and_jit(_first_answers, "a bb ccc dddd", width=3)
+    assert (got, peak) == (["<a>", "<bb>", "<ccc>"], 3)
+    assert sum(RECORDER.calls.values()) == 3  # the jitted run's: "dddd" was never asked
