@@ -703,6 +703,75 @@ def map_reduce_by_key(corpus: str) -> dict:
     return dict(groups)
 
 
+def _logged_steps(question: str, log: list[str]):
+    prompt = f"Question: {question}\n"
+    try:
+        for step in itertools.count():
+            reply = AGENT.complete(prompt).text
+            yield reply
+            if (parsed := _parse_action(reply)) is None:
+                return
+            try:
+                observation = TOOLS[parsed[0]](parsed[1])
+            except ValueError as error:
+                observation = f"error: {error}"
+            else:
+                log.append(f"step {step}: {parsed[0]} ok")
+            prompt += f"{reply}\nObservation: {observation}\n"
+    finally:
+        log.append("closed")
+
+
+def generator_cleanup(question: str) -> tuple:
+    log: list[str] = []
+    replies = []
+    for reply in _logged_steps(question, log):
+        replies.append(reply.splitlines()[-1])
+        if len(replies) == 3:
+            break
+    return replies, log
+
+
+class Specialist(xcs.Operator):
+    """A worker operator holding its model call (a composite): draft, then polish."""
+
+    def __init__(self, style: str):
+        self.style = style
+        self.draft = models.LLMOperator(model(f"{style}_drafter"), "Draft ({style}): {task}")
+        self.polish = models.LLMOperator(model(f"{style}_polisher"), "Polish: {text}")
+
+    def forward(self, task: str) -> str:
+        return self.polish(text=self.draft(style=self.style, task=task))
+
+
+SPECIALISTS = {
+    "math": Specialist("math"),
+    "code": Specialist("code"),
+    "writing": Specialist("prose"),
+}
+
+
+def supervisor_composites(request: str) -> dict:
+    subtasks = [s.strip() for s in request.split(";")]
+    labels = [ROUTER.complete(f"Route: {s}").text for s in subtasks]
+    return {s: SPECIALISTS[label.strip()](s) for s, label in zip(subtasks, labels, strict=True)}
+
+
+def guarded_parallel_fetch(task: str) -> list[str]:
+    reply = TOOL_CALLER.complete(f"Task: {task}").text
+    urls = [
+        f"ftp://mirror/{a}" if "broken" in a else f"https://x/{a}" for _, a in _all_actions(reply)
+    ]
+    pages = [fetch(url) for url in urls]
+    out = []
+    for url, page in zip(urls, pages, strict=True):
+        try:
+            out.append(page.upper())
+        except TimeoutError:
+            out.append(f"timeout on {url}")
+    return out
+
+
 QUESTIONS = [
     ("What is the length of the Danube?",),
     ("Add 12 and 30 for me",),
@@ -775,6 +844,11 @@ PROGRAMS = [
     Program("memory_setdefault", memory_setdefault, WHO, width=5, depth=2),
     # the summaries at once, then each summary's label as it arrives
     Program("map_reduce_by_key", map_reduce_by_key, CORPORA, width=4, depth=2),
+    Program("generator_cleanup", generator_cleanup, QUESTIONS, width=1, depth=serial),
+    # every label at once, then each specialist's draft and polish
+    Program("supervisor_composites", supervisor_composites, REQUESTS, width=3, depth=3),
+    # the fetches at once; a failed one is caught where its page is used
+    Program("guarded_parallel_fetch", guarded_parallel_fetch, TASKS, width=4, depth=2),
     Program("verify_until_approved", verify_until_approved, QUESTIONS, width=1, depth=serial),
     # the candidates at once, then each verdict before the next
     Program(
@@ -805,6 +879,16 @@ KNOWN_SHORT = {
 }
 
 
-@pytest.mark.parametrize("program, mode", cases(PROGRAMS, KNOWN_SHORT))
+# (program, mode): a wrong answer found by this corpus and not fixed yet (no documented
+# rule explains it: the plain function raises at the call, before the `try` is entered)
+KNOWN_WRONG = dict.fromkeys(
+    [("guarded_parallel_fetch", m) for m in ("auto", "trace", "dynamic")],
+    "BUG: `fetch(url)` fails before the loop, so the plain function raises TimeoutError; "
+    "under jit the failure surfaces where `page.upper()` uses it, inside a later `try`, "
+    "whose `except TimeoutError` catches it and the call returns a value",
+)
+
+
+@pytest.mark.parametrize("program, mode", cases(PROGRAMS, {**KNOWN_SHORT, **KNOWN_WRONG}))
 def test_program_gives_plain_result_calls_and_overlap(program, mode):
     check(program, mode)
