@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pickle
 import threading
@@ -370,3 +371,70 @@ def test_a_field_of_a_result_that_fails_in_a_dynamic_run_fails_the_call_not_a_th
             jitted("q")
         assert isinstance(info.value, xcs.NodeExecutionError)
     assert crashed == []
+
+
+# --- a failure raised where its result is used, inside a `try` that began after the call ----
+# Plain Python raises a failed call's error at the call; a dynamic run raises it where the
+# body first uses the result. Only the handlers plain Python would have tried may see it.
+
+
+@xcs.op
+def fetch_page(url: str) -> str:
+    if "slow" in url:
+        raise TimeoutError(f"{url} timed out")
+    return f"<{url}>"
+
+
+def _handled_after_the_calls(urls: list[str]) -> list[str]:
+    pages = [fetch_page(u) for u in urls]  # a failure here ends the plain function
+    out = []
+    for page in pages:
+        try:
+            out.append(page.upper())
+        except TimeoutError:  # never sees the failure above, plainly
+            out.append("timeout")
+    return out
+
+
+def _suppressed_after_the_calls(urls: list[str]) -> list[str]:
+    pages = [fetch_page(u) for u in urls]
+    out = []
+    for page in pages:
+        with contextlib.suppress(TimeoutError):
+            out.append(page.upper())
+    return out
+
+
+def _handled_around_the_calls(urls: list[str]) -> Any:
+    try:
+        pages = [fetch_page(u) for u in urls]
+        out = []
+        for page in pages:
+            try:
+                out.append(page.upper())
+            except TimeoutError:  # began after the calls: not this one
+                out.append("inner")
+        return out
+    except TimeoutError as error:  # began before them: plainly, this one catches it
+        return f"outer: {type(error).__name__}"
+
+
+@pytest.mark.parametrize("mode", ["auto", "trace", "dynamic", "structural"])
+@pytest.mark.parametrize("body", [_handled_after_the_calls, _suppressed_after_the_calls])
+def test_a_failure_is_not_caught_by_a_try_that_began_after_the_call(body, mode):
+    jitted = xcs.jit(body, mode=mode)
+    for _ in range(5):  # serial runs too
+        assert jitted(["a", "b"]) == body(["a", "b"]) == ["<A>", "<B>"]
+        with pytest.raises(TimeoutError, match="slow timed out") as info:
+            jitted(["a", "slow"])
+        assert isinstance(info.value, xcs.NodeExecutionError)
+        assert info.value.operator_name == "fetch_page"
+
+
+@pytest.mark.parametrize("mode", ["auto", "trace", "dynamic", "structural"])
+def test_a_failure_is_caught_by_a_try_that_began_before_the_call(mode):
+    jitted = xcs.jit(_handled_around_the_calls, mode=mode)
+    for _ in range(5):
+        assert jitted(["a", "slow"]) == _handled_around_the_calls(["a", "slow"])
+        assert jitted(["a", "slow"]) == "outer: TimeoutError"
+        assert jitted(["a"]) == ["<A>"]

@@ -165,15 +165,29 @@ def test_a_failed_call_raises_where_the_body_uses_its_value_in_a_serial_run() ->
     def body(text: str) -> str:
         first = log.op(text)
         log.events.append("body")
+        return first.upper()
+
+    jitted = _learned(body)
+    log.events.clear()
+    with pytest.raises(ValueError, match="bad fail-1"):
+        jitted("fail-1")
+    assert log.events == ["call fail-1", "body"]
+
+
+def test_a_try_that_began_after_a_failed_call_does_not_catch_it_in_a_serial_run() -> None:
+    log = Log()
+
+    def body(text: str) -> str:
+        first = log.op(text)  # plainly, the failure is raised here, outside the `try`
         try:
             return first.upper()
         except ValueError as error:
             return f"caught {error}"
 
     jitted = _learned(body)
-    log.events.clear()
-    assert jitted("fail-1") == "caught bad fail-1"
-    assert log.events == ["call fail-1", "body"]
+    with pytest.raises(ValueError, match="bad fail-1") as info:
+        jitted("fail-1")
+    assert isinstance(info.value, xcs.NodeExecutionError)
 
 
 def test_a_failure_the_body_never_used_is_raised_when_the_serial_run_ends() -> None:

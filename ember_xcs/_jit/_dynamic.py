@@ -107,7 +107,7 @@ from ._async import COROUTINE_TYPES, refuse_coroutine
 from ._containers import ATOMS, open_container, resolve_attributes
 from ._numeric import NumericLeaves
 
-__all__ = ["LazyResult", "project", "resolve", "run_dynamic"]
+__all__ = ["Escaping", "LazyResult", "project", "resolve", "run_dynamic"]
 
 
 class LazyResult:
@@ -160,6 +160,30 @@ def resolve(value: Any) -> Any:
             out = getattr(out, name)
         return out
     raise raised
+
+
+class Escaping(BaseException):  # noqa: N818 - not an error of its own: a carrier
+    """A leaf call's failure on its way out of a `try` statement that began after the
+    call was made (`_rewrite._escape`).
+
+    Plain Python raises a failed call's error at the call. A dynamic run raises it where
+    the body first needs the value, which can be inside a `try` the plain function never
+    reached (`pages = [fetch(u) for u in urls]`, then `try: page.lower() except
+    TimeoutError:` in a loop). Carried in this wrapper, which no `except` written for
+    errors matches, it passes every handler of a `try` that began after the call, and
+    is unwrapped by the first one that began before it (whose handlers plain Python
+    would have tried) or where the body ends (`_run_body`).
+    """
+
+    def __init__(self, error: BaseException, index: int):
+        super().__init__(error, index)
+        self.error, self.index = error, index
+
+    def unwrapped(self) -> BaseException:
+        """The failure as the body was handed it, its cause kept."""
+        error = self.error
+        error.__suppress_context__ = True
+        return error
 
 
 def project(value: Any, name: str) -> Any:
@@ -493,6 +517,11 @@ def _run_body(
         try:
             # the rewritten body where there is one
             out = (fn if as_written else entry(fn))(*args, **kwargs)
+        except Escaping as carried:  # a failure no handler of the body could catch
+            run.finish()
+            error = carried.unwrapped()
+            _add_lazy_note(error)
+            raise error from error.__cause__
         except BaseException as exc:
             run.finish()  # let every dispatched call finish before the error surfaces
             _add_lazy_note(exc)

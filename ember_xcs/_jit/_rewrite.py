@@ -19,6 +19,7 @@ resolves it first:
 | `if x:`, `while x:`, `assert x`, `for a in x:`, `a, b = x`, `raise x` | `r(x)` |
 | `with m:` | `r(m)`; where `m` may see an exception (`contextlib.suppress`, a user's own manager: anything but a lock, a file, `nullcontext`, `redirect_stdout`/`redirect_stderr`, `chdir`, `track_usage()` or `execution_options`), each call in the body waits as in a `try` body, so the manager sees a failed call's error; under `redirect_stdout`, `redirect_stderr`, `chdir`, `track_usage()` or `execution_options` the calls overlap and all finish before the block ends, so they run under what the manager set up |
 | `f(a)` in a `try` body | `try_call(f, a)`: the call, then a wait for its result, so a leaf call that fails raises at the call, before its result is bound or stored, as the plain call would; the end of the body (and each `return`/`break`/`continue` in it) also waits for every call dispatched since it began, raising a failure an inner `try` has not already caught. Independent calls inside one `try` body therefore run one after another: make them before the `try` to overlap them |
+| `try: ... except E:`, `with m:` | the body wrapped so that what it raises goes through `escape` first: the failure of a call made before the body began (raised where its result is used) passes the handlers and managers as `Escaping`, as plain Python raised it at the call, before reaching them |
 | `return x`, `y = x`, `[x, y]`, `{"k": x}` | unchanged: the value flows on, and is resolved where it is used or when the jitted call returns |
 | `xs.append(x)`, `d[k] = x`, `obj.f = x`, `obj.f += [x]`, `g = x`, `g += [x]` (`global g` or `nonlocal g`) | unchanged (`d` and `obj` any expression, evaluated once, in Python's order); where `x` holds a pending result, `xs`, `d`, `obj`, the global's slot or the nonlocal's cell is noted, and when the body returns its pending results are replaced in place by their values (`_stores`): a list argument, a global cache or an operator's history outlives the run. In a trace, a placeholder left in one (not made by the body, or kept elsewhere, and not returned) stops the trace, after the placeholders are taken back out |
 
@@ -67,11 +68,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from .._errors import XCSError
 from .._options import execution_options
 from ..operators import Operator, current_call_handler, is_model, method_leaf
 from ..scheduling import InlineExecutor, usage_meter
 from ._containers import ATOMS as _ATOMS
-from ._dynamic import LazyResult, _Dispatcher, _lazies, _resolve_all, project, resolve
+from ._dynamic import Escaping, LazyResult, _Dispatcher, _lazies, _resolve_all, project, resolve
 from ._inert import inert
 from ._stores import (
     UNKNOWN,
@@ -103,6 +105,7 @@ _R, _RR, _RET, _CALL, _TRY_CALL, _WITH_CALL, _MARK, _SETTLE, _SETTLED, _ATTR = (
     "__xcs_r", "__xcs_rr", "__xcs_ret", "__xcs_call", "__xcs_try_call", "__xcs_with_call",
     "__xcs_mark", "__xcs_settle", "__xcs_settled", "__xcs_attr",
 )  # fmt: skip
+_ESCAPE, _ESCAPING, _ANY_ERROR, _CAUGHT = "__xcs_escape", "__xcs_escaping", "__xcs_any", "__xcs_e"
 _STORED, _STORED_GLOBAL, _STORED_CELL, _OWNER, _VALUE = (
     "__xcs_stored",
     "__xcs_stored_global",
@@ -219,6 +222,41 @@ def _settle(mark: int, *managers: Any, frame: types.FrameType | None = None) -> 
         reason = reason_at("value", what, f"the output of node {rec.node_id!r} ({rec.name})", frame)
         handler.note_stop(reason)
         raise TraceStop(reason)
+
+
+def _escape(error: BaseException, mark: int) -> None:
+    """In the handler wrapped around a `try` body that began at `mark`: raise `error` on
+    as `Escaping` (no handler of this `try` may see it) where it is the failure of a leaf
+    call made before the body began, which plain Python raised at the call, before it
+    reached this `try`; raise an `Escaping` unwrapped where this `try` began before the
+    call. Anything else returns, and the wrapper re-raises it as it is."""
+    if type(error) is Escaping:
+        if error.index >= mark:
+            inner = error.unwrapped()
+            raise inner from inner.__cause__
+        return
+    if not isinstance(error, XCSError):
+        return
+    handler = current_call_handler()
+    if isinstance(handler, _Dispatcher):
+        index = _failed_call(handler.run, error)
+        if index is not None and index < mark:
+            raise Escaping(error, index) from None
+
+
+def _failed_call(run: Any, error: BaseException) -> int | None:
+    """The index of the failed call of `run` that `error` (the view the body was handed,
+    `NodeExecutionError.as_raised`) reports, if it is one."""
+    node_id = getattr(error, "node_id", None)
+    if node_id is None:
+        return None
+    view = getattr(error, "raised_as_is", False)  # its cause is the original's cause
+    for index, failure in run.errors.items():
+        if run.nodes[index].node_id == node_id and (
+            failure is error or view or failure.__cause__ is error.__cause__
+        ):
+            return index
+    return None
 
 
 def _try_call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
@@ -867,6 +905,7 @@ _HELPERS = {
     _R: _r, _RR: _rr, _RET: _ret, _CALL: call, _TRY_CALL: _try_call, _WITH_CALL: _with_call,
     _MARK: _mark, _SETTLE: _settle, _SETTLED: _settled, _ATTR: _attr, _STORED: stored,
     _STORED_GLOBAL: stored_global, _STORED_CELL: stored_cell, _OWNER: owner,
+    _ESCAPE: _escape, _ESCAPING: Escaping, _ANY_ERROR: BaseException,
 }  # fmt: skip
 _HELPER_NAMES = frozenset(_HELPERS)
 
@@ -1203,7 +1242,7 @@ class _Rewriter(ast.NodeTransformer):
             named = ast.NamedExpr(ast.Name(managers[-1], ast.Store()), self.use(item.context_expr))
             item.context_expr = ast.copy_location(named, item.context_expr)
         self._tries.append((mark, managers))
-        node.body = [*self._block(node.body), self._settle_stmt()]
+        node.body = [_escaping_guard([*self._block(node.body), self._settle_stmt()], mark, node)]
         self._tries.pop()
         start = _assign(mark, ast.Call(ast.Name(_MARK, ast.Load()), [], []))
         return [ast.copy_location(start, node), node]
@@ -1274,6 +1313,8 @@ class _Rewriter(ast.NodeTransformer):
             handler.body = self._block(handler.body)
         node.orelse = self._block(node.orelse)
         node.finalbody = self._block(node.finalbody)
+        if node.handlers and isinstance(node, ast.Try):
+            _guard_handlers(node, mark)
         start = _assign(mark, ast.Call(ast.Name(_MARK, ast.Load()), [], []))
         return [ast.copy_location(start, node), node]
 
@@ -1289,6 +1330,32 @@ class _Rewriter(ast.NodeTransformer):
 
 def _load(name: str) -> ast.Name:
     return ast.Name(name, ast.Load())
+
+
+def _guard_handlers(node: ast.Try, mark: str) -> None:
+    """`try: body except E: ...` becomes
+
+        try:
+            try: body
+            except BaseException as e: escape(e, mark); raise
+        except Escaping: raise
+        except E: ...
+
+    so a failure of a call made before the `try` began passes its handlers as plain
+    Python's would never have seen it (`_escape`, `Escaping`)."""
+    node.body = [_escaping_guard(node.body, mark, node)]
+    passes = ast.ExceptHandler(_load(_ESCAPING), None, [ast.Raise()])
+    node.handlers = [passes, *node.handlers]
+
+
+def _escaping_guard(body: list[ast.stmt], mark: str, where: ast.AST) -> ast.stmt:
+    """`body` in `try: ... except BaseException as e: escape(e, mark); raise`: what a
+    `try` or `with` body raises goes through `_escape` before any handler or manager."""
+    caught = ast.Name(_CAUGHT, ast.Load())
+    check = ast.Expr(ast.Call(_load(_ESCAPE), [caught, _load(mark)], []))
+    wrapper = ast.ExceptHandler(_load(_ANY_ERROR), _CAUGHT, [check, ast.Raise()])
+    guard = ast.Try(body=body, handlers=[wrapper], orelse=[], finalbody=[])
+    return ast.copy_location(guard, where)
 
 
 def _declared(body: list[ast.stmt], kind: type[ast.Global | ast.Nonlocal]) -> frozenset[str]:

@@ -881,14 +881,6 @@ KNOWN_SHORT = {
 
 # (program, mode): a wrong answer found by this corpus and not fixed yet (no documented
 # rule explains it: the plain function raises at the call, before the `try` is entered)
-KNOWN_WRONG = dict.fromkeys(
-    [("guarded_parallel_fetch", m) for m in ("auto", "trace", "dynamic")],
-    "BUG: `fetch(url)` fails before the loop, so the plain function raises TimeoutError; "
-    "under jit the failure surfaces where `page.upper()` uses it, inside a later `try`, "
-    "whose `except TimeoutError` catches it and the call returns a value",
-)
-
-
-@pytest.mark.parametrize("program, mode", cases(PROGRAMS, {**KNOWN_SHORT, **KNOWN_WRONG}))
+@pytest.mark.parametrize("program, mode", cases(PROGRAMS, KNOWN_SHORT))
 def test_program_gives_plain_result_calls_and_overlap(program, mode):
     check(program, mode)
