@@ -11,12 +11,13 @@ model's answer; callback lists; DSPy-style `Signature`s with `Predict` and
 `__call__` calls `forward`; class-level config, `typing.NamedTuple` outputs,
 keyword-only arguments, `*args` fan-out, dict and set comprehensions, `sorted(key=)` by
 parsed confidence, `zip(strict=True)`, `enumerate(start=1)`, `collections.ChainMap`,
-and `json.dumps(dataclasses.asdict(result))`.
+`json.dumps(dataclasses.asdict(result))`, and a run config in a `ContextVar`.
 """
 
 from __future__ import annotations
 
 import collections
+import contextvars
 import dataclasses
 import functools
 import io
@@ -714,6 +715,24 @@ def json_asdict_result(question: str) -> str:
     return json.dumps(dataclasses.asdict(result), sort_keys=True)
 
 
+RUN_CONFIG: contextvars.ContextVar[dict | None] = contextvars.ContextVar("run_config", default=None)
+
+
+@leaf
+def configured(prompt: str) -> str:
+    """A model client that reads the run's config (tags, temperature) from a ContextVar,
+    as LangChain's `RunnableConfig` travels."""
+    config = RUN_CONFIG.get() or {}
+    return f"{'/'.join(config.get('tags', ()))}@{config.get('temperature', 1.0)}<{_tail(prompt)}>"
+
+
+def contextvar_run_config(questions: list[str], tags: tuple[str, ...]) -> list[str]:
+    token = RUN_CONFIG.set({"tags": tags, "temperature": 0.2})
+    answers = [configured(f"Answer: {q}") for q in questions]
+    RUN_CONFIG.reset(token)
+    return answers + [configured("after the run")]
+
+
 # --- the corpus --------------------------------------------------------------------------------
 
 QUESTIONS = [("why is the sky blue",), ("what is 12 * 7",), ("ramble about tea",)]
@@ -736,6 +755,12 @@ CONFIGS = [
     ("why is the sky blue", {}),
     ("what is 12 * 7", {"style": "terse", "drafts": 4}),
     ("name a color", {"lang": "fr"}),
+]
+
+TAGGED = [
+    (["why is the sky blue", "what is 12 * 7", "name a warm color"], ("chain", "v1")),
+    (["how do bees fly"], ()),
+    (["why ask why", "what is 2 ** 8", "who wrote it", "where is it"], ("eval",)),
 ]
 
 PROGRAMS = [
@@ -781,6 +806,8 @@ PROGRAMS = [
     Program("chainmap_configs", chainmap_configs, CONFIGS, width=4),
     Program("dedent_report", dedent_report, QUESTIONS, width=3, depth=2),
     Program("json_asdict_result", json_asdict_result, QUESTIONS, width=4),
+    # the calls made under the config at once, then the one after the reset
+    Program("contextvar_run_config", contextvar_run_config, TAGGED, width=4),
 ]
 
 _OVERLAPS = ("auto", "trace", "dynamic")
