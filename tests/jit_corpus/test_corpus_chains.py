@@ -733,6 +733,125 @@ def contextvar_run_config(questions: list[str], tags: tuple[str, ...]) -> list[s
     return answers + [configured("after the run")]
 
 
+# --- programs: more LCEL plumbing --------------------------------------------------------------
+
+
+class RunnablePassthrough(Runnable):
+    def invoke(self, value):
+        return value
+
+    @staticmethod
+    def assign(**steps: Any) -> Runnable:
+        parallel = RunnableParallel(steps)
+        return RunnableLambda(lambda value: {**value, **parallel.invoke(value)})
+
+
+def passthrough_assign(question: str) -> str:
+    chain = (
+        {"question": RunnablePassthrough(), "context": RunnableLambda(search)}
+        | RunnablePassthrough.assign(
+            draft=PromptTemplate("{context} -> {question}") | llm,
+            style=RunnableLambda(lambda v: styled(v["question"], style="brief")),
+        )
+        | PromptTemplate("Polish: {draft} ({style})")
+        | llm
+    )
+    return chain.invoke(question)
+
+
+def reduce_steps(question: str) -> str:
+    steps = [PromptTemplate("Step one: {input}"), RunnableLambda(styled), RunnableLambda(llm)]
+    return functools.reduce(lambda value, step: step.invoke(value), steps, question)
+
+
+def map_invoke(questions: list[str]) -> list[str]:
+    chain = PromptTemplate("Q: {input}") | styled
+    return list(map(chain.invoke, questions))
+
+
+class StreamingChain(Runnable):
+    def __init__(self, *prompts: PromptTemplate):
+        self.prompts = prompts
+
+    def stream(self, value):
+        for prompt in self.prompts:
+            yield styled(prompt.invoke(value), style="chunk")
+
+    def invoke(self, value):
+        return " ".join(self.stream(value))
+
+
+def generator_stream(question: str) -> str:
+    chain = StreamingChain(*(PromptTemplate(f"Part {i}: {{input}}") for i in range(3)))
+    return chain.invoke(question)
+
+
+class Tool:
+    registry: dict[str, type[Tool]] = {}
+
+    def __init_subclass__(cls, *, name: str, **kwargs):
+        super().__init_subclass__(**kwargs)
+        Tool.registry[name] = cls
+
+    def run(self, text: str) -> str:
+        raise NotImplementedError
+
+
+class SearchTool(Tool, name="search"):
+    def run(self, text):
+        return search(text)
+
+
+class CalculatorTool(Tool, name="calculator"):
+    def run(self, text):
+        return calculator(text)
+
+
+def subclass_registry(questions: list[str]) -> list[str]:
+    decisions = [choose_tool(q) for q in questions]
+    return [
+        Tool.registry[name]().run(arg)
+        for name, arg in (ACTION.search(d).groups() for d in decisions)
+    ]
+
+
+@functools.singledispatch
+def render(value) -> str:
+    return repr(value)
+
+
+@render.register
+def _(value: str) -> str:
+    return value.splitlines()[0]
+
+
+@render.register
+def _(value: list) -> str:
+    return " | ".join(render(v) for v in value)
+
+
+def singledispatch_render(questions: list[str]) -> str:
+    answers = [llm(q) for q in questions]
+    return render([answers[0], answers[1:]])
+
+
+class CallableChain(RunnableSequence):
+    __call__ = RunnableSequence.invoke
+
+
+def call_alias(questions: list[str]) -> list[str]:
+    chain = CallableChain(PromptTemplate("Alias: {input}"), RunnableLambda(styled))
+    return [chain(q) for q in questions]
+
+
+def thread_pool_batch(questions: list[str]) -> list[Parsed]:
+    import concurrent.futures
+
+    chain = QA_PROMPT | llm | PARSER
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(chain.invoke, questions))
+
+
 # --- the corpus --------------------------------------------------------------------------------
 
 QUESTIONS = [("why is the sky blue",), ("what is 12 * 7",), ("ramble about tea",)]
@@ -806,6 +925,15 @@ PROGRAMS = [
     Program("chainmap_configs", chainmap_configs, CONFIGS, width=4),
     Program("dedent_report", dedent_report, QUESTIONS, width=3, depth=2),
     Program("json_asdict_result", json_asdict_result, QUESTIONS, width=4),
+    # the search, then the draft and the style at once, then the polish
+    Program("passthrough_assign", passthrough_assign, QUESTIONS, width=2, depth=3),
+    Program("reduce_steps", reduce_steps, QUESTIONS, width=1, depth=2),
+    Program("map_invoke", map_invoke, CLEAN, width=4),
+    Program("generator_stream", generator_stream, QUESTIONS, width=3),
+    Program("subclass_registry", subclass_registry, CLEAN, width=4, depth=2),
+    Program("singledispatch_render", singledispatch_render, CLEAN, width=4),
+    Program("call_alias", call_alias, CLEAN, width=4),
+    Program("thread_pool_batch", thread_pool_batch, CLEAN, width=4),
     # the calls made under the config at once, then the one after the reset
     Program("contextvar_run_config", contextvar_run_config, TAGGED, width=4),
 ]
