@@ -17,6 +17,7 @@ parsed confidence, `zip(strict=True)`, `enumerate(start=1)`, `collections.ChainM
 from __future__ import annotations
 
 import collections
+import contextlib
 import contextvars
 import dataclasses
 import functools
@@ -733,6 +734,32 @@ def contextvar_run_config(questions: list[str], tags: tuple[str, ...]) -> list[s
     return answers + [configured("after the run")]
 
 
+SPAN: contextvars.ContextVar[str] = contextvars.ContextVar("span", default="root")
+
+
+@contextlib.contextmanager
+def span(name: str):
+    """A tracing span, as OpenTelemetry keeps the current one: in a ContextVar."""
+    token = SPAN.set(f"{SPAN.get()}/{name}")
+    try:
+        yield
+    finally:
+        SPAN.reset(token)
+
+
+@leaf
+def traced_llm(prompt: str) -> str:
+    return f"{SPAN.get()}:{_tail(prompt, 2)}"
+
+
+def tracing_spans(questions: list[str]) -> dict:
+    with span("batch"):
+        answers = {q: traced_llm(q) for q in questions}
+        with span("judge"):
+            verdict = traced_llm("judge " + " ".join(answers.values()))
+    return {"answers": answers, "verdict": verdict, "after": traced_llm("done")}
+
+
 # --- programs: more LCEL plumbing --------------------------------------------------------------
 
 
@@ -934,6 +961,8 @@ PROGRAMS = [
     Program("singledispatch_render", singledispatch_render, CLEAN, width=4),
     Program("call_alias", call_alias, CLEAN, width=4),
     Program("thread_pool_batch", thread_pool_batch, CLEAN, width=4),
+    # the answers at once, then the judge, then the call after the spans
+    Program("tracing_spans", tracing_spans, CLEAN, width=4, depth=3),
     # the calls made under the config at once, then the one after the reset
     Program("contextvar_run_config", contextvar_run_config, TAGGED, width=4),
 ]
@@ -970,6 +999,12 @@ KNOWN_SHORT: dict[tuple[str, str], str] = {
         }.items()
         for mode in _OVERLAPS
     },
+    **dict.fromkeys(
+        [("tracing_spans", m) for m in _OVERLAPS],
+        "`with span(...)` is a generator context manager, which may see an error raised in "
+        "its body, so the answers in it are made one at a time (a `with` body runs its calls "
+        "one at a time: docs/sharp-bits.md)",
+    ),
     **dict.fromkeys(
         [("dspy_predict_batch", "trace"), ("dspy_predict_batch", "dynamic")],
         "`Predict.forward` parses its own answer; composites called from a dynamic run run "
