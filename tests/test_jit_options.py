@@ -8,6 +8,7 @@ depends on how fast the machine is.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from typing import Any
@@ -546,3 +547,90 @@ def test_max_workers_set_inside_the_body_leaves_the_run_it_is_in_alone():
 
     for mode in ("auto", "dynamic"):
         assert xcs.jit(body, mode=mode)("q") == [("q0", 1), ("q1", 1), ("q2", 1)]
+
+
+# --- context variables the body sets ---------------------------------------------------------
+
+REQUEST = contextvars.ContextVar("request", default="none")
+
+
+@xcs.op
+def tagged(q: str) -> str:
+    return f"{REQUEST.get()}:{q}"
+
+
+def sets_a_constant(q):
+    token = REQUEST.set("admin")  # traces: nothing here needs a value
+    answers = [tagged(q), tagged(q)]
+    REQUEST.reset(token)
+    return answers, tagged(q)
+
+
+def sets_per_call(q, users):
+    out = []
+    for user in users:
+        token = REQUEST.set(user)
+        out.append(tagged(q))  # stays pending past the reset
+        REQUEST.reset(token)
+    return out
+
+
+def sets_and_leaves_it(q):
+    REQUEST.set("root")
+    return tagged(q)
+
+
+class SetsInForward(xcs.Operator):
+    def __init__(self):
+        self.tagged = tagged
+
+    def forward(self, q):
+        token = REQUEST.set("composite")
+        try:
+            return self.tagged(q)
+        finally:
+            REQUEST.reset(token)
+
+
+def composite_sets(q):
+    return [SetsInForward()(q), tagged(q)]
+
+
+@pytest.mark.parametrize("mode", ["auto", "trace", "structural", "dynamic"])
+@pytest.mark.parametrize("scheduler", ["parallel", "sequential"])
+@pytest.mark.parametrize(
+    "body, args",
+    [
+        (sets_a_constant, ("q",)),
+        (sets_per_call, ("q", ["ann", "bob", "cy"])),
+        (sets_and_leaves_it, ("q",)),
+        (composite_sets, ("q",)),
+    ],
+    ids=["constant", "per-call", "left-set", "in-forward"],
+)
+def test_context_variables_set_in_the_body_reach_its_calls(body, args, mode, scheduler):
+    jitted = xcs.jit(body, mode=mode)
+    expected = contextvars.copy_context().run(body, *args)
+    for _ in range(3):  # the first call traces; the later ones replay what it chose
+        with xcs.execution_options(scheduler=scheduler):
+            assert contextvars.copy_context().run(jitted, *args) == expected
+
+
+def test_calls_made_under_a_context_variable_still_overlap():
+    barrier = threading.Barrier(3, timeout=10)
+    meet = xcs.op(lambda x: (barrier.wait(), f"{REQUEST.get()}:{x}")[1], name="meet")
+
+    def body(q):
+        REQUEST.set("span-1")
+        return [meet(f"{q}{i}") for i in range(3)]  # opens only with all three in flight
+
+    for mode in ("auto", "dynamic"):
+        got = contextvars.copy_context().run(xcs.jit(body, mode=mode), "q")
+        assert got == ["span-1:q0", "span-1:q1", "span-1:q2"]
+
+
+def test_a_context_variable_set_in_the_body_stops_the_trace_naming_it():
+    jitted = xcs.jit(sets_a_constant)
+    contextvars.copy_context().run(jitted, "q")
+    assert xcs.get_jit_strategy_used(jitted) is xcs.JITMode.DYNAMIC
+    assert "context variable 'request'" in xcs.explain_jit_selection(jitted)

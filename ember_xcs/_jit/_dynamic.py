@@ -81,13 +81,14 @@ from __future__ import annotations
 import functools
 import operator as _op
 from collections.abc import Callable
+from contextvars import copy_context
 from types import CellType, FunctionType
 from typing import Any
 
 import jax
 
 from .._errors import NodeExecutionError, OptionsError, XCSError
-from .._options import OPTIONS_BLOCK, ExecutionOptions, current_options, hook_calls
+from .._options import ExecutionOptions, current_options, hook_calls
 from ..operators import KindMemo, Operator, intercept_calls
 from ..scheduling import (
     METERS,
@@ -102,6 +103,7 @@ from ..scheduling import (
     deliver,
     meters_open,
     resolve_scheduler,
+    user_context_vars,
 )
 from ._async import COROUTINE_TYPES, refuse_coroutine
 from ._containers import ATOMS, open_container, resolve_attributes
@@ -255,9 +257,10 @@ class _Dispatcher:
         # containers and objects the body stored pending results into, which may outlive
         # the call: settled when it returns (`_stores`)
         self.stores: list[Any] | None = None
-        # the options and usage meters in force where the run started, which its workers
-        # see; a call made where others are in force carries them (`scope_here`)
-        self.block = OPTIONS_BLOCK.get()
+        # the options, usage meters and context variables in force where the run started,
+        # which its workers see; a call made where others are in force carries them
+        # (`scope_here`). `context` is the body's as it starts (`_run_body`).
+        self.context = copy_context()
         self.options = run.options  # what the run started with: `current_options()`
         self.meters = METERS.get()
         self.scope: CallScope | None = None  # the last one made, while the body stays in it
@@ -285,7 +288,7 @@ class _Dispatcher:
             deps, bind = (), _bind_constant(args, kwargs)
         name = operator.name
         scope = None
-        if OPTIONS_BLOCK.get() is not self.block or METERS.get() is not self.meters:
+        if copy_context() != self.context:  # the body entered a block, or set a variable
             scope = self.scope_here()
         run = self.run
         with run.lock:  # type: ignore[union-attr]
@@ -294,16 +297,23 @@ class _Dispatcher:
             return LazyResult(run, run.add(node, scope))
 
     def scope_here(self) -> CallScope | None:
-        """The scope a call made here runs under: None where the options and meters in
-        force are the run's; else those of the `execution_options(...)` or `track_usage()`
-        block the body is in (one per block: the calls made in it share it). Callers
-        skip it while the body is in no block of its own (`block`, `meters` unchanged)."""
+        """The scope a call made here runs under: None where the options, meters and the
+        user's context variables in force are the run's; else those of the
+        `execution_options(...)` or `track_usage()` block the body is in, with the
+        variables it set (one per block and values: the calls made in it share it).
+        Callers skip it while the body's context is the one it started with."""
         options, meters = current_options(), meters_open()
-        if options is self.options and meters is self.meters:
+        variables = user_context_vars(copy_context(), self.context)
+        if options is self.options and meters is self.meters and not variables:
             return None
         scope = self.scope
-        if scope is None or scope.options is not options or scope.meters is not meters:
-            scope = self.scope = CallScope(options, meters)
+        if (
+            scope is None
+            or scope.options is not options
+            or scope.meters is not meters
+            or not _same_values(scope.variables, variables)
+        ):
+            scope = self.scope = CallScope(options, meters, variables)
         return scope
 
     def _fresh(self, base: str) -> str:
@@ -326,6 +336,10 @@ class _AsWrittenDispatcher(_Dispatcher):
         node_id: str | None = None,
     ) -> Any:
         return resolve(super().__call__(operator, args, kwargs, node_id))
+
+
+def _same_values(a: tuple[tuple[Any, Any], ...], b: tuple[tuple[Any, Any], ...]) -> bool:
+    return len(a) == len(b) and all(x is y and u is v for (x, u), (y, v) in zip(a, b, strict=True))
 
 
 def _bind_constant(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -514,7 +528,8 @@ def _run_body(
     as_written: bool,
 ) -> Any:  # fmt: skip
     with intercept_calls(dispatcher):
-        try:
+        dispatcher.context = copy_context()  # the context its calls see, unless the body
+        try:  # changes it (`scope_here`)
             # the rewritten body where there is one
             out = (fn if as_written else entry(fn))(*args, **kwargs)
         except Escaping as carried:  # a failure no handler of the body could catch

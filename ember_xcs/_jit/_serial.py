@@ -59,14 +59,14 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from contextvars import copy_context
 from typing import Any
 
 from .._errors import XCSError
-from .._options import OPTIONS_BLOCK, ExecutionOptions, node_hook_calls
+from .._options import ExecutionOptions, node_hook_calls
 from ..operators import Operator, intercept_calls
 from ..scheduling import (
     GRACE,
-    METERS,
     CallScope,
     ExecutionStats,
     NodeCall,
@@ -325,7 +325,7 @@ class SerialDispatcher(_Dispatcher):
         if kwargs:
             _collect(kwargs, lazies)
         scope = None
-        if OPTIONS_BLOCK.get() is not self.block or METERS.get() is not self.meters:
+        if copy_context() != self.context:  # the body entered a block, or set a variable
             scope = self.scope_here()
         with serial.lock:
             unused = serial.unused

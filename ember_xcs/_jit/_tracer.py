@@ -15,6 +15,12 @@ fallback, the records made inside it are discarded and the composite becomes one
 `forward`, as written) or `"dynamic"` (its `forward` with asynchronous leaf dispatch).
 Without fallback the stop travels up and ends the whole trace.
 
+A plan runs its calls in the context of the call that runs it, and replaying it does not
+run the body: a context variable the body sets before a call (a request id, a tracing
+span) would not reach it. So a call recorded where the body's context holds a variable
+of the user's that differs from the trace's start stops the trace (`_context_stop`); the
+dynamic strategy carries such variables to each call (`CallScope`).
+
 Node ids follow the operator structure (`units[3]/judge`), so errors name the operator a
 user can find in their own code.
 """
@@ -22,10 +28,13 @@ user can find in their own code.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable
+from contextvars import Context, copy_context
 from typing import Any
 
 from ..operators import KindMemo, Operator, intercept_calls
+from ..scheduling import user_context_vars
 from ._async import refuse_coroutine
 from ._numeric import abstract_value, output_structure, project
 from ._symbols import (
@@ -35,6 +44,7 @@ from ._symbols import (
     StopReason,
     Symbol,
     TraceStop,
+    reason_at,
     reason_from_exception,
 )
 from ._templates import Template, snapshot
@@ -98,6 +108,7 @@ class Tracer:
         # what the body stored a placeholder into that may outlive the call (owner,
         # file:line, how to put it back): checked when it returns (`_stores`)
         self.stores: dict[Any, Any] | None = None
+        self.context: Context | None = None  # the body's as the trace starts
 
     # --- the call handler ------------------------------------------------------------------
 
@@ -143,9 +154,18 @@ class Tracer:
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], name: str
     ) -> Any:
         """Run `fn` on symbols; return a `Trace`, or raise `TraceStop` with the reason.
-        `name`: the jitted function's, for errors (`fn` may be its rewritten form)."""
+        `name`: the jitted function's, for errors (`fn` may be its rewritten form).
+
+        In a copy of the caller's context: a variable the body sets stays the trace's
+        (a stop may leave the body before it resets one; the run after sets it again)."""
+        return copy_context().run(self._trace, fn, args, kwargs, name)
+
+    def _trace(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], name: str
+    ) -> Any:
         try:
             with intercept_calls(self):
+                self.context = copy_context()
                 try:
                     out = fn(*args, **kwargs)
                 except TraceStop:
@@ -191,6 +211,8 @@ class Tracer:
         reason: StopReason | None = None,
         node_id: str | None = None,
     ) -> Symbol:
+        if self.context is not None and copy_context() != self.context:
+            self._context_stop(operator)
         arg_t = tuple(snapshot(a, self._check) for a in args)
         kw_t = tuple((k, snapshot(v, self._check)) for k, v in kwargs.items())
         node_id = self._fresh(node_id or self._prefix_for(operator) or operator.name)
@@ -198,6 +220,18 @@ class Tracer:
         rec.runner, rec.reason = runner, reason
         self.records.append(rec)
         return Symbol(self, NodeRef(rec))
+
+    def _context_stop(self, operator: Operator) -> None:
+        """Stop the trace if the body set a context variable of its own before this call:
+        a plan's calls would not see it (see the module docstring)."""
+        assert self.context is not None
+        variables = user_context_vars(copy_context(), self.context)
+        if variables:
+            names = ", ".join(repr(var.name) for var, _ in variables)
+            what = f"the body set the context variable {names} before calling"
+            reason = reason_at("value", what, operator.name, sys._getframe(1))
+            self.note_stop(reason)
+            raise TraceStop(reason)
 
     def _discard(self, start: int) -> None:
         for rec in self.records[start:]:

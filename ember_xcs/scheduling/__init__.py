@@ -23,6 +23,7 @@ from ._hooks import RunRecord as RunRecord
 from ._hooks import Timeline as Timeline
 from ._node_call import CallScope as CallScope
 from ._node_call import NodeCall as NodeCall
+from ._node_call import user_context_vars as user_context_vars
 from ._otel import OpenTelemetryHooks as OpenTelemetryHooks
 from ._plan import ExecutionPlan as ExecutionPlan
 from ._plan import PlanNode as PlanNode

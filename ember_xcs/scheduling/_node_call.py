@@ -36,7 +36,10 @@ makes it a `ScopedCall`: the scope's options are the call's (its retries, backof
 `retry_on`, node hooks and node timeout; current while the operator runs, so a model's
 `on_model_usage` hook or a run the operator starts sees them) and its meters are open
 around it. The run's own fields (scheduler, `max_workers`, the graph deadline, what a
-run returns) stay the run's.
+run returns) stay the run's. Context variables of the user's own that the body set after
+the run started (a request id, a tracing span, a LangChain-style config) travel the same
+way: the scope holds their values where the call was made (`user_context_vars`), set
+around the call, so the operator reads what it would have read called plainly there.
 
 **Counting.** A progress bar only needs to know that a node finished: it asks for a
 tick (`node_hook_calls`, "A tick instead of a call"), a C callable such as
@@ -51,6 +54,7 @@ import inspect
 import threading
 import time
 from collections.abc import Sequence
+from contextvars import Context, ContextVar
 from types import CoroutineType
 from typing import Any
 
@@ -282,11 +286,17 @@ class CallScope:
     block): see "A call's own scope" above. Made once per block the body enters, shared
     by the calls made in it; `hooks` are its options' node hooks, looked up once."""
 
-    __slots__ = ("hooks", "meters", "options", "timeout")
+    __slots__ = ("hooks", "meters", "options", "timeout", "variables")
 
-    def __init__(self, options: ExecutionOptions, meters: tuple[UsageTotals, ...]):
+    def __init__(
+        self,
+        options: ExecutionOptions,
+        meters: tuple[UsageTotals, ...],
+        variables: tuple[tuple[ContextVar[Any], Any], ...] = (),
+    ):
         self.options = options
         self.meters = meters
+        self.variables = variables  # the user's context variables set since the run began
         self.timeout = options.node_timeout_seconds
         self.hooks = node_hook_calls(options)
 
@@ -295,19 +305,42 @@ class CallScope:
         """The node call that runs `operator` under this scope."""
         call = ScopedCall(node_id, name, operator, args, kwargs, self.options, is_async, self.hooks)
         call.meters = self.meters
+        call.variables = self.variables
         return call
 
 
 class ScopedCall(NodeCall):
     """A `NodeCall` under a `CallScope`: its options are the scope's, and the scope's usage
-    meters are the open ones while it runs, whichever thread or task runs it."""
+    meters and context variables are in force while it runs, whichever thread or task
+    runs it (and restored after: a call run on the body's thread leaves its context as
+    it was)."""
 
-    __slots__ = ("meters",)
+    __slots__ = ("meters", "variables")
 
     def __call__(self) -> Any:
-        with meters_set(self.meters):
-            return NodeCall.__call__(self)
+        tokens = [var.set(value) for var, value in self.variables]
+        try:
+            with meters_set(self.meters):
+                return NodeCall.__call__(self)
+        finally:
+            for (var, _), token in zip(reversed(self.variables), reversed(tokens), strict=True):
+                var.reset(token)
 
     async def acall(self) -> Any:
-        with meters_set(self.meters):  # the task's own context
+        for var, value in self.variables:  # the task's own context
+            var.set(value)
+        with meters_set(self.meters):
             return await NodeCall.acall(self)
+
+
+_MISSING = object()
+
+
+def user_context_vars(context: Context, since: Context) -> tuple[tuple[ContextVar[Any], Any], ...]:
+    """The context variables, not ember_xcs's own, whose values in `context` are not those
+    in `since` (a body's context where it makes a call, and where its run began)."""
+    return tuple(
+        (var, value)
+        for var, value in context.items()
+        if since.get(var, _MISSING) is not value and not var.name.startswith("ember_xcs")
+    )
