@@ -8,7 +8,7 @@ resolves it first:
 
 | in the code | rewritten to |
 |---|---|
-| `f(a, b)` | `call(f, a, b)`: an operator gets `a`, `b` as they are (the call waits for them, not the body); any other callable gets them resolved, containers, `dict.values()` views and iterators (`reversed`, `zip`, `map`, generators) included; a callable that consumes a whole iterable (`str.join`, `sum`, `sorted`, `set`, `min`, `max`, `Counter`) gets a generator run to its end first, so its calls overlap; `any`/`all` pull one item at a time |
+| `f(a, b)` | `call(f, a, b)`: an operator gets `a`, `b` as they are (the call waits for them, not the body); any other callable gets them resolved, containers, `dict.values()` views and iterators (`reversed`, `zip`, `map`, generators) included (a list, dict or deque is resolved in place and passed itself, since the callee may change it: `random.shuffle(xs)`, `heapq.heapify(xs)`); a callable that consumes a whole iterable (`str.join`, `sum`, `sorted`, `set`, `min`, `max`, `Counter`) gets a generator run to its end first, so its calls overlap; `any`/`all` pull one item at a time |
 | `sorted(xs, key=k)`, `min`, `max`, `xs.sort(key=k)`, `heapq.nlargest(n, xs, key=k)`, `nsmallest` | where `k` may call operators (a rewritten function or lambda, an operator): every item's key first, with its calls in flight together, then the comparisons on the real keys |
 | `re.sub(p, f, s)`, `re.subn`, `pattern.sub(f, s)` | `f` wrapped so that what it returns is resolved: re needs the string at once, and a `def` returning a leaf call would hand it a pending result |
 | `Row(a)`, `row._replace(f=a)`, `Row._make(xs)` (a dataclass or named tuple) | `a` as it is: a record stores its fields, as a list does |
@@ -80,6 +80,7 @@ from ._stores import (
     cache_kept,
     note_store,
     owner,
+    settle_in_place,
     stored,
     stored_cell,
     stored_global,
@@ -703,7 +704,28 @@ def _real(fn: Any, values: Any, frame: types.FrameType) -> Any:
             (_drained(v, frame) if drain else _resolving(v, frame)) if type(v) in _ITERATORS else v
             for v in values
         )
-    return _resolve_deep(values, frame)
+    out = _resolve_deep(values, frame)
+    return out if out is values else _owned(values, out)
+
+
+def _owned(values: Any, out: Any) -> Any:
+    """`out` (`values` resolved), with each list, dict or deque argument passed as the body's
+    own object, its pending results replaced by their values in it: library code may change
+    an argument in place (`random.shuffle(xs)`, `heapq.heapify(xs)`, `rng.shuffle(xs)`),
+    and a copy would leave the body's list as it was."""
+    if type(values) is dict:  # keyword arguments
+        return {k: _own(values[k], v) for k, v in out.items()}
+    return tuple(_own(a, b) for a, b in zip(values, out, strict=True))
+
+
+def _own(given: Any, resolved: Any) -> Any:
+    if resolved is given or type(given) not in _IN_PLACE:
+        return resolved
+    settle_in_place(given)
+    return resolved if _lazies(given) else given  # nested deeper than it settles: a copy
+
+
+_IN_PLACE = frozenset({list, dict, deque})
 
 
 def _symbol_free(fn: Any, items: Any) -> Any:

@@ -14,11 +14,13 @@ import io
 import itertools
 import json
 import logging
+import random
 import re
 import sys
 import threading
 import weakref
 
+import numpy as np
 import pytest
 from corpus_harness import RECORDER, leaf
 
@@ -436,3 +438,19 @@ def _re_callbacks(text):
 def test_a_def_that_returns_a_leaf_call_works_as_a_re_sub_callback(mode):
     got, _ = _plain_and_jit(_re_callbacks, "a {b} {c}", mode=mode)
     assert got[0] == "a <b> <c>"
+
+
+def _shuffled_and_heaped(question, seed):
+    drafts = [ask(f"{question} #{i}") for i in range(5)]
+    random.Random(seed).shuffle(drafts)  # against position bias, before a judge reads them
+    pairs = [(i, ask(f"{question} ~{i}")) for i in range(4)]
+    np.random.default_rng(seed).shuffle(pairs)
+    scores = [score(d) for d in drafts]
+    heapq.heapify(scores)
+    return drafts, pairs, scores
+
+
+@pytest.mark.parametrize("mode", ["auto", "dynamic"])
+def test_library_code_that_changes_a_list_of_results_in_place_changes_the_bodys_list(mode):
+    got, peak = _plain_and_jit(_shuffled_and_heaped, "why", 3, width=5, mode=mode)
+    assert peak == 5 and got[0] != sorted(got[0])
