@@ -20,7 +20,7 @@ resolves it first:
 | `with m:` | `r(m)`; where `m` may see an exception (`contextlib.suppress`, a user's own manager: anything but a lock, a file, `nullcontext`, `redirect_stdout`/`redirect_stderr`, `chdir`, `track_usage()` or `execution_options`), each call in the body waits as in a `try` body, so the manager sees a failed call's error; under `redirect_stdout`, `redirect_stderr`, `chdir`, `track_usage()` or `execution_options` the calls overlap and all finish before the block ends, so they run under what the manager set up |
 | `f(a)` in a `try` body | `try_call(f, a)`: the call, then a wait for its result, so a leaf call that fails raises at the call, before its result is bound or stored, as the plain call would; the end of the body (and each `return`/`break`/`continue` in it) also waits for every call dispatched since it began. Independent calls inside one `try` body therefore run one after another: make them before the `try` to overlap them |
 | `return x`, `y = x`, `[x, y]`, `{"k": x}` | unchanged: the value flows on, and is resolved where it is used or when the jitted call returns |
-| `xs.append(x)`, `d[k] = x`, `obj.f = x`, `obj.f += [x]`, `g = x`, `g += [x]` (`global g` or `nonlocal g`) | unchanged (`d` and `obj` any expression, evaluated once, in Python's order); where `x` holds a pending result, `xs`, `d`, `obj`, the global's slot or the nonlocal's cell is noted, and when the body returns its pending results are replaced in place by their values (`_stores`): a list argument, a global cache or an operator's history outlives the run. In a trace, a placeholder left in one (not made by the body, or kept elsewhere, and not returned) stops the trace, after the placeholders are taken back out |
+| `xs.append(x)`, `d[k] = x`, `obj.f = x`, `obj.f += [x]`, `g = x`, `g += [x]` (`global g` or `nonlocal g`) | unchanged (`d` and `obj` any expression, evaluated once, in Python's order); where `x` holds a pending result, `xs`, `d`, `obj`, the global's slot or the nonlocal's cell is noted, and when the body returns its pending results are replaced in place by their values (`_stores`): a list argument, a global cache or an operator's history outlives the run. A library object with its own `__setitem__` (a NumPy array) is library code taking the value: it gets it resolved (`_store_target`). In a trace, a placeholder left in one (not made by the body, or kept elsewhere, and not returned) stops the trace, after the placeholders are taken back out |
 
 `r(x)` is an identity check for a value that is not lazy (`type(x) is LazyResult`), so
 code on real values pays one function call per use. Calls made from the rewritten body to
@@ -728,6 +728,52 @@ def _own(given: Any, resolved: Any) -> Any:
 _IN_PLACE = frozenset({list, dict, deque})
 
 
+def _store_target(target: Any, value: Any) -> Any:
+    """`target` of `target[k] = value` or `target.name = value` in rewritten code (evaluated
+    after `value`, as Python does). A list, dict or deque (subclasses too), an object of
+    the user's and a library object that only holds attributes (`SimpleNamespace`) keep a
+    pending result, settled when the body returns (`_stores.owner`); a library object
+    with its own `__setitem__` (a NumPy array, a DataFrame) is library code taking the
+    value, which would reject the proxy or keep it: it gets the value, as a call does."""
+    if type(value) in _PLAIN:
+        return target
+    kind = type(target)
+    keeps = _keeps_results.get(kind)
+    if keeps is None:
+        keeps = _keeps_results[kind] = _keeps(kind)
+    return owner(target, value) if keeps else _ResolvingStore(target)
+
+
+def _keeps(kind: type) -> bool:
+    if kind is LazyResult or kind is Symbol or issubclass(kind, (list, dict, deque)):
+        return True  # (a pending or traced target: the store waits for, or stops at, it)
+    module = sys.modules.get(getattr(kind, "__module__", None) or "")
+    file = getattr(module, "__file__", None)
+    library = file is None or _is_library(file)
+    return not library or getattr(kind, "__setitem__", None) is None
+
+
+_keeps_results: dict[type, bool] = {}
+
+
+class _ResolvingStore:
+    """Stands in for a library object as the target of one store: the value it is given
+    is resolved first (in a trace, a placeholder stops the trace)."""
+
+    __slots__ = ("target",)
+
+    def __init__(self, target: Any):
+        object.__setattr__(self, "target", target)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        target = object.__getattribute__(self, "target")
+        target[key] = _real(type(target).__setitem__, (value,), sys._getframe(1))[0]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        target = object.__getattribute__(self, "target")
+        setattr(target, name, _real(setattr, (value,), sys._getframe(1))[0])
+
+
 def _symbol_free(fn: Any, items: Any) -> Any:
     """An iterator argument in a trace: its items as the callee pulls them, the trace
     stopped at the first that holds a placeholder (the callee would get the placeholder,
@@ -881,7 +927,7 @@ _functions: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 _HELPERS = {
     _R: _r, _RR: _rr, _RET: _ret, _CALL: call, _TRY_CALL: _try_call, _WITH_CALL: _with_call,
     _MARK: _mark, _SETTLE: _settle, _SETTLED: _settled, _ATTR: _attr, _STORED: stored,
-    _STORED_GLOBAL: stored_global, _STORED_CELL: stored_cell, _OWNER: owner,
+    _STORED_GLOBAL: stored_global, _STORED_CELL: stored_cell, _OWNER: _store_target,
 }  # fmt: skip
 _HELPER_NAMES = frozenset(_HELPERS)
 

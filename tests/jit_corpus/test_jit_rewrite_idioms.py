@@ -454,3 +454,18 @@ def _shuffled_and_heaped(question, seed):
 def test_library_code_that_changes_a_list_of_results_in_place_changes_the_bodys_list(mode):
     got, peak = _plain_and_jit(_shuffled_and_heaped, "why", 3, width=5, mode=mode)
     assert peak == 5 and got[0] != sorted(got[0])
+
+
+def _into_numpy(question):
+    scores = np.zeros(4)
+    scores[:] = [score(f"{question} #{i}") for i in range(4)]
+    answers = np.empty(4, dtype=object)
+    answers[:] = [ask(f"{question} ~{i}") for i in range(4)]
+    answers[0] = ask(question)
+    return scores.tolist(), [type(a).__name__ for a in answers], answers.tolist()
+
+
+@pytest.mark.parametrize("mode", ["auto", "dynamic"])
+def test_results_stored_into_a_numpy_array_are_stored_as_values(mode):
+    got, peak = _plain_and_jit(_into_numpy, "why", width=4, mode=mode)
+    assert peak == 4 and got[1] == ["str"] * 4
