@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import chex
 import jax
@@ -140,6 +141,26 @@ def test_a_python_number_a_member_needs_static_is_used_as_a_constant(k):
     jitted = xcs.jit(lambda s, k: top_k(s, k))
     scores = jnp.arange(6.0)
     np.testing.assert_array_equal(jitted(scores, k), jax.lax.top_k(scores, k)[1])
+
+
+@xcs.op(numeric=True)
+def above(x, threshold=0.5):
+    """Returns Python numbers JAX never traces beside the array: a size and a flag."""
+    return {"count": (x > threshold).sum(), "n": len(x), "scaled": threshold * 2, "ok": True}
+
+
+def above_as_json(x, threshold):
+    found = above(x, threshold)
+    return json.dumps({k: v if k != "count" else int(v) for k, v in found.items()})
+
+
+@pytest.mark.parametrize("mode", ["auto", "trace", "dynamic"])
+def test_a_python_number_a_numeric_leaf_returns_comes_back_as_that_number(mode):
+    jitted = xcs.jit(above_as_json, mode=mode)
+    for x, threshold in [(jnp.arange(4.0), 1.5), (jnp.arange(4.0), 0.5), (jnp.ones(6), 2.0)]:
+        assert jitted(x, threshold) == above_as_json(x, threshold)
+    found = xcs.jit(lambda x: above(x), mode=mode)(jnp.arange(3.0))
+    assert [type(found[k]) for k in ("n", "scaled", "ok")] == [int, float, bool]
 
 
 @xcs.op(numeric=True)

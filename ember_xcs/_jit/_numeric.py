@@ -20,6 +20,15 @@ tuple. `jax.jit` caches one executable per shape/dtype/static signature, so the 
 body of each numeric function runs once per new shape, not once per call; `compiles`
 counts those traces.
 
+**What `jax.jit` would change on the way out.** A member may return a Python number JAX
+never traced (`len(x)`, the `k` it was given, a flag), or a dict. `jax.jit` hands the
+number back as a 0-d array and the dict with its keys sorted, which the plain call never
+does (`json.dumps` refuses the array; iterating the dict formats its items in another
+order). A number JAX never traced depends only on the static arguments and shapes, so it
+is the same for every call of that executable; the segment carries it, and each dict's
+key order, in the output's tree structure (aux data, which `jax.jit` returns as traced)
+and rebuilds the plain values from it.
+
 If a member turns out not to be traceable by JAX (it converts a tracer to a Python value,
 or any other error while tracing), the segment runs its members as written: when that
 works it stays eager from then on and says why in `eager_reason`; when it raises too, that
@@ -100,6 +109,7 @@ class NumericSegment(Operator):
         self._num_externals = num_externals
         self._outputs = tuple(outputs)
         self.compiles = 0
+        self._rebuild = False  # an output needs `_Plain` (a number or a dict, see above)
         self.eager_reason: str | None = None
         self._lock = threading.Lock()
         self._compiled = jax.jit(self._traced, static_argnums=(0, 1))
@@ -132,7 +142,7 @@ class NumericSegment(Operator):
             return self._eager_after(exc, externals)
         if self.compiles != before:
             self._report_compile(time.perf_counter() - start, dynamic)
-        return out
+        return _Plain.restore(out) if self._rebuild else out
 
     def _eager_after(self, exc: Exception, externals: Sequence[Any]) -> tuple[Any, ...]:
         """JAX could not trace a member: run the members as written. If that works, stay
@@ -151,7 +161,9 @@ class NumericSegment(Operator):
         operators = list(self._operators)
         for i, operator in zip(self._weighted, weighted, strict=True):
             operators[i] = operator
-        return self._evaluate(externals, operators)
+        out = self._evaluate(externals, operators)
+        self._rebuild = self._rebuild or _Plain.needed(out)
+        return _Plain.keep(out)
 
     def _evaluate(self, externals: Sequence[Any], operators: Sequence[Operator]) -> tuple[Any, ...]:
         env = [*externals, *([None] * len(self._members))]
@@ -221,6 +233,52 @@ class CompiledLeaf(Operator):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.segment.forward(*args, *kwargs.values())[0]
+
+
+_NUMBERS = (int, float, bool, complex)
+
+
+class _Plain:
+    """A Python number or a dict in a segment's output, as a pytree node whose aux data
+    keeps what `jax.jit` would change: the number itself, or the dict's key order."""
+
+    __slots__ = ("aux", "children")
+
+    def __init__(self, aux: Any, children: tuple[Any, ...] = ()):
+        self.aux, self.children = aux, children
+
+    @staticmethod
+    def _changed(x: Any) -> bool:
+        return type(x) is dict or type(x) in _NUMBERS
+
+    @staticmethod
+    def needed(out: Any) -> bool:
+        return any(map(_Plain._changed, jax.tree.leaves(out, is_leaf=_Plain._changed)))
+
+    @staticmethod
+    def keep(out: Any) -> Any:
+        def one(x: Any) -> Any:
+            if type(x) is dict:
+                return _Plain(tuple(x), tuple(_Plain.keep(v) for v in x.values()))
+            return _Plain(x) if type(x) in _NUMBERS else x
+
+        return jax.tree.map(one, out, is_leaf=_Plain._changed)
+
+    @staticmethod
+    def restore(out: Any) -> Any:
+        def one(x: Any) -> Any:
+            if type(x) is not _Plain:
+                return x
+            if not x.children and type(x.aux) in _NUMBERS:
+                return x.aux
+            return dict(zip(x.aux, map(_Plain.restore, x.children), strict=True))
+
+        return jax.tree.map(one, out, is_leaf=lambda x: type(x) is _Plain)
+
+
+jax.tree_util.register_pytree_node(
+    _Plain, lambda p: (p.children, p.aux), lambda aux, children: _Plain(aux, tuple(children))
+)
 
 
 # --- output structure in a trace -------------------------------------------------------

@@ -8,7 +8,7 @@ resolves it first:
 
 | in the code | rewritten to |
 |---|---|
-| `f(a, b)` | `call(f, a, b)`: an operator gets `a`, `b` as they are (the call waits for them, not the body); any other callable gets them resolved, containers, `dict.values()` views and iterators (`reversed`, `zip`, `map`, generators) included; a callable that consumes a whole iterable (`str.join`, `sum`, `sorted`, `set`, `min`, `max`, `Counter`) gets a generator run to its end first, so its calls overlap; `any`/`all` pull one item at a time |
+| `f(a, b)` | `call(f, a, b)`: an operator gets `a`, `b` as they are (the call waits for them, not the body); any other callable gets them resolved, containers, `dict.values()` views and iterators (`reversed`, `zip`, `map`, generators) included (a list, dict or deque is resolved in place and passed itself, since the callee may change it: `random.shuffle(xs)`, `heapq.heapify(xs)`); a callable that consumes a whole iterable (`str.join`, `sum`, `sorted`, `set`, `min`, `max`, `Counter`) gets a generator run to its end first, so its calls overlap; `any`/`all` pull one item at a time |
 | `sorted(xs, key=k)`, `min`, `max`, `xs.sort(key=k)`, `heapq.nlargest(n, xs, key=k)`, `nsmallest` | where `k` may call operators (a rewritten function or lambda, an operator): every item's key first, with its calls in flight together, then the comparisons on the real keys |
 | `re.sub(p, f, s)`, `re.subn`, `pattern.sub(f, s)` | `f` wrapped so that what it returns is resolved: re needs the string at once, and a `def` returning a leaf call would hand it a pending result |
 | `Row(a)`, `row._replace(f=a)`, `Row._make(xs)` (a dataclass or named tuple) | `a` as it is: a record stores its fields, as a list does |
@@ -21,7 +21,7 @@ resolves it first:
 | `f(a)` in a `try` body | `try_call(f, a)`: the call, then a wait for its result, so a leaf call that fails raises at the call, before its result is bound or stored, as the plain call would; the end of the body (and each `return`/`break`/`continue` in it) also waits for every call dispatched since it began, raising a failure an inner `try` has not already caught. Independent calls inside one `try` body therefore run one after another: make them before the `try` to overlap them |
 | `try: ... except E:`, `with m:` | the body wrapped so that what it raises goes through `escape` first: the failure of a call made before the body began (raised where its result is used) passes the handlers and managers as `Escaping`, as plain Python raised it at the call, before reaching them |
 | `return x`, `y = x`, `[x, y]`, `{"k": x}` | unchanged: the value flows on, and is resolved where it is used or when the jitted call returns |
-| `xs.append(x)`, `d[k] = x`, `obj.f = x`, `obj.f += [x]`, `g = x`, `g += [x]` (`global g` or `nonlocal g`) | unchanged (`d` and `obj` any expression, evaluated once, in Python's order); where `x` holds a pending result, `xs`, `d`, `obj`, the global's slot or the nonlocal's cell is noted, and when the body returns its pending results are replaced in place by their values (`_stores`): a list argument, a global cache or an operator's history outlives the run. In a trace, a placeholder left in one (not made by the body, or kept elsewhere, and not returned) stops the trace, after the placeholders are taken back out |
+| `xs.append(x)`, `d[k] = x`, `obj.f = x`, `obj.f += [x]`, `g = x`, `g += [x]` (`global g` or `nonlocal g`) | unchanged (`d` and `obj` any expression, evaluated once, in Python's order); where `x` holds a pending result, `xs`, `d`, `obj`, the global's slot or the nonlocal's cell is noted, and when the body returns its pending results are replaced in place by their values (`_stores`): a list argument, a global cache or an operator's history outlives the run. A library object with its own `__setitem__` (a NumPy array) is library code taking the value: it gets it resolved (`_store_target`). In a trace, a placeholder left in one (not made by the body, or kept elsewhere, and not returned) stops the trace, after the placeholders are taken back out |
 
 `r(x)` is an identity check for a value that is not lazy (`type(x) is LazyResult`), so
 code on real values pays one function call per use. Calls made from the rewritten body to
@@ -82,6 +82,7 @@ from ._stores import (
     cache_kept,
     note_store,
     owner,
+    settle_in_place,
     stored,
     stored_cell,
     stored_global,
@@ -748,7 +749,74 @@ def _real(fn: Any, values: Any, frame: types.FrameType) -> Any:
             (_drained(v, frame) if drain else _resolving(v, frame)) if type(v) in _ITERATORS else v
             for v in values
         )
-    return _resolve_deep(values, frame)
+    out = _resolve_deep(values, frame)
+    return out if out is values else _owned(values, out)
+
+
+def _owned(values: Any, out: Any) -> Any:
+    """`out` (`values` resolved), with each list, dict or deque argument passed as the body's
+    own object, its pending results replaced by their values in it: library code may change
+    an argument in place (`random.shuffle(xs)`, `heapq.heapify(xs)`, `rng.shuffle(xs)`),
+    and a copy would leave the body's list as it was."""
+    if type(values) is dict:  # keyword arguments
+        return {k: _own(values[k], v) for k, v in out.items()}
+    return tuple(_own(a, b) for a, b in zip(values, out, strict=True))
+
+
+def _own(given: Any, resolved: Any) -> Any:
+    if resolved is given or type(given) not in _IN_PLACE:
+        return resolved
+    settle_in_place(given)
+    return resolved if _lazies(given) else given  # nested deeper than it settles: a copy
+
+
+_IN_PLACE = frozenset({list, dict, deque})
+
+
+def _store_target(target: Any, value: Any) -> Any:
+    """`target` of `target[k] = value` or `target.name = value` in rewritten code (evaluated
+    after `value`, as Python does). A list, dict or deque (subclasses too), an object of
+    the user's and a library object that only holds attributes (`SimpleNamespace`) keep a
+    pending result, settled when the body returns (`_stores.owner`); a library object
+    with its own `__setitem__` (a NumPy array, a DataFrame) is library code taking the
+    value, which would reject the proxy or keep it: it gets the value, as a call does."""
+    if type(value) in _PLAIN:
+        return target
+    kind = type(target)
+    keeps = _keeps_results.get(kind)
+    if keeps is None:
+        keeps = _keeps_results[kind] = _keeps(kind)
+    return owner(target, value) if keeps else _ResolvingStore(target)
+
+
+def _keeps(kind: type) -> bool:
+    if kind is LazyResult or kind is Symbol or issubclass(kind, (list, dict, deque)):
+        return True  # (a pending or traced target: the store waits for, or stops at, it)
+    module = sys.modules.get(getattr(kind, "__module__", None) or "")
+    file = getattr(module, "__file__", None)
+    library = file is None or _is_library(file)
+    return not library or getattr(kind, "__setitem__", None) is None
+
+
+_keeps_results: dict[type, bool] = {}
+
+
+class _ResolvingStore:
+    """Stands in for a library object as the target of one store: the value it is given
+    is resolved first (in a trace, a placeholder stops the trace)."""
+
+    __slots__ = ("target",)
+
+    def __init__(self, target: Any):
+        object.__setattr__(self, "target", target)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        target = object.__getattribute__(self, "target")
+        target[key] = _real(type(target).__setitem__, (value,), sys._getframe(1))[0]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        target = object.__getattribute__(self, "target")
+        setattr(target, name, _real(setattr, (value,), sys._getframe(1))[0])
 
 
 def _symbol_free(fn: Any, items: Any) -> Any:
@@ -904,7 +972,7 @@ _functions: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 _HELPERS = {
     _R: _r, _RR: _rr, _RET: _ret, _CALL: call, _TRY_CALL: _try_call, _WITH_CALL: _with_call,
     _MARK: _mark, _SETTLE: _settle, _SETTLED: _settled, _ATTR: _attr, _STORED: stored,
-    _STORED_GLOBAL: stored_global, _STORED_CELL: stored_cell, _OWNER: owner,
+    _STORED_GLOBAL: stored_global, _STORED_CELL: stored_cell, _OWNER: _store_target,
     _ESCAPE: _escape, _ESCAPING: Escaping, _ANY_ERROR: BaseException,
 }  # fmt: skip
 _HELPER_NAMES = frozenset(_HELPERS)

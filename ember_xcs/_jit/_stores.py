@@ -61,6 +61,7 @@ __all__ = [
     "cache_kept",
     "note_store",
     "owner",
+    "settle_in_place",
     "stored",
     "stored_cell",
     "stored_global",
@@ -195,6 +196,13 @@ def _settle_stores(held: list[Any]) -> None:
 
 
 _STORE_DEPTH = 3  # levels of nested lists, dicts and objects looked into
+
+
+def settle_in_place(value: Any) -> None:
+    """Replace the pending results in the list, dict or deque `value` (nested ones too,
+    `_STORE_DEPTH` deep) by their values, in place: it is the body's own object, and
+    library code that gets it may change it in place (`_rewrite`)."""
+    _settle_in_place(value, _STORE_DEPTH)
 
 
 def _settle_in_place(value: Any, depth: int) -> None:

@@ -14,11 +14,13 @@ import io
 import itertools
 import json
 import logging
+import random
 import re
 import sys
 import threading
 import weakref
 
+import numpy as np
 import pytest
 from corpus_harness import RECORDER, leaf
 
@@ -471,3 +473,34 @@ def test_islice_over_a_generator_of_calls_passes_the_pending_results_on():
     got, peak = _plain_and_jit(_first_answers, "a bb ccc dddd", width=3)
     assert (got, peak) == (["<a>", "<bb>", "<ccc>"], 3)
     assert sum(RECORDER.calls.values()) == 3  # the jitted run's: "dddd" was never asked
+
+
+def _shuffled_and_heaped(question, seed):
+    drafts = [ask(f"{question} #{i}") for i in range(5)]
+    random.Random(seed).shuffle(drafts)  # against position bias, before a judge reads them
+    pairs = [(i, ask(f"{question} ~{i}")) for i in range(4)]
+    np.random.default_rng(seed).shuffle(pairs)
+    scores = [score(d) for d in drafts]
+    heapq.heapify(scores)
+    return drafts, pairs, scores
+
+
+@pytest.mark.parametrize("mode", ["auto", "dynamic"])
+def test_library_code_that_changes_a_list_of_results_in_place_changes_the_bodys_list(mode):
+    got, peak = _plain_and_jit(_shuffled_and_heaped, "why", 3, width=5, mode=mode)
+    assert peak == 5 and got[0] != sorted(got[0])
+
+
+def _into_numpy(question):
+    scores = np.zeros(4)
+    scores[:] = [score(f"{question} #{i}") for i in range(4)]
+    answers = np.empty(4, dtype=object)
+    answers[:] = [ask(f"{question} ~{i}") for i in range(4)]
+    answers[0] = ask(question)
+    return scores.tolist(), [type(a).__name__ for a in answers], answers.tolist()
+
+
+@pytest.mark.parametrize("mode", ["auto", "dynamic"])
+def test_results_stored_into_a_numpy_array_are_stored_as_values(mode):
+    got, peak = _plain_and_jit(_into_numpy, "why", width=4, mode=mode)
+    assert peak == 4 and got[1] == ["str"] * 4
