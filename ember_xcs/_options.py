@@ -541,9 +541,6 @@ def blame_environment(field: str, value: Any, error: OptionsError) -> OptionsErr
 # --- context -------------------------------------------------------------------------
 
 _current: ContextVar[ExecutionOptions | None] = ContextVar("ember_xcs_options", default=None)
-# the variable itself, for a hot path that only asks whether the block in force changed
-# (`is` on what `.get()` returns: None outside any block) without resolving the options
-OPTIONS_BLOCK = _current
 
 
 def current_options() -> ExecutionOptions:
