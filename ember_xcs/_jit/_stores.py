@@ -339,12 +339,8 @@ def _unreplayable(out: Any) -> str | None:
                 f"the function returns {with_article(kind.__name__)} (an iterator), which a "
                 "replayed plan would hand back used up on every later call:"
             )
-        elif isinstance(item, list | tuple | set | frozenset | deque):
-            stack.extend((x, left - 1) for x in item)
-        elif isinstance(item, dict):
-            stack.extend((x, left - 1) for x in item.values())
-        elif hasattr(item, "__dict__") and not isinstance(item, type | types.ModuleType):
-            stack.extend((x, left - 1) for x in vars(item).values())
+        else:
+            stack.extend((x, left - 1) for x in _held_by(item))
     return None
 
 
@@ -411,13 +407,19 @@ def _reachable(value: Any, depth: int = _STORE_DEPTH + 1) -> set[int]:
         if kind in _PLAIN or kind is Symbol or id(item) in found or left < 0:
             continue
         found.add(id(item))
-        if isinstance(item, list | tuple | set | frozenset | deque):
-            stack.extend((x, left - 1) for x in item)
-        elif isinstance(item, dict):
-            stack.extend((x, left - 1) for x in item.values())
-        elif hasattr(item, "__dict__") and not isinstance(item, type | types.ModuleType):
-            stack.extend((x, left - 1) for x in vars(item).values())
+        stack.extend((x, left - 1) for x in _held_by(item))
     return found
+
+
+def _held_by(item: Any) -> Any:
+    """What a container or an object holds, one level down, for the walks above."""
+    if isinstance(item, list | tuple | set | frozenset | deque):
+        return item
+    if isinstance(item, dict):
+        return item.values()
+    if hasattr(item, "__dict__") and not isinstance(item, type | types.ModuleType):
+        return vars(item).values()
+    return ()
 
 
 def _items_of(owner: Any) -> Any:
