@@ -81,7 +81,7 @@ from __future__ import annotations
 import functools
 import operator as _op
 from collections.abc import Callable
-from contextvars import copy_context
+from contextvars import Context, copy_context
 from types import CellType, FunctionType
 from typing import Any
 
@@ -91,7 +91,6 @@ from .._errors import NodeExecutionError, OptionsError, XCSError
 from .._options import ExecutionOptions, current_options, hook_calls
 from ..operators import KindMemo, Operator, intercept_calls
 from ..scheduling import (
-    METERS,
     CallScope,
     EngineScheduler,
     ExecutionPlan,
@@ -259,10 +258,10 @@ class _Dispatcher:
         self.stores: list[Any] | None = None
         # the options, usage meters and context variables in force where the run started,
         # which its workers see; a call made where others are in force carries them
-        # (`scope_here`). `context` is the body's as it starts (`_run_body`).
-        self.context = copy_context()
+        # (`scope_here`). `context` is the body's as it starts, set there (`_run_body`).
+        self.context: Context | None = None
         self.options = run.options  # what the run started with: `current_options()`
-        self.meters = METERS.get()
+        self.meters = meters_open()
         self.scope: CallScope | None = None  # the last one made, while the body stays in it
 
     def __call__(

@@ -39,7 +39,6 @@ from ._schedulers import available_schedulers as available_schedulers
 from ._schedulers import register_scheduler as register_scheduler
 from ._schedulers import resolve_scheduler as resolve_scheduler
 from ._starter import GRACE as GRACE  # how long a lone call waits for the body
-from ._usage import METERS as METERS
 from ._usage import UsageTotals as UsageTotals
 from ._usage import meter_call as meter_call
 from ._usage import meter_event as meter_event

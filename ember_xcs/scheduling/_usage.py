@@ -55,7 +55,6 @@ class UsageTotals:
 _meters: contextvars.ContextVar[tuple[UsageTotals, ...]] = contextvars.ContextVar(
     "ember_xcs_usage_meters", default=()
 )
-METERS = _meters  # the variable itself, for a hot path comparing what `.get()` returns
 _lock = threading.Lock()  # meters are shared by every thread the block's calls run on
 
 
