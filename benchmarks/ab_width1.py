@@ -2,10 +2,17 @@
 
     python benchmarks/ab_width1.py gaps [--latency-ms 50] [--rounds 30]
     python benchmarks/ab_width1.py calls N
+    python benchmarks/ab_width1.py floor [--latency-ms 50] [--rounds 40]
 
 `gaps` runs the router plainly and under `xcs.jit` in alternating rounds and prints the
 median time from entry to the first leaf call, between the two calls and from the last
 call to the return, for both (the leaves stamp the clock as they start and end).
+
+`floor` asks how much of jit's gaps any jit must pay: it runs, in rotating order, the
+router plainly, *as written* with a call handler that only runs each leaf call (the
+seam every jit needs to see the calls: `Operator.__call__` hands them to a handler),
+*rewritten* (jit's rewritten body, the same handler, real values), and under
+`xcs.jit`, and prints each one's median gaps.
 
 `calls N` runs N jitted calls with no-op leaves after a warm-up and nothing else, for
 counting machine instructions, which a shared machine's load does not disturb: run it
@@ -72,6 +79,50 @@ def gaps(latency: float, rounds: int) -> None:
         print(f"{name:5s} entry {entry:6.1f} us  between {between:6.1f} us  exit {exit_:6.1f} us")
 
 
+def _run_leaf(operator, args, kwargs, node_id=None):
+    from ember_xcs.operators import intercept_calls
+
+    with intercept_calls(None):  # a leaf's own operator calls are not intercepted
+        return operator.forward(*args, **kwargs)
+
+
+def _handled(body):
+    from ember_xcs.operators import intercept_calls
+
+    def run(message: str) -> str:
+        with intercept_calls(_run_leaf):
+            return body(message)
+
+    return run
+
+
+def floor(latency: float, rounds: int) -> None:
+    from ember_xcs._jit._rewrite import entry
+
+    LATENCY[0] = latency
+    ways = [
+        ("plain", router),
+        ("as written", _handled(router)),
+        ("rewritten", _handled(entry(router))),
+        ("jit", xcs.jit(router)),
+    ]
+    for i in range(5):
+        assert len({fn(f"2+{i}") for _, fn in ways}) == 1
+    found: dict[str, list[tuple[float, ...]]] = {name: [] for name, _ in ways}
+    for r in range(rounds):
+        turn = r % len(ways)
+        for name, fn in ways[turn:] + ways[:turn]:
+            STAMPS.clear()
+            start = time.perf_counter()
+            fn(f"2+{r}")
+            end = time.perf_counter()
+            first, ended, second, last = STAMPS
+            found[name].append((first - start, second - ended, end - last))
+    for name, rows in found.items():
+        entry_, between, exit_ = (statistics.median(c) * 1e6 for c in zip(*rows, strict=True))
+        print(f"{name:10s} entry {entry_:6.1f} us  between {between:6.1f} us  exit {exit_:6.1f} us")
+
+
 def calls(n: int) -> None:
     from ember_xcs.scheduling import _engine
 
@@ -88,11 +139,16 @@ def main() -> None:
     g = sub.add_parser("gaps")
     g.add_argument("--latency-ms", type=float, default=50.0)
     g.add_argument("--rounds", type=int, default=30)
+    f = sub.add_parser("floor")
+    f.add_argument("--latency-ms", type=float, default=50.0)
+    f.add_argument("--rounds", type=int, default=40)
     c = sub.add_parser("calls")
     c.add_argument("n", type=int)
     args = parser.parse_args()
     if args.what == "gaps":
         gaps(args.latency_ms / 1e3, args.rounds)
+    elif args.what == "floor":
+        floor(args.latency_ms / 1e3, args.rounds)
     else:
         calls(args.n)
 

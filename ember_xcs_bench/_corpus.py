@@ -11,6 +11,10 @@ Every leaf sleeps the section's latency (50 ms in a full run). Per program:
   input once first (tracing, XLA compiles: a numeric operator compiles once per
   Python-int value, and JAX's eager ops compile on first use), so the figures are the
   steady state;
+- `seam`: the plain function with a call handler installed that only runs each operator
+  call (`Operator.__call__` hands it to the handler, which calls `forward`), in the same
+  rotation: what any jit that sees the calls pays at least, and the reference for "slower
+  than plain" (a jit cannot be faster than this on a program where nothing overlaps);
 - critical path: the program's declared `depth` (leaf calls on its longest dependency
   chain) × latency.
 
@@ -18,7 +22,7 @@ The summary note gives the median wall / critical path over the programs that ma
 Python leaf calls (goal ≤ 1.15 at 50 ms), the programs slower under jit than plain (goal
 0: median jit above median plain), each with the median of its paired differences, and
 how many of them a sign test over the pairs finds slower more often than not (p < 0.05:
-the difference is more than this machine's noise), the cost per leaf call of a dynamic run beside a cached plan's replay (no-op
+the difference is more than this machine's noise), the same two counts for the seam, the cost per leaf call of a dynamic run beside a cached plan's replay (no-op
 leaves, 200 independent calls per jitted call), and what a width-1 chain (each call
 needs the previous call's value, so nothing can overlap) pays per call under jit over
 plain Python, with no-op and 1 ms leaves.
@@ -36,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import ember_xcs as xcs
+from ember_xcs.operators import intercept_calls
 
 from ._rows import Row
 
@@ -73,36 +78,60 @@ def corpus_section(settings: Any, log: Callable[[str], None]) -> list[Row]:
 def _measure(
     program: Any, harness: Any, latency: float, rounds: int, log: Callable[[str], None]
 ) -> list[Row]:
-    plain, jit, depths = [], [], []
-    jitted = program.jit(program.fn, "auto")
+    ways = {
+        "plain": program.fn,
+        "jit": program.jit(program.fn, "auto"),
+        "seam": _through_seam(program.fn),
+    }
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    depths = []
     for args in program.inputs:  # warm-up: traces and compiles, plain and jitted
-        harness._run(program.fn, args, program.threads)
-        harness._run(jitted, args, program.threads)
+        for fn in ways.values():
+            harness._run(fn, args, program.threads)
+    order = list(ways)
     for turn in range(rounds):
         for args in program.inputs:
-            first_jit = turn % 2  # alternate which of the pair runs first
-            if first_jit:
-                jit.append(_time(lambda a=args: harness._run(jitted, a, program.threads)))
-            harness.RECORDER.reset()  # the plain run's calls alone give the depth
-            plain.append(_time(lambda a=args: harness._run(program.fn, a, program.threads)))
-            depth = program.depth
-            depths.append(depth(harness.RECORDER.calls) if callable(depth) else depth)
-            if not first_jit:
-                jit.append(_time(lambda a=args: harness._run(jitted, a, program.threads)))
+            for name in order[turn % 3 :] + order[: turn % 3]:  # each goes first in turn
+                harness.RECORDER.reset()  # the plain run's calls alone give the depth
+                fn = ways[name]
+                times[name].append(_time(lambda f=fn, a=args: harness._run(f, a, program.threads)))
+                if name == "plain":
+                    depth = program.depth
+                    depths.append(depth(harness.RECORDER.calls) if callable(depth) else depth)
     cp = statistics.median(depths) * latency or None
     base = dict(section="corpus", scenario=program.name, latency_ms=latency * 1e3, cp_s=cp)
-    plain_row = Row(variant="plain python", kind="plain", **base, **_stats(plain))
-    jit_row = Row(variant="jit: auto", kind="ember", **base, **_stats(jit))
-    jit_row.extra["strategy"] = str(xcs.get_jit_strategy_used(jitted))
-    jit_row.extra["paired_ms"] = [(j - p) * 1e3 for j, p in zip(jit, plain, strict=True)]
+    plain_row = Row(variant="plain python", kind="plain", **base, **_stats(times["plain"]))
+    jit_row = Row(variant="jit: auto", kind="ember", **base, **_stats(times["jit"]))
+    jit_row.extra["strategy"] = str(xcs.get_jit_strategy_used(ways["jit"]))
+    seam_row = Row(variant="seam", kind="seam", **base, **_stats(times["seam"]))
+    for row, name in ((jit_row, "jit"), (seam_row, "seam")):
+        row.extra["paired_ms"] = [
+            (t - p) * 1e3 for t, p in zip(times[name], times["plain"], strict=True)
+        ]
     if cp:
         jit_row.ratio, jit_row.ratio_name = jit_row.median_s / cp, "wall/cp"
     log(
         f"[corpus] {program.name}: plain {plain_row.median_s * 1e3:.1f} ms, jit "
-        f"{jit_row.median_s * 1e3:.1f} ms, cp {(cp or 0) * 1e3:.0f} ms "
-        f"({jit_row.extra['strategy']})"
+        f"{jit_row.median_s * 1e3:.1f} ms, seam {seam_row.median_s * 1e3:.1f} ms, cp "
+        f"{(cp or 0) * 1e3:.0f} ms ({jit_row.extra['strategy']})"
     )
-    return [plain_row, jit_row]
+    return [plain_row, jit_row, seam_row]
+
+
+def _through_seam(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` with a call handler that only runs each operator call: see the module docstring."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with intercept_calls(_forward):
+            return fn(*args, **kwargs)
+
+    return run
+
+
+def _forward(
+    operator: Any, args: tuple[Any, ...], kwargs: dict[str, Any], node_id: Any = None
+) -> Any:
+    return operator.forward(*args, **kwargs)
 
 
 def _time(fn: Callable[[], Any]) -> float:
@@ -126,28 +155,36 @@ def _stats(times: list[float]) -> dict[str, Any]:
 def corpus_goals(rows: list[Row]) -> list[tuple[str, str, str, bool]]:
     """The issue's two goals for the corpus rows among `rows`: (name, target, measured,
     met); none when the section did not run."""
-    jit, ratios, slower, clearly = _tally([r for r in rows if r.section == "corpus"])
+    corpus = [r for r in rows if r.section == "corpus"]
+    jit, ratios, slower, clearly = _tally(corpus)
     if not jit:
         return []
     latency = f"L = {jit[0].latency_ms:g} ms"
     median = statistics.median(ratios) if ratios else math.nan
+    seam, _, seam_slower, seam_clearly = _tally(corpus, "seam")
+    floor = (
+        f"; through the call seam alone: {len(seam_slower)} ({len(seam_clearly)})" if seam else ""
+    )
     return [
         (f"jit corpus, {latency}: median wall / CP", "≤ 1.15", f"{median:.3f} over "
          f"{len(ratios)} programs", median <= 1.15),
         (f"jit corpus, {latency}: programs slower under jit than plain", "0",
-         f"{len(slower)} of {len(jit)} ({len(clearly)} beyond noise: sign test, p < 0.05)",
-         not slower),
+         f"{len(slower)} of {len(jit)} ({len(clearly)} beyond noise: sign test, p < 0.05)"
+         + floor, not slower),
     ]  # fmt: skip
 
 
-def _tally(rows: list[Row]) -> tuple[list[Row], list[float], list[Row], list[str]]:
-    """jit rows, their wall/CP ratios, the slower ones, and those slower beyond noise."""
-    jit = [r for r in rows if r.kind == "ember"]
+def _tally(
+    rows: list[Row], kind: str = "ember"
+) -> tuple[list[Row], list[float], list[Row], list[str]]:
+    """The rows of `kind` (jit's, or the seam's), their wall/CP ratios, the slower ones
+    than plain, and the names of those slower beyond noise."""
+    timed = [r for r in rows if r.kind == kind]
     plain = {r.scenario: r.median_s for r in rows if r.kind == "plain"}
-    ratios = [r.ratio for r in jit if r.ratio is not None]
-    slower = [r for r in jit if r.median_s > plain[r.scenario]]
+    ratios = [r.ratio for r in timed if r.ratio is not None]
+    slower = [r for r in timed if r.median_s > plain[r.scenario]]
     clearly = [r.scenario for r in slower if _sign_test(r.extra["paired_ms"]) < 0.05]
-    return jit, ratios, slower, clearly
+    return timed, ratios, slower, clearly
 
 
 def _summarise(rows: list[Row], latency: float, log: Callable[[str], None]) -> None:
@@ -160,6 +197,14 @@ def _summarise(rows: list[Row], latency: float, log: Callable[[str], None]) -> N
         + f"; of those, slower in a sign test over the paired runs (p < 0.05): {len(clearly)}"
         + (f" ({', '.join(clearly)})" if clearly else "")
     )
+    seam, _, seam_slower, seam_clearly = _tally(rows, "seam")
+    if seam:
+        note += (
+            f". Through the call seam alone (the plain body with a handler that only runs "
+            f"each operator call: the least any jit that sees the calls pays): "
+            f"{len(seam_slower)} of {len(seam)} slower than plain, {len(seam_clearly)} "
+            "beyond noise"
+        )
     NOTES.append(note)
     log(f"[corpus] {note}")
 
