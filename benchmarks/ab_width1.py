@@ -27,6 +27,7 @@ import argparse
 import logging
 import statistics
 import time
+from typing import Any
 
 import ember_xcs as xcs
 
@@ -61,13 +62,17 @@ def router(message: str) -> str:
 
 def gaps(latency: float, rounds: int) -> None:
     LATENCY[0] = latency
-    jitted = xcs.jit(router)
+    _print_gaps([("plain", router), ("jit", xcs.jit(router))], rounds)
+
+
+def _print_gaps(ways: list[tuple[str, Any]], rounds: int) -> None:
+    """Run each way in rotating order (each goes first in turn); print its median gaps."""
     for i in range(5):
-        assert jitted(f"2+{i}") == router(f"2+{i}")
-    found: dict[str, list[tuple[float, ...]]] = {"plain": [], "jit": []}
+        assert len({fn(f"2+{i}") for _, fn in ways}) == 1
+    found: dict[str, list[tuple[float, ...]]] = {name: [] for name, _ in ways}
     for r in range(rounds):
-        pair = [("plain", router), ("jit", jitted)]
-        for name, fn in pair if r % 2 else pair[::-1]:
+        turn = r % len(ways)
+        for name, fn in ways[turn:] + ways[:turn]:
             STAMPS.clear()
             start = time.perf_counter()
             fn(f"2+{r}")
@@ -75,8 +80,8 @@ def gaps(latency: float, rounds: int) -> None:
             first, ended, second, last = STAMPS
             found[name].append((first - start, second - ended, end - last))
     for name, rows in found.items():
-        entry, between, exit_ = (statistics.median(col) * 1e6 for col in zip(*rows, strict=True))
-        print(f"{name:5s} entry {entry:6.1f} us  between {between:6.1f} us  exit {exit_:6.1f} us")
+        entry, between, exit_ = (statistics.median(c) * 1e6 for c in zip(*rows, strict=True))
+        print(f"{name:10s} entry {entry:6.1f} us  between {between:6.1f} us  exit {exit_:6.1f} us")
 
 
 def _run_leaf(operator, args, kwargs, node_id=None):
@@ -106,21 +111,7 @@ def floor(latency: float, rounds: int) -> None:
         ("rewritten", _handled(entry(router))),
         ("jit", xcs.jit(router)),
     ]
-    for i in range(5):
-        assert len({fn(f"2+{i}") for _, fn in ways}) == 1
-    found: dict[str, list[tuple[float, ...]]] = {name: [] for name, _ in ways}
-    for r in range(rounds):
-        turn = r % len(ways)
-        for name, fn in ways[turn:] + ways[:turn]:
-            STAMPS.clear()
-            start = time.perf_counter()
-            fn(f"2+{r}")
-            end = time.perf_counter()
-            first, ended, second, last = STAMPS
-            found[name].append((first - start, second - ended, end - last))
-    for name, rows in found.items():
-        entry_, between, exit_ = (statistics.median(c) * 1e6 for c in zip(*rows, strict=True))
-        print(f"{name:10s} entry {entry_:6.1f} us  between {between:6.1f} us  exit {exit_:6.1f} us")
+    _print_gaps(ways, rounds)
 
 
 def calls(n: int) -> None:
