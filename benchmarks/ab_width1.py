@@ -10,7 +10,7 @@ call to the return, for both (the leaves stamp the clock as they start and end).
 
 `floor` asks how much of jit's gaps any jit must pay: it runs, in rotating order, the
 router plainly, *as written* with a call handler that only runs each leaf call (the
-seam every jit needs to see the calls: `Operator.__call__` hands them to a handler),
+seam every jit needs to see the calls: `ember_xcs_bench._corpus.through_seam`),
 *rewritten* (jit's rewritten body, the same handler, real values), and under
 `xcs.jit`, and prints each one's median gaps.
 
@@ -84,31 +84,15 @@ def _print_gaps(ways: list[tuple[str, Any]], rounds: int) -> None:
         print(f"{name:10s} entry {entry:6.1f} us  between {between:6.1f} us  exit {exit_:6.1f} us")
 
 
-def _run_leaf(operator, args, kwargs, node_id=None):
-    from ember_xcs.operators import intercept_calls
-
-    with intercept_calls(None):  # a leaf's own operator calls are not intercepted
-        return operator.forward(*args, **kwargs)
-
-
-def _handled(body):
-    from ember_xcs.operators import intercept_calls
-
-    def run(message: str) -> str:
-        with intercept_calls(_run_leaf):
-            return body(message)
-
-    return run
-
-
 def floor(latency: float, rounds: int) -> None:
     from ember_xcs._jit._rewrite import entry
+    from ember_xcs_bench._corpus import through_seam
 
     LATENCY[0] = latency
     ways = [
         ("plain", router),
-        ("as written", _handled(router)),
-        ("rewritten", _handled(entry(router))),
+        ("as written", through_seam(router)),
+        ("rewritten", through_seam(entry(router))),
         ("jit", xcs.jit(router)),
     ]
     _print_gaps(ways, rounds)

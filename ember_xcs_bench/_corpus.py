@@ -14,7 +14,9 @@ Every leaf sleeps the section's latency (50 ms in a full run). Per program:
 - `seam`: the plain function with a call handler installed that only runs each operator
   call (`Operator.__call__` hands it to the handler, which calls `forward`), in the same
   rotation: what any jit that sees the calls pays at least, and the reference for "slower
-  than plain" (a jit cannot be faster than this on a program where nothing overlaps);
+  than plain" (a jit cannot be faster than this on a program where nothing overlaps). A
+  jitted function the program calls runs inline under any handler, so a program that
+  overlaps calls only inside one (`jit_calls_jit`) loses that overlap here;
 - critical path: the program's declared `depth` (leaf calls on its longest dependency
   chain) × latency.
 
@@ -44,7 +46,7 @@ from ember_xcs.operators import intercept_calls
 
 from ._rows import Row
 
-__all__ = ["NOTES", "corpus_goals", "corpus_section"]
+__all__ = ["NOTES", "corpus_goals", "corpus_section", "through_seam"]
 
 NOTES: list[str] = []
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "jit_corpus"
@@ -81,7 +83,7 @@ def _measure(
     ways = {
         "plain": program.fn,
         "jit": program.jit(program.fn, "auto"),
-        "seam": _through_seam(program.fn),
+        "seam": through_seam(program.fn),
     }
     times: dict[str, list[float]] = {name: [] for name in ways}
     depths = []
@@ -91,7 +93,9 @@ def _measure(
     order = list(ways)
     for turn in range(rounds):
         for args in program.inputs:
-            for name in order[turn % 3 :] + order[: turn % 3]:  # each goes first in turn
+            for name in (
+                order[turn % len(order) :] + order[: turn % len(order)]
+            ):  # each goes first in turn
                 harness.RECORDER.reset()  # the plain run's calls alone give the depth
                 fn = ways[name]
                 times[name].append(_time(lambda f=fn, a=args: harness._run(f, a, program.threads)))
@@ -118,7 +122,7 @@ def _measure(
     return [plain_row, jit_row, seam_row]
 
 
-def _through_seam(fn: Callable[..., Any]) -> Callable[..., Any]:
+def through_seam(fn: Callable[..., Any]) -> Callable[..., Any]:
     """`fn` with a call handler that only runs each operator call: see the module docstring."""
 
     def run(*args: Any, **kwargs: Any) -> Any:

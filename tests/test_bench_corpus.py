@@ -76,7 +76,7 @@ def test_the_call_seam_runs_the_plain_body_and_each_operator_call_once() -> None
     def program(qs: list[str]) -> str:
         return " ".join(leaf(q) for q in qs)
 
-    assert _corpus._through_seam(program)(["a", "b"]) == "A B"
+    assert _corpus.through_seam(program)(["a", "b"]) == "A B"
     assert program(["a", "b"]) == "A B"
     assert calls == [("a", True), ("b", True), ("a", False), ("b", False)]
 
